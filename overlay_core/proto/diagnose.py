@@ -1,0 +1,128 @@
+"""Turning what a node has seen into words: NAT behaviour, link state, why a peer is relayed.
+
+Nothing here changes state; it reads a Peer and the node's observations and answers the
+questions a person at the console asks: "is this DIRECT?", "why not?", "what is my NAT?".
+"""
+
+from __future__ import annotations
+
+from .effects import Endpoint, PeerStatus, RelayReason, Transport
+from .identity import format_address
+from .path import Latency
+from .peer import Peer
+
+NAT_NONE = "none (public address)"
+NAT_UNKNOWN = "unknown"
+NAT_CONE = "endpoint-independent mapping (cone): hole punching works"
+NAT_SYMMETRIC = "symmetric: the public port changes per destination, hole punching fails"
+
+
+def infer_nat(observed: dict[int, Endpoint], local: list[Endpoint]) -> str:
+    """Classify our NAT from the external endpoints that roots and peers reported to us.
+
+    Two reporters that saw us with the same IPv4 address but different ports mean the NAT
+    maps each destination to a new port (symmetric, RFC 4787 "endpoint-dependent mapping").
+    """
+    seen = [e for e in observed.values() if e.transport is Transport.UDP and not e.is_ipv6]
+    if not seen:
+        return NAT_UNKNOWN
+    local_hosts = {e.host for e in local}
+    if all(e.host in local_hosts for e in seen):
+        return NAT_NONE
+    by_host: dict[str, set[int]] = {}
+    for e in seen:
+        by_host.setdefault(e.host, set()).add(e.port)
+    if any(len(ports) > 1 for ports in by_host.values()):
+        return NAT_SYMMETRIC
+    if len(seen) >= 2:
+        return NAT_CONE
+    return f"{NAT_UNKNOWN} (one reporter; two roots are needed to tell cone from symmetric)"
+
+
+def link_of(peer: Peer, root_link: str, now: float) -> str:
+    """DIRECT, TCP, RELAY or NONE, as this node would send to `peer` right now."""
+    best = peer.best_path(now)
+    if best is not None:
+        return "DIRECT" if best.is_direct else "TCP"
+    if peer.is_root:
+        return "NONE"
+    return root_link
+
+
+def relay_reason(
+    peer: Peer, link: str, local_nat: str, tunneled: bool, now: float
+) -> RelayReason | None:
+    if link in ("DIRECT", "NONE") or peer.is_root:
+        return None
+    punch = peer.punch
+    learned = [str(e) for e in punch.learned]
+    details: list[str] = []
+    if tunneled:
+        summary = (
+            "this node reaches the roots only over TCP (UDP gets no answer), so every "
+            "packet to this peer goes through a root; allow outbound UDP to fix it"
+        )
+    elif not punch.learned:
+        summary = (
+            "no direct endpoint learned yet: the roots have not introduced this peer "
+            "(they do once traffic flows through them) and it advertised no address we can reach"
+        )
+    elif punch.last_direct_lost is not None and punch.last_direct_endpoint is not None:
+        ago = now - punch.last_direct_lost
+        summary = (
+            f"the direct path to {punch.last_direct_endpoint} stopped answering {ago:.0f} s ago; "
+            "probing it again every 2 s"
+        )
+    else:
+        summary = (
+            f"{punch.attempts} direct attempts to {', '.join(learned)} got "
+            f"{punch.replies} answers: a NAT or firewall between us drops them"
+        )
+    if local_nat == NAT_SYMMETRIC:
+        details.append(
+            "this node's NAT is symmetric (its public port changes per destination): "
+            "hole punching only works if the peer's NAT is fully open; forward a UDP port "
+            "to this node or use a NAT with endpoint-independent mapping"
+        )
+    if punch.first_attempt is not None:
+        details.append(f"first direct attempt {now - punch.first_attempt:.0f} s ago")
+    for endpoint, how in punch.learned.items():
+        details.append(f"learned {endpoint} from {how}")
+    return RelayReason(
+        summary=summary,
+        endpoints_learned=learned,
+        punch_attempts=punch.attempts,
+        punch_replies=punch.replies,
+        local_nat=local_nat,
+        details=details,
+    )
+
+
+def peer_status(
+    peer: Peer, link: str, local_nat: str, tunneled: bool, now: float, is_root_role: bool
+) -> PeerStatus:
+    best = peer.best_path(now)
+    latency = best.latency if best is not None and best.latency is not None else Latency()
+
+    def ago(t: float | None) -> float | None:
+        return None if t is None else round(max(0.0, now - t), 3)
+
+    session = peer.tx_session
+    return PeerStatus(
+        address=format_address(peer.address),
+        role="ROOT" if is_root_role else "LEAF",
+        version=peer.version,
+        link=link,
+        preferred_path=str(best.endpoint) if best is not None else None,
+        latency=latency.status(),
+        last_send_ago_s=ago(peer.last_send),
+        last_receive_ago_s=ago(peer.last_receive),
+        session_age_s=ago(session.created) if session is not None else None,
+        rekeys=peer.rekeys,
+        paths=[
+            p.status(now, preferred=p is best)
+            for p in sorted(peer.paths.values(), key=lambda p: str(p.endpoint))
+        ],
+        relay_reason=relay_reason(peer, link, local_nat, tunneled, now),
+        counters=dict(peer.counters),
+    )

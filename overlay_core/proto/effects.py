@@ -1,0 +1,174 @@
+"""What the sans-IO node asks its I/O layer to do, and the plain-data status it reports.
+
+The node never touches a socket. Every call into it (`receive_datagram`, `tick`,
+`send_user_data`, `echo`, ...) returns a list of effects; the I/O layer executes them in
+order. Status snapshots are plain frozen dataclasses so the API can turn them into JSON
+without knowing anything about the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Transport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+
+
+class Endpoint(NamedTuple):
+    """A physical address. A NamedTuple because it is hashed on every received packet.
+
+    For TCP, (host, port) is the remote end of the stream: a leaf's TCP endpoint is its
+    root; a root's TCP endpoint for a leaf is the leaf's source address.
+    """
+
+    transport: Transport
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        prefix = "tcp://" if self.transport is Transport.TCP else ""
+        return f"{prefix}{host}:{self.port}"
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.host
+
+
+def udp(host: str, port: int) -> Endpoint:
+    return Endpoint(Transport.UDP, host, port)
+
+
+def tcp(host: str, port: int) -> Endpoint:
+    return Endpoint(Transport.TCP, host, port)
+
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `data` as one datagram (UDP) or one length-prefixed record (TCP) to `endpoint`."""
+
+    endpoint: Endpoint
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """User data (the USER_DATA verb) arrived from overlay address `source`."""
+
+    source: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    """An answer to `Node.echo`: the round trip and the physical path it came back on."""
+
+    peer: int
+    echo_id: int
+    rtt_s: float
+    endpoint: Endpoint
+    link: str  # "DIRECT", "RELAY" or "TCP"
+    relay: int | None  # address of the root that relayed it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTcp:
+    """Open (and keep open) the TCP fallback transport to a root at `endpoint`."""
+
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTcp:
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a human watching the node would want in a log: peer up, path change..."""
+
+    kind: str
+    message: str
+    peer: int | None = None
+
+
+Effect = Send | Deliver | EchoReply | OpenTcp | CloseTcp | Event
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStatus:
+    last_ms: float | None
+    smoothed_ms: float | None
+    jitter_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PathStatus:
+    endpoint: str
+    transport: str
+    kind: str  # "lan", "ipv4", "ipv6", "tcp"
+    alive: bool
+    preferred: bool
+    latency: LatencyStatus
+    last_send_ago_s: float | None
+    last_receive_ago_s: float | None
+    packets_sent: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReason:
+    """Why a peer has no direct path, in parts the console can show or phrase."""
+
+    summary: str
+    endpoints_learned: list[str]
+    punch_attempts: int
+    punch_replies: int
+    local_nat: str
+    details: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    address: str
+    role: str  # "LEAF" or "ROOT"
+    version: str | None
+    link: str  # "DIRECT", "RELAY", "TCP" or "NONE"
+    preferred_path: str | None
+    latency: LatencyStatus
+    last_send_ago_s: float | None
+    last_receive_ago_s: float | None
+    session_age_s: float | None
+    rekeys: int
+    paths: list[PathStatus]
+    relay_reason: RelayReason | None
+    counters: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    address: str
+    version: str
+    online: bool
+    tunneled: bool  # reaching roots only over the TCP fallback
+    is_root: bool
+    roots_reachable: int
+    roots_total: int
+    external_endpoints: list[str]
+    nat: str
+    uptime_s: float
+    counters: dict[str, int]
+    drops: dict[str, int]
+    peers: list[PeerStatus] = field(default_factory=list)

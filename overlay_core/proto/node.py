@@ -1,0 +1,433 @@
+"""The node state machine: datagrams and timer ticks in, effects out.
+
+How it works
+------------
+Every node has an identity and a list of roots. At start it sends HELLO to each root;
+the OK carries the root's ephemeral key (a session with forward secrecy) and the
+endpoint the root saw us at. From then on the node keeps every path it knows alive with
+ECHO probes (paths.py), and everything else rides on sessions:
+
+1. To talk to address X the node needs X's identity: it asks a root (WHOIS) unless it
+   already knows it, queueing what it wanted to send.
+2. With the identity it sends HELLO: through a root if it has no direct path (the root
+   relays it), otherwise directly. HELLO and its OK are sealed with the static
+   identity-to-identity key; everything after is sealed with the session key.
+3. A root that relays between two UDP nodes tells each where the other is (RENDEZVOUS).
+   Both then probe each other's endpoint a few times ("punching"); the first
+   authenticated packet that arrives directly makes that path alive and preferred.
+4. When no direct path is alive, traffic goes through a root (RELAY, or TCP when the
+   node reaches its roots only over the TCP fallback), and the node keeps probing the
+   direct endpoints it knows so it returns to DIRECT as soon as they answer.
+
+Nothing here reads a clock, touches a socket or draws randomness except through
+`random_bytes`; all time comes in as `now` (seconds, wall clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import wire
+from .crypto import EphemeralKey, Session, derive_session, ephemeral_dh, open_
+from .diagnose import infer_nat, link_of, peer_status
+from .effects import Deliver, EchoReply, Effect, Endpoint, Event, NodeStatus, Transport
+from .identity import Identity, format_address
+from .outbound import ECHO_TIMEOUT_S, EchoWait, NodeConfig, NodeState, _u
+from .peer import Peer
+from .wire import Cipher, MalformedError, Reader, Verb
+
+__all__ = ["TICK_S", "Node", "NodeConfig"]
+
+TICK_S = 0.25
+
+
+class Node(NodeState):
+    # ------------------------------------------------------------------ public API
+
+    def start(self, now: float) -> list[Effect]:
+        self._started = now
+        out: list[Effect] = []
+        if self.config.force_tcp:
+            out += self._want_tcp(now)
+        out += self._contact_roots(now, force=True)
+        return out
+
+    def set_local_endpoints(self, endpoints: list[Endpoint]) -> None:
+        self.config.local_endpoints = list(endpoints)
+
+    def send_user_data(self, dest: int, payload: bytes, now: float) -> list[Effect]:
+        return self._send_to_address(dest, Verb.USER_DATA, payload, now)
+
+    def echo(self, dest: int, now: float) -> tuple[int, list[Effect]]:
+        echo_id = _u(self._random(4))
+        self._echoes[echo_id] = EchoWait(dest, now, user=True)
+        payload = wire.Echo(echo_id, int(now * 1e6)).pack()
+        return echo_id, self._send_to_address(dest, Verb.ECHO, payload, now)
+
+    def tcp_up(self, endpoint: Endpoint, now: float) -> list[Effect]:
+        self._tcp_up.add(endpoint)
+        root = self._root_at(endpoint)
+        if root is None:
+            return []
+        return self._hello(self.peers[root], now, [endpoint])
+
+    def tcp_down(self, endpoint: Endpoint, now: float) -> list[Effect]:
+        return self.tcp_down_paths(endpoint)
+
+    def receive_datagram(self, data: bytes, source: Endpoint, now: float) -> list[Effect]:
+        self.counters["rx_packets"] += 1
+        self.counters["rx_bytes"] += len(data)
+        if len(data) < wire.HEADER_BYTES:
+            self.drops["malformed"] += 1
+            return []
+        if wire.dest_of(data) != self.address:
+            if self.config.is_root:
+                return self._forward(data, source, now)
+            self.drops["not_for_us"] += 1
+            return []
+        try:
+            if wire.is_fragment(data):
+                packet = self._reassembler.add_fragment(wire.parse_fragment(data), now)
+            elif data[18] & wire.FLAG_FRAGMENTED:
+                packet = self._reassembler.add_head(wire.source_of(data), _u(data[:8]), data, now)
+            else:
+                packet = data
+            if packet is None:
+                return []
+            return self._receive_packet(packet, source, now)
+        except MalformedError:
+            self.drops["malformed"] += 1
+            return []
+
+    def tick(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        self._reassembler.expire(now)
+        self._relay.expire(now)
+        for echo_id in [i for i, w in self._echoes.items() if now - w.sent > ECHO_TIMEOUT_S]:
+            del self._echoes[echo_id]
+        for address in [a for a, t in self._whois.items() if now - t > 30.0]:
+            self._whois.pop(address, None)
+            self._whois_queue.pop(address, None)
+        out += self._contact_roots(now)
+        out += self._tcp_fallback(now)
+        for peer in list(self.peers.values()):
+            out += self._tick_peer(peer, now)
+        out += self._link_events(now)
+        return out
+
+    def snapshot(self, now: float) -> NodeStatus:
+        nat = infer_nat(self.observed, self.config.local_endpoints)
+        root_link = self._root_link(now)
+        tunneled = root_link == "TCP"
+        reachable = sum(1 for a in self.roots if self.peers[a].best_path(now) is not None)
+        peers = [
+            peer_status(
+                p,
+                link_of(p, root_link, now),
+                nat,
+                tunneled,
+                now,
+                p.is_root,
+            )
+            for p in sorted(self.peers.values(), key=lambda p: p.address)
+        ]
+        return NodeStatus(
+            address=format_address(self.address),
+            version=self.config.version,
+            online=reachable > 0 or (self.config.is_root and not self.roots),
+            tunneled=tunneled,
+            is_root=self.config.is_root,
+            roots_reachable=reachable,
+            roots_total=len(self.roots),
+            external_endpoints=sorted({str(e) for e in self.observed.values()}),
+            nat=nat,
+            uptime_s=round(max(0.0, now - self._started), 3),
+            counters=dict(self.counters),
+            drops=dict(self.drops),
+            peers=peers,
+        )
+
+    # ------------------------------------------------------------------ receiving
+
+    def _receive_packet(self, packet: bytes, source: Endpoint, now: float) -> list[Effect]:
+        header = wire.parse_header(packet)
+        head = packet[: wire.HEADER_BYTES]
+        ad = wire.associated_data(head)
+        body = packet[wire.HEADER_BYTES :]
+        session: Session | None = None
+        if header.cipher is Cipher.HELLO:
+            key_bytes, body = body[: wire.PUBLIC_KEY_BYTES], body[wire.PUBLIC_KEY_BYTES :]
+            try:
+                their = Identity.from_public_key(key_bytes)
+            except ValueError:
+                self.drops["bad_identity"] += 1
+                return []
+            if their.address != header.source:
+                self.drops["bad_identity"] += 1
+                return []
+            peer = self._peer(their, now)
+            plain = open_(self._static_key(peer), head, ad + key_bytes, body)
+        else:
+            known = self.peers.get(header.source)
+            if known is None:
+                self.drops["unknown_peer"] += 1
+                return self._whois_for(header.source, now)
+            peer = known
+            if header.cipher is Cipher.STATIC:
+                plain = open_(self._static_key(peer), head, ad, body)
+            else:
+                session = peer.sessions.get(header.key_id)
+                if session is None or session.expired(now):
+                    self.drops["unknown_session"] += 1
+                    return self._ensure_handshake(peer, now)
+                if not session.replay.check(header.packet_id):
+                    self.drops["replay"] += 1
+                    return []
+                plain = open_(session.rx_key, head, ad, body)
+        if plain is None or not plain:
+            self.drops["bad_mac" if plain is None else "malformed"] += 1
+            return []
+        if session is not None:
+            session.replay.accept(header.packet_id)
+            peer.confirm(session)
+        try:
+            verb = Verb(plain[0])
+        except ValueError:
+            self.drops["unknown_verb"] += 1
+            return []
+        if header.cipher is Cipher.HELLO and verb is not Verb.HELLO:
+            self.drops["malformed"] += 1
+            return []
+        if header.cipher is Cipher.STATIC and verb not in (Verb.OK, Verb.ERROR):
+            self.drops["malformed"] += 1
+            return []
+        self._heard(peer, source, header.hops, len(packet), now)
+        reader = Reader(plain[1:])
+        handler = self._HANDLERS[verb]
+        return handler(self, peer, header, reader, source, now)
+
+    def _heard(self, peer: Peer, source: Endpoint, hops: int, size: int, now: float) -> None:
+        peer.last_receive = now
+        peer.counters["rx_packets"] += 1
+        peer.counters["rx_bytes"] += size
+        if hops:
+            peer.relay_via = self._root_at(source)
+            return
+        path = peer.path(source, now)
+        if path.is_direct and path.last_receive is None and not peer.is_root:
+            peer.punch.replies += 1
+        path.received(size, now)
+        peer.punch.pending.pop(source, None)
+        if peer.is_root and source.transport is Transport.UDP:
+            self._last_udp_from_root = now
+
+    def _on_hello(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        hello = wire.Hello.parse(reader)
+        if hello.timestamp_ms <= peer.last_hello_timestamp_ms:
+            self.drops["stale_hello"] += 1
+            return []
+        peer.last_hello_timestamp_ms = hello.timestamp_ms
+        peer.version = hello.version
+        peer.is_root = peer.is_root or peer.address in self.roots
+        if header.hops == 0:
+            self._observe(peer, hello.observed)
+        ephemeral = EphemeralKey.from_secret(self._random(32))
+        shared = ephemeral_dh(ephemeral.secret, hello.ephemeral)
+        if shared is None:
+            self.drops["bad_key"] += 1
+            return []
+        session = derive_session(
+            self._static_key(peer),
+            shared,
+            hello.ephemeral,
+            ephemeral.public,
+            initiator=False,
+            now=now,
+        )
+        peer.add_session(session)
+        reply = wire.Hello(
+            wire.PROTOCOL_VERSION,
+            self.config.version,
+            self.config.is_root,
+            hello.timestamp_ms,
+            ephemeral.public,
+            source if header.hops == 0 else None,
+        )
+        payload = wire.pack_ok(Verb.HELLO, header.packet_id, reply.pack())
+        out = self._emit(peer, Cipher.STATIC, None, Verb.OK, payload, source, now)
+        return out + self._flush(peer, now) + self._push_paths(peer, now)
+
+    def _on_ok(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        in_re, in_re_id = reader.u8(), reader.u64()
+        if in_re == Verb.HELLO:
+            return self._on_ok_hello(peer, header, reader, source, in_re_id, now)
+        if in_re == Verb.ECHO:
+            return self._on_ok_echo(peer, header, reader, source, now)
+        if in_re == Verb.WHOIS:
+            return self._on_ok_whois(reader, now)
+        return []
+
+    def _on_ok_hello(
+        self,
+        peer: Peer,
+        header: wire.Header,
+        reader: Reader,
+        source: Endpoint,
+        in_re_id: int,
+        now: float,
+    ) -> list[Effect]:
+        ok = wire.Hello.parse(reader)
+        handshake = peer.handshake
+        if handshake is None or in_re_id not in handshake.packet_ids:
+            self.drops["unexpected_ok"] += 1
+            return []
+        shared = ephemeral_dh(handshake.ephemeral.secret, ok.ephemeral)
+        if shared is None:
+            self.drops["bad_key"] += 1
+            return []
+        peer.add_session(
+            derive_session(
+                self._static_key(peer),
+                shared,
+                handshake.ephemeral.public,
+                ok.ephemeral,
+                initiator=True,
+                now=now,
+            )
+        )
+        peer.handshake = None
+        peer.version = ok.version
+        if header.hops == 0:
+            self._observe(peer, ok.observed)
+            path = peer.paths.get(source)
+            if path is not None and path.latency is not None:
+                path.latency.add(max(0.0, now - ok.timestamp_ms / 1000))
+        out = self._flush(peer, now)
+        if not out:  # use the session once, so the responder may start sending on it
+            out = self._probe(peer, source if header.hops == 0 else None, now)
+        return out + self._push_paths(peer, now)
+
+    def _on_ok_echo(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        echo = wire.Echo.parse(reader)
+        wait = self._echoes.pop(echo.echo_id, None)
+        if wait is None or wait.peer != peer.address:
+            return []
+        rtt = max(0.0, now - wait.sent)
+        if header.hops == 0:
+            self._observe(peer, echo.observed)
+            latency = peer.paths[source].latency
+            if latency is not None:
+                latency.add(rtt)
+        if not wait.user:
+            return []
+        if header.hops == 0:
+            link = "DIRECT" if source.transport is Transport.UDP else "TCP"
+            relay = None
+        else:
+            relay = self._root_at(source)
+            link = "TCP" if source.transport is Transport.TCP else "RELAY"
+        return [EchoReply(peer.address, echo.echo_id, rtt, source, link, relay)]
+
+    def _on_ok_whois(self, reader: Reader, now: float) -> list[Effect]:
+        try:
+            identity = Identity.from_public_key(reader.take(wire.PUBLIC_KEY_BYTES))
+        except ValueError:
+            self.drops["bad_identity"] += 1
+            return []
+        if identity.address not in self._whois:
+            return []
+        del self._whois[identity.address]
+        peer = self._peer(identity, now)
+        for verb, payload in self._whois_queue.pop(identity.address, []):
+            peer.queue.append((verb, payload))
+        return self._ensure_handshake(peer, now)
+
+    def _on_error(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        in_re, _in_re_id, code = reader.u8(), reader.u64(), reader.u8()
+        if code == wire.ErrorCode.NEED_HELLO:
+            return self._ensure_handshake(peer, now)
+        if in_re == Verb.WHOIS and code == wire.ErrorCode.OBJ_NOT_FOUND:
+            address = reader.address()
+            self._whois.pop(address, None)
+            dropped = len(self._whois_queue.pop(address, []))
+            return [
+                Event(
+                    "whois",
+                    f"root {format_address(peer.address)} does not know "
+                    f"{format_address(address)}; {dropped} queued packets dropped",
+                    address,
+                )
+            ]
+        return []
+
+    def _on_whois(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        address = reader.address()
+        found = self.peers.get(address)
+        if found is None:
+            payload = wire.pack_error(
+                Verb.WHOIS, header.packet_id, wire.ErrorCode.OBJ_NOT_FOUND, wire.addr_bytes(address)
+            )
+            return self._send(peer, Verb.ERROR, payload, now, source)
+        ok = wire.pack_ok(Verb.WHOIS, header.packet_id, found.identity.public_key)
+        return self._send(peer, Verb.OK, ok, now, source)
+
+    def _on_rendezvous(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        if not peer.is_root:
+            self.drops["rendezvous_not_from_root"] += 1
+            return []
+        address = reader.address()
+        endpoint = reader.endpoint()
+        other = self.peers.get(address)
+        if endpoint is None or address == self.address:
+            return []
+        if other is None:
+            return self._whois_for(address, now)
+        return self._punch(other, endpoint, f"root {format_address(peer.address)}", now)
+
+    def _on_echo(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        echo = wire.Echo.parse(reader)
+        reply = wire.Echo(echo.echo_id, echo.timestamp_us, source if header.hops == 0 else None)
+        return self._send(peer, Verb.OK, wire.pack_ok(Verb.ECHO, 0, reply.pack()), now, source)
+
+    def _on_push_direct_paths(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        out: list[Effect] = []
+        if self.config.is_root:
+            return out
+        for endpoint in wire.parse_endpoints(reader):
+            if endpoint not in peer.paths:
+                out += self._punch(peer, endpoint, "the peer's own list", now)
+        return out
+
+    def _on_user_data(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return [Deliver(peer.address, reader.rest())]
+
+    _HANDLERS: dict[
+        Verb, Callable[[Node, Peer, wire.Header, Reader, Endpoint, float], list[Effect]]
+    ] = {
+        Verb.HELLO: _on_hello,
+        Verb.OK: _on_ok,
+        Verb.ERROR: _on_error,
+        Verb.WHOIS: _on_whois,
+        Verb.RENDEZVOUS: _on_rendezvous,
+        Verb.ECHO: _on_echo,
+        Verb.PUSH_DIRECT_PATHS: _on_push_direct_paths,
+        Verb.USER_DATA: _on_user_data,
+    }

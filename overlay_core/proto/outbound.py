@@ -1,0 +1,490 @@
+"""The node's state and everything that sends: sealing, routing, handshakes, probes, relaying.
+
+`Node` (node.py) adds the public API and the receive side on top of this class. The split
+is by direction, like nebula's inside.go / outside.go: this file decides where a packet
+goes and seals it; node.py opens packets and reacts to them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import __version__
+from . import wire
+from .crypto import EphemeralKey, Session, seal, static_key
+from .diagnose import link_of
+from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
+from .fragment import Reassembler
+from .identity import Identity, format_address
+from .path import PATH_ALIVE_S
+from .peer import Handshake, Peer
+from .relay import RelayState, punchable
+from .roots import RootEntry
+from .wire import Cipher, Verb
+
+HANDSHAKE_RETRY_S = 1.0
+HANDSHAKE_MAX_ATTEMPTS = 8  # for leaves; roots are retried for ever, with backoff
+ROOT_RETRY_MAX_S = 8.0
+WHOIS_RETRY_S = 1.0
+PUNCH_PROBES = 6
+PUNCH_INTERVAL_S = 0.5
+TCP_FALLBACK_AFTER_S = 8.0  # no UDP answer from any root for this long: open TCP
+TCP_UDP_RETRY_S = 5.0  # while tunneled, still try UDP to the roots this often
+ECHO_TIMEOUT_S = 30.0
+PEER_FORGET_S = 600.0
+PUSH_PATHS_EVERY_S = 60.0
+MAX_WHOIS_QUEUE = 64
+# UDP payload per datagram: 1500-byte Ethernet minus IPv6 (40) and UDP (8) headers, minus
+# a margin for tunnels (PPPoE, VLAN) on the way.
+DEFAULT_PHYS_MTU = 1432
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    version: str = __version__
+    is_root: bool = False
+    roots: list[RootEntry] = field(default_factory=list)
+    local_endpoints: list[Endpoint] = field(default_factory=list)
+    force_tcp: bool = False
+    tcp_fallback: bool = True
+    phys_mtu: int = DEFAULT_PHYS_MTU
+    rekey_after_packets: int = 1 << 28
+
+
+@dataclass(slots=True)
+class EchoWait:
+    peer: int
+    sent: float
+    user: bool
+
+
+def _u(raw: bytes) -> int:
+    return int.from_bytes(raw, "big")
+
+
+class NodeState:
+    def __init__(
+        self,
+        identity: Identity,
+        config: NodeConfig,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if identity.seed is None:
+            raise ValueError("a node needs an identity with its secret")
+        self.identity = identity
+        self.address = identity.address
+        self.config = config
+        self._random = random_bytes
+        self.peers: dict[int, Peer] = {}
+        self.roots: dict[int, RootEntry] = {
+            r.identity.address: r for r in config.roots if r.identity.address != self.address
+        }
+        self._root_by_hostport = {
+            (e.host, e.port): a for a, r in self.roots.items() for e in r.endpoints
+        }
+        self.counters: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.observed: dict[int, Endpoint] = {}  # reporter -> where it sees us
+        self._reassembler = Reassembler(self.drops)
+        self._static: dict[int, bytes] = {}
+        self._whois: dict[int, float] = {}  # address -> last asked
+        self._whois_queue: dict[int, list[tuple[Verb, bytes]]] = {}
+        self._echoes: dict[int, EchoWait] = {}
+        self._relay = RelayState()
+        self._tcp_wanted: set[Endpoint] = set()
+        self._tcp_up: set[Endpoint] = set()
+        self._last_udp_from_root: float | None = None
+        self._last_hello_ms = 0
+        self._links: dict[int, tuple[str, Endpoint | None]] = {}
+        self._started = 0.0
+        for root in self.roots.values():
+            self._peer(root.identity, 0.0).is_root = True
+
+    # ------------------------------------------------------------------ lookups
+
+    def _peer(self, identity: Identity, now: float) -> Peer:
+        peer = self.peers.get(identity.address)
+        if peer is None:
+            peer = self.peers[identity.address] = Peer(identity.public(), created=now)
+            peer.is_root = identity.address in self.roots
+        return peer
+
+    def _static_key(self, peer: Peer) -> bytes:
+        key = self._static.get(peer.address)
+        if key is None:
+            key = self._static[peer.address] = static_key(self.identity, peer.identity)
+        return key
+
+    def _root_at(self, endpoint: Endpoint) -> int | None:
+        return self._root_by_hostport.get((endpoint.host, endpoint.port))
+
+    def _root_link(self, now: float) -> str:
+        links = {link_of(self.peers[a], "NONE", now) for a in self.roots}
+        if "DIRECT" in links:
+            return "RELAY"
+        return "TCP" if "TCP" in links else "NONE"
+
+    def _root_endpoints(self, peer: Peer) -> list[Endpoint]:
+        entry = self.roots[peer.address]
+        out = [] if self.config.force_tcp else list(entry.endpoints)
+        out += [tcp(e.host, e.port) for e in entry.endpoints if tcp(e.host, e.port) in self._tcp_up]
+        return out
+
+    def _observe(self, peer: Peer, endpoint: Endpoint | None) -> None:
+        if endpoint is not None:
+            self.observed[peer.address] = endpoint
+
+    # ------------------------------------------------------------------ sealing
+
+    def _emit(
+        self,
+        peer: Peer,
+        cipher: Cipher,
+        session: Session | None,
+        verb: Verb,
+        payload: bytes,
+        endpoint: Endpoint,
+        now: float,
+        packet_id: int | None = None,
+    ) -> list[Effect]:
+        if session is not None:
+            packet_id, key, key_id = session.next_packet_id(), session.tx_key, session.key_id
+        else:
+            packet_id = packet_id if packet_id is not None else _u(self._random(8))
+            key, key_id = self._static_key(peer), 0
+        header = wire.Header(packet_id, peer.address, self.address, 0, False, cipher, key_id)
+        head = header.pack()
+        ad = wire.associated_data(head)
+        clear = self.identity.public_key if cipher is Cipher.HELLO else b""
+        packet = head + clear + seal(key, head, ad + clear, bytes([verb]) + payload)
+        try:
+            pieces = wire.fragment_packet(packet, self.config.phys_mtu)
+        except ValueError:
+            self.drops["too_big"] += 1
+            return []
+        peer.last_send = now
+        peer.counters["tx_packets"] += 1
+        peer.counters["tx_bytes"] += len(packet)
+        self.counters["tx_packets"] += len(pieces)
+        self.counters["tx_bytes"] += len(packet)
+        path = peer.paths.get(endpoint)
+        if path is None and (root := self._root_at(endpoint)) is not None:
+            path = self.peers[root].paths.get(endpoint)
+        if path is not None:
+            path.sent(len(packet), now)
+        return [Send(endpoint, piece) for piece in pieces]
+
+    def _route(self, peer: Peer, now: float) -> Endpoint | None:
+        best = peer.best_path(now)
+        if best is not None:
+            return best.endpoint
+        if peer.is_root:
+            endpoints = self._root_endpoints(peer)
+            return endpoints[-1] if endpoints else None  # TCP (appended last) when it's up
+        if self.config.is_root:
+            return None
+        relays = [p for a in self.roots if (p := self.peers[a].best_path(now)) is not None]
+        return min(relays, key=lambda p: p.sort_key()).endpoint if relays else None
+
+    def _send(
+        self, peer: Peer, verb: Verb, payload: bytes, now: float, endpoint: Endpoint | None = None
+    ) -> list[Effect]:
+        session = peer.tx_session
+        if session is None or session.expired(now):
+            peer.queue.append((verb, payload))
+            return self._ensure_handshake(peer, now)
+        target = endpoint or self._route(peer, now)
+        if target is None:
+            self.drops["no_route"] += 1
+            return []
+        out = self._emit(peer, Cipher.SESSION, session, verb, payload, target, now)
+        if peer.handshake is None and session.wants_rekey(now, self.config.rekey_after_packets):
+            out += self._hello(peer, now)
+        return out
+
+    def _flush(self, peer: Peer, now: float) -> list[Effect]:
+        if peer.tx_session is None:
+            return []
+        queued = list(peer.queue)
+        peer.queue.clear()
+        out: list[Effect] = []
+        for verb, payload in queued:
+            out += self._send(peer, verb, payload, now)
+        return out
+
+    def _send_to_address(self, dest: int, verb: Verb, payload: bytes, now: float) -> list[Effect]:
+        if dest == self.address:
+            self.drops["to_self"] += 1
+            return []
+        peer = self.peers.get(dest)
+        if peer is not None:
+            return self._send(peer, verb, payload, now)
+        queue = self._whois_queue.setdefault(dest, [])
+        if len(queue) < MAX_WHOIS_QUEUE:
+            queue.append((verb, payload))
+        return self._whois_for(dest, now)
+
+    # ------------------------------------------------------------------ handshakes
+
+    def _ensure_handshake(self, peer: Peer, now: float) -> list[Effect]:
+        return [] if peer.handshake is not None else self._hello(peer, now)
+
+    def _hello(
+        self, peer: Peer, now: float, endpoints: list[Endpoint] | None = None
+    ) -> list[Effect]:
+        handshake = peer.handshake
+        if handshake is None:
+            ephemeral = EphemeralKey.from_secret(self._random(32))
+            handshake = peer.handshake = Handshake(ephemeral, [], now, now, 0)
+        handshake.attempts += 1
+        handshake.last_sent = now
+        if endpoints is None:
+            route = self._route(peer, now)
+            endpoints = [route] if route is not None else []
+            if peer.is_root and peer.best_path(now) is None:
+                endpoints = self._root_endpoints(peer)
+        out: list[Effect] = []
+        for endpoint in endpoints:
+            # Strictly increasing per sender, so a receiver can refuse replayed HELLOs.
+            self._last_hello_ms = max(int(now * 1000), self._last_hello_ms + 1)
+            path = peer.paths.get(endpoint)
+            seen = endpoint if path is not None and path.last_receive is not None else None
+            hello = wire.Hello(
+                wire.PROTOCOL_VERSION,
+                self.config.version,
+                self.config.is_root,
+                self._last_hello_ms,
+                handshake.ephemeral.public,
+                seen,
+            )
+            packet_id = _u(self._random(8))
+            handshake.packet_ids = [*handshake.packet_ids[-15:], packet_id]
+            out += self._emit(
+                peer, Cipher.HELLO, None, Verb.HELLO, hello.pack(), endpoint, now, packet_id
+            )
+        return out
+
+    def _whois_for(self, address: int, now: float) -> list[Effect]:
+        last = self._whois.get(address)
+        if last is not None and now - last < WHOIS_RETRY_S:
+            return []
+        self._whois[address] = now
+        out: list[Effect] = []
+        for root in self.roots:
+            peer = self.peers[root]
+            if peer.tx_session is not None:
+                out += self._send(peer, Verb.WHOIS, wire.addr_bytes(address), now)
+        return out
+
+    # ------------------------------------------------------------------ paths
+
+    def _probe(self, peer: Peer, endpoint: Endpoint | None, now: float) -> list[Effect]:
+        if peer.tx_session is None:
+            return self._ensure_handshake(peer, now)
+        echo_id = _u(self._random(4))
+        self._echoes[echo_id] = EchoWait(peer.address, now, user=False)
+        out = self._send(peer, Verb.ECHO, wire.Echo(echo_id, int(now * 1e6)).pack(), now, endpoint)
+        if endpoint is not None:
+            path = peer.path(endpoint, now)
+            path.last_probe = now
+            path.probes_sent += 1
+            if path.is_direct and not path.alive(now) and not peer.is_root:
+                peer.punch.attempts += 1
+                if peer.punch.first_attempt is None:
+                    peer.punch.first_attempt = now
+            left = peer.punch.pending.get(endpoint)
+            if left is not None:
+                if left <= 1:
+                    del peer.punch.pending[endpoint]
+                else:
+                    peer.punch.pending[endpoint] = left - 1
+        return out
+
+    def _punch(self, peer: Peer, endpoint: Endpoint, how: str, now: float) -> list[Effect]:
+        if endpoint in self.config.local_endpoints or not punchable(endpoint):
+            return []
+        path = peer.paths.get(endpoint)
+        if path is not None and path.alive(now):
+            return []
+        peer.punch.learned[endpoint] = how
+        peer.path(endpoint, now)
+        peer.punch.pending[endpoint] = PUNCH_PROBES
+        return self._probe(peer, endpoint, now)
+
+    def _push_paths(self, peer: Peer, now: float) -> list[Effect]:
+        if self.config.is_root or peer.is_root or not self.config.local_endpoints:
+            return []
+        if peer.pushed_paths_at is not None and now - peer.pushed_paths_at < PUSH_PATHS_EVERY_S:
+            return []
+        if peer.tx_session is None:
+            return []
+        peer.pushed_paths_at = now
+        payload = wire.pack_endpoints(self.config.local_endpoints)
+        return self._send(peer, Verb.PUSH_DIRECT_PATHS, payload, now)
+
+    # ------------------------------------------------------------------ relaying (roots)
+
+    def _forward(self, data: bytes, source: Endpoint, now: float) -> list[Effect]:
+        hops = wire.hops_of(data)
+        if hops >= wire.MAX_HOPS:
+            self.drops["hop_limit"] += 1
+            return []
+        sender = self.peers.get(wire.source_of(data))
+        path = sender.paths.get(source) if sender is not None else None
+        if sender is None or path is None:
+            self.drops["relay_unknown_source"] += 1
+            return []
+        if not self._relay.allow(sender.address, now):
+            self.drops["rate_limited"] += 1
+            return []
+        receiver = self.peers.get(wire.dest_of(data))
+        target = receiver.best_path(now) if receiver is not None else None
+        if receiver is None or target is None:
+            self.drops["relay_no_route"] += 1
+            return []
+        self.counters["relayed_packets"] += 1
+        self.counters["relayed_bytes"] += len(data)
+        out: list[Effect] = [Send(target.endpoint, wire.with_hops(data, hops + 1))]
+        if (
+            punchable(source)
+            and punchable(target.endpoint)
+            and self._relay.should_introduce(sender.address, receiver.address, now)
+        ):
+            out += self._introduce(sender, receiver, now)
+            out += self._introduce(receiver, sender, now)
+        return out
+
+    def _introduce(self, to: Peer, about: Peer, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for path in about.paths.values():
+            if path.alive(now) and punchable(path.endpoint):
+                payload = wire.addr_bytes(about.address) + wire.pack_endpoint(path.endpoint)
+                out += self._send(to, Verb.RENDEZVOUS, payload, now)
+        return out
+
+    # ------------------------------------------------------------------ timers
+
+    def _contact_roots(self, now: float, force: bool = False) -> list[Effect]:
+        out: list[Effect] = []
+        for address in self.roots:
+            peer = self.peers[address]
+            if peer.best_path(now) is not None and peer.tx_session is not None:
+                continue
+            handshake = peer.handshake
+            if handshake is not None and not force:
+                backoff = min(ROOT_RETRY_MAX_S, HANDSHAKE_RETRY_S * 2 ** (handshake.attempts - 1))
+                if now - handshake.last_sent < backoff:
+                    continue
+            out += self._hello(peer, now, self._root_endpoints(peer))
+        return out
+
+    def _want_tcp(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for entry in self.roots.values():
+            v4 = [e for e in entry.endpoints if not e.is_ipv6] or list(entry.endpoints)
+            endpoint = tcp(v4[0].host, v4[0].port)
+            if endpoint not in self._tcp_wanted:
+                self._tcp_wanted.add(endpoint)
+                out.append(OpenTcp(endpoint))
+        return out
+
+    def _tcp_fallback(self, now: float) -> list[Effect]:
+        if self.config.is_root or not self.roots or self.config.force_tcp:
+            return []
+        if not self.config.tcp_fallback:
+            return []
+        last_udp = self._last_udp_from_root
+        if not self._tcp_wanted:
+            if now - (last_udp if last_udp is not None else self._started) > TCP_FALLBACK_AFTER_S:
+                event = Event("tcp", "no UDP answer from any root: opening the TCP fallback")
+                return [event, *self._want_tcp(now)]
+            return []
+        if last_udp is not None and now - last_udp < PATH_ALIVE_S:
+            out: list[Effect] = [Event("tcp", "UDP to the roots works again: closing TCP")]
+            for endpoint in self._tcp_wanted:
+                out.append(CloseTcp(endpoint))
+                out += self.tcp_down_paths(endpoint)
+            self._tcp_wanted.clear()
+            return out
+        return []
+
+    def tcp_down_paths(self, endpoint: Endpoint) -> list[Effect]:
+        self._tcp_up.discard(endpoint)
+        for peer in self.peers.values():
+            peer.paths.pop(endpoint, None)
+        return []
+
+    def _tick_peer(self, peer: Peer, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        peer.drop_expired_sessions(now)
+        for endpoint, path in list(peer.paths.items()):
+            if path.forgettable(now) and endpoint.transport is Transport.UDP:
+                del peer.paths[endpoint]
+                peer.punch.pending.pop(endpoint, None)
+        if self.config.is_root and not peer.is_root:
+            # Leaves keep their own NAT mappings open; a root only forgets the silent ones.
+            if not peer.paths and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
+                del self.peers[peer.address]
+            return out
+        handshake = peer.handshake
+        if handshake is not None and not peer.is_root:
+            if now - handshake.last_sent >= HANDSHAKE_RETRY_S:
+                if handshake.attempts >= HANDSHAKE_MAX_ATTEMPTS:
+                    peer.handshake = None
+                    peer.queue.clear()
+                    out.append(
+                        Event(
+                            "handshake",
+                            f"{format_address(peer.address)} did not answer "
+                            f"{handshake.attempts} HELLOs; giving up until next use",
+                            peer.address,
+                        )
+                    )
+                else:
+                    out += self._hello(peer, now)
+        if peer.tx_session is None:
+            return out
+        for endpoint, path in list(peer.paths.items()):
+            if endpoint in peer.punch.pending:
+                if now - (path.last_probe or 0.0) >= PUNCH_INTERVAL_S:
+                    out += self._probe(peer, endpoint, now)
+            elif path.needs_probe(now):
+                out += self._probe(peer, endpoint, now)
+        if peer.is_root and self._tcp_wanted and not self.config.force_tcp:
+            out += self._retry_root_udp(peer, now)
+        if not peer.is_root and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
+            del self.peers[peer.address]
+        return out
+
+    def _retry_root_udp(self, peer: Peer, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for endpoint in self.roots[peer.address].endpoints:
+            path = peer.path(endpoint, now)
+            if now - (path.last_probe or 0.0) >= TCP_UDP_RETRY_S:
+                out += self._probe(peer, endpoint, now)
+        return out
+
+    def _link_events(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        root_link = self._root_link(now)
+        for address, peer in self.peers.items():
+            best = peer.best_path(now)
+            link = link_of(peer, root_link, now)
+            old = self._links.get(address)
+            self._links[address] = (link, best.endpoint if best is not None else None)
+            if old is None:
+                if link != "NONE":
+                    out.append(Event("peer", f"{format_address(address)}: new, {link}", address))
+                continue
+            if old[0] == link:
+                continue
+            if old[0] == "DIRECT":
+                peer.punch.last_direct_lost = now
+                peer.punch.last_direct_endpoint = old[1]
+            elif link == "DIRECT":
+                peer.punch.last_direct_lost = None
+            out.append(Event("link", f"{format_address(address)}: {old[0]} -> {link}", address))
+        return out

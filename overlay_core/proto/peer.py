@@ -1,0 +1,102 @@
+"""What a node knows about one other node: identity, sessions, paths, and why it is relayed."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from .crypto import EphemeralKey, Session
+from .effects import Endpoint
+from .identity import Identity
+from .path import Path, best_path
+from .wire import Verb
+
+MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
+MAX_QUEUED = 64  # packets waiting for a handshake or a WHOIS answer
+
+
+@dataclass(slots=True)
+class Handshake:
+    """Our side of a HELLO we sent and whose OK we are waiting for."""
+
+    ephemeral: EphemeralKey
+    packet_ids: list[int]  # one per HELLO sent, any of them may be answered
+    started: float
+    last_sent: float
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class Punch:
+    """Direct-path attempts, kept so the console can say why a peer is relayed."""
+
+    learned: dict[Endpoint, str] = field(default_factory=dict)  # endpoint -> how (rendezvous..)
+    attempts: int = 0
+    replies: int = 0
+    first_attempt: float | None = None
+    last_direct_lost: float | None = None
+    last_direct_endpoint: Endpoint | None = None
+    pending: dict[Endpoint, int] = field(default_factory=dict)  # endpoint -> probes left
+
+
+@dataclass(slots=True)
+class Peer:
+    identity: Identity
+    is_root: bool = False
+    version: str | None = None
+    created: float = 0.0
+    last_receive: float | None = None
+    last_send: float | None = None
+    last_hello_timestamp_ms: int = -1
+    paths: dict[Endpoint, Path] = field(default_factory=dict)
+    sessions: dict[int, Session] = field(default_factory=dict)
+    tx_session: Session | None = None
+    handshake: Handshake | None = None
+    rekeys: int = 0
+    queue: deque[tuple[Verb, bytes]] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED))
+    punch: Punch = field(default_factory=Punch)
+    relay_via: int | None = None  # root that last relayed for this peer
+    counters: Counter[str] = field(default_factory=Counter)
+    pushed_paths_at: float | None = None
+    was_direct: bool = False
+
+    @property
+    def address(self) -> int:
+        return self.identity.address
+
+    def best_path(self, now: float) -> Path | None:
+        return best_path(self.paths, now)
+
+    def path(self, endpoint: Endpoint, now: float) -> Path:
+        path = self.paths.get(endpoint)
+        if path is None:
+            path = self.paths[endpoint] = Path(endpoint, now)
+        return path
+
+    def add_session(self, session: Session) -> None:
+        self.sessions[session.key_id] = session
+        while len(self.sessions) > MAX_SESSIONS:
+            oldest = min(self.sessions.values(), key=lambda s: s.created)
+            del self.sessions[oldest.key_id]
+            if self.tx_session is oldest:
+                self.tx_session = None
+        if session.confirmed or self.tx_session is None:
+            if self.tx_session is not None:
+                self.rekeys += 1
+            self.tx_session = session
+
+    def confirm(self, session: Session) -> None:
+        """The initiator used a session we answered: now we may send on it too."""
+        if not session.confirmed:
+            session.confirmed = True
+            if self.tx_session is None or self.tx_session.created < session.created:
+                if self.tx_session is not None:
+                    self.rekeys += 1
+                self.tx_session = session
+
+    def drop_expired_sessions(self, now: float) -> None:
+        for key_id, session in list(self.sessions.items()):
+            if session.expired(now):
+                del self.sessions[key_id]
+                if self.tx_session is session:
+                    self.tx_session = None

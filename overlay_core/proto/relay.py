@@ -1,0 +1,73 @@
+"""What a root does with packets that are not addressed to it.
+
+A root forwards a packet to its destination when (1) the hop count is below MAX_HOPS,
+(2) the packet arrived from a physical path the root has authenticated for the claimed
+source (so nobody can make a root send traffic "from" someone else), (3) the source is
+within its rate limit (so a root can't be turned into a traffic cannon), and (4) the root
+has a live path to the destination. Forwarding never grows a packet: the root only bumps
+the hop count, which is outside the authenticated data.
+
+While it relays between two UDP peers it sends each a RENDEZVOUS with the other's
+external endpoint(s), at most once per RENDEZVOUS_INTERVAL_S per pair, so they can punch
+a direct path and stop needing the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .effects import Endpoint, Transport
+
+RELAY_RATE_PPS = 5000.0  # per source; a token bucket refilled at this rate
+RELAY_BURST = 10000.0
+RENDEZVOUS_INTERVAL_S = 5.0
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class RelayState:
+    """Per-source rate limits and per-pair rendezvous timestamps of one root."""
+
+    def __init__(self, rate_pps: float = RELAY_RATE_PPS, burst: float = RELAY_BURST) -> None:
+        self._rate = rate_pps
+        self._burst = burst
+        self._buckets: dict[int, TokenBucket] = {}
+        self._introduced: dict[tuple[int, int], float] = {}
+
+    def allow(self, source: int, now: float) -> bool:
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            bucket = self._buckets[source] = TokenBucket(self._rate, self._burst, self._burst, now)
+        return bucket.take(now)
+
+    def should_introduce(self, a: int, b: int, now: float) -> bool:
+        pair = (a, b) if a < b else (b, a)
+        last = self._introduced.get(pair)
+        if last is not None and now - last < RENDEZVOUS_INTERVAL_S:
+            return False
+        self._introduced[pair] = now
+        return True
+
+    def expire(self, now: float) -> None:
+        for pair in [p for p, t in self._introduced.items() if now - t > 60.0]:
+            del self._introduced[pair]
+        for source in [s for s, b in self._buckets.items() if now - b.updated > 60.0]:
+            del self._buckets[source]
+
+
+def punchable(endpoint: Endpoint) -> bool:
+    return endpoint.transport is Transport.UDP

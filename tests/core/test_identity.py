@@ -1,0 +1,69 @@
+"""Identities: addresses come from a proof of work over the key and can't be claimed cheaply."""
+
+from __future__ import annotations
+
+import pytest
+
+from overlay_core.proto.identity import (
+    POW_THRESHOLD,
+    Identity,
+    _pow_digest,
+    derive_address,
+    format_address,
+    is_reserved_address,
+    parse_address,
+)
+
+
+def test_generated_identity_meets_the_proof_of_work(alice: Identity) -> None:
+    """The address is the digest's tail and the digest's first byte is under the threshold."""
+    digest = _pow_digest(alice.public_key)
+    assert digest[0] < POW_THRESHOLD
+    assert alice.address == int.from_bytes(digest[-5:], "big")
+    assert not is_reserved_address(alice.address)
+
+
+def test_text_forms_round_trip_and_public_form_has_no_secret(alice: Identity) -> None:
+    secret_text = alice.to_secret_text()
+    public_text = alice.to_public_text()
+    assert Identity.from_text(secret_text) == alice
+    parsed = Identity.from_text(public_text)
+    assert parsed.seed is None and parsed.address == alice.address
+    assert alice.seed is not None and alice.seed.hex() not in public_text
+    assert alice.seed.hex() not in repr(alice)
+
+
+def test_a_claimed_address_that_does_not_match_the_key_is_refused(alice: Identity, bob: Identity) -> None:
+    forged = f"{bob.address_text}:0:{alice.public_key.hex()}"
+    with pytest.raises(ValueError, match="does not match"):
+        Identity.from_text(forged)
+
+
+def test_a_secret_that_does_not_match_the_public_key_is_refused(alice: Identity, bob: Identity) -> None:
+    assert bob.seed is not None
+    with pytest.raises(ValueError, match="secret does not match"):
+        Identity.from_text(f"{alice.to_public_text()}:{bob.seed.hex()}")
+
+
+def test_keys_that_fail_the_proof_of_work_have_no_address() -> None:
+    """Most random keys fail: the check is what makes forging an address expensive."""
+    failures = sum(derive_address(bytes([i]) * 32) is None for i in range(40))
+    assert failures > 20
+
+
+@pytest.mark.parametrize("text", ["0000000000", "ff12345678", "xyz", "12345", "123456789012"])
+def test_reserved_and_malformed_addresses_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(text)
+
+
+def test_address_text_is_ten_hex_digits() -> None:
+    assert format_address(0x1) == "0000000001"
+    assert parse_address("00000000AB") == 0xAB
+
+
+def test_signatures_verify_only_for_the_signer(alice: Identity, bob: Identity) -> None:
+    signature = alice.sign(b"network config")
+    assert alice.public().verify(b"network config", signature)
+    assert not bob.verify(b"network config", signature)
+    assert not alice.verify(b"network config!", signature)

@@ -1,0 +1,72 @@
+"""Paths: liveness, expiry and preference, with an explicit clock."""
+
+from __future__ import annotations
+
+from overlay_core.proto.effects import tcp, udp
+from overlay_core.proto.path import (
+    PATH_ALIVE_S,
+    PATH_FORGET_S,
+    PATH_PROBE_S,
+    Path,
+    best_path,
+    path_kind,
+)
+
+
+def test_a_path_is_alive_only_while_packets_arrive() -> None:
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    assert not path.alive(0.0)
+    path.received(100, now=1.0)
+    assert path.alive(1.0 + PATH_ALIVE_S)
+    assert not path.alive(1.0 + PATH_ALIVE_S + 0.01)
+
+
+def test_probes_are_due_after_a_quiet_interval() -> None:
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.received(100, now=0.0)
+    assert not path.needs_probe(PATH_PROBE_S - 0.1)
+    assert path.needs_probe(PATH_PROBE_S)
+    path.last_probe = PATH_PROBE_S
+    assert not path.needs_probe(PATH_PROBE_S + 0.5)
+
+
+def test_dead_paths_become_forgettable() -> None:
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    assert not path.forgettable(PATH_FORGET_S)
+    assert path.forgettable(PATH_FORGET_S + 1)
+
+
+def test_best_path_prefers_udp_then_lower_latency_and_ignores_dead_ones() -> None:
+    slow = Path(udp("198.18.0.5", 9993), created=0.0)
+    fast = Path(udp("10.0.0.5", 9993), created=0.0)
+    tunnel = Path(tcp("198.18.0.1", 9993), created=0.0)
+    for path, rtt in ((slow, 0.050), (fast, 0.002), (tunnel, 0.001)):
+        path.received(100, now=10.0)
+        assert path.latency is not None
+        path.latency.add(rtt)
+    paths = {p.endpoint: p for p in (slow, fast, tunnel)}
+    assert best_path(paths, 10.0) is fast
+    assert best_path(paths, 10.0 + PATH_ALIVE_S + 1) is None
+    fast.last_receive = 0.0  # fast went quiet long ago
+    assert best_path(paths, 10.0) is slow
+    slow.last_receive = 0.0
+    assert best_path(paths, 10.0) is tunnel
+
+
+def test_latency_smoothing_follows_rfc6298() -> None:
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    assert path.latency is not None
+    path.latency.add(0.100)
+    assert path.latency.smoothed_s == 0.100 and path.latency.jitter_s == 0.050
+    path.latency.add(0.020)
+    assert abs(path.latency.smoothed_s - 0.090) < 1e-9
+    assert abs(path.latency.jitter_s - 0.0575) < 1e-9
+    status = path.latency.status()
+    assert status.last_ms == 20.0
+
+
+def test_path_kinds() -> None:
+    assert path_kind(udp("10.1.2.3", 1)) == "lan"
+    assert path_kind(udp("198.18.0.1", 1)) == "ipv4"
+    assert path_kind(udp("2001:db8::1", 1)) == "ipv6"
+    assert path_kind(tcp("198.18.0.1", 1)) == "tcp"
