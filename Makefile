@@ -1,0 +1,62 @@
+# ztui developer and CI entry points.  `make test` is what .ci/run executes.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The stamp is newer than pyproject.toml once the venv has been installed from it; editing
+# pyproject.toml makes it stale and `make venv` reinstalls.
+STAMP  := $(VENV)/.installed
+
+# tool:debian-package pairs needed by the system tests (tests/netns) and `ztui demo`.
+SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
+           conntrack:conntrack
+
+.PHONY: venv sysdeps lint fmt test bench bench-core
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $(STAMP)
+
+# Installs missing system tools with apt when root; a non-root run (a developer laptop)
+# only notes it, and the tests that need those tools skip themselves.
+sysdeps:
+	@missing=""; \
+	for pair in $(SYSDEPS); do \
+	  tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	  echo "sysdeps: all present"; \
+	elif [ "$$EUID" != 0 ]; then \
+	  echo "sysdeps: not root, skipping apt install of:$$missing (netns tests will skip)"; \
+	else \
+	  echo "sysdeps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy overlay_core console
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: venv sysdeps lint
+	$(BIN)/pytest -q
+
+# Benchmarks print numbers beside a baseline measured in the same run; they never fail on
+# speed. Results are also written as JSON under bench/results/.
+bench-core: venv
+	$(BIN)/python bench/bench_core.py
+
+bench: bench-core
