@@ -1,0 +1,7 @@
+"""`python -m console` is `ztui`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,203 @@
+"""`ztui`: the console's command-line side. Every subcommand is one or a few API calls.
+
+    ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
+         info | peers | ping ADDR [-c N] [-i S] [--timeout S]     (each with --json)
+
+Exit codes: 0 success, 1 the daemon could not be reached or refused (one line on stderr),
+2 bad usage such as a mistyped address. No traceback is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from overlay_core.api.schema import EchoJson, check_address_text
+
+from . import render
+from .client import ApiClient, ApiError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+CONSOLE_PENDING = (
+    "The interactive console is not built yet (it comes with a later release); "
+    "use the subcommands below."
+)
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (a mistyped address); exit 2."""
+
+
+def _connection_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted both before and after the subcommand (`ztui --home D info` and
+    `ztui info --home D`). Only the top level sets defaults, so a later one never
+    overwrites an earlier one with None."""
+    suppress: Any = None if defaults else argparse.SUPPRESS
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--home", default=suppress, help="overlayd's home directory")
+    parent.add_argument(
+        "--api", default=suppress, metavar="URL", help="unix:PATH or http://127.0.0.1:PORT"
+    )
+    parent.add_argument("--token", default=suppress, help="API token for --api http://...")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ztui",
+        description="Console for a ztui overlay node (overlayd).",
+        parents=[_connection_options(defaults=True)],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = [_connection_options(defaults=False)]
+    info = sub.add_parser("info", parents=common, help="this node: address, state, roots, NAT")
+    peers = sub.add_parser("peers", parents=common, help="known peers, their links and paths")
+    ping = sub.add_parser("ping", parents=common, help="overlay echo to a peer, like ping")
+    ping.add_argument("address", help="10-hex-digit node address")
+    ping.add_argument("-c", "--count", type=_positive_int, default=4, help="echoes (default 4)")
+    ping.add_argument(
+        "-i", "--interval", type=_positive_float, default=1.0, help="seconds between echoes"
+    )
+    ping.add_argument(
+        "--timeout", type=_positive_float, default=2.0, help="seconds to wait for each reply"
+    )
+    for command in (info, peers, ping):
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_info(client: ApiClient, args: argparse.Namespace) -> int:
+    status = client.status()
+    if args.json:
+        _print_json(status)
+    else:
+        print("\n".join(render.info_lines(status)))
+    return EXIT_OK
+
+
+def cmd_peers(client: ApiClient, args: argparse.Namespace) -> int:
+    peers = client.peers()
+    if args.json:
+        _print_json(peers)
+    else:
+        print("\n".join(render.peers_lines(peers)))
+    return EXIT_OK
+
+
+def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
+    address = _address(args.address)
+    replies: list[EchoJson | None] = []
+    try:
+        for index in range(args.count):
+            started = time.monotonic()
+            reply = _echo_once(client, address, args.timeout)
+            replies.append(reply)
+            if not args.json:
+                if reply is not None:
+                    print(render.pong_line(reply), flush=True)
+                else:
+                    print(f"no reply from {address} within {args.timeout:g} s", flush=True)
+            if index + 1 < args.count:
+                time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        pass  # like ping: Ctrl-C ends the run and still prints the summary
+    rtts = [r["rtt_ms"] for r in replies if r is not None]
+    if args.json:
+        _print_json(
+            {
+                "peer": address,
+                "sent": len(replies),
+                "received": len(rtts),
+                "min_ms": min(rtts, default=None),
+                "avg_ms": sum(rtts) / len(rtts) if rtts else None,
+                "max_ms": max(rtts, default=None),
+                "replies": replies,
+            }
+        )
+    else:
+        print("\n".join(render.ping_summary(address, len(replies), rtts)))
+    return EXIT_OK if rtts else EXIT_FAIL
+
+
+def _echo_once(client: ApiClient, address: str, timeout_s: float) -> EchoJson | None:
+    try:
+        return client.echo(address, timeout_s)
+    except ApiError as exc:
+        if exc.error == "timeout":
+            return None
+        if exc.status == 400:  # e.g. a reserved address the local shape check let through
+            raise UsageError(str(exc)) from None
+        raise
+
+
+def _address(text: str) -> str:
+    try:
+        return check_address_text(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], int]] = {
+    "info": cmd_info,
+    "peers": cmd_peers,
+    "ping": cmd_ping,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print(CONSOLE_PENDING)
+        parser.print_help()
+        return EXIT_OK
+    try:
+        if args.command == "ping":
+            _address(args.address)  # a typo is a usage error even with no daemon running
+        with ApiClient(home=args.home, api=args.api, token=args.token) as client:
+            return COMMANDS[args.command](client, args)
+    except UsageError as exc:
+        print(f"ztui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ApiError as exc:
+        print(f"ztui: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `ztui peers | head`: the reader left; say nothing, and keep Python's exit-time
+        # flush from raising again on the dead pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The local control API: aiohttp on a UNIX socket, optionally on TCP loopback with a token.
+
+Who may talk to the node:
+- `<home>/control.sock` (mode 0660): anyone the filesystem lets open it. No token, because
+  the permissions already are the access control (as with docker.sock).
+- `127.0.0.1:<--api-tcp>`: every request needs `Authorization: Bearer <authtoken.secret>`,
+  since any local user can open a loopback port.
+
+Routes (JSON unless noted; shapes in schema.py):
+    GET  /status                  StatusJson
+    GET  /peers                   [PeerJson]
+    GET  /peers/{address}         PeerJson; 400 malformed address, 404 unknown peer
+    POST /peers/{address}/echo    EchoJson; body optional {"timeout_s": 2}; 504 on timeout
+    GET  /metrics                 Prometheus text
+
+Every error, including unknown routes and wrong methods, is `{"error", "reason"}` JSON; a
+middleware turns anything unexpected into a 500 of the same shape, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+from aiohttp import web
+
+from overlay_core.proto.effects import EchoReply, NodeStatus, PeerStatus
+from overlay_core.proto.identity import parse_address
+
+from . import schema
+from .metrics import render_metrics
+
+log = logging.getLogger(__name__)
+
+SOCKET_MODE = 0o660
+ECHO_TIMEOUT_DEFAULT_S = 2.0
+ECHO_TIMEOUT_MAX_S = 30.0
+# sun_path is 108 bytes on Linux including the terminating NUL.
+UNIX_PATH_MAX_BYTES = 107
+
+
+class ControlService(Protocol):
+    """What the API needs from the daemon; `overlay_core.io.daemon.Daemon` provides it."""
+
+    def status(self) -> NodeStatus: ...
+
+    def peers(self) -> list[PeerStatus]: ...
+
+    def peer(self, address: int) -> PeerStatus | None: ...
+
+    async def echo(self, address: int, timeout_s: float) -> EchoReply | None: ...
+
+    def io_counters(self) -> dict[str, int]: ...
+
+
+SERVICE_KEY = web.AppKey("service", ControlService)
+TOKEN_KEY = web.AppKey("token", str)
+
+
+class ApiProblem(Exception):
+    """Raised by handlers; rendered as a JSON error by the middleware."""
+
+    def __init__(self, status: int, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error = error
+        self.reason = reason
+
+
+def _error(status: int, error: str, reason: str) -> web.Response:
+    return web.json_response(schema.error_json(error, reason), status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiProblem as problem:
+        return _error(problem.status, problem.error, problem.reason)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        reason = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        return _error(405, "method_not_allowed", reason)
+    except web.HTTPNotFound:
+        return _error(404, "not_found", f"no such resource: {request.method} {request.path}")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+    except Exception:
+        log.exception("API handler failed for %s %s", request.method, request.path)
+        return _error(500, "internal", "the daemon hit an internal error; see its log")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _is_unix(request):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, supplied = header.partition(" ")
+    token = request.app[TOKEN_KEY]
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip(), token):
+        raise ApiProblem(
+            401, "unauthorized", "send 'Authorization: Bearer <token>' from authtoken.secret"
+        )
+    return await handler(request)
+
+
+def _is_unix(request: web.Request) -> bool:
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
+def _address(request: web.Request) -> int:
+    text = request.match_info["address"]
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise ApiProblem(400, "bad_address", str(exc)) from None
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(schema.status_to_json(request.app[SERVICE_KEY].status()))
+
+
+async def get_peers(request: web.Request) -> web.Response:
+    peers = request.app[SERVICE_KEY].peers()
+    return web.json_response([schema.peer_to_json(p) for p in peers])
+
+
+async def get_peer(request: web.Request) -> web.Response:
+    address = _address(request)
+    peer = request.app[SERVICE_KEY].peer(address)
+    if peer is None:
+        text = schema.format_address(address)
+        raise ApiProblem(404, "unknown_peer", f"no peer {text} is known to this node")
+    return web.json_response(schema.peer_to_json(peer))
+
+
+async def post_echo(request: web.Request) -> web.Response:
+    address = _address(request)
+    timeout_s = await _echo_timeout(request)
+    try:
+        reply = await request.app[SERVICE_KEY].echo(address, timeout_s)
+    except ValueError as exc:  # e.g. echoing ourselves
+        raise ApiProblem(400, "bad_request", str(exc)) from None
+    if reply is None:
+        text = schema.format_address(address)
+        raise ApiProblem(504, "timeout", f"no echo reply from {text} within {timeout_s:g} s")
+    return web.json_response(schema.echo_to_json(reply))
+
+
+async def _echo_timeout(request: web.Request) -> float:
+    if not request.can_read_body:
+        return ECHO_TIMEOUT_DEFAULT_S
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError:
+        raise ApiProblem(400, "bad_request", "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "bad_request", "the body must be a JSON object")
+    value = body.get("timeout_s", ECHO_TIMEOUT_DEFAULT_S)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiProblem(400, "bad_request", "timeout_s must be a number of seconds")
+    if not 0 < value <= ECHO_TIMEOUT_MAX_S:
+        raise ApiProblem(400, "bad_request", f"timeout_s must be in (0, {ECHO_TIMEOUT_MAX_S:g}]")
+    return float(value)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    text = render_metrics(service.status(), service.io_counters())
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+def build_app(service: ControlService, token: str) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app[SERVICE_KEY] = service
+    app[TOKEN_KEY] = token
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/peers", get_peers)
+    app.router.add_get("/peers/{address}", get_peer)
+    app.router.add_post("/peers/{address}/echo", post_echo)
+    app.router.add_get("/metrics", get_metrics)
+    return app
+
+
+# --------------------------------------------------------------------------- serving
+
+
+class ApiError(Exception):
+    """The API could not be started; one line for the operator."""
+
+
+class ApiServer:
+    """Serves `build_app` on the control socket and, optionally, on TCP loopback."""
+
+    def __init__(self, service: ControlService, token: str) -> None:
+        self._runner = web.AppRunner(build_app(service, token), access_log=None)
+        self.unix_path: Path | None = None
+        self.tcp_port: int | None = None
+
+    async def start(self, unix_path: Path | None, tcp_port: int | None = None) -> None:
+        await self._runner.setup()
+        try:
+            if unix_path is not None:
+                sock = _bind_unix(unix_path)
+                self.unix_path = unix_path
+                await web.SockSite(self._runner, sock).start()
+            if tcp_port is not None:
+                sock = _bind_tcp_loopback(tcp_port)
+                self.tcp_port = sock.getsockname()[1]
+                await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        if self.unix_path is not None:
+            self.unix_path.unlink(missing_ok=True)
+            self.unix_path = None
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    """Bind the control socket at 0660 before anyone can connect (chmod precedes listen)."""
+    if len(os.fsencode(path)) > UNIX_PATH_MAX_BYTES:
+        raise ApiError(
+            f"control socket path {path} is longer than {UNIX_PATH_MAX_BYTES} bytes; "
+            "use a shorter --home"
+        )
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(os.fspath(path))
+        os.chmod(path, SOCKET_MODE)
+    except OSError as exc:
+        sock.close()
+        raise ApiError(f"cannot create control socket {path}: {exc.strerror}") from None
+    return sock
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a crashed daemon is removed; a live one means we're a second daemon."""
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except OSError:
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise ApiError(f"another overlayd is already serving {path}")
+
+
+def _bind_tcp_loopback(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise ApiError(f"cannot listen for the API on 127.0.0.1:{port}: {exc.strerror}") from None
+    return sock

@@ -1,0 +1,1 @@
+"""Thin asyncio adapters that execute the sans-IO node's effects: sockets, TCP, the daemon."""

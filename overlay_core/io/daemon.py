@@ -1,0 +1,363 @@
+"""The daemon: one sans-IO `Node` driven by real sockets, a clock and the control API.
+
+The pipeline, in both directions:
+
+1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`;
+2. every TICK_S the tick loop calls `node.tick(now)`;
+3. API calls (`echo`, `send_user_data`) call the node the same way;
+4. whatever effects any of those return are executed at once, in order, by `_execute`:
+   Send -> UDP socket or TCP link, Deliver -> the deliveries queue, EchoReply -> the
+   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> ring buffer + log.
+
+Everything runs on one event loop thread, so the node is never entered concurrently and
+needs no locks. A node exception is a bug, but one bad packet must not take the daemon
+down: calls into the node are guarded, counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from overlay_core.api.schema import DEFAULT_UDP_PORT
+from overlay_core.api.server import ApiError, ApiServer
+from overlay_core.proto.effects import (
+    CloseTcp,
+    Deliver,
+    EchoReply,
+    Effect,
+    Endpoint,
+    Event,
+    NodeStatus,
+    OpenTcp,
+    PeerStatus,
+    Send,
+    Transport,
+    udp,
+)
+from overlay_core.proto.identity import Identity, format_address
+from overlay_core.proto.node import TICK_S, Node, NodeConfig
+from overlay_core.proto.roots import RootEntry
+
+from .home import Home, HomeError
+from .interfaces import interface_addresses, parse_networks, select_advertised
+from .tcp import TcpLinks
+from .udp import BindError, UdpSockets
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BINDS = ("0.0.0.0", "::")
+TCP_FALLBACK_MODES = ("auto", "force", "off")
+ADVERTISE_REFRESH_S = 30.0  # interfaces change (DHCP, Wi-Fi roaming); re-read them this often
+EVENTS_KEPT = 1000
+DELIVERIES_KEPT = 1024
+EPHEMERAL_PORT_TRIES = 5  # port 0 roots also need TCP on the same number; retry if taken
+NODE_ERRORS_LOGGED = 20  # full tracebacks for the first few, then only the counter
+
+
+class StartupError(Exception):
+    """The daemon could not start; the message is one line for the operator."""
+
+
+@dataclass(slots=True)
+class DaemonConfig:
+    home: Path
+    port: int = DEFAULT_UDP_PORT
+    binds: list[str] = field(default_factory=lambda: list(DEFAULT_BINDS))
+    is_root: bool = False
+    roots: list[RootEntry] = field(default_factory=list)
+    advertise: list[str] | None = None  # CIDRs/IPs; None: every non-loopback address
+    tcp_fallback: str = "auto"  # "auto", "force" or "off"
+    api_unix: bool = True
+    api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
+
+
+class Daemon:
+    """A running node. `await start()`, then use the helpers below, then `await stop()`."""
+
+    def __init__(self, config: DaemonConfig, *, clock: Callable[[], float] = time.time) -> None:
+        if config.tcp_fallback not in TCP_FALLBACK_MODES:
+            raise StartupError(f"tcp_fallback must be one of {', '.join(TCP_FALLBACK_MODES)}")
+        self.config = config
+        self._clock = clock
+        self.home = Home(config.home)
+        try:
+            self.identity: Identity = self.home.load_or_create_identity()
+            self.authtoken: str = self.home.load_or_create_authtoken()
+            self._advertise = parse_networks(config.advertise) if config.advertise else None
+        except (HomeError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
+        self.address: int = self.identity.address
+        self.node: Node | None = None
+        self.events: deque[tuple[float, Event]] = deque(maxlen=EVENTS_KEPT)
+        self.deliveries: asyncio.Queue[Deliver] = asyncio.Queue(DELIVERIES_KEPT)
+        self.counters: Counter[str] = Counter()
+        self._udp: UdpSockets | None = None
+        self._tcp = TcpLinks(self._on_datagram, self._on_tcp_up, self._on_tcp_down)
+        self._api: ApiServer | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
+        self._last_advertise_refresh = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._tick_task is not None
+
+    @property
+    def udp_port(self) -> int:
+        if self._udp is None:
+            raise RuntimeError("the daemon is not started")
+        return self._udp.port
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.home.control_socket_path
+
+    @property
+    def api_tcp_port(self) -> int | None:
+        return None if self._api is None else self._api.tcp_port
+
+    async def start(self) -> None:
+        """Bind sockets, start the node, serve the API. Raises StartupError (one line)."""
+        if self.running:
+            return
+        try:
+            await self._open_sockets()
+            node = Node(self.identity, self._node_config())
+            self.node = node
+            if self.config.api_unix or self.config.api_tcp_port is not None:
+                self._api = ApiServer(self, self.authtoken)
+                unix_path = self.control_socket_path if self.config.api_unix else None
+                await self._api.start(unix_path, self.config.api_tcp_port)
+        except StartupError:
+            await self.stop()
+            raise
+        except (BindError, ApiError) as exc:
+            await self.stop()
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            await self.stop()
+            raise StartupError(f"cannot start: {exc.strerror or exc}") from None
+        self._execute(self._guard(node.start, self._clock()))
+        self._tick_task = asyncio.create_task(self._tick_loop(), name="node-tick")
+        log.info("%s", self._started_line())
+
+    async def stop(self) -> None:
+        """Stop everything start() began; idempotent, and safe after a failed start."""
+        task, self._tick_task = self._tick_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for future in self._echo_waiters.values():
+            future.cancel()
+        self._echo_waiters.clear()
+        if self._api is not None:
+            await self._api.stop()
+            self._api = None
+        await self._tcp.close()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+
+    async def _open_sockets(self) -> None:
+        config = self.config
+        tries = EPHEMERAL_PORT_TRIES if config.port == 0 else 1
+        for attempt in range(1, tries + 1):
+            self._udp = await UdpSockets.open(config.binds, config.port, self._on_datagram)
+            if not config.is_root:
+                return
+            # Roots take TCP on their UDP port number, so leaves need only one number.
+            tcp_binds = [host for host, _ in self._udp.local_addresses()]
+            try:
+                await self._tcp.serve(tcp_binds, self._udp.port)
+                return
+            except OSError as exc:
+                port = self._udp.port
+                self._udp.close()
+                self._udp = None
+                await self._tcp.close()
+                if attempt == tries:
+                    raise StartupError(
+                        f"cannot listen on TCP port {port}: {exc.strerror}"
+                    ) from None
+
+    def _node_config(self) -> NodeConfig:
+        return NodeConfig(
+            is_root=self.config.is_root,
+            roots=list(self.config.roots),
+            local_endpoints=self._local_endpoints(),
+            force_tcp=self.config.tcp_fallback == "force",
+            tcp_fallback=self.config.tcp_fallback != "off",
+        )
+
+    def _local_endpoints(self) -> list[Endpoint]:
+        assert self._udp is not None
+        addresses = select_advertised(
+            interface_addresses(),
+            self.config.binds,
+            self._advertise,
+            ipv6=self._udp.has_ipv6,
+        )
+        return [udp(address, self._udp.port) for address in addresses]
+
+    def _started_line(self) -> str:
+        assert self._udp is not None
+        role = "root" if self.config.is_root else "leaf"
+        sockets = ", ".join(str(udp(h, p)) for h, p in self._udp.local_addresses())
+        parts = [
+            f"overlayd {self.identity.address_text} started as {role}",
+            f"UDP {sockets}",
+        ]
+        if self.config.is_root:
+            parts.append(f"TCP fallback on port {self._udp.port}")
+        if self._api is not None and self._api.unix_path is not None:
+            parts.append(f"API {self._api.unix_path}")
+        if self._api is not None and self._api.tcp_port is not None:
+            parts.append(f"API 127.0.0.1:{self._api.tcp_port} (token)")
+        parts.append(f"{len(self.config.roots)} roots")
+        return "; ".join(parts)
+
+    def root_entry(self, hosts: Iterable[str] = ("127.0.0.1",)) -> RootEntry:
+        """This node's line for a roots file, at `hosts` on the bound UDP port."""
+        endpoints = tuple(udp(host, self.udp_port) for host in hosts)
+        return RootEntry(self.identity.public(), endpoints)
+
+    # ------------------------------------------------------------------ the node loop
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += TICK_S
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a long GC, a busy loop): skip, don't burst
+                next_at = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+            node = self.node
+            if node is None:
+                continue
+            now = self._clock()
+            if now - self._last_advertise_refresh >= ADVERTISE_REFRESH_S:
+                self._last_advertise_refresh = now
+                node.set_local_endpoints(self._local_endpoints())
+            self._execute(self._guard(node.tick, now))
+
+    def _on_datagram(self, data: bytes, source: Endpoint) -> None:
+        node = self.node
+        if node is not None:
+            self._execute(self._guard(node.receive_datagram, data, source, self._clock()))
+
+    def _on_tcp_up(self, endpoint: Endpoint) -> None:
+        log.info("TCP fallback connected to %s", endpoint)
+        if self.node is not None:
+            self._execute(self._guard(self.node.tcp_up, endpoint, self._clock()))
+
+    def _on_tcp_down(self, endpoint: Endpoint) -> None:
+        log.info("TCP fallback to %s lost", endpoint)
+        if self.node is not None:
+            self._execute(self._guard(self.node.tcp_down, endpoint, self._clock()))
+
+    def _guard(self, call: Callable[..., list[Effect]], *args: object) -> list[Effect]:
+        try:
+            return call(*args)
+        except Exception:
+            self.counters["node_errors"] += 1
+            if self.counters["node_errors"] <= NODE_ERRORS_LOGGED:
+                log.exception("node.%s failed", getattr(call, "__name__", "call"))
+            return []
+
+    def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect.endpoint, effect.data)
+            elif isinstance(effect, Deliver):
+                self._deliver(effect)
+            elif isinstance(effect, EchoReply):
+                future = self._echo_waiters.pop(effect.echo_id, None)
+                if future is not None and not future.done():
+                    future.set_result(effect)
+            elif isinstance(effect, OpenTcp):
+                if self.config.tcp_fallback != "off":
+                    self._tcp.want(effect.endpoint)
+            elif isinstance(effect, CloseTcp):
+                self._tcp.unwant(effect.endpoint)
+            elif isinstance(effect, Event):
+                self.events.append((self._clock(), effect))
+                log.info("%s: %s", effect.kind, effect.message)
+
+    def _send(self, endpoint: Endpoint, data: bytes) -> None:
+        if endpoint.transport is Transport.TCP:
+            self._tcp.send(endpoint, data)
+        elif self._udp is not None:
+            self._udp.send(endpoint, data)
+
+    def _deliver(self, delivered: Deliver) -> None:
+        try:
+            self.deliveries.put_nowait(delivered)
+        except asyncio.QueueFull:
+            self.counters["deliveries_dropped"] += 1
+
+    # ------------------------------------------------------------------ for the API
+
+    def _running_node(self) -> Node:
+        if self.node is None:
+            raise RuntimeError("the daemon is not started")
+        return self.node
+
+    def status(self) -> NodeStatus:
+        return self._running_node().snapshot(self._clock())
+
+    def peers(self) -> list[PeerStatus]:
+        return self.status().peers
+
+    def peer(self, address: int) -> PeerStatus | None:
+        text = format_address(address)
+        return next((p for p in self.peers() if p.address == text), None)
+
+    def io_counters(self) -> dict[str, int]:
+        merged: Counter[str] = Counter(self.counters)
+        if self._udp is not None:
+            merged.update(self._udp.counters)
+        merged.update(self._tcp.counters)
+        return dict(merged)
+
+    def recent_events(self) -> list[tuple[float, Event]]:
+        return list(self.events)
+
+    async def echo(self, address: int, timeout_s: float) -> EchoReply | None:
+        """One overlay echo to `address`; the reply, or None after `timeout_s`."""
+        node = self._running_node()
+        if address == self.address:
+            raise ValueError("cannot echo this node itself")
+        future: asyncio.Future[EchoReply] = asyncio.get_running_loop().create_future()
+        try:
+            echo_id, effects = node.echo(address, self._clock())
+        except Exception:
+            self.counters["node_errors"] += 1
+            log.exception("node.echo failed")
+            raise
+        self._echo_waiters[echo_id] = future
+        try:
+            self._execute(effects)
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._echo_waiters.pop(echo_id, None)
+
+    async def send_user_data(self, address: int, payload: bytes) -> None:
+        """Send `payload` to `address` over the overlay (USER_DATA); fire and forget."""
+        node = self._running_node()
+        self._execute(self._guard(node.send_user_data, address, payload, self._clock()))
+
+    async def receive_user_data(self, timeout_s: float | None = None) -> Deliver:
+        """The next delivered user data; raises TimeoutError after `timeout_s`."""
+        return await asyncio.wait_for(self.deliveries.get(), timeout_s)

@@ -1,0 +1,139 @@
+"""`ztui` subcommands as a person runs them: against a live daemon, and against none."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+from overlay_core.io.loopback import LoopbackOverlay
+
+from .conftest import subprocess_env, ztui_cmd
+
+
+async def ztui(*args: str, timeout_s: float = 30) -> tuple[int, str, str]:
+    """Run ztui without blocking the event loop (the daemon under test runs on it)."""
+    proc = await asyncio.create_subprocess_exec(
+        *ztui_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def ztui_sync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ztui_cmd(*args), capture_output=True, text=True, env=subprocess_env(), timeout=30
+    )
+
+
+def test_no_daemon_is_one_line_and_nonzero(short_tmp: Path) -> None:
+    """With nothing running, `ztui info` says overlayd is not running, names the socket it
+    looked for and how to start it, in one line, exit 1, no traceback."""
+    result = ztui_sync("--home", str(short_tmp), "info")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "overlayd is not running" in lines[0]
+    assert str(short_tmp / "control.sock") in lines[0]
+    assert f"overlayd --home {short_tmp}" in lines[0]
+
+
+def test_mistyped_address_is_usage_error(short_tmp: Path) -> None:
+    """`ztui ping nothex` exits 2 with one line, before trying to reach any daemon."""
+    result = ztui_sync("--home", str(short_tmp), "ping", "nothex")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "10 hex digits" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_subcommand_prints_help_and_says_console_is_pending() -> None:
+    """Bare `ztui` explains that the interactive console is coming and shows the commands."""
+    result = ztui_sync()
+    assert result.returncode == 0
+    assert "not built yet" in result.stdout
+    assert "info" in result.stdout and "peers" in result.stdout and "ping" in result.stdout
+
+
+async def test_info_json_against_a_running_daemon(overlay: LoopbackOverlay) -> None:
+    """`ztui info --json` prints the daemon's status as JSON a script can parse."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    await overlay.wait_online()
+    code, out, err = await ztui("--home", str(leaf.home.path), "info", "--json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["address"] == leaf.identity.address_text
+    assert status["state"] == "ONLINE"
+
+
+async def test_info_and_peers_text(overlay: LoopbackOverlay) -> None:
+    """The text forms: `info` leads with address, version and state; `peers` is a table
+    with zerotier-cli's columns and the root in it."""
+    root = await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    await overlay.wait_online()
+    code, out, err = await ztui("info", "--home", str(leaf.home.path))
+    assert code == 0, err
+    assert out.splitlines()[0] == f"info {leaf.identity.address_text} 0.1.0 ONLINE"
+    assert "1/1 reachable" in out
+    code, out, err = await ztui("--home", str(leaf.home.path), "peers")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split() == ["ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH"]
+    assert any(row.startswith(root.identity.address_text) and "ROOT" in row for row in rows)
+
+
+async def test_ping_prints_pongs_and_a_summary(overlay: LoopbackOverlay) -> None:
+    """`ztui ping ADDR -c 3` prints one pong line per reply with the path it came back on,
+    then ping's summary; exit 0 when anything answered."""
+    await overlay.add_root()
+    a, b = await overlay.add_leaf("a"), await overlay.add_leaf("b")
+    await overlay.wait_online()
+    target = b.identity.address_text
+    code, out, err = await ztui("--home", str(a.home.path), "ping", target, "-c", "3", "-i", "0.2")
+    assert code == 0, err
+    lines = out.splitlines()
+    pongs = [line for line in lines if line.startswith(f"pong from {target}: ")]
+    assert len(pongs) == 3, out
+    assert all(" ms via 127.0.0.1:" in line for line in pongs)
+    assert lines[-2] == f"--- {target} ping statistics ---"
+    assert lines[-1].startswith("3 sent, 3 received, 0% loss, rtt min/avg/max ")
+
+
+async def test_ping_with_no_replies_exits_1(overlay: LoopbackOverlay) -> None:
+    """Pinging an address nobody has: a no-reply line per echo, 100% loss, exit 1."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    await overlay.wait_online()
+    code, out, err = await ztui(
+        "--home", str(leaf.home.path), "ping", "0123456789", "-c", "1", "--timeout", "0.3"
+    )
+    assert code == 1, err
+    assert "no reply from 0123456789" in out
+    assert "1 sent, 0 received, 100% loss" in out
+
+
+async def test_tcp_api_with_token_from_home(overlay: LoopbackOverlay) -> None:
+    """`--api http://127.0.0.1:PORT` uses the home's authtoken.secret; a wrong --token is
+    refused with one line."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf", api_tcp_port=0)
+    url = f"http://127.0.0.1:{leaf.api_tcp_port}"
+    code, out, err = await ztui("--api", url, "--home", str(leaf.home.path), "info", "--json")
+    assert code == 0, err
+    assert json.loads(out)["address"] == leaf.identity.address_text
+    code, out, err = await ztui("--api", url, "--token", "wrong", "info")
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "refused the API token" in err
