@@ -31,8 +31,12 @@ def exchange() -> dict[str, bytes]:
     leaf = Node(leaf_id, NodeConfig(version="0.1.0", roots=roots), _seeded(44))
     root.start(NOW)
     hello = next(e.data for e in leaf.start(NOW) if isinstance(e, Send))
-    ok = next(e.data for e in root.receive_datagram(hello, LEAF_AT, NOW + 0.01) if isinstance(e, Send))
-    echo = next(e.data for e in leaf.receive_datagram(ok, ROOT_AT, NOW + 0.02) if isinstance(e, Send))
+    ok = next(
+        e.data for e in root.receive_datagram(hello, LEAF_AT, NOW + 0.01) if isinstance(e, Send)
+    )
+    echo = next(
+        e.data for e in leaf.receive_datagram(ok, ROOT_AT, NOW + 0.02) if isinstance(e, Send)
+    )
     return {"hello.bin": hello, "ok_hello.bin": ok, "echo.bin": echo}
 
 

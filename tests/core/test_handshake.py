@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from overlay_core.proto import wire
-from overlay_core.proto.crypto import ReplayWindow, REPLAY_WINDOW
+from overlay_core.proto.crypto import REPLAY_WINDOW, ReplayWindow
 from overlay_core.proto.effects import Endpoint
 from overlay_core.proto.node import NodeConfig
 from overlay_core.testing.fakenet import FakeNet, Host
@@ -22,7 +22,9 @@ def net() -> FakeNet:
     return net
 
 
-def send_data(net: FakeNet, src: Host, dst: Host, payload: bytes) -> list[tuple[Endpoint, Endpoint, bytes]]:
+def send_data(
+    net: FakeNet, src: Host, dst: Host, payload: bytes
+) -> list[tuple[Endpoint, Endpoint, bytes]]:
     net.wiretap = []
     net.call(src, src.node.send_user_data(dst.address, payload, net.now))
     net.run(1)
@@ -47,7 +49,9 @@ def test_replayed_tampered_truncated_and_wrong_key_packets_are_dropped(net: Fake
     a, b = net.hosts["a"], net.hosts["b"]
     send_data(net, a, b, b"warm up")
     captured = send_data(net, a, b, b"secret payload")
-    source, _, packet = next(c for c in captured if wire.parse_header(c[2]).cipher is wire.Cipher.SESSION)
+    source, _, packet = next(
+        c for c in captured if wire.parse_header(c[2]).cipher is wire.Cipher.SESSION
+    )
     delivered = len(b.delivered)
 
     def inject(data: bytes) -> None:

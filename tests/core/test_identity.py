@@ -33,13 +33,17 @@ def test_text_forms_round_trip_and_public_form_has_no_secret(alice: Identity) ->
     assert alice.seed.hex() not in repr(alice)
 
 
-def test_a_claimed_address_that_does_not_match_the_key_is_refused(alice: Identity, bob: Identity) -> None:
+def test_a_claimed_address_that_does_not_match_the_key_is_refused(
+    alice: Identity, bob: Identity
+) -> None:
     forged = f"{bob.address_text}:0:{alice.public_key.hex()}"
     with pytest.raises(ValueError, match="does not match"):
         Identity.from_text(forged)
 
 
-def test_a_secret_that_does_not_match_the_public_key_is_refused(alice: Identity, bob: Identity) -> None:
+def test_a_secret_that_does_not_match_the_public_key_is_refused(
+    alice: Identity, bob: Identity
+) -> None:
     assert bob.seed is not None
     with pytest.raises(ValueError, match="secret does not match"):
         Identity.from_text(f"{alice.to_public_text()}:{bob.seed.hex()}")

@@ -15,7 +15,9 @@ from overlay_core.testing.fakenet import FakeNet, Host, NatKind
 FC, PR, SY = NatKind.FULL_CONE, NatKind.PORT_RESTRICTED, NatKind.SYMMETRIC
 
 
-def world(kind_a: NatKind | None, kind_b: NatKind | None, roots: int = 1) -> tuple[FakeNet, Host, Host]:
+def world(
+    kind_a: NatKind | None, kind_b: NatKind | None, roots: int = 1
+) -> tuple[FakeNet, Host, Host]:
     net = FakeNet()
     for i in range(roots):
         net.add_host(f"root{i}", root=True)
@@ -26,7 +28,9 @@ def world(kind_a: NatKind | None, kind_b: NatKind | None, roots: int = 1) -> tup
 
 
 def link(net: FakeNet, host: Host, other: Host) -> str:
-    peer = next(p for p in host.node.snapshot(net.now).peers if p.address == f"{other.address:010x}")
+    peer = next(
+        p for p in host.node.snapshot(net.now).peers if p.address == f"{other.address:010x}"
+    )
     return peer.link
 
 
@@ -51,7 +55,9 @@ def test_pairs_that_can_punch_end_direct(kind_a: NatKind | None, kind_b: NatKind
 
 
 @pytest.mark.parametrize(("kind_a", "kind_b"), [(SY, SY), (SY, PR), (PR, SY)])
-def test_pairs_that_cannot_punch_stay_relayed_with_a_reason(kind_a: NatKind, kind_b: NatKind) -> None:
+def test_pairs_that_cannot_punch_stay_relayed_with_a_reason(
+    kind_a: NatKind, kind_b: NatKind
+) -> None:
     net, a, b = world(kind_a, kind_b)
     talk(net, a, b, seconds=10)
     assert link(net, a, b) == "RELAY"

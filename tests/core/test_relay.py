@@ -17,7 +17,11 @@ def relayed_world() -> tuple[FakeNet, bytes]:
     net.wiretap = []
     net.call(a, a.node.send_user_data(b.address, b"x", net.now))
     net.run(2)
-    packet = next(d for s, to, d in net.wiretap if to == net.hosts["root0"].endpoint and wire.dest_of(d) == b.address)
+    packet = next(
+        d
+        for s, to, d in net.wiretap
+        if to == net.hosts["root0"].endpoint and wire.dest_of(d) == b.address
+    )
     net.wiretap = None
     return net, packet
 
@@ -45,7 +49,9 @@ def test_a_root_rate_limits_each_source() -> None:
     source = next(iter(root.node.peers[a.address].paths))
     sent = 0
     for _ in range(int(RELAY_BURST) + 500):
-        sent += any(isinstance(e, Send) for e in root.node.receive_datagram(packet, source, net.now))
+        sent += any(
+            isinstance(e, Send) for e in root.node.receive_datagram(packet, source, net.now)
+        )
     assert sent <= RELAY_BURST + 1
     assert root.node.drops["rate_limited"] >= 499
 
