@@ -157,6 +157,8 @@ async def post_echo(request: web.Request) -> web.Response:
         reply = await request.app[SERVICE_KEY].echo(address, timeout_s)
     except ValueError as exc:  # e.g. echoing ourselves
         raise ApiProblem(400, "bad_request", str(exc)) from None
+    except LookupError as exc:  # the roots know no node at that address
+        raise ApiProblem(404, "unknown_address", str(exc)) from None
     if reply is None:
         text = schema.format_address(address)
         raise ApiProblem(504, "timeout", f"no echo reply from {text} within {timeout_s:g} s")

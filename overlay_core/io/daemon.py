@@ -29,6 +29,7 @@ from overlay_core.api.server import ApiError, ApiServer
 from overlay_core.proto.effects import (
     CloseTcp,
     Deliver,
+    EchoFailed,
     EchoReply,
     Effect,
     Endpoint,
@@ -102,6 +103,9 @@ class Daemon:
         self._api: ApiServer | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
+        # Fault injection for tests on loopback, where no firewall can cut one path: sends
+        # to these endpoints are dropped as a broken network would drop them.
+        self.unreachable: set[Endpoint] = set()
         self._last_advertise_refresh = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -261,7 +265,7 @@ class Daemon:
             self._execute(self._guard(self.node.tcp_up, endpoint, self._clock()))
 
     def _on_tcp_down(self, endpoint: Endpoint) -> None:
-        log.info("TCP fallback to %s lost", endpoint)
+        log.info("TCP link %s closed", endpoint)
         if self.node is not None:
             self._execute(self._guard(self.node.tcp_down, endpoint, self._clock()))
 
@@ -284,6 +288,10 @@ class Daemon:
                 future = self._echo_waiters.pop(effect.echo_id, None)
                 if future is not None and not future.done():
                     future.set_result(effect)
+            elif isinstance(effect, EchoFailed):
+                future = self._echo_waiters.pop(effect.echo_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(LookupError(effect.reason))
             elif isinstance(effect, OpenTcp):
                 if self.config.tcp_fallback != "off":
                     self._tcp.want(effect.endpoint)
@@ -294,6 +302,9 @@ class Daemon:
                 log.info("%s: %s", effect.kind, effect.message)
 
     def _send(self, endpoint: Endpoint, data: bytes) -> None:
+        if endpoint in self.unreachable:
+            self.counters["sends_to_unreachable"] += 1
+            return
         if endpoint.transport is Transport.TCP:
             self._tcp.send(endpoint, data)
         elif self._udp is not None:
@@ -333,7 +344,9 @@ class Daemon:
         return list(self.events)
 
     async def echo(self, address: int, timeout_s: float) -> EchoReply | None:
-        """One overlay echo to `address`; the reply, or None after `timeout_s`."""
+        """One overlay echo to `address`; the reply, or None after `timeout_s`.
+
+        Raises LookupError when the roots answer that no node has that address."""
         node = self._running_node()
         if address == self.address:
             raise ValueError("cannot echo this node itself")

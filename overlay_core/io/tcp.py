@@ -231,7 +231,8 @@ class TcpLinks:
         if self._links.get(link.endpoint) is link:
             del self._links[link.endpoint]
             log.debug("TCP link down: %s", link.endpoint)
-            if link.outbound and not link.silent:
+            # Inbound links matter too: a root must stop routing to a leaf whose stream died.
+            if not link.silent:
                 self._on_down(link.endpoint)
 
     async def close(self) -> None:

@@ -79,6 +79,15 @@ class EchoReply:
 
 
 @dataclass(frozen=True, slots=True)
+class EchoFailed:
+    """An echo that can never be answered, e.g. the roots know no node at that address."""
+
+    peer: int
+    echo_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OpenTcp:
     """Open (and keep open) the TCP fallback transport to a root at `endpoint`."""
 
@@ -99,7 +108,7 @@ class Event:
     peer: int | None = None
 
 
-Effect = Send | Deliver | EchoReply | OpenTcp | CloseTcp | Event
+Effect = Send | Deliver | EchoReply | EchoFailed | OpenTcp | CloseTcp | Event
 
 
 # --------------------------------------------------------------------------- status

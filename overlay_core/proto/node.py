@@ -30,7 +30,7 @@ from collections.abc import Callable
 from . import wire
 from .crypto import EphemeralKey, Session, derive_session, ephemeral_dh, open_
 from .diagnose import infer_nat, link_of, peer_status
-from .effects import Deliver, EchoReply, Effect, Endpoint, Event, NodeStatus, Transport
+from .effects import Deliver, EchoFailed, EchoReply, Effect, Endpoint, Event, NodeStatus, Transport
 from .identity import Identity, format_address
 from .outbound import ECHO_TIMEOUT_S, EchoWait, NodeConfig, NodeState, _u
 from .peer import Peer
@@ -358,14 +358,15 @@ class Node(NodeState):
             address = reader.address()
             self._whois.pop(address, None)
             dropped = len(self._whois_queue.pop(address, []))
-            return [
-                Event(
-                    "whois",
-                    f"root {format_address(peer.address)} does not know "
-                    f"{format_address(address)}; {dropped} queued packets dropped",
-                    address,
-                )
-            ]
+            reason = f"no node {format_address(address)} is known to root " + format_address(
+                peer.address
+            )
+            out: list[Effect] = [Event("whois", f"{reason}; {dropped} queued packets dropped")]
+            for echo_id, wait in list(self._echoes.items()):
+                if wait.peer == address and wait.user:
+                    del self._echoes[echo_id]
+                    out.append(EchoFailed(address, echo_id, reason))
+            return out
         return []
 
     def _on_whois(

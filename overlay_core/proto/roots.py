@@ -10,6 +10,7 @@ One root per line, `#` starts a comment:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from .effects import Endpoint, udp
@@ -38,6 +39,12 @@ def parse_endpoint(text: str) -> Endpoint:
             raise ValueError(f"endpoint {text!r}: expected HOST:PORT")
         if ":" in host:
             raise ValueError(f"endpoint {text!r}: put IPv6 hosts in brackets, [HOST]:PORT")
+    try:
+        # Literal addresses only: resolving names would block the event loop, and a
+        # roots file is meant to pin where the roots are.
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"endpoint {text!r}: {host!r} is not an IP address") from None
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"endpoint {text!r}: port must be 1-65535")
     return udp(host, int(port_text))

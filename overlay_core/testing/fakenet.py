@@ -27,6 +27,7 @@ from enum import Enum
 from ..proto.effects import (
     CloseTcp,
     Deliver,
+    EchoFailed,
     EchoReply,
     Effect,
     Endpoint,
@@ -91,6 +92,7 @@ class Host:
     nat: Nat | None
     delivered: list[Deliver] = field(default_factory=list)
     echoes: list[EchoReply] = field(default_factory=list)
+    failed: list[EchoFailed] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -197,6 +199,8 @@ class FakeNet:
                 host.delivered.append(effect)
             elif isinstance(effect, EchoReply):
                 host.echoes.append(effect)
+            elif isinstance(effect, EchoFailed):
+                host.failed.append(effect)
             elif isinstance(effect, Event):
                 host.events.append(effect)
             elif isinstance(effect, OpenTcp):

@@ -71,3 +71,21 @@ def test_signatures_verify_only_for_the_signer(alice: Identity, bob: Identity) -
     assert alice.public().verify(b"network config", signature)
     assert not bob.verify(b"network config", signature)
     assert not alice.verify(b"network config!", signature)
+
+
+def test_roots_file_round_trips_and_rejects_names_and_bad_ports(alice: Identity) -> None:
+    from overlay_core.proto.effects import udp
+    from overlay_core.proto.roots import RootEntry, parse_roots
+
+    entry = RootEntry(alice.public(), (udp("198.18.0.1", 9993), udp("2001:db8::1", 9993)))
+    text = f"# roots\n{entry.to_text()}  # the only one\n"
+    assert parse_roots(text) == [entry]
+    assert "[2001:db8::1]:9993" in entry.to_text()
+    for bad, words in (
+        (f"{alice.to_public_text()} root.example.net:9993", "not an IP address"),
+        (f"{alice.to_public_text()} 198.18.0.1:0", "port must be"),
+        (f"{alice.to_public_text()}", "at least one endpoint"),
+        ("nonsense 198.18.0.1:9993", "line 1"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            parse_roots(bad)

@@ -151,3 +151,14 @@ def test_echo_goes_through_the_root_first_then_direct() -> None:
     assert links[0] == "RELAY" and a.echoes[0].relay == net.hosts["root0"].address
     assert links[-1] == "DIRECT"
     assert all(e.rtt_s > 0 for e in a.echoes)
+
+
+def test_an_echo_to_an_unknown_address_fails_with_the_roots_answer() -> None:
+    """WHOIS comes back 'not found': the echo fails at once with a reason, no timeout."""
+    net, a, _b = world(None, None)
+    echo_id, effects = a.node.echo(0x0123456789, net.now)
+    net.call(a, effects)
+    net.run(0.1)
+    assert [(f.echo_id, f.peer) for f in a.failed] == [(echo_id, 0x0123456789)]
+    assert "no node 0123456789 is known to root" in a.failed[0].reason
+    assert a.echoes == []

@@ -114,10 +114,22 @@ async def test_echo_via_api_returns_rtt(overlay: LoopbackOverlay, leaf: Daemon) 
     assert echo["endpoint"].startswith("127.0.0.1:")
 
 
-async def test_echo_to_nobody_times_out_with_504(api: httpx.AsyncClient) -> None:
+async def test_echo_to_a_node_that_went_away_times_out_with_504(
+    overlay: LoopbackOverlay, api: httpx.AsyncClient
+) -> None:
     """An echo that gets no answer within timeout_s is a 504 JSON error, not a hang."""
-    response = await api.post("/peers/0123456789/echo", json={"timeout_s": 0.3})
+    gone = await overlay.add_leaf("gone")
+    await overlay.wait_online()
+    await overlay.stop("gone")
+    response = await api.post(f"/peers/{gone.identity.address_text}/echo", json={"timeout_s": 0.5})
     assert_json_error(response, 504, "timeout")
+
+
+async def test_echo_to_an_address_nobody_has_is_a_404(api: httpx.AsyncClient) -> None:
+    """The roots say no node has the address: 404 with their answer, at once."""
+    response = await api.post("/peers/0123456789/echo", json={"timeout_s": 5})
+    assert_json_error(response, 404, "unknown_address")
+    assert "no node 0123456789 is known to root" in response.json()["reason"]
 
 
 async def test_echo_rejects_a_bad_timeout(api: httpx.AsyncClient) -> None:

@@ -91,3 +91,15 @@ async def test_stop_removes_the_control_socket(overlay: LoopbackOverlay) -> None
     await overlay.stop("root")
     assert not path.exists()
     await daemon.stop()  # idempotent
+
+
+async def test_echo_to_an_address_nobody_has_fails_fast_with_the_reason(
+    overlay: LoopbackOverlay,
+) -> None:
+    """The root answers WHOIS with 'not found': the echo fails at once, naming the address,
+    instead of timing out."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("a")
+    await overlay.wait_online()
+    with pytest.raises(LookupError, match="no node 0123456789 is known to root"):
+        await leaf.echo(0x0123456789, timeout_s=5)

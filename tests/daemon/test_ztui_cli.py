@@ -113,16 +113,32 @@ async def test_ping_prints_pongs_and_a_summary(overlay: LoopbackOverlay) -> None
 
 
 async def test_ping_with_no_replies_exits_1(overlay: LoopbackOverlay) -> None:
-    """Pinging an address nobody has: a no-reply line per echo, 100% loss, exit 1."""
+    """Pinging a node that went away: a no-reply line per echo, 100% loss, exit 1."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    gone = await overlay.add_leaf("gone")
+    await overlay.wait_online()
+    await overlay.stop("gone")
+    address = gone.identity.address_text
+    code, out, err = await ztui(
+        "--home", str(leaf.home.path), "ping", address, "-c", "1", "--timeout", "0.3"
+    )
+    assert code == 1, err
+    assert f"no reply from {address}" in out
+    assert "1 sent, 0 received, 100% loss" in out
+
+
+async def test_ping_to_an_address_nobody_has_says_so(overlay: LoopbackOverlay) -> None:
+    """The roots know no such node: one line saying so, exit 1, no waiting out timeouts."""
     await overlay.add_root()
     leaf = await overlay.add_leaf("leaf")
     await overlay.wait_online()
-    code, out, err = await ztui(
-        "--home", str(leaf.home.path), "ping", "0123456789", "-c", "1", "--timeout", "0.3"
+    code, _out, err = await ztui("--home", str(leaf.home.path), "ping", "0123456789", "-c", "3")
+    assert code == 1
+    assert (
+        err.strip()
+        == "ztui: no node 0123456789 is known to root " + overlay.roots[0].identity.address_text
     )
-    assert code == 1, err
-    assert "no reply from 0123456789" in out
-    assert "1 sent, 0 received, 100% loss" in out
 
 
 async def test_tcp_api_with_token_from_home(overlay: LoopbackOverlay) -> None:
