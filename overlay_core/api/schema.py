@@ -92,6 +92,8 @@ class PathJson(TypedDict):
     packets_received: int
     bytes_sent: int
     bytes_received: int
+    mtu: int
+    mtu_searching: bool
 
 
 class RelayReasonJson(TypedDict):
@@ -182,6 +184,8 @@ def path_to_json(path: PathStatus) -> PathJson:
         "packets_received": path.packets_received,
         "bytes_sent": path.bytes_sent,
         "bytes_received": path.bytes_received,
+        "mtu": path.mtu,
+        "mtu_searching": path.mtu_searching,
     }
 
 

@@ -145,6 +145,7 @@ def _bind_socket(family: int, host: str, port: int, optional: bool) -> socket.so
             # The kernel caps this at net.core.*mem_max; if it refuses, the default works too.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        _set_dont_fragment(sock, family)
         sock.setblocking(False)
         sock.bind((host, port))
     except OSError as exc:
@@ -154,3 +155,26 @@ def _bind_socket(family: int, host: str, port: int, optional: bool) -> socket.so
             return None
         raise BindError(f"cannot bind UDP {shown}: {exc.strerror}") from None
     return sock
+
+
+# Linux values from <linux/in.h> and <linux/in6.h>; the socket module lacks the PROBE ones.
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+_IP_PMTUDISC_PROBE = 3
+_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+_IPV6_PMTUDISC_PROBE = 3
+
+
+def _set_dont_fragment(sock: socket.socket, family: int) -> None:
+    """Send every datagram with DF and never let the kernel's PMTU cache refuse a send.
+
+    The node discovers each path's MTU itself with padded probes and fragments its packets
+    to fit (proto/path.py); routers must drop what is too big rather than fragment it, or
+    a probe would "succeed" at sizes the path only carries as IP fragments, which NATs and
+    firewalls often drop. PROBE mode (not DO) keeps the kernel from turning our own probes
+    into EMSGSIZE errors after one ICMP "fragmentation needed".
+    """
+    with contextlib.suppress(OSError):
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_PROBE)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_PROBE)

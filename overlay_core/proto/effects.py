@@ -135,6 +135,8 @@ class PathStatus:
     packets_received: int
     bytes_sent: int
     bytes_received: int
+    mtu: int  # largest datagram confirmed to cross this path (UDP payload bytes)
+    mtu_searching: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -216,6 +216,8 @@ class Node(NodeState):
         path = peer.path(source, now)
         if path.is_direct and path.last_receive is None and not peer.is_root:
             peer.punch.replies += 1
+        if path.is_direct and not path.alive(now) and path.last_receive is not None:
+            path.start_mtu_search(peer.mtu_limit)  # back from the dead: the route may differ
         path.received(size, now)
         peer.punch.pending.pop(source, None)
         if peer.is_root and source.transport is Transport.UDP:
@@ -319,6 +321,11 @@ class Node(NodeState):
         if wait is None or wait.peer != peer.address:
             return []
         rtt = max(0.0, now - wait.sent)
+        if wait.probe_size is not None and wait.endpoint is not None:
+            probed = peer.paths.get(wait.endpoint)
+            if probed is not None:
+                probed.mtu_fits(wait.probe_size)
+            return []  # padded probes take longer: keep them out of the latency numbers
         if header.hops == 0:
             self._observe(peer, echo.observed)
             latency = peer.paths[source].latency

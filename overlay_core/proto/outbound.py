@@ -19,7 +19,7 @@ from .diagnose import link_of
 from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
 from .fragment import Reassembler
 from .identity import Identity, format_address
-from .path import PATH_ALIVE_S
+from .path import PATH_ALIVE_S, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, punchable
 from .roots import RootEntry
@@ -59,6 +59,8 @@ class EchoWait:
     peer: int
     sent: float
     user: bool
+    endpoint: Endpoint | None = None
+    probe_size: int | None = None  # a path MTU probe of this many bytes
 
 
 def _u(raw: bytes) -> int:
@@ -110,6 +112,7 @@ class NodeState:
         if peer is None:
             peer = self.peers[identity.address] = Peer(identity.public(), created=now)
             peer.is_root = identity.address in self.roots
+            peer.mtu_limit = self.config.phys_mtu
         return peer
 
     def _static_key(self, peer: Peer) -> bytes:
@@ -149,6 +152,7 @@ class NodeState:
         endpoint: Endpoint,
         now: float,
         packet_id: int | None = None,
+        whole: bool = False,
     ) -> list[Effect]:
         if session is not None:
             packet_id, key, key_id = session.next_packet_id(), session.tx_key, session.key_id
@@ -160,8 +164,11 @@ class NodeState:
         ad = wire.associated_data(head)
         clear = self.identity.public_key if cipher is Cipher.HELLO else b""
         packet = head + clear + seal(key, head, ad + clear, bytes([verb]) + payload)
+        path = peer.paths.get(endpoint)
+        # Relayed packets take the other leg too, whose MTU only the root knows: stay small.
+        mtu = path.mtu if path is not None else PMTU_MIN
         try:
-            pieces = wire.fragment_packet(packet, self.config.phys_mtu)
+            pieces = [packet] if whole else wire.fragment_packet(packet, mtu)
         except ValueError:
             self.drops["too_big"] += 1
             return []
@@ -170,7 +177,6 @@ class NodeState:
         peer.counters["tx_bytes"] += len(packet)
         self.counters["tx_packets"] += len(pieces)
         self.counters["tx_bytes"] += len(packet)
-        path = peer.paths.get(endpoint)
         if path is None and (root := self._root_at(endpoint)) is not None:
             path = self.peers[root].paths.get(endpoint)
         if path is not None:
@@ -190,7 +196,13 @@ class NodeState:
         return min(relays, key=lambda p: p.sort_key()).endpoint if relays else None
 
     def _send(
-        self, peer: Peer, verb: Verb, payload: bytes, now: float, endpoint: Endpoint | None = None
+        self,
+        peer: Peer,
+        verb: Verb,
+        payload: bytes,
+        now: float,
+        endpoint: Endpoint | None = None,
+        whole: bool = False,
     ) -> list[Effect]:
         session = peer.tx_session
         if session is None or session.expired(now):
@@ -200,7 +212,7 @@ class NodeState:
         if target is None:
             self.drops["no_route"] += 1
             return []
-        out = self._emit(peer, Cipher.SESSION, session, verb, payload, target, now)
+        out = self._emit(peer, Cipher.SESSION, session, verb, payload, target, now, whole=whole)
         if peer.handshake is None and session.wants_rekey(now, self.config.rekey_after_packets):
             out += self._hello(peer, now)
         return out
@@ -302,6 +314,18 @@ class NodeState:
                 else:
                     peer.punch.pending[endpoint] = left - 1
         return out
+
+    def _probe_mtu(self, peer: Peer, path: Path, size: int, now: float) -> list[Effect]:
+        """An ECHO padded so the whole datagram is `size` bytes, sent unfragmented."""
+        echo_id = _u(self._random(4))
+        self._echoes[echo_id] = EchoWait(peer.address, now, False, path.endpoint, size)
+        echo = wire.Echo(echo_id, int(now * 1e6)).pack()
+        padding = size - (wire.HEADER_BYTES + 1 + len(echo) + wire.TAG_BYTES)
+        if padding < 0:
+            path.mtu_fits(size)
+            return []
+        payload = echo + bytes(padding)
+        return self._send(peer, Verb.ECHO, payload, now, path.endpoint, whole=True)
 
     def _punch(self, peer: Peer, endpoint: Endpoint, how: str, now: float) -> list[Effect]:
         if endpoint in self.config.local_endpoints or not punchable(endpoint):
@@ -453,6 +477,10 @@ class NodeState:
                     out += self._probe(peer, endpoint, now)
             elif path.needs_probe(now):
                 out += self._probe(peer, endpoint, now)
+            if path.is_direct and path.alive(now):
+                size = path.next_mtu_probe(now)
+                if size is not None:
+                    out += self._probe_mtu(peer, path, size, now)
         if peer.is_root and self._tcp_wanted and not self.config.force_tcp:
             out += self._retry_root_udp(peer, now)
         if not peer.is_root and now - (peer.last_receive or peer.created) > PEER_FORGET_S:

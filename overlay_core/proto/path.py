@@ -5,6 +5,15 @@ within PATH_ALIVE_S. Keepalive probes (ECHO) go out on every direct path every
 PATH_PROBE_S once it has been quiet that long, which both holds NAT mappings open and
 measures latency, so a cut path is noticed within PATH_ALIVE_S and a restored one within
 PATH_PROBE_S. A path that stays dead for PATH_FORGET_S is removed.
+
+Path MTU: every datagram leaves with DF set (the I/O layer asks the kernel for
+IP_PMTUDISC_PROBE), so a datagram larger than the path can carry is lost, never
+fragmented by routers. A path therefore starts at PMTU_MIN, a size every IPv4 and IPv6
+path carries, and searches upward with padded ECHO probes: first the ceiling (most paths
+carry it), then by bisection, to within PMTU_STEP bytes. A probe unanswered within
+PMTU_PROBE_TIMEOUT_S counts as too big. The search repeats every PMTU_REPROBE_S, because
+routes change. Packets are fragmented to the path's confirmed size, so frames of any
+size up to the network MTU cross without a black hole.
 """
 
 from __future__ import annotations
@@ -17,6 +26,10 @@ from .effects import Endpoint, LatencyStatus, PathStatus, Transport
 PATH_PROBE_S = 2.0
 PATH_ALIVE_S = 6.0
 PATH_FORGET_S = 120.0
+PMTU_MIN = 1200  # UDP payload that fits a 1280-byte IPv6 link (QUIC makes the same bet)
+PMTU_STEP = 16
+PMTU_PROBE_TIMEOUT_S = 1.0
+PMTU_REPROBE_S = 60.0
 # RFC 1918, loopback, link-local and CGNAT space: addresses only reachable nearby.
 _LAN_NETS = [
     ipaddress.ip_network(n)
@@ -79,9 +92,55 @@ class Path:
     bytes_sent: int = 0
     bytes_received: int = 0
     latency: Latency | None = None
+    # Path MTU search state (datagram sizes in bytes; see the module docstring).
+    mtu: int = PMTU_MIN  # confirmed: the largest size that came back
+    mtu_limit: int = PMTU_MIN  # the most we would ever use (the node's phys_mtu)
+    mtu_ceiling: int = PMTU_MIN  # the search's upper bound: larger sizes were lost
+    mtu_probes: int = 0  # probes sent in the current search
+    mtu_probe_size: int | None = None  # in flight
+    mtu_probe_sent: float = 0.0
+    mtu_searched: float | None = None  # when the last search finished
 
     def __post_init__(self) -> None:
         self.latency = Latency()
+
+    def start_mtu_search(self, limit: int) -> None:
+        self.mtu_limit = self.mtu_ceiling = max(limit, PMTU_MIN)
+        self.mtu = PMTU_MIN
+        self.mtu_probes = 0
+        self.mtu_probe_size = None
+        self.mtu_searched = None
+
+    def next_mtu_probe(self, now: float) -> int | None:
+        """The size to probe now, or None (no search due, or a probe still in flight)."""
+        if self.mtu_probe_size is not None:
+            if now - self.mtu_probe_sent < PMTU_PROBE_TIMEOUT_S:
+                return None
+            self.mtu_too_big(self.mtu_probe_size)  # unanswered: too big for this path
+        if self.mtu_searched is not None:
+            if now - self.mtu_searched < PMTU_REPROBE_S:
+                return None
+            self.start_mtu_search(self.mtu_limit)
+        if self.mtu_ceiling - self.mtu < PMTU_STEP:
+            self.mtu_searched = now
+            return None
+        # Optimistic first: most paths carry the full size, and then one probe settles it.
+        size = self.mtu_ceiling if self.mtu_probes == 0 else (self.mtu + self.mtu_ceiling + 1) // 2
+        self.mtu_probes += 1
+        self.mtu_probe_size = size
+        self.mtu_probe_sent = now
+        return size
+
+    def mtu_fits(self, size: int) -> None:
+        """A probe of `size` bytes came back."""
+        self.mtu = min(self.mtu_ceiling, max(self.mtu, size))
+        if self.mtu_probe_size == size:
+            self.mtu_probe_size = None
+
+    def mtu_too_big(self, size: int) -> None:
+        self.mtu_ceiling = max(self.mtu, min(self.mtu_ceiling, size - 1))
+        if self.mtu_probe_size == size:
+            self.mtu_probe_size = None
 
     @property
     def is_direct(self) -> bool:
@@ -133,6 +192,8 @@ class Path:
             packets_received=self.packets_received,
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
+            mtu=self.mtu,
+            mtu_searching=self.mtu_searched is None and self.is_direct,
         )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .crypto import EphemeralKey, Session
 from .effects import Endpoint
 from .identity import Identity
-from .path import Path, best_path
+from .path import PMTU_MIN, Path, best_path
 from .wire import Verb
 
 MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
@@ -58,7 +58,7 @@ class Peer:
     relay_via: int | None = None  # root that last relayed for this peer
     counters: Counter[str] = field(default_factory=Counter)
     pushed_paths_at: float | None = None
-    was_direct: bool = False
+    mtu_limit: int = PMTU_MIN  # the node's phys_mtu: where path MTU searches start
 
     @property
     def address(self) -> int:
@@ -71,6 +71,10 @@ class Peer:
         path = self.paths.get(endpoint)
         if path is None:
             path = self.paths[endpoint] = Path(endpoint, now)
+            path.start_mtu_search(self.mtu_limit)
+            if not path.is_direct:  # a TCP stream carries any record: nothing to search
+                path.mtu = path.mtu_ceiling
+                path.mtu_searched = now
         return path
 
     def add_session(self, session: Session) -> None:

@@ -107,6 +107,9 @@ class FakeNet:
         self.roots: list[RootEntry] = []
         self.nats: dict[str, Nat] = {}
         self.blocked: set[frozenset[str]] = set()  # pairs of IPs that cannot reach each other
+        # Largest datagram (UDP payload) a public IP's link carries; bigger ones are lost,
+        # as with DF set on a real link. Absent: anything up to 1472 (a 1500-byte link).
+        self.link_mtu: dict[str, int] = {}
         self.dropped = 0
         self.wiretap: list[tuple[Endpoint, Endpoint, bytes]] | None = None  # (from, to, data)
         self._queue: list[tuple[float, int, Endpoint, Endpoint, bytes]] = []
@@ -227,6 +230,10 @@ class FakeNet:
                 return
             source = mapped
         if frozenset((source.host, dest.host)) in self.blocked:
+            self.dropped += 1
+            return
+        limit = min(self.link_mtu.get(source.host, 1472), self.link_mtu.get(dest.host, 1472))
+        if len(send.data) > limit:
             self.dropped += 1
             return
         if self.wiretap is not None:

@@ -162,3 +162,38 @@ def test_an_echo_to_an_unknown_address_fails_with_the_roots_answer() -> None:
     assert [(f.echo_id, f.peer) for f in a.failed] == [(echo_id, 0x0123456789)]
     assert "no node 0123456789 is known to root" in a.failed[0].reason
     assert a.echoes == []
+
+
+def test_path_mtu_is_discovered_and_big_packets_cross_a_small_link() -> None:
+    """A home on a 1280-byte link: its paths settle just under 1252-byte datagrams, and
+    payloads of 1300, 2800 and 9000 bytes arrive whole."""
+    net = FakeNet()
+    root = net.add_host("root0", root=True)
+    nat_a = net.add_nat("nat-a", PR)
+    net.link_mtu[nat_a.public_ip] = 1252
+    a = net.add_host("a", nat=nat_a)
+    b = net.add_host("b", nat=net.add_nat("nat-b", PR))
+    net.run(2)
+    talk(net, a, b, seconds=3)
+    net.run(5)
+    for peer in (b, root):
+        path = a.node.peers[peer.address].best_path(net.now)
+        assert path is not None and 1252 - 16 < path.mtu <= 1252, peer.name
+    wide = b.node.peers[root.address].best_path(net.now)
+    assert wide is not None and wide.mtu == 1432, "b's own link is not small"
+    for size in (1300, 2800, 9000):
+        net.call(a, a.node.send_user_data(b.address, bytes(size), net.now))
+    net.run(1)
+    assert [len(d.payload) for d in b.delivered[-3:]] == [1300, 2800, 9000]
+
+
+def test_a_path_whose_mtu_shrinks_is_searched_again() -> None:
+    from overlay_core.proto.path import PMTU_REPROBE_S
+
+    net, a, b = world(PR, PR)
+    talk(net, a, b, seconds=3)
+    assert a.nat is not None
+    net.link_mtu[a.nat.public_ip] = 1252
+    net.run(PMTU_REPROBE_S + 10)
+    path = a.node.peers[b.address].best_path(net.now)
+    assert path is not None and path.mtu <= 1252

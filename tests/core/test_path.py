@@ -70,3 +70,34 @@ def test_path_kinds() -> None:
     assert path_kind(udp("198.18.0.1", 1)) == "ipv4"
     assert path_kind(udp("2001:db8::1", 1)) == "ipv6"
     assert path_kind(tcp("198.18.0.1", 1)) == "tcp"
+
+
+def test_mtu_search_confirms_the_ceiling_when_the_path_carries_it() -> None:
+    """First probe at the ceiling; when it returns, one probe settles the search."""
+    from overlay_core.proto.path import PMTU_MIN, PMTU_REPROBE_S
+
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.start_mtu_search(1432)
+    assert path.mtu == PMTU_MIN
+    assert path.next_mtu_probe(0.0) == 1432
+    assert path.next_mtu_probe(0.5) is None  # one probe in flight at a time
+    path.mtu_fits(1432)
+    assert path.next_mtu_probe(0.6) is None and path.mtu == 1432
+    assert path.next_mtu_probe(0.6 + PMTU_REPROBE_S + 1) == 1432  # routes change: search again
+
+
+def test_mtu_search_bisects_down_to_what_a_small_link_carries() -> None:
+    """A 1280-byte IPv4 link carries 1252-byte UDP payloads; lost probes count as too big."""
+    from overlay_core.proto.path import PMTU_PROBE_TIMEOUT_S, PMTU_STEP
+
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.start_mtu_search(1432)
+    now, probes = 0.0, 0
+    while (size := path.next_mtu_probe(now)) is not None or path.mtu_searched is None:
+        if size is not None:
+            probes += 1
+            if size <= 1252:
+                path.mtu_fits(size)
+        now += PMTU_PROBE_TIMEOUT_S + 0.01
+    assert 1252 - PMTU_STEP < path.mtu <= 1252
+    assert probes <= 6
