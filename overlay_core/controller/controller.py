@@ -1,0 +1,331 @@
+"""The network controller: networks, member approval, IP assignment, signed configs.
+
+Two sides, one database:
+
+* admin (the API, the console): create and change networks, approve and deauthorize
+  members, name them, assign IPs. Every change that alters what members are told bumps the
+  network's revision and marks the network dirty.
+* protocol (the node): `handle_config_request` answers a member's NETWORK_CONFIG_REQUEST
+  with signed config bytes or a `Denied`. An unknown member of a private network becomes a
+  pending row and is denied until an admin authorizes it; a public network lets it in.
+
+Pushing changes: on its tick the node calls `take_dirty()` and, for each network returned,
+sends `build_config(nwid, address, now)` to every address in `members_to_notify(nwid)`:
+the authorized members, whose members list or settings changed, plus anyone deauthorized
+or deleted since the push round before last, who gets a Denied and so learns it is out.
+Dirty marks are set inside transactions; one whose transaction rolled back only costs a
+spare push.
+
+Time is always passed in (`now`, seconds on the controller's clock); nothing here reads a
+clock. Calls block on SQLite (an fsync per change) and belong on the node's thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from overlay_core.proto.identity import Identity, format_address, is_reserved_address
+from overlay_core.proto.netconf import (
+    ValidationError,
+    controller_of,
+    format_nwid,
+    make_nwid,
+    network_number,
+)
+from overlay_core.proto.netfields import check_bool, check_name
+from overlay_core.proto.netrules import Rule
+
+from . import queries as q
+from .records import ConfigReply, Denied, MemberRecord, NetworkRecord, NotFoundError
+from .settings import check_settings
+from .store import Store
+
+
+class Controller:
+    """Hosts the networks whose ids start with `identity.address`."""
+
+    def __init__(self, identity: Identity, db_path: Path) -> None:
+        if identity.seed is None:
+            raise ValueError("a controller needs its identity's secret to sign configs")
+        self.identity = identity
+        self._store = Store(db_path)
+        self._dirty: set[int] = set()
+        # Deauthorized or deleted members still to be told, per network: those since the
+        # last take_dirty(), and those of the round it returned.
+        self._gone_pending: dict[int, set[int]] = {}
+        self._gone_round: dict[int, set[int]] = {}
+
+    def close(self) -> None:
+        self._store.close()
+
+    # ----------------------------------------------------------------- networks
+
+    def create_network(
+        self,
+        name: str,
+        *,
+        private: bool = True,
+        pools: Iterable[str] = (),
+        routes: Iterable[object] = (),
+        mtu: int = 2800,
+        mss: str = "auto",
+        broadcast: bool = True,
+        multicast_limit: int = 32,
+        rules: Iterable[Rule | Mapping[str, object]] = (),
+        presets: Iterable[str] = (),
+        number: int | None = None,
+        now: float,
+    ) -> NetworkRecord:
+        """Numbers are handed out 1, 2, 3, ... and never reused, even after a delete, so a
+        stale member of a deleted network is never mistaken for a member of a new one with
+        the same id. An explicit free `number` (0-16777215) may be chosen instead.
+
+        `rules` are Rule objects or their JSON; `presets` are PRESETS names (netrules.py).
+        """
+        settings = check_settings(
+            {
+                "name": name,
+                "private": private,
+                "pools": list(pools),
+                "routes": list(routes),
+                "mtu": mtu,
+                "mss": mss,
+                "broadcast": broadcast,
+                "multicast_limit": multicast_limit,
+                "rules": list(rules),
+                "presets": list(presets),
+            }
+        )
+        with self._store.transaction() as db:
+            nwid = make_nwid(self.identity.address, q.pick_number(db, number))
+            row = q.settings_row(settings)  # fixed column names, safe to format into SQL
+            db.execute(
+                f"INSERT INTO networks (nwid, number, {', '.join(row)}, revision, created,"
+                f" updated) VALUES (?, ?, {', '.join('?' * len(row))}, 1, ?, ?)",
+                (format_nwid(nwid), network_number(nwid), *row.values(), now, now),
+            )
+            return q.network(db, nwid)
+
+    def get_network(self, nwid: int) -> NetworkRecord | None:
+        with self._store.transaction(write=False) as db:
+            return self._network_or_none(db, nwid)
+
+    def list_networks(self) -> list[NetworkRecord]:
+        rows = self._store.conn.execute("SELECT * FROM networks ORDER BY nwid").fetchall()
+        return [NetworkRecord.from_row(row) for row in rows]
+
+    def update_network(self, nwid: int, *, now: float, **changes: object) -> NetworkRecord:
+        """Change any settings create_network takes, except the number; bumps the revision.
+        Assignments that fall outside new pools are kept: change them with set_member."""
+        with self._store.transaction() as db:
+            current = self._network(db, nwid)
+            values: dict[str, object] = {
+                "name": current.name,
+                "private": current.private,
+                "pools": current.pools,
+                "routes": current.routes,
+                "mtu": current.mtu,
+                "mss": current.mss,
+                "broadcast": current.broadcast,
+                "multicast_limit": current.multicast_limit,
+                "rules": current.rules,
+                "presets": current.presets,
+            }
+            values.update(changes)
+            row = q.settings_row(check_settings(values))
+            db.execute(
+                f"UPDATE networks SET {', '.join(f'{k} = ?' for k in row)} WHERE nwid = ?",
+                (*row.values(), format_nwid(nwid)),
+            )
+            self._changed(db, nwid, now)
+            return q.network(db, nwid)
+
+    def delete_network(self, nwid: int) -> None:
+        """Members and their IPs go with it; its members are told NOT_FOUND on the next
+        push. The number is not handed out again."""
+        with self._store.transaction() as db:
+            self._network(db, nwid)
+            self._gone_pending.setdefault(nwid, set()).update(q.authorized_addresses(db, nwid))
+            db.execute("DELETE FROM networks WHERE nwid = ?", (format_nwid(nwid),))
+            self._dirty.add(nwid)
+
+    # ----------------------------------------------------------------- members
+
+    def list_members(self, nwid: int) -> list[MemberRecord]:
+        """Pending members first (oldest first), then authorized, then deauthorized."""
+        with self._store.transaction(write=False) as db:
+            self._network(db, nwid)
+            return q.list_members(db, nwid)
+
+    def get_member(self, nwid: int, address: int) -> MemberRecord | None:
+        with self._store.transaction(write=False) as db:
+            return q.member(db, nwid, address)
+
+    def authorize(self, nwid: int, address: int, now: float) -> MemberRecord:
+        """Let a member in, creating its row if it never asked (pre-approval). On its first
+        authorization a member without IPs gets one from the pools; if they are full this
+        raises PoolsFullError and nothing changes (assign one by hand with set_member)."""
+        with self._store.transaction() as db:
+            net = self._network(db, nwid)
+            member = q.member(db, nwid, _check_member_address(address), create_at=now)
+            if member is not None and not member.authorized:
+                self._authorize(db, net, address, now, strict=True)
+            return q.existing_member(db, nwid, address)
+
+    def deauthorize(self, nwid: int, address: int, now: float) -> MemberRecord:
+        """Cut a member off, or refuse a pending one. It keeps its IPs, so authorizing it
+        again restores them; delete the member to free them."""
+        with self._store.transaction() as db:
+            self._network(db, nwid)
+            member = q.existing_member(db, nwid, address)
+            db.execute(
+                "UPDATE members SET authorized = 0, last_deauthorized = ?"
+                " WHERE nwid = ? AND address = ?",
+                (now, format_nwid(nwid), format_address(address)),
+            )
+            if member.authorized:
+                self._gone_pending.setdefault(nwid, set()).add(address)
+                self._changed(db, nwid, now)
+            return q.existing_member(db, nwid, address)
+
+    def set_member(
+        self,
+        nwid: int,
+        address: int,
+        *,
+        name: str | None = None,
+        ips: Iterable[str] | None = None,
+        active_bridge: bool | None = None,
+        now: float,
+    ) -> MemberRecord:
+        """Change what is given (None leaves it), creating a pending row if needed. `ips`
+        replaces the member's addresses: plain IPs, each inside a pool or route target of
+        the network and held by no other member."""
+        with self._store.transaction() as db:
+            net = self._network(db, nwid)
+            member = q.member(db, nwid, _check_member_address(address), create_at=now)
+            assert member is not None  # create_at makes one
+            key = (format_nwid(nwid), format_address(address))
+            if name is not None:
+                db.execute(
+                    "UPDATE members SET name = ? WHERE nwid = ? AND address = ?",
+                    (check_name(name), *key),
+                )
+            if active_bridge is not None:
+                db.execute(
+                    "UPDATE members SET active_bridge = ? WHERE nwid = ? AND address = ?",
+                    (check_bool(active_bridge, "active_bridge"), *key),
+                )
+            if ips is not None:
+                q.set_member_ips(db, net, address, ips)
+            if member.authorized and (ips is not None or active_bridge is not None):
+                self._changed(db, nwid, now)
+            return q.existing_member(db, nwid, address)
+
+    def delete_member(self, nwid: int, address: int) -> None:
+        """Forget a member and free its IPs; if it was authorized it is told on the next
+        push. If it asks again it is a new member: pending, or let in on a public network."""
+        with self._store.transaction() as db:
+            self._network(db, nwid)
+            member = q.existing_member(db, nwid, address)
+            if member.authorized:
+                self._gone_pending.setdefault(nwid, set()).add(address)
+                self._changed(db, nwid, None)
+            db.execute(
+                "DELETE FROM members WHERE nwid = ? AND address = ?",
+                (format_nwid(nwid), format_address(address)),
+            )
+
+    # ----------------------------------------------------------------- protocol side
+
+    def handle_config_request(
+        self,
+        nwid: int,
+        member: Identity,
+        *,
+        version: str | None,
+        physical: str | None,
+        now: float,
+    ) -> ConfigReply:
+        """A member asks for its config. Records when and from where (None keeps the last
+        version or physical address), then answers like build_config. A public network
+        authorizes whoever asks, except a member an admin deauthorized."""
+        with self._store.transaction() as db:
+            net = self._network_or_none(db, nwid)
+            if net is None:
+                return Denied("NOT_FOUND")
+            record = q.member(db, nwid, member.address, create_at=now)
+            assert record is not None  # create_at makes one
+            db.execute(
+                "UPDATE members SET last_seen = ?, version = coalesce(?, version),"
+                " physical_address = coalesce(?, physical_address)"
+                " WHERE nwid = ? AND address = ?",
+                (now, version, physical, format_nwid(nwid), format_address(member.address)),
+            )
+            if not record.authorized and not net.private and record.last_deauthorized is None:
+                self._authorize(db, net, member.address, now, strict=False)
+                net = q.network(db, nwid)  # the new revision
+            return q.signed_config(db, self.identity, net, member.address, now)
+
+    def build_config(self, nwid: int, address: int, now: float) -> ConfigReply:
+        """A member's config as of `now`, for pushes; records nothing."""
+        with self._store.transaction(write=False) as db:
+            net = self._network_or_none(db, nwid)
+            if net is None:
+                return Denied("NOT_FOUND")
+            return q.signed_config(db, self.identity, net, address, now)
+
+    def members_to_notify(self, nwid: int) -> list[int]:
+        """Whom to push configs to after `nwid` came back from take_dirty(), sorted."""
+        with self._store.transaction(write=False) as db:
+            addresses = set(q.authorized_addresses(db, nwid))
+        addresses |= self._gone_round.get(nwid, set()) | self._gone_pending.get(nwid, set())
+        return sorted(addresses)
+
+    def take_dirty(self) -> set[int]:
+        """Networks whose configs changed since the last call. Also starts a new push round:
+        members deauthorized before this call stay in members_to_notify until the next."""
+        dirty, self._dirty = self._dirty, set()
+        self._gone_round, self._gone_pending = self._gone_pending, {}
+        return dirty
+
+    # ----------------------------------------------------------------- internals
+
+    def _authorize(
+        self,
+        db: sqlite3.Connection,
+        net: NetworkRecord,
+        address: int,
+        now: float,
+        *,
+        strict: bool,
+    ) -> None:
+        q.assign_from_pools(db, net, address, strict=strict)
+        db.execute(
+            "UPDATE members SET authorized = 1, last_authorized = ? WHERE nwid = ? AND address = ?",
+            (now, format_nwid(net.nwid), format_address(address)),
+        )
+        self._changed(db, net.nwid, now)
+
+    def _changed(self, db: sqlite3.Connection, nwid: int, now: float | None) -> None:
+        q.bump_revision(db, nwid, now)
+        self._dirty.add(nwid)
+
+    def _network_or_none(self, db: sqlite3.Connection, nwid: int) -> NetworkRecord | None:
+        if controller_of(nwid) != self.identity.address:
+            return None  # not ours, whatever the database holds
+        return q.network_or_none(db, nwid)
+
+    def _network(self, db: sqlite3.Connection, nwid: int) -> NetworkRecord:
+        net = self._network_or_none(db, nwid)
+        if net is None:
+            raise NotFoundError(f"no network {format_nwid(nwid)} on this controller")
+        return net
+
+
+def _check_member_address(address: int) -> int:
+    if isinstance(address, bool) or not 0 < address < 1 << 40 or is_reserved_address(address):
+        raise ValidationError("address", "must be a 40-bit member address, not reserved")
+    return address
