@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .identity import Identity
 
 
 class Transport(StrEnum):
@@ -108,7 +111,65 @@ class Event:
     peer: int | None = None
 
 
-Effect = Send | Deliver | EchoReply | EchoFailed | OpenTcp | CloseTcp | Event
+@dataclass(frozen=True, slots=True)
+class OpenPort:
+    """Create the TAP device of network `nwid` (the I/O layer picks its name)."""
+
+    nwid: int
+    mac: bytes
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurePort:
+    """Make the TAP of `nwid` have exactly this MTU, these addresses and these routes."""
+
+    nwid: int
+    mtu: int
+    addresses: tuple[str, ...]
+    routes: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePort:
+    nwid: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverFrame:
+    """Write `frame` to the TAP of `nwid`."""
+
+    nwid: int
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRequest:
+    """A member asks this node's controller for its config of `nwid`.
+
+    The I/O layer asks the controller and hands the answer to `Node.answer_config_request`.
+    """
+
+    nwid: int
+    member: Identity
+    version: str | None
+    physical: Endpoint | None
+
+
+Effect = (
+    Send
+    | Deliver
+    | EchoReply
+    | EchoFailed
+    | OpenTcp
+    | CloseTcp
+    | Event
+    | OpenPort
+    | ConfigurePort
+    | ClosePort
+    | DeliverFrame
+    | ConfigRequest
+)
 
 
 # --------------------------------------------------------------------------- status
@@ -169,6 +230,27 @@ class PeerStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkStatus:
+    nwid: str
+    name: str | None
+    state: str  # REQUESTING_CONFIGURATION, OK, ACCESS_DENIED, NOT_FOUND, PORT_ERROR
+    port_error: str | None
+    private: bool | None
+    mac: str
+    mtu: int
+    mss: str
+    addresses: list[str]
+    routes: list[tuple[str, str | None]]
+    members: int
+    bridge: bool
+    revision: int | None
+    config_age_s: float | None
+    settings: dict[str, object]
+    counters: dict[str, int]
+    rule_drops: list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class NodeStatus:
     address: str
     version: str
@@ -183,3 +265,4 @@ class NodeStatus:
     counters: dict[str, int]
     drops: dict[str, int]
     peers: list[PeerStatus] = field(default_factory=list)
+    networks: list[NetworkStatus] = field(default_factory=list)

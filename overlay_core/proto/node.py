@@ -34,9 +34,10 @@ from .effects import Deliver, EchoFailed, EchoReply, Effect, Endpoint, Event, No
 from .identity import Identity, format_address
 from .outbound import ECHO_TIMEOUT_S, EchoWait, NodeConfig, NodeState, _u
 from .peer import Peer
+from .vnet import NetworkSettings
 from .wire import Cipher, MalformedError, Reader, Verb
 
-__all__ = ["TICK_S", "Node", "NodeConfig"]
+__all__ = ["TICK_S", "NetworkSettings", "Node", "NodeConfig"]
 
 TICK_S = 0.25
 
@@ -63,6 +64,33 @@ class Node(NodeState):
         self._echoes[echo_id] = EchoWait(dest, now, user=True)
         payload = wire.Echo(echo_id, int(now * 1e6)).pack()
         return echo_id, self._send_to_address(dest, Verb.ECHO, payload, now)
+
+    # -- virtual networks (membership.py, vnet.py)
+
+    def join(self, nwid: int, now: float, settings: NetworkSettings | None = None) -> list[Effect]:
+        return self.memberships.join(nwid, settings or NetworkSettings(), now)
+
+    def leave(self, nwid: int, now: float) -> list[Effect]:
+        return self.memberships.leave(nwid, now)
+
+    def set_network_settings(self, nwid: int, settings: NetworkSettings) -> list[Effect]:
+        """Raises KeyError for a network this node has not joined."""
+        return self.memberships.set_settings(nwid, settings)
+
+    def port_failed(self, nwid: int, reason: str) -> list[Effect]:
+        """The I/O layer could not create or configure the TAP device of `nwid`."""
+        return self.memberships.port_failed(nwid, reason)
+
+    def receive_frame(self, nwid: int, frame: bytes, now: float) -> list[Effect]:
+        """An Ethernet frame read from the TAP device of `nwid`."""
+        return self.memberships.receive_frame(nwid, frame, now)
+
+    def answer_config_request(
+        self, nwid: int, member: int, reply: bytes | str, now: float
+    ) -> list[Effect]:
+        """What the controller answered a ConfigRequest (or wants pushed to a member):
+        signed config bytes, or "ACCESS_DENIED" / "NOT_FOUND"."""
+        return self.memberships.answer_config_request(nwid, member, reply, now)
 
     def tcp_up(self, endpoint: Endpoint, now: float) -> list[Effect]:
         self._tcp_up.add(endpoint)
@@ -113,6 +141,7 @@ class Node(NodeState):
         for peer in list(self.peers.values()):
             out += self._tick_peer(peer, now)
         out += self._link_events(now)
+        out += self.memberships.tick(now)
         return out
 
     def snapshot(self, now: float) -> NodeStatus:
@@ -145,6 +174,7 @@ class Node(NodeState):
             counters=dict(self.counters),
             drops=dict(self.drops),
             peers=peers,
+            networks=self.memberships.status(now),
         )
 
     # ------------------------------------------------------------------ receiving
@@ -361,6 +391,12 @@ class Node(NodeState):
         in_re, _in_re_id, code = reader.u8(), reader.u64(), reader.u8()
         if code == wire.ErrorCode.NEED_HELLO:
             return self._ensure_handshake(peer, now)
+        if code in (
+            wire.ErrorCode.ACCESS_DENIED,
+            wire.ErrorCode.NETWORK_NOT_FOUND,
+            wire.ErrorCode.NEED_CREDENTIALS,
+        ):
+            return self.memberships.on_error(peer, code, reader, now)
         if in_re == Verb.WHOIS and code == wire.ErrorCode.OBJ_NOT_FOUND:
             address = reader.address()
             self._whois.pop(address, None)
@@ -422,6 +458,26 @@ class Node(NodeState):
                 out += self._punch(peer, endpoint, "the peer's own list", now)
         return out
 
+    def _on_frame(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.memberships.on_frame(peer, reader, now)
+
+    def _on_credentials(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.memberships.on_credentials(peer, reader, now)
+
+    def _on_config_request(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.memberships.on_config_request(peer, reader, now)
+
+    def _on_config(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.memberships.on_config(peer, reader, now)
+
     def _on_user_data(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
     ) -> list[Effect]:
@@ -438,4 +494,8 @@ class Node(NodeState):
         Verb.ECHO: _on_echo,
         Verb.PUSH_DIRECT_PATHS: _on_push_direct_paths,
         Verb.USER_DATA: _on_user_data,
+        Verb.FRAME: _on_frame,
+        Verb.CREDENTIALS: _on_credentials,
+        Verb.NETWORK_CONFIG_REQUEST: _on_config_request,
+        Verb.NETWORK_CONFIG: _on_config,
     }

@@ -19,6 +19,7 @@ from .diagnose import link_of
 from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
 from .fragment import Reassembler
 from .identity import Identity, format_address
+from .membership import Memberships
 from .path import PATH_ALIVE_S, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, punchable
@@ -102,6 +103,7 @@ class NodeState:
         self._last_hello_ms = 0
         self._links: dict[int, tuple[str, Endpoint | None]] = {}
         self._started = 0.0
+        self.memberships = Memberships(self)
         for root in self.roots.values():
             self._peer(root.identity, 0.0).is_root = True
 

@@ -70,12 +70,19 @@ class Verb(IntEnum):
     ECHO = 6
     PUSH_DIRECT_PATHS = 7
     USER_DATA = 8
+    NETWORK_CONFIG_REQUEST = 9  # nwid (8) + our version (text)
+    NETWORK_CONFIG = 10  # nwid (8) + a config signed by the controller
+    FRAME = 11  # nwid (8) + an Ethernet frame
+    CREDENTIALS = 12  # nwid (8) + a certificate of membership
 
 
 class ErrorCode(IntEnum):
     OBJ_NOT_FOUND = 1  # WHOIS for an address the root doesn't know
     NEED_HELLO = 2  # no session with you: handshake again
     UNSUPPORTED = 3
+    ACCESS_DENIED = 4  # (nwid) a private network that has not approved you
+    NETWORK_NOT_FOUND = 5  # (nwid) this controller has no such network
+    NEED_CREDENTIALS = 6  # (nwid) send your certificate of membership first
 
 
 class MalformedError(ValueError):

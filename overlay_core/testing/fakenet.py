@@ -24,14 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..controller import Controller, Denied
 from ..proto.effects import (
+    ClosePort,
     CloseTcp,
+    ConfigRequest,
+    ConfigurePort,
     Deliver,
+    DeliverFrame,
     EchoFailed,
     EchoReply,
     Effect,
     Endpoint,
     Event,
+    OpenPort,
     OpenTcp,
     Send,
     Transport,
@@ -92,6 +98,9 @@ class Host:
     nat: Nat | None
     delivered: list[Deliver] = field(default_factory=list)
     echoes: list[EchoReply] = field(default_factory=list)
+    frames: list[DeliverFrame] = field(default_factory=list)  # written to its TAPs
+    ports: dict[int, ConfigurePort | None] = field(default_factory=dict)  # nwid -> settings
+    controller: Controller | None = None
     failed: list[EchoFailed] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
@@ -167,6 +176,7 @@ class FakeNet:
                 self._next_tick += TICK_S
                 for host in list(self.hosts.values()):
                     self._apply(host, host.node.tick(self.now))
+                    self._push_configs(host)
                 continue
             if step >= end:
                 return
@@ -206,10 +216,40 @@ class FakeNet:
                 host.failed.append(effect)
             elif isinstance(effect, Event):
                 host.events.append(effect)
+            elif isinstance(effect, DeliverFrame):
+                host.frames.append(effect)
+            elif isinstance(effect, OpenPort):
+                host.ports[effect.nwid] = None
+            elif isinstance(effect, ConfigurePort):
+                host.ports[effect.nwid] = effect
+            elif isinstance(effect, ClosePort):
+                host.ports.pop(effect.nwid, None)
+            elif isinstance(effect, ConfigRequest) and host.controller is not None:
+                reply = host.controller.handle_config_request(
+                    effect.nwid,
+                    effect.member,
+                    version=effect.version,
+                    physical=str(effect.physical) if effect.physical else None,
+                    now=self.now,
+                )
+                self._answer(host, effect.nwid, effect.member.address, reply)
             elif isinstance(effect, OpenTcp):
                 self._open_tcp(host, effect.endpoint)
             elif isinstance(effect, CloseTcp):
                 self._tcp = {k: v for k, v in self._tcp.items() if v != (host, effect.endpoint)}
+
+    def _answer(self, host: Host, nwid: int, member: int, reply: bytes | Denied) -> None:
+        answer = reply if isinstance(reply, bytes) else reply.code
+        self._apply(host, host.node.answer_config_request(nwid, member, answer, self.now))
+
+    def _push_configs(self, host: Host) -> None:
+        """What the daemon does every tick: send fresh configs where the controller changed."""
+        controller = host.controller
+        if controller is None:
+            return
+        for nwid in controller.take_dirty():
+            for member in controller.members_to_notify(nwid):
+                self._answer(host, nwid, member, controller.build_config(nwid, member, self.now))
 
     def _send(self, host: Host, send: Send) -> None:
         dest = send.endpoint

@@ -1,0 +1,357 @@
+"""The node's virtual networks: the verbs that carry configs, credentials and frames.
+
+`Memberships` is owned by the Node and sends through it; vnet.py holds the per-network
+state and explains the flow. Everything that can go wrong with a frame is counted on its
+network, by reason, so the console can say why traffic doesn't pass.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import wire
+from .effects import (
+    ClosePort,
+    ConfigRequest,
+    ConfigurePort,
+    DeliverFrame,
+    Effect,
+    Event,
+    NetworkStatus,
+    OpenPort,
+)
+from .ethernet import format_mac
+from .identity import Identity
+from .netconf import (
+    COM_MAX_DELTA_S,
+    CertificateOfMembership,
+    NetworkConfig,
+    controller_of,
+    format_nwid,
+)
+from .peer import Peer
+from .vnet import (
+    CREDENTIALS_RESEND_S,
+    NEED_CREDENTIALS_EVERY_S,
+    Network,
+    NetworkSettings,
+    NetworkState,
+)
+from .wire import ErrorCode, Reader, Verb
+
+if TYPE_CHECKING:
+    from .outbound import NodeState
+
+DENIED_CODES = {"ACCESS_DENIED": ErrorCode.ACCESS_DENIED, "NOT_FOUND": ErrorCode.NETWORK_NOT_FOUND}
+
+
+def _nwid_bytes(nwid: int) -> bytes:
+    return nwid.to_bytes(8, "big")
+
+
+class Memberships:
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.networks: dict[int, Network] = {}
+
+    # ------------------------------------------------------------------ member API
+
+    def join(self, nwid: int, settings: NetworkSettings, now: float) -> list[Effect]:
+        network = self.networks.get(nwid)
+        if network is not None:
+            network.settings = settings
+            return self._configure(network)
+        network = self.networks[nwid] = Network(nwid, self.node.address, settings)
+        out: list[Effect] = [
+            OpenPort(nwid, network.mac, network.mtu),
+            Event("network", f"joining {format_nwid(nwid)}"),
+        ]
+        return out + self._request(network, now)
+
+    def leave(self, nwid: int, now: float) -> list[Effect]:
+        if self.networks.pop(nwid, None) is None:
+            return []
+        return [ClosePort(nwid), Event("network", f"left {format_nwid(nwid)}")]
+
+    def set_settings(self, nwid: int, settings: NetworkSettings) -> list[Effect]:
+        network = self.networks[nwid]
+        network.settings = settings
+        return self._configure(network)
+
+    def port_failed(self, nwid: int, reason: str) -> list[Effect]:
+        network = self.networks.get(nwid)
+        if network is None:
+            return []
+        network.deny(NetworkState.PORT_ERROR)
+        network.port_error = reason
+        return [Event("network", f"{format_nwid(nwid)}: PORT_ERROR: {reason}")]
+
+    def tick(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        for network in self.networks.values():
+            if network.switch is not None:
+                network.switch.expire(now)
+            if network.request_due(now):
+                out += self._request(network, now)
+        return out
+
+    # ------------------------------------------------------------------ frames from the TAP
+
+    def receive_frame(self, nwid: int, frame: bytes, now: float) -> list[Effect]:
+        network = self.networks.get(nwid)
+        if network is None or network.state is not NetworkState.OK or network.switch is None:
+            if network is not None:
+                network.counters["drop_not_ready"] += 1
+            return []
+        if len(frame) < 14 or len(frame) > network.mtu + 18:  # 18: header + one VLAN tag
+            network.counters["drop_bad_frame"] += 1
+            return []
+        if network.rules.evaluate(frame) is not None:
+            network.counters["drop_rule"] += 1
+            return []
+        config = network.config
+        assert config is not None
+        targets = network.switch.route(
+            frame,
+            now,
+            network.members(),
+            network.bridges(),
+            self.node.address,
+            config.multicast_limit if config.broadcast else 0,
+        )
+        if not targets:
+            network.counters["drop_no_destination"] += 1
+            return []
+        out: list[Effect] = []
+        for target in targets:
+            peer = self.node.peers.get(target)
+            path = peer.best_path(now) if peer is not None else None
+            data = network.clamp(frame, path.mtu if path is not None else None)
+            out += self._credentials_for(network, target, now)
+            out += self.node._send_to_address(target, Verb.FRAME, _nwid_bytes(nwid) + data, now)
+        network.counters["tx_frames"] += 1
+        network.counters["tx_bytes"] += len(frame)
+        return out
+
+    # ------------------------------------------------------------------ verbs
+
+    def on_frame(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        nwid = reader.u64()
+        frame = reader.rest()
+        network = self.networks.get(nwid)
+        if network is None or network.state is not NetworkState.OK or network.switch is None:
+            self.node.drops["frame_not_joined"] += 1
+            return []
+        sender = peer.address
+        com = network.coms.get(sender)
+        config = network.config
+        controller = self._controller_identity(nwid)
+        assert config is not None
+        if controller is None or not config.admits(sender, com, controller):
+            network.counters["drop_not_member"] += 1
+            return []
+        # Listed members must still prove it: the certificate is what the issue of a new
+        # config can't forge, and it must be of the same era as ours.
+        if com is None or not com.agrees_with(config.com, COM_MAX_DELTA_S):
+            network.counters["drop_no_credentials"] += 1
+            return self._need_credentials(network, peer, now)
+        if not network.switch.accept(sender, frame, network.members(), network.bridges(), now):
+            network.counters["drop_bad_source"] += 1
+            return []
+        if network.rules.evaluate(frame) is not None:
+            network.counters["drop_rule"] += 1
+            return []
+        path = peer.best_path(now)
+        frame = network.clamp(frame, path.mtu if path is not None else None)
+        network.counters["rx_frames"] += 1
+        network.counters["rx_bytes"] += len(frame)
+        return [DeliverFrame(nwid, frame)]
+
+    def on_credentials(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        nwid = reader.u64()
+        network = self.networks.get(nwid)
+        if network is None:
+            return []
+        try:
+            com = CertificateOfMembership.from_bytes(reader.rest())
+        except ValueError:
+            network.counters["drop_bad_credentials"] += 1
+            return []
+        controller = self._controller_identity(nwid)
+        if (
+            controller is None
+            or com.nwid != nwid
+            or com.address != peer.address
+            or not com.verify(controller)
+        ):
+            network.counters["drop_bad_credentials"] += 1
+            return []
+        network.coms[peer.address] = com
+        return []
+
+    def on_config_request(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        nwid = reader.u64()
+        version = reader.text() if reader.pos < len(reader.data) else None
+        if controller_of(nwid) != self.node.address:
+            self.node.drops["config_request_not_ours"] += 1
+            return []
+        path = peer.best_path(now)
+        endpoint = path.endpoint if path is not None else None
+        return [ConfigRequest(nwid, peer.identity, version, endpoint)]
+
+    def on_config(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        nwid = reader.u64()
+        if controller_of(nwid) != peer.address:
+            self.node.drops["config_not_from_controller"] += 1
+            return []
+        return self._apply(nwid, reader.rest(), peer.identity, now)
+
+    def on_error(self, peer: Peer, code: int, reader: Reader, now: float) -> list[Effect]:
+        nwid = reader.u64()
+        network = self.networks.get(nwid)
+        if network is None:
+            return []
+        if code == ErrorCode.NEED_CREDENTIALS:
+            network.com_sent.pop(peer.address, None)
+            return self._credentials_for(network, peer.address, now)
+        if controller_of(nwid) != peer.address:
+            return []
+        state = (
+            NetworkState.ACCESS_DENIED
+            if code == ErrorCode.ACCESS_DENIED
+            else NetworkState.NOT_FOUND
+        )
+        return self._denied(network, state)
+
+    # ------------------------------------------------------------------ controller side
+
+    def answer_config_request(
+        self, nwid: int, member: int, reply: bytes | str, now: float
+    ) -> list[Effect]:
+        """Send what the controller answered: signed config bytes or a denial code."""
+        if member == self.node.address:  # our own controller answering our own request
+            network = self.networks.get(nwid)
+            if network is None:
+                return []
+            if isinstance(reply, str):
+                return self._denied(network, NetworkState(reply))
+            return self._apply(nwid, reply, self.node.identity, now)
+        if isinstance(reply, str):
+            code = DENIED_CODES.get(reply, ErrorCode.ACCESS_DENIED)
+            payload = wire.pack_error(Verb.NETWORK_CONFIG_REQUEST, 0, code, _nwid_bytes(nwid))
+            return self.node._send_to_address(member, Verb.ERROR, payload, now)
+        payload = _nwid_bytes(nwid) + reply
+        return self.node._send_to_address(member, Verb.NETWORK_CONFIG, payload, now)
+
+    # ------------------------------------------------------------------ internals
+
+    def _request(self, network: Network, now: float) -> list[Effect]:
+        network.last_request = now
+        nwid = network.nwid
+        controller = controller_of(nwid)
+        if controller == self.node.address:
+            return [
+                ConfigRequest(nwid, self.node.identity.public(), self.node.config.version, None)
+            ]
+        payload = _nwid_bytes(nwid) + wire.pack_text(self.node.config.version)
+        return self.node._send_to_address(controller, Verb.NETWORK_CONFIG_REQUEST, payload, now)
+
+    def _apply(self, nwid: int, signed: bytes, controller: Identity, now: float) -> list[Effect]:
+        network = self.networks.get(nwid)
+        if network is None:
+            return []
+        try:
+            config = NetworkConfig.from_signed_bytes(signed, controller.public())
+        except ValueError as exc:
+            network.counters["drop_bad_config"] += 1
+            return [Event("network", f"{format_nwid(nwid)}: refused a config: {exc}")]
+        if config.issued_to != self.node.address:
+            network.counters["drop_bad_config"] += 1
+            return []
+        if network.config is not None and config.revision < network.config.revision:
+            return []
+        was = network.state
+        network.apply_config(config, now)
+        out: list[Effect] = []
+        if was is not NetworkState.OK:
+            out.append(Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})"))
+        return out + self._configure(network)
+
+    def _denied(self, network: Network, state: NetworkState) -> list[Effect]:
+        was = network.state
+        network.deny(state)
+        out: list[Effect] = []
+        if was is not state:
+            out.append(Event("network", f"{format_nwid(network.nwid)}: {was} -> {state}"))
+        return out + self._configure(network)
+
+    def _configure(self, network: Network) -> list[Effect]:
+        wanted = network.port_config()
+        if wanted == network.applied or network.state is NetworkState.PORT_ERROR:
+            return []
+        network.applied = wanted
+        return [ConfigurePort(network.nwid, wanted.mtu, wanted.addresses, wanted.routes)]
+
+    def _credentials_for(self, network: Network, target: int, now: float) -> list[Effect]:
+        sent = network.com_sent.get(target)
+        if network.config is None or (sent is not None and now - sent < CREDENTIALS_RESEND_S):
+            return []
+        network.com_sent[target] = now
+        payload = _nwid_bytes(network.nwid) + network.config.com.to_bytes()
+        return self.node._send_to_address(target, Verb.CREDENTIALS, payload, now)
+
+    def _need_credentials(self, network: Network, peer: Peer, now: float) -> list[Effect]:
+        last = network.need_credentials_sent.get(peer.address)
+        if last is not None and now - last < NEED_CREDENTIALS_EVERY_S:
+            return []
+        network.need_credentials_sent[peer.address] = now
+        payload = wire.pack_error(
+            Verb.FRAME, 0, ErrorCode.NEED_CREDENTIALS, _nwid_bytes(network.nwid)
+        )
+        return self.node._send(peer, Verb.ERROR, payload, now)
+
+    def _controller_identity(self, nwid: int) -> Identity | None:
+        address = controller_of(nwid)
+        if address == self.node.address:
+            return self.node.identity.public()
+        peer = self.node.peers.get(address)
+        return peer.identity if peer is not None else None
+
+    def status(self, now: float) -> list[NetworkStatus]:
+        out = []
+        for nwid in sorted(self.networks):
+            network = self.networks[nwid]
+            config = network.config
+            port = network.port_config()
+            rules = config.rules if config is not None else []
+            out.append(
+                NetworkStatus(
+                    nwid=format_nwid(nwid),
+                    name=config.name if config is not None else None,
+                    state=network.state.value,
+                    port_error=network.port_error,
+                    private=config.private if config is not None else None,
+                    mac=format_mac(network.mac),
+                    mtu=network.mtu,
+                    mss=network.mss_policy,
+                    addresses=list(port.addresses),
+                    routes=list(port.routes),
+                    members=len(network.members()),
+                    bridge=self.node.address in network.bridges(),
+                    revision=config.revision if config is not None else None,
+                    config_age_s=(
+                        round(now - network.last_config, 3)
+                        if network.last_config is not None
+                        else None
+                    ),
+                    settings=network.settings.to_json(),
+                    counters=dict(network.counters),
+                    rule_drops=[
+                        (getattr(rule, "name", f"rule {i}"), count)
+                        for i, (rule, count) in enumerate(
+                            zip(rules, network.rules.counters, strict=False)
+                        )
+                    ],
+                )
+            )
+        return out
