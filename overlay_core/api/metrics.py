@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from overlay_core.proto.effects import NodeStatus
 
-from .schema import node_state
+from .schema import PortCountersJson, node_state
 
 LINK_STATES = ("DIRECT", "RELAY", "TCP", "NONE")
 NODE_STATES = ("ONLINE", "OFFLINE", "TUNNELED")
@@ -47,7 +47,12 @@ class _Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def render_metrics(status: NodeStatus, io_counters: Mapping[str, int] | None = None) -> str:
+def render_metrics(
+    status: NodeStatus,
+    io_counters: Mapping[str, int] | None = None,
+    ports: Mapping[str, PortCountersJson] | None = None,
+) -> str:
+    """`ports`: TAP counters by network id, for the networks whose device is open."""
     w = _Writer()
     state = node_state(status)
     w.family("ztui_node_info", "gauge", "Constant 1, labelled with this node's identity.")
@@ -99,7 +104,42 @@ def render_metrics(status: NodeStatus, io_counters: Mapping[str, int] | None = N
                 base = {"peer": peer.address, "path": path.endpoint}
                 w.sample(name, sent, {**base, "direction": "tx"})
                 w.sample(name, received, {**base, "direction": "rx"})
+    _networks(w, status, ports or {})
     return w.text()
+
+
+def _networks(w: _Writer, status: NodeStatus, ports: Mapping[str, PortCountersJson]) -> None:
+    w.family("ztui_network_state", "gauge", "1 for a joined network's current state.")
+    for network in status.networks:
+        labels = {"nwid": network.nwid, "name": network.name or ""}
+        w.sample("ztui_network_state", 1, {**labels, "state": network.state})
+    w.family("ztui_network_members", "gauge", "Members in a joined network's config.")
+    for network in status.networks:
+        w.sample("ztui_network_members", network.members, {"nwid": network.nwid})
+    w.family(
+        "ztui_network_counter_total", "counter", "Frames and drops of a joined network, by name."
+    )
+    for network in status.networks:
+        for key, value in sorted(network.counters.items()):
+            w.sample("ztui_network_counter_total", value, {"nwid": network.nwid, "name": key})
+    w.family(
+        "ztui_network_rule_drops_total", "counter", "Frames dropped by each flow rule, in order."
+    )
+    for network in status.networks:
+        for index, (rule, count) in enumerate(network.rule_drops):
+            labels = {"nwid": network.nwid, "rule": rule, "index": str(index)}
+            w.sample("ztui_network_rule_drops_total", count, labels)
+    for unit in ("frames", "bytes"):
+        name = f"ztui_tap_{unit}_total"
+        w.family(name, "counter", f"{unit.capitalize()} read from and written to a TAP device.")
+        for nwid, counters in sorted(ports.items()):
+            read = counters["frames_read" if unit == "frames" else "bytes_read"]
+            written = counters["frames_written" if unit == "frames" else "bytes_written"]
+            w.sample(name, read, {"nwid": nwid, "direction": "from_host"})
+            w.sample(name, written, {"nwid": nwid, "direction": "to_host"})
+    w.family("ztui_tap_write_drops_total", "counter", "Frames the host's stack refused.")
+    for nwid, counters in sorted(ports.items()):
+        w.sample("ztui_tap_write_drops_total", counters["write_drops"], {"nwid": nwid})
 
 
 def _counter_family(w: _Writer, name: str, help_text: str, counters: Mapping[str, int]) -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from overlay_core.proto.effects import (
     EchoReply,
     LatencyStatus,
+    NetworkStatus,
     NodeStatus,
     PathStatus,
     PeerStatus,
@@ -64,6 +65,22 @@ def check_address_text(text: str) -> str:
     norm = text.strip().lower()
     if len(norm) != ADDRESS_HEX_DIGITS or any(c not in "0123456789abcdef" for c in norm):
         raise ValueError(f"an address is {ADDRESS_HEX_DIGITS} hex digits, got {text!r}")
+    return norm
+
+
+NWID_HEX_DIGITS = 16
+NWID_SHAPE_REASON = "a network id is 16 hex digits"
+
+
+def check_nwid_text(text: str) -> str:
+    """Normalise a typed network id to 16 lowercase hex digits, or raise ValueError.
+
+    The message is exactly NWID_SHAPE_REASON, the same words the daemon answers with, so
+    a typo reads the same whether the console or the daemon caught it.
+    """
+    norm = text.strip().lower()
+    if len(norm) != NWID_HEX_DIGITS or any(c not in "0123456789abcdef" for c in norm):
+        raise ValueError(NWID_SHAPE_REASON)
     return norm
 
 
@@ -150,6 +167,119 @@ class EchoJson(TypedDict):
 class ErrorJson(TypedDict):
     error: str  # a short stable code: "bad_address", "unknown_peer", "timeout", ...
     reason: str  # one line for a human
+    field: NotRequired[str]  # with error "validation": the request field that broke a rule
+
+
+# -- virtual networks, member side (GET /networks)
+
+NetworkState = Literal["REQUESTING_CONFIGURATION", "OK", "ACCESS_DENIED", "NOT_FOUND", "PORT_ERROR"]
+
+
+class NetworkSettingsJson(TypedDict):
+    """What this member lets the network's controller do here (PATCH /networks/{nwid})."""
+
+    allow_managed: bool  # take addresses and routes from the controller
+    allow_global: bool  # ...even public ones
+    allow_default: bool  # ...even a default route
+    mtu: int | None  # local MTU override; None: the network's
+    mss: str | None  # local MSS clamping override: "off", "auto", "fixed:N"; None: network's
+
+
+class RouteJson(TypedDict):
+    target: str  # CIDR
+    via: str | None  # gateway; None: on the virtual LAN
+
+
+class RuleDropsJson(TypedDict):
+    rule: str  # the rule's name (a preset's rules carry the preset's name)
+    drops: int
+
+
+class PortCountersJson(TypedDict):
+    """Frames at the TAP device: "read" came from this host, "written" went to it."""
+
+    frames_read: int
+    bytes_read: int
+    frames_written: int
+    bytes_written: int
+    write_drops: int
+
+
+class NetworkJson(TypedDict):
+    nwid: str
+    name: str | None  # None until the first config arrives
+    state: str  # NetworkState
+    port_error: str | None  # why the TAP device could not be made, with state PORT_ERROR
+    private: bool | None  # None until the first config arrives
+    device: str | None  # the TAP interface name, while it is open
+    mac: str
+    mtu: int
+    mss: str
+    addresses: list[str]  # as put on the device, after the allow_* settings
+    routes: list[RouteJson]
+    members: int
+    bridge: bool
+    revision: int | None
+    config_age_s: float | None
+    settings: NetworkSettingsJson
+    counters: dict[str, int]
+    rule_drops: list[RuleDropsJson]
+    port_counters: PortCountersJson | None
+
+
+class LeftJson(TypedDict):
+    nwid: str
+    left: bool
+
+
+# -- the local controller (GET /controller/networks, .../members)
+
+MemberState = Literal["pending", "authorized", "deauthorized"]
+
+
+class MemberCountsJson(TypedDict):
+    authorized: int
+    pending: int  # asked to join, waiting for an admin
+    deauthorized: int
+
+
+class ControllerNetworkJson(TypedDict):
+    nwid: str
+    number: int
+    name: str
+    private: bool
+    mtu: int
+    mss: str  # "off", "auto" or "fixed:N"
+    broadcast: bool
+    multicast_limit: int
+    pools: list[str]  # "10.147.17.0/24" or "10.147.17.10-10.147.17.99"
+    routes: list[RouteJson]
+    rules: list[dict[str, object]]
+    presets: list[str]
+    revision: int
+    created: float
+    updated: float
+    members: MemberCountsJson
+
+
+class MemberJson(TypedDict):
+    nwid: str
+    address: str
+    state: str  # MemberState
+    authorized: bool
+    name: str
+    active_bridge: bool
+    ips: list[str]
+    created: float
+    last_seen: float | None  # its last config request, controller clock
+    last_authorized: float | None
+    last_deauthorized: float | None
+    version: str | None
+    physical_address: str | None
+
+
+class DeletedJson(TypedDict):
+    deleted: str  # the nwid, or "nwid/address"
 
 
 # --------------------------------------------------------------------------- conversions
@@ -251,5 +381,48 @@ def echo_to_json(reply: EchoReply) -> EchoJson:
     }
 
 
-def error_json(error: str, reason: str) -> ErrorJson:
-    return {"error": error, "reason": reason}
+def error_json(error: str, reason: str, field: str | None = None) -> ErrorJson:
+    body: ErrorJson = {"error": error, "reason": reason}
+    if field is not None:
+        body["field"] = field
+    return body
+
+
+def _settings_json(settings: dict[str, object]) -> NetworkSettingsJson:
+    mtu, mss = settings.get("mtu"), settings.get("mss")
+    return {
+        "allow_managed": bool(settings.get("allow_managed", True)),
+        "allow_global": bool(settings.get("allow_global", False)),
+        "allow_default": bool(settings.get("allow_default", False)),
+        "mtu": mtu if isinstance(mtu, int) else None,
+        "mss": mss if isinstance(mss, str) else None,
+    }
+
+
+def network_to_json(
+    network: NetworkStatus,
+    device: str | None = None,
+    port_counters: PortCountersJson | None = None,
+) -> NetworkJson:
+    """A joined network; `device` and `port_counters` come from the I/O layer's TAP."""
+    return {
+        "nwid": network.nwid,
+        "name": network.name,
+        "state": network.state,
+        "port_error": network.port_error,
+        "private": network.private,
+        "device": device,
+        "mac": network.mac,
+        "mtu": network.mtu,
+        "mss": network.mss,
+        "addresses": list(network.addresses),
+        "routes": [{"target": target, "via": via} for target, via in network.routes],
+        "members": network.members,
+        "bridge": network.bridge,
+        "revision": network.revision,
+        "config_age_s": network.config_age_s,
+        "settings": _settings_json(network.settings),
+        "counters": dict(network.counters),
+        "rule_drops": [{"rule": rule, "drops": count} for rule, count in network.rule_drops],
+        "port_counters": port_counters,
+    }

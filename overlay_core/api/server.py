@@ -12,9 +12,12 @@ Routes (JSON unless noted; shapes in schema.py):
     GET  /peers/{address}         PeerJson; 400 malformed address, 404 unknown peer
     POST /peers/{address}/echo    EchoJson; body optional {"timeout_s": 2}; 504 on timeout
     GET  /metrics                 Prometheus text
+    /networks..., /controller/... joined networks and the local controller: routes_networks.py
 
 Every error, including unknown routes and wrong methods, is `{"error", "reason"}` JSON; a
-middleware turns anything unexpected into a 500 of the same shape, never a traceback.
+middleware turns anything unexpected into a 500 of the same shape, never a traceback. A
+value that breaks a rule is `400 {"error": "validation", "reason": "mtu: must be
+1280-9000", "field": "mtu"}`.
 """
 
 from __future__ import annotations
@@ -26,14 +29,20 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 
-from overlay_core.proto.effects import EchoReply, NodeStatus, PeerStatus
-from overlay_core.proto.identity import parse_address
+from overlay_core.controller import NotFoundError
+from overlay_core.proto.netfields import ValidationError
 
-from . import schema
+from . import routes_networks, schema
+from .http import (
+    SERVICE_KEY,
+    TOKEN_KEY,
+    ApiProblem,
+    ControlService,
+    path_address,
+)
 from .metrics import render_metrics
 
 log = logging.getLogger(__name__)
@@ -45,36 +54,11 @@ ECHO_TIMEOUT_MAX_S = 30.0
 UNIX_PATH_MAX_BYTES = 107
 
 
-class ControlService(Protocol):
-    """What the API needs from the daemon; `overlay_core.io.daemon.Daemon` provides it."""
-
-    def status(self) -> NodeStatus: ...
-
-    def peers(self) -> list[PeerStatus]: ...
-
-    def peer(self, address: int) -> PeerStatus | None: ...
-
-    async def echo(self, address: int, timeout_s: float) -> EchoReply | None: ...
-
-    def io_counters(self) -> dict[str, int]: ...
+__all__ = ["SERVICE_KEY", "ApiError", "ApiProblem", "ApiServer", "ControlService", "build_app"]
 
 
-SERVICE_KEY = web.AppKey("service", ControlService)
-TOKEN_KEY = web.AppKey("token", str)
-
-
-class ApiProblem(Exception):
-    """Raised by handlers; rendered as a JSON error by the middleware."""
-
-    def __init__(self, status: int, error: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.error = error
-        self.reason = reason
-
-
-def _error(status: int, error: str, reason: str) -> web.Response:
-    return web.json_response(schema.error_json(error, reason), status=status)
+def _error(status: int, error: str, reason: str, field: str | None = None) -> web.Response:
+    return web.json_response(schema.error_json(error, reason, field), status=status)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,7 +69,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiProblem as problem:
-        return _error(problem.status, problem.error, problem.reason)
+        return _error(problem.status, problem.error, problem.reason, problem.field)
+    except ValidationError as exc:
+        return _error(400, "validation", str(exc), exc.field)
+    except NotFoundError as exc:
+        return _error(404, "not_found", str(exc))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
         reason = f"{request.method} is not allowed on {request.path}; use {allowed}"
@@ -121,12 +109,7 @@ def _is_unix(request: web.Request) -> bool:
     return sock is not None and sock.family == socket.AF_UNIX
 
 
-def _address(request: web.Request) -> int:
-    text = request.match_info["address"]
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise ApiProblem(400, "bad_address", str(exc)) from None
+_address = path_address
 
 
 # --------------------------------------------------------------------------- handlers
@@ -184,7 +167,13 @@ async def _echo_timeout(request: web.Request) -> float:
 
 async def get_metrics(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
-    text = render_metrics(service.status(), service.io_counters())
+    status = service.status()
+    ports = {}
+    for network in status.networks:
+        counters = service.port_counters(int(network.nwid, 16))
+        if counters is not None:
+            ports[network.nwid] = routes_networks.port_counters_json(counters)
+    text = render_metrics(status, service.io_counters(), ports)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
@@ -197,6 +186,7 @@ def build_app(service: ControlService, token: str) -> web.Application:
     app.router.add_get("/peers/{address}", get_peer)
     app.router.add_post("/peers/{address}/echo", post_echo)
     app.router.add_get("/metrics", get_metrics)
+    routes_networks.add_routes(app)
     return app
 
 

@@ -3,11 +3,19 @@
 The pipeline, in both directions:
 
 1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`;
-2. every TICK_S the tick loop calls `node.tick(now)`;
-3. API calls (`echo`, `send_user_data`) call the node the same way;
+   a frame the host sends into a network's TAP -> `node.receive_frame(nwid, frame, now)`;
+2. every TICK_S the tick loop calls `node.tick(now)`, then pushes whatever the local
+   controller changed (approvals, deauthorizations) to the members concerned;
+3. API calls (`echo`, `join`, `leave`, ...) call the node the same way;
 4. whatever effects any of those return are executed at once, in order, by `_execute`:
    Send -> UDP socket or TCP link, Deliver -> the deliveries queue, EchoReply -> the
-   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> ring buffer + log.
+   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> ring buffer + log,
+   Open/Configure/ClosePort and DeliverFrame -> the TAP devices, ConfigRequest -> the
+   controller (networks.py has that glue).
+
+Every node hosts a controller (`<home>/controller.db`), so any node can create networks.
+Joined networks and their local settings are kept in `<home>/networks.json` and joined
+again at start.
 
 Everything runs on one event loop thread, so the node is never entered concurrently and
 needs no locks. A node exception is a bug, but one bad packet must not take the daemon
@@ -26,15 +34,22 @@ from pathlib import Path
 
 from overlay_core.api.schema import DEFAULT_UDP_PORT
 from overlay_core.api.server import ApiError, ApiServer
+from overlay_core.controller import Controller
 from overlay_core.proto.effects import (
+    ClosePort,
     CloseTcp,
+    ConfigRequest,
+    ConfigurePort,
     Deliver,
+    DeliverFrame,
     EchoFailed,
     EchoReply,
     Effect,
     Endpoint,
     Event,
+    NetworkStatus,
     NodeStatus,
+    OpenPort,
     OpenTcp,
     PeerStatus,
     Send,
@@ -42,11 +57,15 @@ from overlay_core.proto.effects import (
     udp,
 )
 from overlay_core.proto.identity import Identity, format_address
+from overlay_core.proto.netconf import format_nwid
 from overlay_core.proto.node import TICK_S, Node, NodeConfig
 from overlay_core.proto.roots import RootEntry
+from overlay_core.proto.vnet import NetworkSettings
 
 from .home import Home, HomeError
 from .interfaces import interface_addresses, parse_networks, select_advertised
+from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_joined
+from .tap import TapCounters, TapDevice, TapOpener
 from .tcp import TcpLinks
 from .udp import BindError, UdpSockets
 
@@ -76,6 +95,7 @@ class DaemonConfig:
     tcp_fallback: str = "auto"  # "auto", "force" or "off"
     api_unix: bool = True
     api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
+    tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
 
 
 class Daemon:
@@ -91,6 +111,7 @@ class Daemon:
             self.identity: Identity = self.home.load_or_create_identity()
             self.authtoken: str = self.home.load_or_create_authtoken()
             self._advertise = parse_networks(config.advertise) if config.advertise else None
+            self._joined: dict[int, NetworkSettings] = load_joined(self.home)
         except (HomeError, ValueError) as exc:
             raise StartupError(str(exc)) from None
         self.address: int = self.identity.address
@@ -103,6 +124,8 @@ class Daemon:
         self._api: ApiServer | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
+        self.ports = NetworkPorts(config.tap_factory, self._drive)
+        self._controller: ControllerLink | None = None
         # Fault injection for tests on loopback, where no firewall can cut one path: sends
         # to these endpoints are dropped as a broken network would drop them.
         self.unreachable: set[Endpoint] = set()
@@ -133,6 +156,7 @@ class Daemon:
         if self.running:
             return
         try:
+            self._open_controller()
             await self._open_sockets()
             node = Node(self.identity, self._node_config())
             self.node = node
@@ -150,6 +174,8 @@ class Daemon:
             await self.stop()
             raise StartupError(f"cannot start: {exc.strerror or exc}") from None
         self._execute(self._guard(node.start, self._clock()))
+        for nwid, settings in self._joined.items():
+            self._execute(self._guard(node.join, nwid, self._clock(), settings))
         self._tick_task = asyncio.create_task(self._tick_loop(), name="node-tick")
         log.info("%s", self._started_line())
 
@@ -169,6 +195,18 @@ class Daemon:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+            await asyncio.sleep(0)  # transports release their sockets on the next turn
+        await self.ports.close()
+        link, self._controller = self._controller, None
+        if link is not None:
+            link.controller.close()
+
+    def _open_controller(self) -> None:
+        try:
+            controller = Controller(self.identity, self.home.controller_db_path)
+        except Exception as exc:  # sqlite3.Error, StoreError: a one-line reason either way
+            raise StartupError(f"cannot open {self.home.controller_db_path}: {exc}") from None
+        self._controller = ControllerLink(controller, self._drive)
 
     async def _open_sockets(self) -> None:
         config = self.config
@@ -253,6 +291,8 @@ class Daemon:
                 self._last_advertise_refresh = now
                 node.set_local_endpoints(self._local_endpoints())
             self._execute(self._guard(node.tick, now))
+            if self._controller is not None:
+                self._controller.push(now)
 
     def _on_datagram(self, data: bytes, source: Endpoint) -> None:
         node = self.node
@@ -268,6 +308,12 @@ class Daemon:
         log.info("TCP link %s closed", endpoint)
         if self.node is not None:
             self._execute(self._guard(self.node.tcp_down, endpoint, self._clock()))
+
+    def _drive(self, call: NodeCall) -> None:
+        """Call into the node from the network glue (TAP frames, controller answers)."""
+        node = self.node
+        if node is not None:
+            self._execute(self._guard(call, node, self._clock()))
 
     def _guard(self, call: Callable[..., list[Effect]], *args: object) -> list[Effect]:
         try:
@@ -297,9 +343,17 @@ class Daemon:
                     self._tcp.want(effect.endpoint)
             elif isinstance(effect, CloseTcp):
                 self._tcp.unwant(effect.endpoint)
+            elif isinstance(effect, OpenPort | ConfigurePort | ClosePort | DeliverFrame):
+                self.ports.handle(effect)
+            elif isinstance(effect, ConfigRequest):
+                if self._controller is not None:
+                    self._controller.answer(effect, self._clock())
             elif isinstance(effect, Event):
-                self.events.append((self._clock(), effect))
-                log.info("%s: %s", effect.kind, effect.message)
+                self._event(effect)
+
+    def _event(self, effect: Event) -> None:
+        self.events.append((self._clock(), effect))
+        log.info("%s: %s", effect.kind, effect.message)
 
     def _send(self, endpoint: Endpoint, data: bytes) -> None:
         if endpoint in self.unreachable:
@@ -374,3 +428,70 @@ class Daemon:
     async def receive_user_data(self, timeout_s: float | None = None) -> Deliver:
         """The next delivered user data; raises TimeoutError after `timeout_s`."""
         return await asyncio.wait_for(self.deliveries.get(), timeout_s)
+
+    # ------------------------------------------------------------------ networks
+
+    def now(self) -> float:
+        return self._clock()
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            raise RuntimeError("the daemon is not started")
+        return self._controller.controller
+
+    def networks(self) -> list[NetworkStatus]:
+        return self.status().networks
+
+    def network(self, nwid: int) -> NetworkStatus | None:
+        text = format_nwid(nwid)
+        return next((n for n in self.networks() if n.nwid == text), None)
+
+    def network_settings(self, nwid: int) -> NetworkSettings | None:
+        """The local settings of a joined network, as kept in networks.json."""
+        return self._joined.get(nwid)
+
+    def join(self, nwid: int, settings: NetworkSettings | None = None) -> bool:
+        """Join `nwid` (or, if joined, apply `settings` when given); True if it is new."""
+        node = self._running_node()
+        new = nwid not in self._joined
+        if not new and settings is None:
+            return False
+        settings = settings or NetworkSettings()
+        self._joined[nwid] = settings
+        self._execute(self._guard(node.join, nwid, self._clock(), settings))
+        self._save_joined()
+        return new
+
+    def leave(self, nwid: int) -> bool:
+        """Leave `nwid`: its TAP closes and it is not joined again at start. False if it
+        was not joined."""
+        node = self._running_node()
+        if self._joined.pop(nwid, None) is None:
+            return False
+        self._execute(self._guard(node.leave, nwid, self._clock()))
+        self._save_joined()
+        return True
+
+    def set_network_settings(self, nwid: int, settings: NetworkSettings) -> None:
+        """Raises KeyError for a network this node has not joined."""
+        node = self._running_node()
+        if nwid not in self._joined:
+            raise KeyError(nwid)
+        self._joined[nwid] = settings
+        self._execute(self._guard(node.set_network_settings, nwid, settings))
+        self._save_joined()
+
+    def port_device(self, nwid: int) -> str | None:
+        return self.ports.device(nwid)
+
+    def port_counters(self, nwid: int) -> TapCounters | None:
+        return self.ports.tap_counters(nwid)
+
+    def _save_joined(self) -> None:
+        try:
+            save_joined(self.home, self._joined)
+        except HomeError as exc:
+            # The change holds until the daemon restarts; say so where the admin looks.
+            self.counters["networks_save_errors"] += 1
+            self._event(Event("network", f"not saved, lost at restart: {exc}"))

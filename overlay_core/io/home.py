@@ -6,6 +6,8 @@
       identity.public       0644  ADDRESS:0:PUBLIC, safe to hand out
       authtoken.secret      0600  bearer token for the TCP control API
       settings.json         0600  options the CLI was last started with (see cli.py)
+      networks.json         0600  joined networks and their local settings (networks.py)
+      controller.db         0600  the network controller's SQLite store
       control.sock          0660  the control API, while overlayd runs
 
 Secrets are created with O_CREAT|O_EXCL at mode 0600 under a temporary name and renamed into
@@ -33,6 +35,8 @@ __all__ = ["Home", "HomeError", "default_home"]
 IDENTITY_SECRET_NAME = "identity.secret"
 IDENTITY_PUBLIC_NAME = "identity.public"
 SETTINGS_NAME = "settings.json"
+NETWORKS_NAME = "networks.json"
+CONTROLLER_DB_NAME = "controller.db"
 AUTHTOKEN_CHARS = 24  # secrets.token_urlsafe(18) is exactly 24 url-safe characters
 
 
@@ -80,6 +84,14 @@ class Home:
     @property
     def settings_path(self) -> Path:
         return self.path / SETTINGS_NAME
+
+    @property
+    def networks_path(self) -> Path:
+        return self.path / NETWORKS_NAME
+
+    @property
+    def controller_db_path(self) -> Path:
+        return self.path / CONTROLLER_DB_NAME
 
     @property
     def control_socket_path(self) -> Path:
@@ -166,7 +178,23 @@ class Home:
     # -- settings
 
     def load_settings(self) -> dict[str, Any]:
-        path = self.settings_path
+        return self._load_json_object(self.settings_path)
+
+    def save_settings(self, settings: dict[str, Any]) -> None:
+        self._save_json(self.settings_path, settings)
+
+    # -- joined networks
+
+    def load_networks(self) -> dict[str, Any]:
+        """networks.json: {"networks": {NWID: settings}}; {} when there is no file yet."""
+        return self._load_json_object(self.networks_path)
+
+    def save_networks(self, data: dict[str, Any]) -> None:
+        self._save_json(self.networks_path, data)
+
+    # -- helpers
+
+    def _load_json_object(self, path: Path) -> dict[str, Any]:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
@@ -179,15 +207,13 @@ class Home:
             raise HomeError(f"{path} must hold a JSON object")
         return data
 
-    def save_settings(self, settings: dict[str, Any]) -> None:
+    def _save_json(self, path: Path, data: dict[str, Any]) -> None:
         self.ensure()
-        text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         try:
-            write_file_atomic(self.settings_path, text.encode(), 0o600)
+            write_file_atomic(path, text.encode(), 0o600)
         except OSError as exc:
-            raise HomeError(f"cannot write {self.settings_path}: {exc}") from None
-
-    # -- helpers
+            raise HomeError(f"cannot write {path}: {exc}") from None
 
     @staticmethod
     def _tighten(path: Path) -> None:

@@ -81,3 +81,10 @@ def processes() -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
+
+
+@pytest.fixture
+async def tap_overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
+    """An overlay whose nodes open FakeTaps (net.taps[name]), so networks need no root."""
+    async with LoopbackOverlay(short_tmp, fake_taps=True) as net:
+        yield net

@@ -1,0 +1,117 @@
+"""What every route module shares: the service the handlers call, errors, and path and body
+parsing. The server (server.py) and the route modules (routes_networks.py) both import it,
+so neither has to import the other's handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from aiohttp import web
+
+from overlay_core.controller import Controller
+from overlay_core.proto.effects import EchoReply, NetworkStatus, NodeStatus, PeerStatus
+from overlay_core.proto.identity import parse_address
+from overlay_core.proto.vnet import NetworkSettings
+
+from . import schema
+
+
+class TapCountersLike(Protocol):
+    @property
+    def frames_read(self) -> int: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def frames_written(self) -> int: ...
+    @property
+    def bytes_written(self) -> int: ...
+    @property
+    def write_drops(self) -> int: ...
+
+
+class ControlService(Protocol):
+    """What the API needs from the daemon; `overlay_core.io.daemon.Daemon` provides it."""
+
+    def status(self) -> NodeStatus: ...
+
+    def peers(self) -> list[PeerStatus]: ...
+
+    def peer(self, address: int) -> PeerStatus | None: ...
+
+    async def echo(self, address: int, timeout_s: float) -> EchoReply | None: ...
+
+    def io_counters(self) -> dict[str, int]: ...
+
+    # -- virtual networks this node is a member of
+
+    def now(self) -> float: ...
+
+    def networks(self) -> list[NetworkStatus]: ...
+
+    def network(self, nwid: int) -> NetworkStatus | None: ...
+
+    def network_settings(self, nwid: int) -> NetworkSettings | None: ...
+
+    def join(self, nwid: int, settings: NetworkSettings | None = None) -> bool: ...
+
+    def leave(self, nwid: int) -> bool: ...
+
+    def set_network_settings(self, nwid: int, settings: NetworkSettings) -> None: ...
+
+    def port_device(self, nwid: int) -> str | None: ...
+
+    def port_counters(self, nwid: int) -> TapCountersLike | None: ...
+
+    # -- the networks this node's controller hosts
+
+    @property
+    def controller(self) -> Controller: ...
+
+
+SERVICE_KEY = web.AppKey("service", ControlService)
+TOKEN_KEY = web.AppKey("token", str)
+
+
+class ApiProblem(Exception):
+    """Raised by handlers; rendered as a JSON error by the middleware."""
+
+    def __init__(self, status: int, error: str, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.field = field
+
+
+def service(request: web.Request) -> ControlService:
+    return request.app[SERVICE_KEY]
+
+
+def path_address(request: web.Request) -> int:
+    text = request.match_info["address"]
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise ApiProblem(400, "bad_address", str(exc)) from None
+
+
+def path_nwid(request: web.Request) -> int:
+    try:
+        return int(schema.check_nwid_text(request.match_info["nwid"]), 16)
+    except ValueError as exc:
+        raise ApiProblem(400, "bad_network_id", str(exc)) from None
+
+
+async def read_body(request: web.Request) -> object:
+    """The request's JSON body; {} when there is none. 400 if it is not JSON."""
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiProblem(400, "bad_request", "the body must be JSON") from None

@@ -1,0 +1,303 @@
+"""API routes for virtual networks: those this node has joined, and those its controller hosts.
+
+Member side (this node on a network; shapes NetworkJson, NetworkSettingsJson):
+    GET    /networks                 [NetworkJson]
+    GET    /networks/{nwid}          NetworkJson; 404 not joined
+    POST   /networks/{nwid}          join; optional settings body; 201 new, 200 already joined
+    PATCH  /networks/{nwid}          change settings (partial); NetworkJson
+    DELETE /networks/{nwid}          leave; LeftJson
+
+Controller side (networks whose id starts with this node's address):
+    GET    /controller/networks                           [ControllerNetworkJson]
+    POST   /controller/networks                           create; 201 ControllerNetworkJson
+    GET    /controller/networks/{nwid}                    ControllerNetworkJson
+    PATCH  /controller/networks/{nwid}                    change settings (partial)
+    DELETE /controller/networks/{nwid}                    DeletedJson
+    GET    /controller/networks/{nwid}/members            [MemberJson], pending first
+    GET    /controller/networks/{nwid}/members/{address}  MemberJson
+    PATCH  /controller/networks/{nwid}/members/{address}  authorized, name, ips, active_bridge
+    DELETE /controller/networks/{nwid}/members/{address}  DeletedJson
+
+A malformed id is 400 ("a network id is 16 hex digits"); a value that breaks a rule is 400
+"validation" naming the field, whether this module or the controller caught it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, cast
+
+from aiohttp import web
+
+from overlay_core.controller import MemberRecord, NetworkRecord
+from overlay_core.proto.effects import NetworkStatus
+from overlay_core.proto.identity import format_address
+from overlay_core.proto.netconf import format_nwid
+from overlay_core.proto.netfields import ValidationError
+
+from . import schema
+from .http import (
+    ApiProblem,
+    ControlService,
+    TapCountersLike,
+    path_address,
+    path_nwid,
+    read_body,
+    service,
+)
+from .validate import check_flag, check_known_keys, check_object, settings_from_json
+
+NETWORK_FIELDS = (
+    "name",
+    "private",
+    "pools",
+    "routes",
+    "mtu",
+    "mss",
+    "broadcast",
+    "multicast_limit",
+    "rules",
+    "presets",
+)
+LIST_FIELDS = ("pools", "routes", "rules", "presets")
+MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/networks", get_networks)
+    r.add_get("/networks/{nwid}", get_network)
+    r.add_post("/networks/{nwid}", post_network)
+    r.add_patch("/networks/{nwid}", patch_network)
+    r.add_delete("/networks/{nwid}", delete_network)
+    r.add_get("/controller/networks", get_controller_networks)
+    r.add_post("/controller/networks", post_controller_network)
+    r.add_get("/controller/networks/{nwid}", get_controller_network)
+    r.add_patch("/controller/networks/{nwid}", patch_controller_network)
+    r.add_delete("/controller/networks/{nwid}", delete_controller_network)
+    r.add_get("/controller/networks/{nwid}/members", get_members)
+    r.add_get("/controller/networks/{nwid}/members/{address}", get_member)
+    r.add_patch("/controller/networks/{nwid}/members/{address}", patch_member)
+    r.add_delete("/controller/networks/{nwid}/members/{address}", delete_member)
+
+
+def port_counters_json(counters: TapCountersLike) -> schema.PortCountersJson:
+    return {
+        "frames_read": counters.frames_read,
+        "bytes_read": counters.bytes_read,
+        "frames_written": counters.frames_written,
+        "bytes_written": counters.bytes_written,
+        "write_drops": counters.write_drops,
+    }
+
+
+# --------------------------------------------------------------------------- member side
+
+
+def _network_json(svc: ControlService, network: NetworkStatus) -> schema.NetworkJson:
+    nwid = int(network.nwid, 16)
+    counters = svc.port_counters(nwid)
+    ports = None if counters is None else port_counters_json(counters)
+    return schema.network_to_json(network, svc.port_device(nwid), ports)
+
+
+def _not_joined(nwid: int) -> ApiProblem:
+    return ApiProblem(404, "not_joined", f"this node has not joined network {format_nwid(nwid)}")
+
+
+def _joined(svc: ControlService, nwid: int) -> NetworkStatus:
+    network = svc.network(nwid)
+    if network is None:
+        raise _not_joined(nwid)
+    return network
+
+
+async def get_networks(request: web.Request) -> web.Response:
+    svc = service(request)
+    return web.json_response([_network_json(svc, n) for n in svc.networks()])
+
+
+async def get_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    return web.json_response(_network_json(svc, _joined(svc, path_nwid(request))))
+
+
+async def post_network(request: web.Request) -> web.Response:
+    """Join. A body (partial settings) applies on top of the current or default settings."""
+    svc = service(request)
+    nwid = path_nwid(request)
+    body = check_object(await read_body(request))
+    settings = settings_from_json(body, svc.network_settings(nwid)) if body else None
+    created = svc.join(nwid, settings)
+    return web.json_response(_network_json(svc, _joined(svc, nwid)), status=201 if created else 200)
+
+
+async def patch_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid = path_nwid(request)
+    current = svc.network_settings(nwid)
+    if current is None:
+        raise _not_joined(nwid)
+    settings = settings_from_json(await read_body(request), current)
+    svc.set_network_settings(nwid, settings)
+    return web.json_response(_network_json(svc, _joined(svc, nwid)))
+
+
+async def delete_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid = path_nwid(request)
+    if not svc.leave(nwid):
+        raise _not_joined(nwid)
+    body: schema.LeftJson = {"nwid": format_nwid(nwid), "left": True}
+    return web.json_response(body)
+
+
+# --------------------------------------------------------------------------- controller side
+
+
+def _counts(members: list[MemberRecord]) -> schema.MemberCountsJson:
+    states = Counter(m.state for m in members)
+    return {
+        "authorized": states["authorized"],
+        "pending": states["pending"],
+        "deauthorized": states["deauthorized"],
+    }
+
+
+def _controller_network_json(
+    svc: ControlService, record: NetworkRecord
+) -> schema.ControllerNetworkJson:
+    data = record.to_json()
+    data["members"] = _counts(svc.controller.list_members(record.nwid))
+    return cast(schema.ControllerNetworkJson, data)
+
+
+def _member_json(record: MemberRecord) -> schema.MemberJson:
+    return cast(schema.MemberJson, record.to_json())
+
+
+def _hosted(svc: ControlService, nwid: int) -> NetworkRecord:
+    record = svc.controller.get_network(nwid)
+    if record is None:
+        text = format_nwid(nwid)
+        raise ApiProblem(404, "unknown_network", f"this node's controller has no network {text}")
+    return record
+
+
+def _member(svc: ControlService, nwid: int, address: int) -> MemberRecord:
+    _hosted(svc, nwid)
+    record = svc.controller.get_member(nwid, address)
+    if record is None:
+        reason = f"no member {format_address(address)} in network {format_nwid(nwid)}"
+        raise ApiProblem(404, "unknown_member", reason)
+    return record
+
+
+def _network_changes(body: object, *, creating: bool) -> dict[str, Any]:
+    """Keyword arguments for create_network / update_network; the controller checks values,
+    this only fixes the shapes it cannot (a number MSS, a string where a list belongs)."""
+    data = check_object(body)
+    check_known_keys(data, (*NETWORK_FIELDS, "number") if creating else NETWORK_FIELDS)
+    changes = dict(data)
+    for key in LIST_FIELDS:
+        if key in changes and not isinstance(changes[key], list):
+            raise ValidationError(key, "must be a list")
+    mss = changes.get("mss")
+    if isinstance(mss, int) and not isinstance(mss, bool):
+        changes["mss"] = f"fixed:{mss}"
+    number = changes.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
+        raise ValidationError("number", "must be a whole number")
+    return changes
+
+
+async def get_controller_networks(request: web.Request) -> web.Response:
+    svc = service(request)
+    records = svc.controller.list_networks()
+    return web.json_response([_controller_network_json(svc, r) for r in records])
+
+
+async def post_controller_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    changes = _network_changes(await read_body(request), creating=True)
+    if "name" not in changes:
+        raise ValidationError("name", "is required")
+    name = changes.pop("name")
+    record = svc.controller.create_network(name, now=svc.now(), **changes)
+    return web.json_response(_controller_network_json(svc, record), status=201)
+
+
+async def get_controller_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    record = _hosted(svc, path_nwid(request))
+    return web.json_response(_controller_network_json(svc, record))
+
+
+async def patch_controller_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid = path_nwid(request)
+    _hosted(svc, nwid)
+    changes = _network_changes(await read_body(request), creating=False)
+    record = svc.controller.update_network(nwid, now=svc.now(), **changes)
+    return web.json_response(_controller_network_json(svc, record))
+
+
+async def delete_controller_network(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid = path_nwid(request)
+    _hosted(svc, nwid)
+    svc.controller.delete_network(nwid)
+    body: schema.DeletedJson = {"deleted": format_nwid(nwid)}
+    return web.json_response(body)
+
+
+async def get_members(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid = path_nwid(request)
+    _hosted(svc, nwid)
+    return web.json_response([_member_json(m) for m in svc.controller.list_members(nwid)])
+
+
+async def get_member(request: web.Request) -> web.Response:
+    svc = service(request)
+    record = _member(svc, path_nwid(request), path_address(request))
+    return web.json_response(_member_json(record))
+
+
+async def patch_member(request: web.Request) -> web.Response:
+    """Name, IPs and bridging first, then (de)authorization: IPs given together with an
+    approval are the member's, instead of one picked from the pools. Patching a member
+    that never asked creates it (pre-approval)."""
+    svc = service(request)
+    nwid, address = path_nwid(request), path_address(request)
+    _hosted(svc, nwid)
+    data = check_object(await read_body(request))
+    check_known_keys(data, MEMBER_FIELDS)
+    authorized = check_flag(data["authorized"], "authorized") if "authorized" in data else None
+    if "ips" in data and not isinstance(data["ips"], list):
+        raise ValidationError("ips", "must be a list of addresses")
+    controller, now = svc.controller, svc.now()
+    if any(key in data for key in ("name", "ips", "active_bridge")):
+        controller.set_member(
+            nwid,
+            address,
+            name=data.get("name"),
+            ips=data.get("ips"),
+            active_bridge=data.get("active_bridge"),
+            now=now,
+        )
+    if authorized is True:
+        controller.authorize(nwid, address, now)
+    elif authorized is False:
+        _member(svc, nwid, address)
+        controller.deauthorize(nwid, address, now)
+    return web.json_response(_member_json(_member(svc, nwid, address)))
+
+
+async def delete_member(request: web.Request) -> web.Response:
+    svc = service(request)
+    nwid, address = path_nwid(request), path_address(request)
+    _member(svc, nwid, address)
+    svc.controller.delete_member(nwid, address)
+    body: schema.DeletedJson = {"deleted": f"{format_nwid(nwid)}/{format_address(address)}"}
+    return web.json_response(body)
