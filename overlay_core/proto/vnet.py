@@ -101,6 +101,9 @@ class Network:
     rules: RuleSet = field(default_factory=lambda: RuleSet([]))
     switch: SwitchTable | None = None
     applied: PortConfig | None = None
+    # Built once per config: every frame asks "is this a member / a bridge?".
+    member_set: frozenset[int] = frozenset()
+    bridge_set: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         self.switch = SwitchTable(self.nwid)
@@ -121,15 +124,11 @@ class Network:
             return self.settings.mss
         return str(self.config.mss) if self.config is not None else "off"
 
-    def members(self) -> set[int]:
-        if self.config is None:
-            return set()
-        return {address for address, _bridge in self.config.members}
+    def members(self) -> frozenset[int]:
+        return self.member_set
 
-    def bridges(self) -> set[int]:
-        if self.config is None:
-            return set()
-        return {address for address, bridge in self.config.members if bridge}
+    def bridges(self) -> frozenset[int]:
+        return self.bridge_set
 
     def request_due(self, now: float) -> bool:
         if self.state is NetworkState.PORT_ERROR:
@@ -148,12 +147,14 @@ class Network:
         self.last_config = now
         self.rules = _carry_counters(self.rules, RuleSet(config.rules))
         self.com_sent.clear()  # our certificate changed: peers need the new one
-        members = self.members()
-        self.coms = {a: c for a, c in self.coms.items() if a in members}
+        self.member_set = config.member_addresses()
+        self.bridge_set = frozenset(m.address for m in config.members if m.active_bridge)
+        self.coms = {a: c for a, c in self.coms.items() if a in self.member_set}
 
     def deny(self, state: NetworkState) -> None:
         self.state = state
         self.config = None
+        self.member_set = self.bridge_set = frozenset()
         self.coms.clear()
         self.com_sent.clear()
 
