@@ -20,7 +20,7 @@ from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport
 from .fragment import Reassembler
 from .identity import Identity, format_address
 from .membership import Memberships
-from .path import PATH_ALIVE_S, PMTU_MIN, Path
+from .path import DEAD_PROBE_S, PATH_ALIVE_S, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, punchable
 from .roots import RootEntry
@@ -336,7 +336,10 @@ class NodeState:
         if path is not None and path.alive(now):
             return []
         peer.punch.learned[endpoint] = how
-        peer.path(endpoint, now)
+        path = peer.path(endpoint, now)
+        if path.last_burst is not None and now - path.last_burst < DEAD_PROBE_S:
+            return []  # a root re-introduces us every few seconds; let NAT state expire
+        path.last_burst = now
         peer.punch.pending[endpoint] = PUNCH_PROBES
         return self._probe(peer, endpoint, now)
 

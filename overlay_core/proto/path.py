@@ -26,6 +26,12 @@ from .effects import Endpoint, LatencyStatus, PathStatus, Transport
 PATH_PROBE_S = 2.0
 PATH_ALIVE_S = 6.0
 PATH_FORGET_S = 120.0
+# A path that has been silent longer than this is probed only every DEAD_PROBE_S, longer
+# than the 30 s a Linux NAT keeps an unanswered UDP mapping: stale NAT state that blocks a
+# punch (a port held by an earlier unanswered packet) then expires instead of being kept
+# alive by our own probes.
+DEAD_AFTER_S = 30.0
+DEAD_PROBE_S = 35.0
 PMTU_MIN = 1200  # UDP payload that fits a 1280-byte IPv6 link (QUIC makes the same bet)
 PMTU_STEP = 16
 PMTU_PROBE_TIMEOUT_S = 1.0
@@ -87,6 +93,7 @@ class Path:
     last_receive: float | None = None
     last_probe: float | None = None
     probes_sent: int = 0  # direct attempts made, answered or not
+    last_burst: float | None = None  # when the last burst of punching probes started
     packets_sent: int = 0
     packets_received: int = 0
     bytes_sent: int = 0
@@ -155,7 +162,8 @@ class Path:
 
     def needs_probe(self, now: float) -> bool:
         quiet_since = max(self.last_receive or 0.0, self.last_probe or 0.0)
-        return now - quiet_since >= PATH_PROBE_S
+        recently = self.last_receive is not None and now - self.last_receive < DEAD_AFTER_S
+        return now - quiet_since >= (PATH_PROBE_S if recently else DEAD_PROBE_S)
 
     def sent(self, size: int, now: float) -> None:
         self.last_send = now

@@ -502,6 +502,7 @@ class Rig:
         random_fully: bool = False,
         block_udp: bool = False,
         underlay_mtu: int | None = None,
+        input_firewall: bool = True,
     ) -> Site:
         """A home: NAT router namespace with its WAN on the internet and a LAN bridge.
 
@@ -515,6 +516,13 @@ class Rig:
             random_fully: MASQUERADE with --random-fully (symmetric-NAT-like mapping).
             block_udp: drop forwarded UDP in both directions (TCP still passes).
             underlay_mtu: MTU of the WAN link (both veth ends), see set_link_mtu.
+            input_firewall: drop new connections from the WAN to the router itself, as
+                every consumer router does. Without it a hole-punching packet that reaches
+                the router before its own host has sent one is delivered to the router,
+                and conntrack keeps that entry (UNREPLIED, 30 s, refreshed by every later
+                probe); it holds the router's public port, so the host's own punch is
+                masqueraded to another port the peer's NAT does not expect, and the pair
+                never goes DIRECT. A dropped packet leaves no confirmed entry.
         """
         inet = self.add_internet()
         v4 = self._public_addr(public_addr)
@@ -526,6 +534,12 @@ class Rig:
         site.ip("link", "set", Site.LAN_IF, "up")
         site.sysctl("net.ipv4.ip_forward", 1)
         self.nodes[name] = site
+        if input_firewall:
+            site.run(
+                ["iptables", "-A", "INPUT", "-i", Site.WAN_IF, "-m", "conntrack",
+                 "--ctstate", "NEW,INVALID", "-j", "DROP"],
+                check=True,
+            )  # fmt: skip
         self.set_nat_random_fully(site, random_fully)
         self.block_udp(site, block_udp)
         if underlay_mtu is not None:

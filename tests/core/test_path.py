@@ -101,3 +101,20 @@ def test_mtu_search_bisects_down_to_what_a_small_link_carries() -> None:
         now += PMTU_PROBE_TIMEOUT_S + 0.01
     assert 1252 - PMTU_STEP < path.mtu <= 1252
     assert probes <= 6
+
+
+def test_silent_paths_are_probed_slowly_so_stale_nat_state_can_expire() -> None:
+    """Alive or recently alive: every PATH_PROBE_S. Never answered, or silent for
+    DEAD_AFTER_S: every DEAD_PROBE_S, longer than a NAT's 30 s for unanswered UDP."""
+    from overlay_core.proto.path import DEAD_AFTER_S, DEAD_PROBE_S
+
+    never = Path(udp("198.18.0.5", 9993), created=0.0)
+    never.last_probe = 0.0
+    assert not never.needs_probe(PATH_PROBE_S)
+    assert never.needs_probe(DEAD_PROBE_S)
+    dead = Path(udp("198.18.0.6", 9993), created=0.0)
+    dead.received(100, now=0.0)
+    dead.last_probe = DEAD_AFTER_S - 1
+    assert dead.needs_probe(DEAD_AFTER_S - 1 + PATH_PROBE_S) is False  # now past DEAD_AFTER_S
+    assert dead.needs_probe(DEAD_AFTER_S - 1 + DEAD_PROBE_S)
+    assert DEAD_PROBE_S > 30.0

@@ -7,7 +7,8 @@ The world, built once for the module by the netns rig:
     home2 (router, MASQUERADE) -- pc2 10.2.0.2  another leaf behind another home NAT
 
 The routers also drop unsolicited traffic from the WAN to themselves, the default of every
-consumer router (see _drop_unsolicited_inbound for why hole punching depends on it).
+consumer router (the rig's input_firewall default; its docstring says why hole punching
+depends on it).
 
 Both roots run for the whole module. Each test sets the two NATs the way its story needs
 (port-preserving, --random-fully, UDP blocked), then starts two fresh leaves (new homes,
@@ -37,7 +38,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from overlay_core.testing.netns import Host, Rig, Site, unavailable_reason
+from overlay_core.testing.netns import Host, Rig, unavailable_reason
 
 pytestmark = [
     pytest.mark.netns,
@@ -150,24 +151,6 @@ class Daemon:
                 self.proc.wait(timeout=5)
 
 
-def _drop_unsolicited_inbound(site: Site) -> None:
-    """Give a home router the default firewall of every consumer router: traffic from the
-    WAN to the router itself is dropped unless it belongs to a connection the home started.
-
-    Without it, a punch that reaches a router before that router's own host has sent its
-    punch is delivered to the router itself, and conntrack remembers it (UNREPLIED, 30 s,
-    refreshed by every further probe). That entry holds the router's public port, so the
-    host's punch is then masqueraded to a different port that the other NAT does not
-    expect, and the pair never goes DIRECT. With the drop no entry is confirmed: the
-    later punch keeps its port and matches the mapping the first one opened.
-    """
-    site.run(
-        ["iptables", "-A", "INPUT", "-i", Site.WAN_IF, "-m", "conntrack",
-         "--ctstate", "NEW,INVALID", "-j", "DROP"],
-        check=True,
-    )  # fmt: skip
-
-
 class World:
     """The rig, the two roots, and the leaves of the test that is running."""
 
@@ -180,8 +163,6 @@ class World:
         self.home2 = rig.add_nat_site("home2", lan_cidr="10.2.0.0/24")
         self.pc1 = self.home1.add_host("pc1")
         self.pc2 = self.home2.add_host("pc2")
-        for site in (self.home1, self.home2):
-            _drop_unsolicited_inbound(site)
         self.roots: list[Daemon] = []
         self.leaves: list[Daemon] = []
         self.roots_file = tmp / "roots.txt"
