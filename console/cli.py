@@ -1,36 +1,54 @@
 """`ztui`: the console's command-line side. Every subcommand is one or a few API calls.
 
     ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
-         info | peers | ping ADDR [-c N] [-i S] [--timeout S]     (each with --json)
+         info | peers | ping ADDR [-c N] [-i S] [--timeout S]
+         networks | join NWID [--allow-global] [--allow-default] [--no-allow-managed]
+         leave NWID | set NWID KEY=VALUE...
+         net create NAME [--pool P] [--route R] [--public] [--mtu N] [--mss M] [--preset P]
+         net list | net delete NWID
+         members NWID | approve NWID ADDR | deauth NWID ADDR
+         member NWID ADDR [--name N] [--ip IP]... [--no-ips] [--bridge | --no-bridge]
+                                                                  (each with --json)
+
+The member-side commands live in commands/networks.py, the controller's in
+commands/controller.py.
 
 Exit codes: 0 success, 1 the daemon could not be reached or refused (one line on stderr),
-2 bad usage such as a mistyped address. No traceback is ever printed.
+2 bad usage such as a mistyped address or network id, or a value the daemon rejected
+(HTTP 400). No traceback is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-from overlay_core.api.schema import EchoJson, check_address_text
+from overlay_core.api.schema import EchoJson
 
 from . import render
 from .client import ApiClient, ApiError
+from .commands import controller, networks
+from .commands.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    EXIT_USAGE,
+    Handler,
+    UsageError,
+    add_json,
+    check_ids,
+)
+from .commands.common import address as _address
+from .commands.common import print_json as _print_json
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
+
 CONSOLE_PENDING = (
     "The interactive console is not built yet (it comes with a later release); "
     "use the subcommands below."
 )
-
-
-class UsageError(Exception):
-    """Bad input found after parsing (a mistyped address); exit 2."""
 
 
 def _connection_options(defaults: bool) -> argparse.ArgumentParser:
@@ -47,10 +65,13 @@ def _connection_options(defaults: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(
         prog="ztui",
-        description="Console for a ztui overlay node (overlayd).",
+        description=(
+            "Console for a ztui overlay node (overlayd): the node and its peers, the networks "
+            "it has joined, and the networks its controller hosts."
+        ),
         parents=[_connection_options(defaults=True)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_positive_float, default=2.0, help="seconds to wait for each reply"
     )
     for command in (info, peers, ping):
-        command.add_argument("--json", action="store_true", help="print JSON for scripts")
-    return parser
+        add_json(command)
+    handlers: dict[str, Handler] = {"info": cmd_info, "peers": cmd_peers, "ping": cmd_ping}
+    handlers.update(networks.add_parsers(sub, common))
+    handlers.update(controller.add_parsers(sub, common))
+    return parser, handlers
 
 
 def _positive_int(text: str) -> int:
@@ -85,10 +109,6 @@ def _positive_float(text: str) -> float:
     if not 0 < value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
 
 
 # --------------------------------------------------------------------------- commands
@@ -158,38 +178,23 @@ def _echo_once(client: ApiClient, address: str, timeout_s: float) -> EchoJson | 
         raise
 
 
-def _address(text: str) -> str:
-    try:
-        return check_address_text(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-COMMANDS: dict[str, Callable[[ApiClient, argparse.Namespace], int]] = {
-    "info": cmd_info,
-    "peers": cmd_peers,
-    "ping": cmd_ping,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser, handlers = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         print(CONSOLE_PENDING)
         parser.print_help()
         return EXIT_OK
     try:
-        if args.command == "ping":
-            _address(args.address)  # a typo is a usage error even with no daemon running
+        check_ids(args)  # a typo is a usage error even with no daemon running
         with ApiClient(home=args.home, api=args.api, token=args.token) as client:
-            return COMMANDS[args.command](client, args)
+            return handlers[args.command](client, args)
     except UsageError as exc:
         print(f"ztui: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ApiError as exc:
         print(f"ztui: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_USAGE if exc.status == 400 else EXIT_FAIL
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -23,7 +23,12 @@ import httpx
 from overlay_core.api.schema import (
     AUTHTOKEN_NAME,
     CONTROL_SOCKET_NAME,
+    ControllerNetworkJson,
+    DeletedJson,
     EchoJson,
+    LeftJson,
+    MemberJson,
+    NetworkJson,
     PeerJson,
     StatusJson,
     default_home,
@@ -35,10 +40,17 @@ DEFAULT_TIMEOUT_S = 5.0
 class ApiError(Exception):
     """A failed API call, phrased as one line for a human."""
 
-    def __init__(self, message: str, status: int | None = None, error: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        error: str | None = None,
+        field: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.error = error
+        self.field = field  # with error "validation": the field that broke a rule
 
 
 class ApiClient:
@@ -110,6 +122,59 @@ class ApiClient:
     def metrics(self) -> str:
         return cast(str, self._request("GET", "/metrics", text=True))
 
+    # -- networks this node has joined
+
+    def networks(self) -> list[NetworkJson]:
+        return cast(list[NetworkJson], self._request("GET", "/networks"))
+
+    def network(self, nwid: str) -> NetworkJson:
+        return cast(NetworkJson, self._request("GET", f"/networks/{nwid}"))
+
+    def join(self, nwid: str, settings: dict[str, Any] | None = None) -> NetworkJson:
+        return cast(NetworkJson, self._request("POST", f"/networks/{nwid}", json=settings))
+
+    def leave(self, nwid: str) -> LeftJson:
+        return cast(LeftJson, self._request("DELETE", f"/networks/{nwid}"))
+
+    def set_network(self, nwid: str, settings: dict[str, Any]) -> NetworkJson:
+        return cast(NetworkJson, self._request("PATCH", f"/networks/{nwid}", json=settings))
+
+    # -- networks this node's controller hosts
+
+    def controller_networks(self) -> list[ControllerNetworkJson]:
+        return cast(list[ControllerNetworkJson], self._request("GET", "/controller/networks"))
+
+    def controller_network(self, nwid: str) -> ControllerNetworkJson:
+        path = f"/controller/networks/{nwid}"
+        return cast(ControllerNetworkJson, self._request("GET", path))
+
+    def create_network(self, body: dict[str, Any]) -> ControllerNetworkJson:
+        path = "/controller/networks"
+        return cast(ControllerNetworkJson, self._request("POST", path, json=body))
+
+    def update_network(self, nwid: str, body: dict[str, Any]) -> ControllerNetworkJson:
+        path = f"/controller/networks/{nwid}"
+        return cast(ControllerNetworkJson, self._request("PATCH", path, json=body))
+
+    def delete_network(self, nwid: str) -> DeletedJson:
+        return cast(DeletedJson, self._request("DELETE", f"/controller/networks/{nwid}"))
+
+    def members(self, nwid: str) -> list[MemberJson]:
+        path = f"/controller/networks/{nwid}/members"
+        return cast(list[MemberJson], self._request("GET", path))
+
+    def member(self, nwid: str, address: str) -> MemberJson:
+        path = f"/controller/networks/{nwid}/members/{address}"
+        return cast(MemberJson, self._request("GET", path))
+
+    def update_member(self, nwid: str, address: str, body: dict[str, Any]) -> MemberJson:
+        path = f"/controller/networks/{nwid}/members/{address}"
+        return cast(MemberJson, self._request("PATCH", path, json=body))
+
+    def delete_member(self, nwid: str, address: str) -> DeletedJson:
+        path = f"/controller/networks/{nwid}/members/{address}"
+        return cast(DeletedJson, self._request("DELETE", path))
+
     def _request(
         self,
         method: str,
@@ -179,14 +244,17 @@ class ApiClient:
         try:
             body = response.json()
             error, reason = str(body["error"]), str(body["reason"])
-        except (ValueError, KeyError, TypeError):
+            field = body.get("field")
+        except (ValueError, KeyError, TypeError, AttributeError):
             return ApiError(f"overlayd answered HTTP {response.status_code}", response.status_code)
         if response.status_code == 401:
             reason = (
                 f"overlayd at {self.where} refused the API token: pass --token, or run "
                 f"where {self.home / AUTHTOKEN_NAME} is readable"
             )
-        return ApiError(reason, response.status_code, error)
+        return ApiError(
+            reason, response.status_code, error, field if isinstance(field, str) else None
+        )
 
 
 def _permission_error(path: Path) -> ApiError:

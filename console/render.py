@@ -1,17 +1,29 @@
 """Plain-text renderings of API JSON for the `ztui` subcommands. Pure: dicts in, lines out.
 
-The layouts follow `zerotier-cli` where it has an equivalent (`info`, `peers`), so people
-who know that tool read these at a glance; what it lacks (why a peer is relayed, which
-path an echo came back on) is added on indented lines or at the end of a line.
+The layouts follow `zerotier-cli` where it has an equivalent (`info`, `peers`,
+`listnetworks`), so people who know that tool read these at a glance; what it lacks (why a
+peer is relayed, why a network has no config yet, which path an echo came back on) is added
+on indented lines or at the end of a line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from overlay_core.api.schema import EchoJson, PeerJson, StatusJson
+from overlay_core.api.schema import (
+    ControllerNetworkJson,
+    EchoJson,
+    MemberJson,
+    NetworkJson,
+    PeerJson,
+    StatusJson,
+)
 
 PEER_COLUMNS = ("ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH")
+NETWORK_COLUMNS = ("NWID", "NAME", "STATUS", "TYPE", "DEV", "MAC", "MTU", "MSS", "ADDRESSES")
+CONTROLLER_COLUMNS = ("NWID", "NAME", "TYPE", "MEMBERS", "PENDING", "MTU", "MSS", "POOLS")
+MEMBER_COLUMNS = ("", "ADDRESS", "STATE", "NAME", "IPS", "BRIDGE", "SEEN", "VERSION")
+PENDING_MARK = "*"
 
 
 def ago(seconds: float | None) -> str:
@@ -109,3 +121,170 @@ def ping_summary(address: str, sent: int, rtts_ms: Sequence[float]) -> list[str]
         avg = sum(rtts_ms) / received
         line += f", rtt min/avg/max {min(rtts_ms):.1f}/{avg:.1f}/{max(rtts_ms):.1f} ms"
     return [f"--- {address} ping statistics ---", line]
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def _table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[list[str]]
+) -> list[str]:
+    """Left-aligned columns; the last one is not padded. notes[i]: lines under row i."""
+    table = [tuple(columns), *(tuple(r) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns) - 1)]
+    lines: list[str] = []
+    for index, row in enumerate(table):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+        if index:
+            lines += [f"    {note}" for note in notes[index - 1]]
+    return lines
+
+
+def controller_of(nwid: str) -> str:
+    """The controller's address: the first 10 of the network id's 16 hex digits."""
+    return nwid[:10]
+
+
+def _kind(private: bool | None) -> str:
+    return "-" if private is None else ("PRIVATE" if private else "PUBLIC")
+
+
+def network_hint(network: NetworkJson, my_address: str | None) -> str | None:
+    """What a network's state means and what to do, or None when it is fine (OK)."""
+    nwid, state = network["nwid"], network["state"]
+    ctl = controller_of(nwid)
+    if state == "ACCESS_DENIED":
+        me = my_address or "ADDRESS"
+        return (
+            "ACCESS_DENIED — waiting for approval: ask the network's admin to run "
+            f"`ztui approve {nwid} {me}`"
+        )
+    if state == "NOT_FOUND":
+        return f"NOT_FOUND — controller {ctl} has no network {nwid}: check the id"
+    if state == "PORT_ERROR":
+        return f"PORT_ERROR — {network['port_error'] or 'the TAP device failed'}"
+    if state == "REQUESTING_CONFIGURATION":
+        return f"asking controller {ctl} for the config; `ztui ping {ctl}` checks it answers"
+    return None
+
+
+def _network_row(network: NetworkJson) -> tuple[str, ...]:
+    return (
+        network["nwid"],
+        network["name"] or "-",
+        network["state"],
+        _kind(network["private"]),
+        network["device"] or "-",
+        network["mac"],
+        str(network["mtu"]),
+        network["mss"],
+        ",".join(network["addresses"]) or "-",
+    )
+
+
+def networks_lines(networks: Sequence[NetworkJson], my_address: str | None) -> list[str]:
+    """`ztui networks`: zerotier-cli listnetworks' columns, a hint under any that is not OK."""
+    if not networks:
+        return ["(no networks joined; join one with `ztui join NWID`)"]
+    notes = [[hint] if (hint := network_hint(n, my_address)) else [] for n in networks]
+    return _table(NETWORK_COLUMNS, [_network_row(n) for n in networks], notes)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def settings_line(network: NetworkJson) -> str:
+    """`ztui set`: the settings in force, local overrides marked."""
+    settings = network["settings"]
+    mtu = f"{network['mtu']}{' (local)' if settings['mtu'] is not None else ''}"
+    mss = f"{network['mss']}{' (local)' if settings['mss'] is not None else ''}"
+    return (
+        f"{network['nwid']}: mtu {mtu}, mss {mss}, "
+        f"allow-managed {_yes(settings['allow_managed'])}, "
+        f"allow-global {_yes(settings['allow_global'])}, "
+        f"allow-default {_yes(settings['allow_default'])}"
+    )
+
+
+def controller_networks_lines(networks: Sequence[ControllerNetworkJson]) -> list[str]:
+    """`ztui net list`: the networks this node's controller hosts."""
+    if not networks:
+        return ["(this controller hosts no networks; create one with `ztui net create NAME`)"]
+    rows = [
+        (
+            n["nwid"],
+            n["name"] or "-",
+            _kind(n["private"]),
+            str(n["members"]["authorized"]),
+            str(n["members"]["pending"]),
+            str(n["mtu"]),
+            n["mss"],
+            ",".join(n["pools"]) or "-",
+        )
+        for n in networks
+    ]
+    return _table(CONTROLLER_COLUMNS, rows, [[] for _ in rows])
+
+
+def _since(then: float | None, now: float) -> str:
+    return "never" if then is None else ago(max(0.0, now - then))
+
+
+def members_lines(nwid: str, members: Sequence[MemberJson], now: float) -> list[str]:
+    """`ztui members`: pending members first, marked, with how to approve them."""
+    if not members:
+        return [f"(no members yet: nobody has asked to join {nwid})"]
+    order = {"pending": 0, "authorized": 1, "deauthorized": 2}
+    ordered = sorted(members, key=lambda m: order.get(m["state"], 3))
+    rows = [
+        (
+            PENDING_MARK if m["state"] == "pending" else "",
+            m["address"],
+            m["state"].upper(),
+            m["name"] or "-",
+            ",".join(m["ips"]) or "-",
+            _yes(m["active_bridge"]),
+            _since(m["last_seen"], now),
+            m["version"] or "-",
+        )
+        for m in ordered
+    ]
+    lines = _table(MEMBER_COLUMNS, rows, [[] for _ in rows])
+    pending = [m for m in ordered if m["state"] == "pending"]
+    if pending:
+        example = pending[0]["address"]
+        lines.append(
+            f"{PENDING_MARK} waiting for approval ({len(pending)}): `ztui approve {nwid} {example}`"
+        )
+    return lines
+
+
+def member_lines(member: MemberJson, now: float) -> list[str]:
+    """`ztui member NWID ADDR`: one member in full."""
+    rows = [
+        ("state", member["state"]),
+        ("name", member["name"] or "-"),
+        ("ips", ", ".join(member["ips"]) or "-"),
+        ("bridge", _yes(member["active_bridge"])),
+        ("seen", _since(member["last_seen"], now)),
+        ("from", member["physical_address"] or "-"),
+        ("version", member["version"] or "-"),
+    ]
+    lines = [f"member {member['address']} of {member['nwid']}"]
+    return lines + [f"  {key:<8} {value}" for key, value in rows]
+
+
+def joined_lines(network: NetworkJson, my_address: str | None) -> list[str]:
+    """`ztui join`: where the network stands after the controller's first answer."""
+    head = f"joined {network['nwid']}"
+    if network["name"]:
+        head += f" ({network['name']})"
+    head += f": {network['state']}"
+    if network["state"] == "OK":
+        head += f" on {network['device'] or '-'}"
+        if network["addresses"]:
+            head += f", {', '.join(network['addresses'])}"
+    hint = network_hint(network, my_address)
+    return [head] + ([f"    {hint}"] if hint else [])

@@ -1,0 +1,244 @@
+"""Networks this node's controller hosts: `ztui net create | list | delete`, `ztui members`,
+`approve`, `deauth` and `member`. They act on the controller of the node `ztui` talks to,
+so run them against the node whose address starts the network id."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .. import render
+from ..client import ApiClient, ApiError
+from .common import (
+    EXIT_OK,
+    Handler,
+    Subparsers,
+    UsageError,
+    add_json,
+    address,
+    nwid,
+    print_json,
+)
+
+T = TypeVar("T")
+
+
+def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[str, Handler]:
+    net = sub.add_parser("net", parents=common, help="networks this node's controller hosts")
+    net_sub = net.add_subparsers(dest="net_command", metavar="create|list|delete", required=True)
+    create = net_sub.add_parser(
+        "create", parents=common, help="create a network; prints its id", description=_CREATE
+    )
+    create.add_argument("name", help="a name members see (at most 64 characters)")
+    create.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="CIDR|RANGE",
+        help="IPv4 pool for automatic addresses: 10.147.17.0/24 or 10.147.17.10-10.147.17.99",
+    )
+    create.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="CIDR[@VIA]",
+        help="a route pushed to members: 10.147.17.0/24, or 192.168.1.0/24@10.147.17.1",
+    )
+    create.add_argument(
+        "--public", action="store_true", help="let anyone in without approval (default: private)"
+    )
+    create.add_argument("--mtu", type=int, help="the network's MTU, 1280-9000 (default 2800)")
+    create.add_argument("--mss", help="TCP MSS clamping: auto (default), off, or a number")
+    create.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="rule preset: block-dhcp, block-ra (repeatable)",
+    )
+    create.add_argument(
+        "--no-broadcast", action="store_true", help="carry no broadcast (ARP will not work)"
+    )
+    create.add_argument(
+        "--multicast-limit", type=int, metavar="N", help="members a multicast goes to (32)"
+    )
+    listing = net_sub.add_parser("list", parents=common, help="the hosted networks")
+    delete = net_sub.add_parser("delete", parents=common, help="delete a network for good")
+    delete.add_argument("nwid", help="16-hex-digit network id")
+
+    members = sub.add_parser(
+        "members", parents=common, help="a hosted network's members, pending ones first"
+    )
+    approve = sub.add_parser("approve", parents=common, help="let a member into a network")
+    deauth = sub.add_parser("deauth", parents=common, help="cut a member off a network")
+    member = sub.add_parser(
+        "member", parents=common, help="show a member, or set its name, IPs, bridging"
+    )
+    for parser in (members, approve, deauth, member):
+        parser.add_argument("nwid", help="16-hex-digit network id")
+    for parser in (approve, deauth, member):
+        parser.add_argument("address", help="the member's 10-hex-digit address")
+    member.add_argument("--name", help="a name for the member")
+    member.add_argument(
+        "--ip",
+        action="append",
+        metavar="IP",
+        help="assign this address (repeatable; replaces the member's addresses)",
+    )
+    member.add_argument("--no-ips", action="store_true", help="take every address away")
+    member.add_argument(
+        "--bridge",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="may carry frames for other MACs (a bridge to a LAN)",
+    )
+    for parser in (create, listing, delete, members, approve, deauth, member):
+        add_json(parser)
+    return {
+        "net": cmd_net,
+        "members": cmd_members,
+        "approve": cmd_approve,
+        "deauth": cmd_deauth,
+        "member": cmd_member,
+    }
+
+
+_CREATE = (
+    "Create a network on this node's controller. Its id is this node's address followed "
+    "by a network number; members join with `ztui join NWID`."
+)
+
+
+def cmd_net(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.net_command == "create":
+        record = client.create_network(create_body(args))
+        if args.json:
+            print_json(record)
+        else:
+            print(record["nwid"])  # alone, for NWID=$(ztui net create ...)
+    elif args.net_command == "list":
+        networks = client.controller_networks()
+        if args.json:
+            print_json(networks)
+        else:
+            print("\n".join(render.controller_networks_lines(networks)))
+    else:
+        target = nwid(args.nwid)
+        deleted = _hosted(client, target, lambda: client.delete_network(target))
+        if args.json:
+            print_json(deleted)
+        else:
+            print(f"deleted network {target}")
+    return EXIT_OK
+
+
+def create_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": args.name,
+        "private": not args.public,
+        "pools": list(args.pool),
+        "routes": [route(text) for text in args.route],
+        "presets": list(args.preset),
+    }
+    if args.mtu is not None:
+        body["mtu"] = args.mtu
+    if args.mss is not None:
+        body["mss"] = mss(args.mss)
+    if args.no_broadcast:
+        body["broadcast"] = False
+    if args.multicast_limit is not None:
+        body["multicast_limit"] = args.multicast_limit
+    return body
+
+
+def route(text: str) -> dict[str, str | None]:
+    target, sep, via = text.partition("@")
+    if not target or (sep and not via):
+        raise UsageError(f"--route {text!r}: use CIDR or CIDR@GATEWAY")
+    return {"target": target, "via": via or None}
+
+
+def mss(text: str) -> str | int:
+    if text in ("auto", "off"):
+        return text
+    if text.removeprefix("fixed:").isdigit():
+        return int(text.removeprefix("fixed:"))
+    raise UsageError(f"--mss {text!r}: use auto, off or a number such as 1360")
+
+
+def cmd_members(client: ApiClient, args: argparse.Namespace) -> int:
+    target = nwid(args.nwid)
+    members = _hosted(client, target, lambda: client.members(target))
+    if args.json:
+        print_json(members)
+    else:
+        print("\n".join(render.members_lines(target, members, time.time())))
+    return EXIT_OK
+
+
+def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
+    target, who = nwid(args.nwid), address(args.address)
+    member = _hosted(
+        client, target, lambda: client.update_member(target, who, {"authorized": True})
+    )
+    if args.json:
+        print_json(member)
+    else:
+        ips = f" with {', '.join(member['ips'])}" if member["ips"] else ""
+        print(f"approved {who} on {target}{ips}; it gets its config within seconds")
+    return EXIT_OK
+
+
+def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
+    target, who = nwid(args.nwid), address(args.address)
+    member = _hosted(
+        client, target, lambda: client.update_member(target, who, {"authorized": False})
+    )
+    if args.json:
+        print_json(member)
+    else:
+        print(f"deauthorized {who} on {target}; it is cut off within seconds")
+    return EXIT_OK
+
+
+def cmd_member(client: ApiClient, args: argparse.Namespace) -> int:
+    target, who = nwid(args.nwid), address(args.address)
+    if args.ip and args.no_ips:
+        raise UsageError("--ip and --no-ips contradict each other")
+    body: dict[str, Any] = {}
+    if args.name is not None:
+        body["name"] = args.name
+    if args.ip or args.no_ips:
+        body["ips"] = list(args.ip or [])
+    if args.bridge is not None:
+        body["active_bridge"] = args.bridge
+    if body:
+        member = _hosted(client, target, lambda: client.update_member(target, who, body))
+    else:
+        member = _hosted(client, target, lambda: client.member(target, who))
+    if args.json:
+        print_json(member)
+    else:
+        print("\n".join(render.member_lines(member, time.time())))
+    return EXIT_OK
+
+
+def _hosted(client: ApiClient, target: str, call: Callable[[], T]) -> T:
+    """Run `call`; if this node's controller does not host `target`, say which node does."""
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.error != "unknown_network":
+            raise
+        controller = render.controller_of(target)
+        me = client.status()["address"]
+        if controller == me:
+            raise
+        raise ApiError(
+            f"network {target} is hosted by controller {controller}, not by this node ({me}): "
+            f"run this on {controller}",
+            exc.status,
+            exc.error,
+        ) from None

@@ -1,0 +1,159 @@
+"""This node's network memberships: `ztui networks | join | leave | set`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from overlay_core.api.schema import NetworkJson
+
+from .. import render
+from ..client import ApiClient
+from .common import (
+    EXIT_OK,
+    Handler,
+    Subparsers,
+    UsageError,
+    add_json,
+    nwid,
+    print_json,
+)
+
+JOIN_WAIT_S = 3.0  # long enough for a controller on the same continent to answer
+POLL_S = 0.2
+SETTING_NAMES = ("mtu", "mss", "allow-managed", "allow-global", "allow-default")
+YES = ("yes", "y", "true", "on", "1")
+NO = ("no", "n", "false", "off", "0")
+
+
+def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[str, Handler]:
+    networks = sub.add_parser(
+        "networks",
+        parents=common,
+        help="joined networks: state, device, MAC, MTU, addresses (like listnetworks)",
+    )
+    join = sub.add_parser(
+        "join", parents=common, help="join a network; private ones wait for approval"
+    )
+    join.add_argument("nwid", help="16-hex-digit network id")
+    join.add_argument(
+        "--allow-global", action="store_true", help="accept public addresses and routes"
+    )
+    join.add_argument("--allow-default", action="store_true", help="accept a default route")
+    join.add_argument(
+        "--no-allow-managed",
+        action="store_true",
+        help="take no addresses or routes from the controller",
+    )
+    join.add_argument(
+        "--wait",
+        type=float,
+        default=JOIN_WAIT_S,
+        metavar="S",
+        help=f"seconds to wait for the controller's answer (default {JOIN_WAIT_S:g}; 0: none)",
+    )
+    leave = sub.add_parser("leave", parents=common, help="leave a network; its device goes away")
+    leave.add_argument("nwid", help="16-hex-digit network id")
+    set_ = sub.add_parser(
+        "set",
+        parents=common,
+        help="change a joined network's local settings: mtu= mss= allow-managed= ...",
+        description=(
+            "KEY=VALUE settings: mtu=1280-9000|default, mss=auto|off|536-8960|default, "
+            "allow-managed=yes|no, allow-global=yes|no, allow-default=yes|no. "
+            "`default` drops the local override and uses the network's value."
+        ),
+    )
+    set_.add_argument("nwid", help="16-hex-digit network id")
+    set_.add_argument("settings", nargs="+", metavar="KEY=VALUE")
+    for parser in (networks, join, leave, set_):
+        add_json(parser)
+    return {"networks": cmd_networks, "join": cmd_join, "leave": cmd_leave, "set": cmd_set}
+
+
+def _my_address(client: ApiClient, networks: list[NetworkJson]) -> str | None:
+    """This node's address, fetched only when a hint needs it."""
+    if any(n["state"] == "ACCESS_DENIED" for n in networks):
+        return client.status()["address"]
+    return None
+
+
+def cmd_networks(client: ApiClient, args: argparse.Namespace) -> int:
+    networks = client.networks()
+    if args.json:
+        print_json(networks)
+    else:
+        print("\n".join(render.networks_lines(networks, _my_address(client, networks))))
+    return EXIT_OK
+
+
+def cmd_join(client: ApiClient, args: argparse.Namespace) -> int:
+    target = nwid(args.nwid)
+    settings: dict[str, Any] = {}
+    if args.allow_global:
+        settings["allow_global"] = True
+    if args.allow_default:
+        settings["allow_default"] = True
+    if args.no_allow_managed:
+        settings["allow_managed"] = False
+    network = client.join(target, settings or None)
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while network["state"] == "REQUESTING_CONFIGURATION" and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        network = client.network(target)
+    if args.json:
+        print_json(network)
+    else:
+        print("\n".join(render.joined_lines(network, _my_address(client, [network]))))
+    return EXIT_OK
+
+
+def cmd_leave(client: ApiClient, args: argparse.Namespace) -> int:
+    left = client.leave(nwid(args.nwid))
+    if args.json:
+        print_json(left)
+    else:
+        print(f"left {left['nwid']}")
+    return EXIT_OK
+
+
+def cmd_set(client: ApiClient, args: argparse.Namespace) -> int:
+    target = nwid(args.nwid)
+    body = dict(parse_setting(item) for item in args.settings)
+    network = client.set_network(target, body)
+    if args.json:
+        print_json(network)
+    else:
+        print(render.settings_line(network))
+    return EXIT_OK
+
+
+def parse_setting(item: str) -> tuple[str, Any]:
+    """`mtu=1400` -> ("mtu", 1400): shapes only; the daemon checks ranges and says why."""
+    key, sep, value = item.partition("=")
+    key, value = key.strip().lower().replace("_", "-"), value.strip()
+    if not sep or not key or not value:
+        raise UsageError(f"{item!r}: settings are KEY=VALUE, such as mtu=1400")
+    field = key.replace("-", "_")
+    if key == "mtu":
+        if value == "default":
+            return field, None
+        if not value.isdigit():
+            raise UsageError(f"mtu: {value!r} is not a number; use mtu=1400 or mtu=default")
+        return field, int(value)
+    if key == "mss":
+        if value in ("auto", "off"):
+            return field, value
+        if value == "default":
+            return field, None
+        if value.removeprefix("fixed:").isdigit():
+            return field, int(value.removeprefix("fixed:"))
+        raise UsageError(f"mss: {value!r}: use auto, off, a number such as 1360, or default")
+    if key in SETTING_NAMES:
+        if value.lower() in YES:
+            return field, True
+        if value.lower() in NO:
+            return field, False
+        raise UsageError(f"{key}: {value!r}: use yes or no")
+    raise UsageError(f"unknown setting {key!r}; use {', '.join(SETTING_NAMES)}")

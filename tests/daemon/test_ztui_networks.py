@@ -1,0 +1,182 @@
+"""`ztui` network and controller commands as an admin and a member run them, against live
+daemons with FakeTaps, and against none for usage errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from overlay_core.io.loopback import LoopbackOverlay
+
+from .netstory import POOL, story, unix_client, wait_state
+from .test_ztui_cli import ztui, ztui_sync
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("join", "badid"),
+        ("leave", "0123"),
+        ("set", "zz23456789abcdef", "mtu=1400"),
+        ("members", "1234567890abcdef0"),
+        ("approve", "nothex", "0123456789"),
+    ],
+)
+def test_mistyped_network_id_is_a_usage_error(short_tmp: Path, args: tuple[str, ...]) -> None:
+    """A mistyped network id: one line naming the rule, exit 2, and no daemon needed
+    (there is none here; reaching for it would say 'not running' and exit 1)."""
+    result = ztui_sync("--home", str(short_tmp), *args)
+    assert result.returncode == 2, result
+    assert result.stderr == "ztui: a network id is 16 hex digits\n"
+    assert result.stdout == ""
+
+
+def test_mistyped_member_address_and_setting_are_usage_errors(short_tmp: Path) -> None:
+    """A bad member address or KEY=VALUE is caught before contacting the daemon, too."""
+    nwid = "0123456789000001"
+    result = ztui_sync("--home", str(short_tmp), "approve", nwid, "xyz")
+    assert result.returncode == 2 and "10 hex digits" in result.stderr
+    for setting, words in (
+        ("colour=blue", "unknown setting 'colour'"),
+        ("mtu=big", "mtu: 'big' is not a number"),
+        ("allow-global=maybe", "allow-global: 'maybe': use yes or no"),
+        ("mtu", "settings are KEY=VALUE"),
+    ):
+        result = ztui_sync("--home", str(short_tmp), "set", nwid, setting)
+        assert result.returncode == 2, (setting, result)
+        assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+async def test_create_join_approve_from_the_command_line(tap_overlay: LoopbackOverlay) -> None:
+    """The whole story with ztui alone: the admin creates a network (stdout is just its id),
+    a member joins and is told to ask for approval, `ztui networks` repeats how, the admin
+    sees it pending in `ztui members --json`, approves it, and the member is OK."""
+    await tap_overlay.add_root()
+    ctl = await tap_overlay.add_leaf("ctl")
+    member = await tap_overlay.add_leaf("member")
+    await tap_overlay.wait_online()
+    ctl_home, member_home = str(ctl.home.path), str(member.home.path)
+    me = member.identity.address_text
+
+    code, out, err = await ztui("--home", ctl_home, "net", "create", "home", "--pool", POOL)
+    assert code == 0, err
+    nwid = out.strip()
+    assert out == nwid + "\n" and len(nwid) == 16 and nwid.startswith(ctl.identity.address_text)
+
+    code, out, err = await ztui("--home", member_home, "join", nwid)
+    assert code == 0, err
+    hint = (
+        "ACCESS_DENIED — waiting for approval: ask the network's admin to run "
+        f"`ztui approve {nwid} {me}`"
+    )
+    assert out.splitlines() == [f"joined {nwid}: ACCESS_DENIED", f"    {hint}"]
+
+    code, out, err = await ztui("--home", member_home, "networks")
+    assert code == 0, err
+    header, row, note = out.splitlines()
+    assert header.split() == [
+        "NWID",
+        "NAME",
+        "STATUS",
+        "TYPE",
+        "DEV",
+        "MAC",
+        "MTU",
+        "MSS",
+        "ADDRESSES",
+    ]
+    assert row.split()[:3] == [nwid, "-", "ACCESS_DENIED"]
+    assert note == f"    {hint}"
+
+    code, out, err = await ztui("--home", ctl_home, "members", nwid, "--json")
+    assert code == 0, err
+    [pending] = json.loads(out)
+    assert pending["address"] == me and pending["state"] == "pending"
+    code, out, err = await ztui("--home", ctl_home, "members", nwid)
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:3] == ["*", me, "PENDING"]
+
+    code, out, err = await ztui("--home", ctl_home, "approve", nwid, me)
+    assert code == 0, err
+    assert out.startswith(f"approved {me} on {nwid} with 10.147.17.")
+    async with unix_client(member) as api:
+        ok = await wait_state(api, nwid, "OK", 2)
+    code, out, err = await ztui("--home", member_home, "networks")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2, out
+    assert lines[1].split() == [
+        nwid,
+        "home",
+        "OK",
+        "PRIVATE",
+        ok["device"],
+        ok["mac"],
+        "2800",
+        "auto",
+        ok["addresses"][0],
+    ]
+    code, out, err = await ztui("--home", ctl_home, "net", "list", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["members"] == {"authorized": 1, "pending": 0, "deauthorized": 0}
+
+
+async def test_set_and_member_report_daemon_validation_as_usage_errors(
+    tap_overlay: LoopbackOverlay,
+) -> None:
+    """A value the daemon rejects (HTTP 400) is the caller's mistake: its one-line reason,
+    naming field and rule, and exit 2. A good `set` prints the settings in force."""
+    async with story(tap_overlay) as s:
+        member_home, ctl_home = str(s.a.home.path), str(s.ctl.home.path)
+        code, out, err = await ztui("--home", member_home, "set", s.nwid, "mtu=100")
+        assert (code, err) == (2, "ztui: mtu: must be 1280-9000\n")
+        code, out, err = await ztui(
+            "--home", member_home, "set", s.nwid, "mtu=1400", "mss=1360", "allow-default=yes"
+        )
+        assert code == 0, err
+        assert out == (
+            f"{s.nwid}: mtu 1400 (local), mss fixed:1360 (local), allow-managed yes, "
+            "allow-global no, allow-default yes\n"
+        )
+        address = s.a.identity.address_text
+        code, out, err = await ztui(
+            "--home", ctl_home, "member", s.nwid, address, "--ip", "10.147.17.300"
+        )
+        assert code == 2 and err.startswith("ztui: ips[0]: "), err
+        code, out, err = await ztui(
+            "--home", ctl_home, "member", s.nwid, address, "--name", "nas", "--bridge", "--json"
+        )
+        assert code == 0, err
+        record = json.loads(out)
+        assert record["name"] == "nas" and record["active_bridge"] is True
+
+
+async def test_controller_commands_on_the_wrong_node_name_the_right_one(
+    tap_overlay: LoopbackOverlay,
+) -> None:
+    """Approving on a node that does not host the network says which controller does."""
+    async with story(tap_overlay) as s:
+        code, _out, err = await ztui(
+            "--home", str(s.a.home.path), "approve", s.nwid, s.b.identity.address_text
+        )
+        assert code == 1
+        controller = s.ctl.identity.address_text
+        assert err == (
+            f"ztui: network {s.nwid} is hosted by controller {controller}, not by this node "
+            f"({s.a.identity.address_text}): run this on {controller}\n"
+        )
+
+
+async def test_leave_from_the_command_line(tap_overlay: LoopbackOverlay) -> None:
+    """`ztui leave` says so and the network is gone; leaving again is one line, exit 1."""
+    async with story(tap_overlay) as s:
+        home = str(s.a.home.path)
+        code, out, err = await ztui("--home", home, "leave", s.nwid)
+        assert (code, out) == (0, f"left {s.nwid}\n"), err
+        code, out, err = await ztui("--home", home, "networks", "--json")
+        assert code == 0 and json.loads(out) == []
+        code, out, err = await ztui("--home", home, "leave", s.nwid)
+        assert (code, err) == (1, f"ztui: this node has not joined network {s.nwid}\n")
