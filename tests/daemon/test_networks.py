@@ -8,6 +8,9 @@ import ipaddress
 import json
 import time
 
+import pytest
+
+from overlay_core.io.daemon import StartupError
 from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tap import TapError, tap_name
 from tests.core.frames import arp_request, dhcp_discover, icmp_echo_v4
@@ -334,3 +337,21 @@ async def test_metrics_count_network_frames_and_rule_drops(tap_overlay: Loopback
         assert f'ztui_network_rule_drops_total{{nwid="{s.nwid}",rule="block-dhcp"' in text
         assert f'ztui_network_counter_total{{nwid="{s.nwid}",name="drop_rule"}} 1' in text
         assert f'ztui_tap_frames_total{{nwid="{s.nwid}",direction="from_host"}} 1' in text
+
+
+async def test_a_bad_networks_json_stops_startup_with_one_line(
+    tap_overlay: LoopbackOverlay,
+) -> None:
+    """A hand-edited networks.json that breaks a rule stops overlayd at start with one line
+    naming the file, the network and the field, rather than joining with a guess."""
+    home = tap_overlay.base_dir / "leaf"
+    home.mkdir()
+    (home / "networks.json").write_text(json.dumps({"networks": {"0123456789000001": {"mtu": 5}}}))
+    with pytest.raises(StartupError) as caught:
+        await tap_overlay.add_leaf("leaf")
+    assert str(caught.value) == (
+        f"{home / 'networks.json'}: 0123456789000001: mtu: must be 1280-9000"
+    )
+    (home / "networks.json").write_text(json.dumps({"networks": {"nothex": {}}}))
+    with pytest.raises(StartupError, match="a network id is 16 hex digits"):
+        await tap_overlay.add_leaf("leaf")
