@@ -102,7 +102,10 @@ def peers_lines(peers: Sequence[PeerJson]) -> list[str]:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
         peer = peers[index - 1] if index else None
         if peer is not None and peer["link"] in ("RELAY", "TCP") and peer["relay_reason"]:
-            lines.append(f"    {peer['link'].lower()} because: {peer['relay_reason']['summary']}")
+            reason = peer["relay_reason"]
+            lines.append(f"    {peer['link'].lower()} because: {reason['summary']}")
+            # The NAT verdict is what a user can act on; the other details are in --json.
+            lines += [f"    note: {d}" for d in reason["details"] if "NAT is symmetric" in d]
     if not peers:
         lines.append("(no peers yet)")
     return lines

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from .effects import Endpoint, LatencyStatus, PathStatus, Transport
 
 PATH_PROBE_S = 2.0
+LATENCY_PROBE_S = 10.0  # a busy path needs no keepalive, but its latency still ages
 PATH_ALIVE_S = 6.0
 PATH_FORGET_S = 120.0
 # A path that has been silent longer than this is probed only every DEAD_PROBE_S, longer
@@ -163,7 +164,12 @@ class Path:
     def needs_probe(self, now: float) -> bool:
         quiet_since = max(self.last_receive or 0.0, self.last_probe or 0.0)
         recently = self.last_receive is not None and now - self.last_receive < DEAD_AFTER_S
-        return now - quiet_since >= (PATH_PROBE_S if recently else DEAD_PROBE_S)
+        if not recently:
+            return now - quiet_since >= DEAD_PROBE_S
+        return (
+            now - quiet_since >= PATH_PROBE_S
+            or now - (self.last_probe or self.created) >= LATENCY_PROBE_S
+        )
 
     def sent(self, size: int, now: float) -> None:
         self.last_send = now

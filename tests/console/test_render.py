@@ -92,6 +92,22 @@ def test_peers_table_has_a_reason_line_for_relayed_peers() -> None:
     assert lines[0].index("LINK") == lines[1].index("DIRECT") == lines[2].index("RELAY")
 
 
+def test_a_symmetric_nat_verdict_is_shown_under_the_reason() -> None:
+    """What the user can act on (their NAT) is printed; other details stay in --json."""
+    symmetric = "this node's NAT is symmetric (its public port changes per destination)"
+    reason = {
+        "summary": "6 direct attempts to 198.18.1.13:21001 got 0 answers",
+        "endpoints_learned": ["198.18.1.13:21001"],
+        "punch_attempts": 6,
+        "punch_replies": 0,
+        "local_nat": "symmetric",
+        "details": [symmetric, "learned 198.18.1.13:21001 from root 8056c2e21c"],
+    }
+    lines = render.peers_lines([peer("3a0b1c2d3e", "RELAY", relay_reason=reason)])
+    assert lines[-2] == "    relay because: 6 direct attempts to 198.18.1.13:21001 got 0 answers"
+    assert lines[-1] == f"    note: {symmetric}"
+
+
 def test_pong_line_names_the_path_and_relay() -> None:
     """Each reply says how it came back: through which root, or DIRECT."""
     relayed: EchoJson = {

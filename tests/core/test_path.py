@@ -118,3 +118,16 @@ def test_silent_paths_are_probed_slowly_so_stale_nat_state_can_expire() -> None:
     assert dead.needs_probe(DEAD_AFTER_S - 1 + PATH_PROBE_S) is False  # now past DEAD_AFTER_S
     assert dead.needs_probe(DEAD_AFTER_S - 1 + DEAD_PROBE_S)
     assert DEAD_PROBE_S > 30.0
+
+
+def test_a_busy_path_still_measures_its_latency() -> None:
+    """Traffic keeps a path alive without keepalives, but latency is re-measured anyway."""
+    from overlay_core.proto.path import LATENCY_PROBE_S
+
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.last_probe = 0.0
+    for t in range(1, int(LATENCY_PROBE_S)):
+        path.received(100, now=float(t))
+        assert not path.needs_probe(float(t))
+    path.received(100, now=LATENCY_PROBE_S)
+    assert path.needs_probe(LATENCY_PROBE_S)
