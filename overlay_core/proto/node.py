@@ -65,6 +65,33 @@ class Node(NodeState):
         payload = wire.Echo(echo_id, int(now * 1e6)).pack()
         return echo_id, self._send_to_address(dest, Verb.ECHO, payload, now)
 
+    def retry_direct(self, address: int, now: float) -> list[Effect]:
+        """Punch again now: every known direct endpoint of the peer gets a fresh burst of
+        probes, ignoring the back-off, and a packet through the root asks it to introduce
+        us again. Raises KeyError for an unknown peer."""
+        peer = self.peers[address]
+        out: list[Effect] = []
+        for endpoint, path in peer.paths.items():
+            if path.is_direct and not path.alive(now):
+                path.last_burst = None
+                out += self._punch(peer, endpoint, peer.punch.learned.get(endpoint, "retry"), now)
+        if not peer.is_root:
+            out += self._probe(peer, None, now)  # relayed: the root sees it and RENDEZVOUSes
+        return out
+
+    def probe_mtu(self, address: int, now: float) -> list[Effect]:
+        """Start a new path MTU search on every live direct path of the peer (KeyError if
+        unknown); the results show in the peer's paths within seconds."""
+        peer = self.peers[address]
+        out: list[Effect] = []
+        for path in peer.paths.values():
+            if path.is_direct and path.alive(now):
+                path.start_mtu_search(peer.mtu_limit)
+                size = path.next_mtu_probe(now)
+                if size is not None:
+                    out += self._probe_mtu(peer, path, size, now)
+        return out
+
     # -- virtual networks (membership.py, vnet.py)
 
     def join(self, nwid: int, now: float, settings: NetworkSettings | None = None) -> list[Effect]:

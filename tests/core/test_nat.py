@@ -197,3 +197,27 @@ def test_a_path_whose_mtu_shrinks_is_searched_again() -> None:
     net.run(PMTU_REPROBE_S + 10)
     path = a.node.peers[b.address].best_path(net.now)
     assert path is not None and path.mtu <= 1252
+
+
+def test_retry_direct_punches_again_without_waiting_for_the_back_off() -> None:
+    """After a failed punch the node waits 35 s before punching the same endpoint again;
+    retry_direct (the console's `r`) punches at once, and wins when the NAT now allows it."""
+    net, a, b = world(SY, PR)
+    talk(net, a, b, seconds=4)
+    assert link(net, a, b) == "RELAY"
+    assert a.nat is not None
+    a.nat.kind = PR  # the admin fixed the NAT
+    net.call(a, a.node.retry_direct(b.address, net.now))
+    talk(net, a, b, seconds=3)
+    assert link(net, a, b) == "DIRECT"
+
+
+def test_probe_mtu_searches_again_on_request() -> None:
+    net, a, b = world(PR, PR)
+    talk(net, a, b, seconds=3)
+    assert a.nat is not None
+    net.link_mtu[a.nat.public_ip] = 1252
+    net.call(a, a.node.probe_mtu(b.address, net.now))
+    net.run(8)
+    path = a.node.peers[b.address].best_path(net.now)
+    assert path is not None and path.mtu <= 1252
