@@ -271,6 +271,8 @@ class Node(NodeState):
             peer.relay_via = self._root_at(source)
             return
         path = peer.path(source, now)
+        if not path.alive(now):
+            peer.forget_best_path()  # a path coming (back) to life may be the best one
         if path.is_direct and path.last_receive is None and not peer.is_root:
             peer.punch.replies += 1
         if path.is_direct and not path.alive(now) and path.last_receive is not None:

@@ -443,7 +443,8 @@ class NodeState:
     def tcp_down_paths(self, endpoint: Endpoint) -> list[Effect]:
         self._tcp_up.discard(endpoint)
         for peer in self.peers.values():
-            peer.paths.pop(endpoint, None)
+            if peer.paths.pop(endpoint, None) is not None:
+                peer.forget_best_path()
         return []
 
     def _tick_peer(self, peer: Peer, now: float) -> list[Effect]:
@@ -453,6 +454,7 @@ class NodeState:
             if path.forgettable(now) and endpoint.transport is Transport.UDP:
                 del peer.paths[endpoint]
                 peer.punch.pending.pop(endpoint, None)
+                peer.forget_best_path()
         if self.config.is_root and not peer.is_root:
             # Leaves keep their own NAT mappings open; a root only forgets the silent ones.
             if not peer.paths and now - (peer.last_receive or peer.created) > PEER_FORGET_S:

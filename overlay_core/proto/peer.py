@@ -13,6 +13,7 @@ from .wire import Verb
 
 MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
 MAX_QUEUED = 64  # packets waiting for a handshake or a WHOIS answer
+BEST_PATH_CACHE_S = 0.1
 
 
 @dataclass(slots=True)
@@ -59,17 +60,30 @@ class Peer:
     counters: Counter[str] = field(default_factory=Counter)
     pushed_paths_at: float | None = None
     mtu_limit: int = PMTU_MIN  # the node's phys_mtu: where path MTU searches start
+    _best: tuple[float | None, Path | None] = (None, None)
 
     @property
     def address(self) -> int:
         return self.identity.address
 
     def best_path(self, now: float) -> Path | None:
-        return best_path(self.paths, now)
+        # Asked several times per frame; liveness moves in seconds, so a choice younger
+        # than BEST_PATH_CACHE_S is still right. Path changes that matter sooner (a path
+        # added, removed, or coming alive) call forget_best_path().
+        cached_at, cached = self._best
+        if cached_at is not None and 0.0 <= now - cached_at < BEST_PATH_CACHE_S:
+            return cached
+        best = best_path(self.paths, now)
+        self._best = (now, best)
+        return best
+
+    def forget_best_path(self) -> None:
+        self._best = (None, None)
 
     def path(self, endpoint: Endpoint, now: float) -> Path:
         path = self.paths.get(endpoint)
         if path is None:
+            self.forget_best_path()
             path = self.paths[endpoint] = Path(endpoint, now)
             path.start_mtu_search(self.mtu_limit)
             if not path.is_direct:  # a TCP stream carries any record: nothing to search
