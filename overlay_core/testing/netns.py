@@ -546,6 +546,22 @@ class Rig:
             self.set_link_mtu(site, underlay_mtu)
         return site
 
+    def add_node(self, name: str) -> Node:
+        """A bare namespace (loopback up, nothing else) for topologies the helpers above
+        do not build, such as a LAN behind a bridging overlay member; wire it with `veth`.
+        It is deleted with the rig like every other node."""
+        node = Node(self, name, self._new_namespace(name))
+        self.nodes[name] = node
+        return node
+
+    def veth(self, a: Node, a_if: str, b: Node, b_if: str, *, up: bool = True) -> None:
+        """A veth pair between two of the rig's nodes: `a_if` in a, `b_if` in b, each
+        created directly in its namespace (never in ours), both set up unless `up=False`."""
+        self._veth(a, a_if, b.ns, b_if)
+        if up:
+            a.ip("link", "set", a_if, "up")
+            b.ip("link", "set", b_if, "up")
+
     def _add_lan_host(self, site: Site, name: str, addr: str | None) -> Host:
         if addr is None:
             free = (a for a in site.lan.hosts() if a not in site._used_lan)
