@@ -16,6 +16,7 @@ from overlay_core.proto.identity import parse_address
 from overlay_core.proto.vnet import NetworkSettings
 
 from . import schema
+from .events import EventBus
 
 
 class TapCountersLike(Protocol):
@@ -43,6 +44,9 @@ class ControlService(Protocol):
     async def echo(self, address: int, timeout_s: float) -> EchoReply | None: ...
 
     def io_counters(self) -> dict[str, int]: ...
+
+    @property
+    def events(self) -> EventBus: ...
 
     # -- virtual networks this node is a member of
 

@@ -20,6 +20,10 @@ Controller side (networks whose id starts with this node's address):
 
 A malformed id is 400 ("a network id is 16 hex digits"); a value that breaks a rule is 400
 "validation" naming the field, whether this module or the controller caught it.
+
+Every change made here is also published on the event bus: `controller` events for
+networks created, updated or deleted, one `member` event per member PATCH or DELETE that
+changed something (approved, deauthorized, renamed, IPs, bridging, deleted).
 """
 
 from __future__ import annotations
@@ -217,6 +221,16 @@ async def get_controller_networks(request: web.Request) -> web.Response:
     return web.json_response([_controller_network_json(svc, r) for r in records])
 
 
+def _network_words(record: NetworkRecord) -> str:
+    nwid = format_nwid(record.nwid)
+    return f"{record.name} ({nwid})" if record.name else nwid
+
+
+def _publish_network(svc: ControlService, what: str, record: NetworkRecord) -> None:
+    nwid = format_nwid(record.nwid)
+    svc.events.publish("controller", f"{what} {_network_words(record)}", nwid=nwid)
+
+
 async def post_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     changes = _network_changes(await read_body(request), creating=True)
@@ -224,6 +238,7 @@ async def post_controller_network(request: web.Request) -> web.Response:
         raise ValidationError("name", "is required")
     name = changes.pop("name")
     record = svc.controller.create_network(name, now=svc.now(), **changes)
+    _publish_network(svc, "created network", record)
     return web.json_response(_controller_network_json(svc, record), status=201)
 
 
@@ -239,14 +254,17 @@ async def patch_controller_network(request: web.Request) -> web.Response:
     _hosted(svc, nwid)
     changes = _network_changes(await read_body(request), creating=False)
     record = svc.controller.update_network(nwid, now=svc.now(), **changes)
+    if changes:
+        _publish_network(svc, f"changed {', '.join(sorted(changes))} of", record)
     return web.json_response(_controller_network_json(svc, record))
 
 
 async def delete_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
-    _hosted(svc, nwid)
+    record = _hosted(svc, nwid)
     svc.controller.delete_network(nwid)
+    _publish_network(svc, "deleted network", record)
     body: schema.DeletedJson = {"deleted": format_nwid(nwid)}
     return web.json_response(body)
 
@@ -270,13 +288,14 @@ async def patch_member(request: web.Request) -> web.Response:
     that never asked creates it (pre-approval)."""
     svc = service(request)
     nwid, address = path_nwid(request), path_address(request)
-    _hosted(svc, nwid)
+    network = _hosted(svc, nwid)
     data = check_object(await read_body(request))
     check_known_keys(data, MEMBER_FIELDS)
     authorized = check_flag(data["authorized"], "authorized") if "authorized" in data else None
     if "ips" in data and not isinstance(data["ips"], list):
         raise ValidationError("ips", "must be a list of addresses")
     controller, now = svc.controller, svc.now()
+    before = controller.get_member(nwid, address)
     if any(key in data for key in ("name", "ips", "active_bridge")):
         controller.set_member(
             nwid,
@@ -291,7 +310,41 @@ async def patch_member(request: web.Request) -> web.Response:
     elif authorized is False:
         _member(svc, nwid, address)
         controller.deauthorize(nwid, address, now)
-    return web.json_response(_member_json(_member(svc, nwid, address)))
+    after = _member(svc, nwid, address)
+    _publish_member(svc, network, before, after)
+    return web.json_response(_member_json(after))
+
+
+def _member_changes(before: MemberRecord | None, after: MemberRecord) -> list[str]:
+    """What a PATCH changed, in words: "approved: 10.147.17.3", "renamed to 'phone'"."""
+    words: list[str] = []
+    was_authorized = before is not None and before.authorized
+    approved = after.authorized and not was_authorized
+    if approved:
+        words.append(f"approved: {', '.join(after.ips) or 'no IP assigned'}")
+    elif not after.authorized and was_authorized:
+        words.append("deauthorized")
+    elif before is not None and before.state == "pending" and after.state == "deauthorized":
+        words.append("refused")
+    if after.name != (before.name if before is not None else ""):
+        words.append(f"renamed to {after.name!r}")
+    if not approved and after.ips != (before.ips if before is not None else ()):
+        words.append(f"IPs {', '.join(after.ips) or 'none'}")
+    if after.active_bridge != (before.active_bridge if before is not None else False):
+        words.append("now a bridge" if after.active_bridge else "no longer a bridge")
+    if before is None and not words:
+        words.append("added, pending")
+    return words
+
+
+def _publish_member(
+    svc: ControlService, network: NetworkRecord, before: MemberRecord | None, after: MemberRecord
+) -> None:
+    words = _member_changes(before, after)
+    if words:
+        text = format_address(after.address)
+        message = f"{text} in {_network_words(network)}: {'; '.join(words)}"
+        svc.events.publish("member", message, nwid=format_nwid(network.nwid), address=text)
 
 
 async def delete_member(request: web.Request) -> web.Response:
@@ -299,5 +352,9 @@ async def delete_member(request: web.Request) -> web.Response:
     nwid, address = path_nwid(request), path_address(request)
     _member(svc, nwid, address)
     svc.controller.delete_member(nwid, address)
+    text = format_address(address)
+    network = _hosted(svc, nwid)
+    message = f"{text} in {_network_words(network)}: deleted"
+    svc.events.publish("member", message, nwid=format_nwid(nwid), address=text)
     body: schema.DeletedJson = {"deleted": f"{format_nwid(nwid)}/{format_address(address)}"}
     return web.json_response(body)

@@ -282,6 +282,35 @@ class DeletedJson(TypedDict):
     deleted: str  # the nwid, or "nwid/address"
 
 
+# -- the event stream (GET /events, server-sent events)
+
+# What each kind says; `peer`, `nwid` and `address` are set where the kind names them.
+EVENT_KINDS: dict[str, str] = {
+    "peer": "a peer was seen for the first time (peer)",
+    "link": "a peer's link changed between DIRECT, RELAY, TCP and NONE (peer)",
+    "handshake": "a peer did not answer HELLOs (peer)",
+    "whois": "the roots could not say who an address is",
+    "tcp": "the TCP fallback to the roots opened or closed",
+    "network": "a joined network changed state (nwid), or networks.json could not be saved",
+    "member_request": "an unauthorized member asked to join a network hosted here (nwid, address)",
+    "member": "a member was approved, deauthorized, deleted or changed (nwid, address)",
+    "controller": "a network hosted here was created, updated or deleted (nwid)",
+    # Sent only to the stream that fell behind, as its last event; never buffered. Its id
+    # is the last one that stream delivered: reconnect with since=id.
+    "overflow": "this stream fell too far behind and was closed",
+}
+
+
+class EventJson(TypedDict):
+    id: int  # monotonic per daemon run; reconnect with ?since=id (or Last-Event-ID)
+    time: float  # the daemon's clock, seconds since the epoch
+    kind: str  # one of EVENT_KINDS
+    message: str  # one line for a human
+    peer: str | None  # the peer's address, for peer, link, handshake
+    nwid: str | None  # the network, for network, member_request, member, controller
+    address: str | None  # the member's address, for member_request and member
+
+
 # --------------------------------------------------------------------------- conversions
 
 

@@ -12,6 +12,7 @@ Routes (JSON unless noted; shapes in schema.py):
     GET  /peers/{address}         PeerJson; 400 malformed address, 404 unknown peer
     POST /peers/{address}/echo    EchoJson; body optional {"timeout_s": 2}; 504 on timeout
     GET  /metrics                 Prometheus text
+    GET  /events                  server-sent events (EventJson); ?since=N: routes_events.py
     /networks..., /controller/... joined networks and the local controller: routes_networks.py
 
 Every error, including unknown routes and wrong methods, is `{"error", "reason"}` JSON; a
@@ -35,7 +36,7 @@ from aiohttp import web
 from overlay_core.controller import NotFoundError
 from overlay_core.proto.netfields import ValidationError
 
-from . import routes_networks, schema
+from . import routes_events, routes_networks, schema
 from .http import (
     SERVICE_KEY,
     TOKEN_KEY,
@@ -187,6 +188,7 @@ def build_app(service: ControlService, token: str) -> web.Application:
     app.router.add_post("/peers/{address}/echo", post_echo)
     app.router.add_get("/metrics", get_metrics)
     routes_networks.add_routes(app)
+    routes_events.add_routes(app)
     return app
 
 

@@ -9,7 +9,7 @@ The pipeline, in both directions:
 3. API calls (`echo`, `join`, `leave`, ...) call the node the same way;
 4. whatever effects any of those return are executed at once, in order, by `_execute`:
    Send -> UDP socket or TCP link, Deliver -> the deliveries queue, EchoReply -> the
-   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> ring buffer + log,
+   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> EventBus + log,
    Open/Configure/ClosePort and DeliverFrame -> the TAP devices, ConfigRequest -> the
    controller (networks.py has that glue).
 
@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from overlay_core.api.schema import DEFAULT_UDP_PORT
+from overlay_core.api.events import EventBus
+from overlay_core.api.schema import DEFAULT_UDP_PORT, EventJson
 from overlay_core.api.server import ApiError, ApiServer
 from overlay_core.controller import Controller
 from overlay_core.proto.effects import (
@@ -74,7 +75,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BINDS = ("0.0.0.0", "::")
 TCP_FALLBACK_MODES = ("auto", "force", "off")
 ADVERTISE_REFRESH_S = 30.0  # interfaces change (DHCP, Wi-Fi roaming); re-read them this often
-EVENTS_KEPT = 1000
 DELIVERIES_KEPT = 1024
 EPHEMERAL_PORT_TRIES = 5  # port 0 roots also need TCP on the same number; retry if taken
 NODE_ERRORS_LOGGED = 20  # full tracebacks for the first few, then only the counter
@@ -116,7 +116,7 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self.address: int = self.identity.address
         self.node: Node | None = None
-        self.events: deque[tuple[float, Event]] = deque(maxlen=EVENTS_KEPT)
+        self.events = EventBus(clock)  # GET /events streams it; see overlay_core.api.events
         self.deliveries: asyncio.Queue[Deliver] = asyncio.Queue(DELIVERIES_KEPT)
         self.counters: Counter[str] = Counter()
         self._udp: UdpSockets | None = None
@@ -188,6 +188,7 @@ class Daemon:
         for future in self._echo_waiters.values():
             future.cancel()
         self._echo_waiters.clear()
+        self.events.close()  # open /events streams end now, so the API stops without waiting
         if self._api is not None:
             await self._api.stop()
             self._api = None
@@ -206,7 +207,7 @@ class Daemon:
             controller = Controller(self.identity, self.home.controller_db_path)
         except Exception as exc:  # sqlite3.Error, StoreError: a one-line reason either way
             raise StartupError(f"cannot open {self.home.controller_db_path}: {exc}") from None
-        self._controller = ControllerLink(controller, self._drive)
+        self._controller = ControllerLink(controller, self._drive, self.events)
 
     async def _open_sockets(self) -> None:
         config = self.config
@@ -352,7 +353,7 @@ class Daemon:
                 self._event(effect)
 
     def _event(self, effect: Event) -> None:
-        self.events.append((self._clock(), effect))
+        self.events.publish_effect(effect)
         log.info("%s: %s", effect.kind, effect.message)
 
     def _send(self, endpoint: Endpoint, data: bytes) -> None:
@@ -394,8 +395,8 @@ class Daemon:
         merged.update(self._tcp.counters)
         return dict(merged)
 
-    def recent_events(self) -> list[tuple[float, Event]]:
-        return list(self.events)
+    def recent_events(self) -> list[EventJson]:
+        return self.events.recent()
 
     async def echo(self, address: int, timeout_s: float) -> EchoReply | None:
         """One overlay echo to `address`; the reply, or None after `timeout_s`.

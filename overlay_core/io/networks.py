@@ -9,7 +9,9 @@ The node decides; this module does what it asks and reports back:
 2. DeliverFrame -> `tap.write(frame)`, synchronously (it never blocks or raises).
 3. A frame the host sends into a TAP -> `node.receive_frame(nwid, frame, now)`.
 4. ConfigRequest (a member asks this node's controller) -> `controller.handle_config_
-   request(...)` -> `node.answer_config_request(...)`.
+   request(...)` -> `node.answer_config_request(...)`. A pending member's request is also
+   a `member_request` event (at most one per member per MEMBER_REQUEST_EVERY_S, since a
+   waiting member asks again and again), so the console can offer to approve it.
 5. Every tick, `push()`: for each network the controller changed since the last tick
    (an approval, a deauthorization, a new MTU), each member it names is sent its fresh
    answer right away, so nobody waits for their next periodic request.
@@ -27,6 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from overlay_core.api.events import EventBus
 from overlay_core.api.validate import settings_from_json
 from overlay_core.controller import ConfigReply, Controller, Denied
 from overlay_core.proto.effects import (
@@ -37,6 +40,7 @@ from overlay_core.proto.effects import (
     Effect,
     OpenPort,
 )
+from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import ValidationError, format_nwid, parse_nwid
 from overlay_core.proto.node import Node
 from overlay_core.proto.vnet import NetworkSettings
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 NodeCall = Callable[[Node, float], list[Effect]]
 Drive = Callable[[NodeCall], None]
 PORT_EFFECTS = (OpenPort, ConfigurePort, ClosePort, DeliverFrame)
+MEMBER_REQUEST_EVERY_S = 30.0
+REQUESTS_REMEMBERED = 1024  # beyond this many members, forget those not heard from lately
 
 
 @dataclass(slots=True)
@@ -179,7 +185,9 @@ class ControllerLink:
 
     controller: Controller
     drive: Drive
+    events: EventBus | None = None
     counters: Counter[str] = field(default_factory=Counter)
+    _requests_seen: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def answer(self, request: ConfigRequest, now: float) -> None:
         physical = None if request.physical is None else str(request.physical)
@@ -193,6 +201,32 @@ class ControllerLink:
             return
         self.counters["config_replies"] += 1
         self._send(nwid, member.address, reply)
+        if isinstance(reply, Denied) and reply.code == "ACCESS_DENIED":
+            try:
+                self._member_request(nwid, member.address, physical, now)
+            except Exception:
+                self._failed("get_member")
+
+    def _member_request(self, nwid: int, address: int, physical: str | None, now: float) -> None:
+        """Tell the console a pending member is asking, unless it was told lately."""
+        if self.events is None:
+            return
+        key = (nwid, address)
+        last = self._requests_seen.get(key)
+        if last is not None and now - last < MEMBER_REQUEST_EVERY_S:
+            return
+        record = self.controller.get_member(nwid, address)
+        network = self.controller.get_network(nwid)
+        if record is None or record.state != "pending" or network is None:
+            return  # deauthorized members are refused without asking anyone
+        if len(self._requests_seen) >= REQUESTS_REMEMBERED:
+            cutoff = now - MEMBER_REQUEST_EVERY_S
+            self._requests_seen = {k: t for k, t in self._requests_seen.items() if t > cutoff}
+        self._requests_seen[key] = now
+        text, nwid_text = format_address(address), format_nwid(nwid)
+        where = f" from {physical}" if physical else ""
+        message = f"{text} asks to join {network.name} ({nwid_text}){where}; approve it?"
+        self.events.publish("member_request", message, nwid=nwid_text, address=text)
 
     def push(self, now: float) -> None:
         """Send every member of every network changed since the last call its new answer:

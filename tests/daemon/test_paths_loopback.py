@@ -69,6 +69,6 @@ async def test_three_leaves_go_direct_lose_a_path_relay_and_recover(
     a.unreachable.clear()
     b.unreachable.clear()
     await ping_until(a, b, "DIRECT", timeout_s=10)
-    events = [e.message for _, e in a.recent_events()]
+    events = [e["message"] for e in a.recent_events()]
     assert f"{format_address(b.address)}: DIRECT -> RELAY" in events
     assert f"{format_address(b.address)}: RELAY -> DIRECT" in events
