@@ -1,28 +1,20 @@
 """A small synchronous client for the overlayd control API, used by the `ztui` subcommands.
 
-Where it connects:
-- `home=DIR` (or nothing: the default home) -> the UNIX socket `DIR/control.sock`;
-- `api="unix:PATH"`                          -> that UNIX socket;
-- `api="http://127.0.0.1:PORT"`              -> TCP, with a bearer token from `token=` or,
-                                                failing that, the home's authtoken.secret.
-
-Every failure surfaces as `ApiError` whose message is one line a person can act on
-("overlayd is not running ...", "permission denied ...", or the daemon's own reason), so
-the CLI prints `str(error)` and never a traceback.
+Where it connects and how failures read is console/connection.py, shared with the async
+client the Textual app uses (console/api.py): `home=DIR` (or nothing) is the UNIX socket
+`DIR/control.sock`, `api="unix:PATH"` another socket, `api="http://127.0.0.1:PORT"` TCP
+with a bearer token. Every failure surfaces as `ApiError` whose message is one line a
+person can act on, so the CLI prints `str(error)` and never a traceback.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 
 from overlay_core.api.schema import (
-    AUTHTOKEN_NAME,
-    CONTROL_SOCKET_NAME,
     ControllerNetworkJson,
     DeletedJson,
     EchoJson,
@@ -31,26 +23,11 @@ from overlay_core.api.schema import (
     NetworkJson,
     PeerJson,
     StatusJson,
-    default_home,
 )
 
-DEFAULT_TIMEOUT_S = 5.0
+from .connection import DEFAULT_TIMEOUT_S, ApiError, Connection
 
-
-class ApiError(Exception):
-    """A failed API call, phrased as one line for a human."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        error: str | None = None,
-        field: str | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.field = field  # with error "validation": the field that broke a rule
+__all__ = ["DEFAULT_TIMEOUT_S", "ApiClient", "ApiError"]
 
 
 class ApiClient:
@@ -63,27 +40,38 @@ class ApiClient:
         api: str | None = None,
         token: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.home = Path(home) if home is not None else default_home()
-        self.socket_path: Path | None = None
-        headers: dict[str, str] = {}
-        if api is None or api.startswith("unix:"):
-            self.socket_path = Path(api[5:]) if api else self.home / CONTROL_SOCKET_NAME
-            self.where = str(self.socket_path)
-            transport = httpx.HTTPTransport(uds=str(self.socket_path))
-            base_url = "http://overlayd"
-        elif api.startswith(("http://", "https://")):
-            self.where = api
-            transport = httpx.HTTPTransport()
-            base_url = api.rstrip("/")
-            token = token or self._read_token()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-        else:
-            raise ApiError(f"--api {api!r}: expected unix:PATH or http://HOST:PORT")
+        """`transport` replaces the socket or TCP transport (tests: a MockTransport); the
+        UNIX socket is then not checked on disk."""
+        self._conn = Connection.resolve(home=home, api=api, token=token)
+        self._check = transport is None
+        if transport is None:
+            sock = self._conn.socket_path
+            transport = httpx.HTTPTransport(uds=str(sock)) if sock else httpx.HTTPTransport()
         self._http = httpx.Client(
-            transport=transport, base_url=base_url, headers=headers, timeout=timeout_s
+            transport=transport,
+            base_url=self._conn.base_url,
+            headers=self._conn.headers,
+            timeout=timeout_s,
         )
+
+    @property
+    def home(self) -> Path:
+        return self._conn.home
+
+    @property
+    def socket_path(self) -> Path | None:
+        return self._conn.socket_path
+
+    @property
+    def where(self) -> str:
+        return self._conn.where
+
+    @property
+    def endpoint(self) -> str:
+        """ "unix:/var/lib/ztui/control.sock" or the URL."""
+        return self._conn.endpoint
 
     def __enter__(self) -> ApiClient:
         return self
@@ -93,12 +81,6 @@ class ApiClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def _read_token(self) -> str | None:
-        try:
-            return (self.home / AUTHTOKEN_NAME).read_text().strip() or None
-        except OSError:
-            return None
 
     # -- calls
 
@@ -184,80 +166,18 @@ class ApiClient:
         wait_s: float | None = None,
         text: bool = False,
     ) -> Any:
-        self._check_socket()
+        if self._check:
+            self._conn.check_socket()
         timeout = httpx.USE_CLIENT_DEFAULT if wait_s is None else wait_s
         try:
             response = self._http.request(method, path, json=json, timeout=timeout)
-        except httpx.TimeoutException:
-            raise ApiError(f"overlayd at {self.where} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise self._connect_error(exc) from None
+            raise self._conn.transport_error(exc) from None
         if response.status_code >= 400:
-            raise self._http_error(response)
+            raise self._conn.http_error(response)
         if text:
             return response.text
         try:
             return response.json()
         except ValueError:
-            raise ApiError(f"overlayd at {self.where} sent a reply that is not JSON") from None
-
-    # -- turning failures into one line
-
-    def _not_running(self, detail: str) -> ApiError:
-        home = self.home if self.socket_path == self.home / CONTROL_SOCKET_NAME else None
-        start = f"overlayd --home {home}" if home is not None else "overlayd --home DIR"
-        return ApiError(
-            f"overlayd is not running ({detail}): start it with `{start}` "
-            "or `systemctl start overlayd`"
-        )
-
-    def _check_socket(self) -> None:
-        """Find the common UNIX-socket problems before httpx hides them in a ConnectError."""
-        if self.socket_path is None:
-            return
-        try:
-            os.stat(self.socket_path)
-        except FileNotFoundError:
-            raise self._not_running(f"no socket at {self.socket_path}") from None
-        except PermissionError:
-            raise _permission_error(self.socket_path) from None
-        except OSError as exc:
-            raise ApiError(f"cannot open {self.socket_path}: {exc.strerror}") from None
-        # effective_ids: a root daemon manager that dropped privileges is judged as it is now.
-        effective = os.access in os.supports_effective_ids
-        if not os.access(self.socket_path, os.R_OK | os.W_OK, effective_ids=effective):
-            raise _permission_error(self.socket_path)
-
-    def _connect_error(self, exc: httpx.TransportError) -> ApiError:
-        cause = exc.__cause__ or exc.__context__
-        while cause is not None and not isinstance(cause, OSError):
-            cause = cause.__cause__ or cause.__context__
-        if self.socket_path is not None:
-            if isinstance(cause, PermissionError):
-                return _permission_error(self.socket_path)
-            if isinstance(cause, OSError) and cause.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                return self._not_running(f"stale socket at {self.socket_path}")
-            return ApiError(f"cannot talk to overlayd at {self.socket_path}: {exc}")
-        return ApiError(f"overlayd is not answering at {self.where}: is it running with --api-tcp?")
-
-    def _http_error(self, response: httpx.Response) -> ApiError:
-        try:
-            body = response.json()
-            error, reason = str(body["error"]), str(body["reason"])
-            field = body.get("field")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return ApiError(f"overlayd answered HTTP {response.status_code}", response.status_code)
-        if response.status_code == 401:
-            reason = (
-                f"overlayd at {self.where} refused the API token: pass --token, or run "
-                f"where {self.home / AUTHTOKEN_NAME} is readable"
-            )
-        return ApiError(
-            reason, response.status_code, error, field if isinstance(field, str) else None
-        )
-
-
-def _permission_error(path: Path) -> ApiError:
-    return ApiError(
-        f"cannot open {path}: permission denied — run as root or join the group that owns it"
-    )
+            raise self._conn.not_json_error() from None
