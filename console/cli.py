@@ -1,6 +1,7 @@
 """`ztui`: the console's command-line side. Every subcommand is one or a few API calls.
 
     ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
+                                                       (no command: the console, app.py)
          info | peers | ping ADDR [-c N] [-i S] [--timeout S]
          networks | join NWID [--allow-global] [--allow-default] [--no-allow-managed]
          leave NWID | set NWID KEY=VALUE...
@@ -44,11 +45,6 @@ from .commands.common import address as _address
 from .commands.common import print_json as _print_json
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
-
-CONSOLE_PENDING = (
-    "The interactive console is not built yet (it comes with a later release); "
-    "use the subcommands below."
-)
 
 
 def _connection_options(defaults: bool) -> argparse.ArgumentParser:
@@ -182,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print(CONSOLE_PENDING)
-        parser.print_help()
-        return EXIT_OK
+        return run_console(args)
     try:
         check_ids(args)  # a typo is a usage error even with no daemon running
         with ApiClient(home=args.home, api=args.api, token=args.token) as client:
@@ -202,6 +196,21 @@ def main(argv: list[str] | None = None) -> int:
         # flush from raising again on the dead pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAIL
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """`ztui` alone: the interactive console. Imported here, so subcommands in scripts
+    don't pay for loading Textual."""
+    from .api import AsyncApiClient
+    from .app import ZtuiApp
+
+    try:
+        client = AsyncApiClient(home=args.home, api=args.api, token=args.token)
+    except ApiError as exc:  # a malformed --api: nothing to retry
+        print(f"ztui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ZtuiApp(client).run()  # the app closes the client as it unmounts
+    return EXIT_OK
 
 
 if __name__ == "__main__":

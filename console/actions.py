@@ -1,0 +1,197 @@
+"""ActionsApp: what the keys do to the node — join, leave, settings, approve, deauthorize,
+name, IPs, create. Each opens a dialog when it needs an answer, then runs the API call in
+a worker. Success is one notification; an ApiError is one notification with the daemon's
+own reason (never a traceback); either way the poller concerned is poked so the tables
+show the result at once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from textual import work
+
+from overlay_core.api.schema import ControllerNetworkJson, MemberJson, NetworkJson
+
+from . import mtu, render
+from .client import ApiError
+from .screens.create_network import CreateNetworkModal
+from .screens.edit_network import EditNetworkModal
+from .screens.modals import ConfirmModal, PromptModal, parse_ips, parse_name, parse_nwid
+from .sync import SyncedApp
+
+T = TypeVar("T")
+
+
+class ActionsApp(SyncedApp):
+    # -- running calls
+
+    def run_api(
+        self,
+        call: Awaitable[T],
+        *,
+        success: Callable[[T], str] | None = None,
+        poke: str | None = None,
+    ) -> None:
+        """Await `call` in a worker; notify its outcome; refresh the poller `poke`."""
+        self._run_api(call, success, poke)
+
+    @work(group="actions")
+    async def _run_api(
+        self, call: Awaitable[Any], success: Callable[[Any], str] | None, poke: str | None
+    ) -> None:
+        try:
+            result = await call
+        except ApiError as exc:
+            self.notify(str(exc), title="overlayd refused", severity="error", timeout=8)
+        except Exception as exc:  # a bug must read as a message, not kill the console
+            self.notify(f"{type(exc).__name__}: {exc}", title="ztui error", severity="error")
+        else:
+            if success is not None:
+                self.notify(success(result), timeout=5)
+        if poke is not None:
+            self.poke(poke)
+
+    # -- networks this node joins
+
+    def join_network(self) -> None:
+        def describe(nwid: str) -> str:
+            return f"network {nwid[10:]} of controller {render.controller_of(nwid)}"
+
+        prompt = PromptModal(
+            "Join a network",
+            "Paste the network's 16-hex-digit id (its admin has it). A private network "
+            "lets you in once the admin approves this node.",
+            parse_nwid,
+            placeholder="e.g. 8056c2e21c000001",
+            describe=describe,
+        )
+        self.push_screen(prompt, self._join_answered)
+
+    def _join_answered(self, nwid: str | None) -> None:
+        if nwid is None:
+            return
+        me = self.store.status["address"] if self.store.status else None
+
+        def joined(network: NetworkJson) -> str:
+            return "\n".join(render.joined_lines(network, me))
+
+        self.run_api(self.client.join(nwid), success=joined, poke="networks")
+
+    def leave_network(self, nwid: str) -> None:
+        network = self.store.networks.get(nwid)
+        name = f"{network['name']} ({nwid})" if network and network["name"] else nwid
+        device = network["device"] if network and network["device"] else "its device"
+        question = (
+            f"Leave {name}? {device} goes away and this node stops carrying the network's "
+            "traffic. Joining again needs the id (and, if private, approval)."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_api(
+                    self.client.leave(nwid), success=lambda _: f"left {name}", poke="networks"
+                )
+
+        self.push_screen(ConfirmModal("Leave network", question, yes="Leave"), answered)
+
+    def edit_network(self, nwid: str) -> None:
+        network = self.store.networks.get(nwid)
+        if network is None:
+            return
+        path = mtu.tightest_path(list(self.store.peers.values()))
+
+        def answered(body: dict[str, Any] | None) -> None:
+            if body is not None:
+                self.run_api(
+                    self.client.set_network(nwid, body),
+                    success=render.settings_line,
+                    poke="networks",
+                )
+
+        self.push_screen(EditNetworkModal(network, path), answered)
+
+    # -- networks this node's controller hosts
+
+    def _where(self, member: MemberJson) -> str:
+        hosted = self.store.hosted.get(member["nwid"])
+        return hosted["name"] if hosted and hosted["name"] else member["nwid"]
+
+    def approve_member(self, member: MemberJson) -> None:
+        nwid, address = member["nwid"], member["address"]
+        if member["state"] == "authorized":
+            self.notify(f"{address} is already a member of {self._where(member)}")
+            return
+
+        def approved(result: MemberJson) -> str:
+            ips = f" with {', '.join(result['ips'])}" if result["ips"] else ""
+            return f"approved {address} on {self._where(member)}{ips}"
+
+        call = self.client.update_member(nwid, address, {"authorized": True})
+        self.run_api(call, success=approved, poke="hosted")
+
+    def deauthorize_member(self, member: MemberJson) -> None:
+        nwid, address = member["nwid"], member["address"]
+        question = (
+            f"Deauthorize {address} ({member['name'] or 'no name'}) on {self._where(member)}? "
+            "Peers refuse its frames within seconds; approve it again to undo."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                call = self.client.update_member(nwid, address, {"authorized": False})
+                self.run_api(call, success=lambda _: f"deauthorized {address}", poke="hosted")
+
+        self.push_screen(ConfirmModal("Deauthorize member", question, yes="Deauthorize"), answered)
+
+    def name_member(self, member: MemberJson) -> None:
+        nwid, address = member["nwid"], member["address"]
+        prompt = PromptModal(
+            f"Name {address}",
+            "A name for this member (at most 64 characters); empty removes it.",
+            parse_name,
+            value=member["name"],
+            describe=lambda name: f"{address} will be called {name!r}",
+        )
+
+        def answered(name: str | None) -> None:
+            if name is not None:
+                call = self.client.update_member(nwid, address, {"name": name})
+                self.run_api(call, success=lambda _: f"named {address} {name!r}", poke="hosted")
+
+        self.push_screen(prompt, answered)
+
+    def assign_ips(self, member: MemberJson) -> None:
+        nwid, address = member["nwid"], member["address"]
+        hosted = self.store.hosted.get(nwid)
+        pools = ", ".join(hosted["pools"]) if hosted and hosted["pools"] else "none"
+        prompt = PromptModal(
+            f"IP addresses of {address}",
+            f"IPv4/IPv6 addresses, separated by commas; they replace the member's. "
+            f"Pools of this network: {pools}.",
+            parse_ips,
+            value=", ".join(member["ips"]),
+            placeholder="e.g. 10.147.17.20",
+            describe=lambda ips: f"{address} gets {', '.join(ips) or 'no addresses'}",
+        )
+
+        def answered(ips: list[str] | None) -> None:
+            if ips is not None:
+                call = self.client.update_member(nwid, address, {"ips": ips})
+                self.run_api(
+                    call,
+                    success=lambda m: f"{address}: {', '.join(m['ips']) or 'no addresses'}",
+                    poke="hosted",
+                )
+
+        self.push_screen(prompt, answered)
+
+    def create_network(self) -> None:
+        def created(network: ControllerNetworkJson) -> str:
+            return f"created {network['name']}: members join with id {network['nwid']}"
+
+        def answered(body: dict[str, Any] | None) -> None:
+            if body is not None:
+                self.run_api(self.client.create_network(body), success=created, poke="hosted")
+
+        self.push_screen(CreateNetworkModal(), answered)

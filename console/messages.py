@@ -1,0 +1,72 @@
+"""Typed messages the app's workers post back to it (posting's pattern: a worker never
+touches widgets; it posts one of these and a handler on the app updates the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from overlay_core.api.schema import (
+    ControllerNetworkJson,
+    EventJson,
+    MemberJson,
+    NetworkJson,
+    PeerJson,
+    StatusJson,
+)
+
+
+@dataclass
+class NodePolled(Message):
+    """A status and peer list read together, `at` on the app's monotonic clock."""
+
+    status: StatusJson
+    peers: list[PeerJson]
+    at: float
+
+
+@dataclass
+class NetworksPolled(Message):
+    networks: list[NetworkJson]
+    at: float
+
+
+@dataclass
+class HostedPolled(Message):
+    """The networks this node's controller hosts and all their members."""
+
+    hosted: list[ControllerNetworkJson]
+    members: list[MemberJson]
+
+
+@dataclass
+class EventArrived(Message):
+    event: EventJson
+
+
+@dataclass
+class Disconnected(Message):
+    """The daemon cannot be reached; `reason` is the ApiError's one line (what to do)."""
+
+    reason: str
+    attempt: int
+
+
+@dataclass
+class RetryCountdown(Message):
+    seconds_left: float
+    attempt: int
+
+
+@dataclass
+class Reconnected(Message):
+    pass
+
+
+@dataclass
+class PollFailed(Message):
+    """The daemon answered a poll with an error (not unreachable): say it once."""
+
+    what: str
+    reason: str

@@ -1,0 +1,64 @@
+"""`?`: every key, by where it works, read from the BINDINGS the widgets really use (so the
+help cannot drift from the keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+EXTRA_KEYS = [
+    ("↑ ↓ PgUp PgDn Home End", "move in a table"),
+    ("Tab / Shift+Tab", "next / previous field or widget"),
+    ("Ctrl+P", "command palette: every action by name (join, approve, leave, MTU…)"),
+]
+
+
+def _describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    rows = []
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.description:
+            rows.append((binding.key, binding.description))
+    return rows
+
+
+def _section(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.title = Text(title, style="bold underline")
+    table.title_justify = "left"
+    table.add_column(style="bold", no_wrap=True, min_width=8)
+    table.add_column()
+    for key, description in rows:
+        table.add_row(key, description)
+    table.add_row("", "")
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Sections of (key, what it does); Escape, q or ? closes it."""
+
+    BINDINGS = [
+        Binding("escape,q,question_mark", "app.pop_screen", "Close", show=False),
+    ]
+
+    def __init__(self, sections: Sequence[tuple[str, Iterable[BindingType]]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog wide", id="help"):
+            yield Static("ztui keys — Escape closes", classes="dialog-title")
+            for title, bindings in self.sections:
+                rows = [
+                    (self.app.get_key_display(Binding(key, "")), description)
+                    for key, description in _describe(bindings)
+                ]
+                if rows:
+                    yield Static(_section(title, rows))
+            yield Static(_section("Everywhere", EXTRA_KEYS))

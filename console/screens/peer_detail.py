@@ -1,0 +1,228 @@
+"""The peer detail screen (Enter on a peer): every path, a latency sparkline, why it is
+relayed in plain words, and the actions that help: ping through the overlay, retry a
+direct path, probe the path MTU.
+
+It shows what the app's pollers already fetched (the store), so opening it costs no
+request; only the actions call the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Sparkline, Static
+
+from overlay_core.api.schema import PathJson, PeerJson
+
+from .. import fmt, render
+from ..client import ApiError
+from ..live import peer_latency_ms
+from ..widgets.header import NodeHeader
+from ..widgets.keyed_table import Cell, KeyedTable
+
+if TYPE_CHECKING:
+    from ..app import ZtuiApp
+
+PING_COUNT = 4
+PING_TIMEOUT_S = 2.0
+PATH_COLUMNS = [
+    ("endpoint", "ENDPOINT"),
+    ("pref", "PREF"),
+    ("kind", "KIND"),
+    ("transport", "VIA"),
+    ("alive", "ALIVE"),
+    ("latency", "LATENCY"),
+    ("mtu", "MTU"),
+    ("last_tx", "LAST TX"),
+    ("last_rx", "LAST RX"),
+    ("packets", "PKTS TX/RX"),
+    ("bytes", "BYTES TX/RX"),
+]
+
+
+def path_cells(path: PathJson) -> tuple[Cell, ...]:
+    latency = path["latency"]
+    rtt = latency["smoothed_ms"] if latency["smoothed_ms"] is not None else latency["last_ms"]
+    mtu = f"{path['mtu']}{'…' if path['mtu_searching'] else ''}"
+    return (
+        path["endpoint"],
+        fmt.state("OK", "yes") if path["preferred"] else "",
+        path["kind"],
+        path["transport"],
+        fmt.state("OK", "alive") if path["alive"] else fmt.state("OFFLINE", "dead"),
+        fmt.ms(rtt),
+        mtu,
+        fmt.ago(path["last_send_ago_s"]),
+        fmt.ago(path["last_receive_ago_s"]),
+        f"{path['packets_sent']}/{path['packets_received']}",
+        f"{fmt.bytes_count(path['bytes_sent'])}/{fmt.bytes_count(path['bytes_received'])}",
+    )
+
+
+def summary_text(peer: PeerJson) -> str:
+    counters = peer["counters"]
+    session = fmt.ago(peer["session_age_s"]) if peer["session_age_s"] is not None else "none"
+    return (
+        f"[b]{peer['address']}[/b]  {peer['role']}  version {peer['version'] or '-'}  "
+        f"link [b]{peer['link']}[/b]  latency {fmt.ms(peer_latency_ms(peer))}"
+        f"  jitter {fmt.ms(peer['latency']['jitter_ms'])}\n"
+        f"preferred path {peer['preferred_path'] or '-'}  session {session}, "
+        f"{peer['rekeys']} rekeys  sent {fmt.bytes_count(counters.get('tx_bytes', 0))}  "
+        f"received {fmt.bytes_count(counters.get('rx_bytes', 0))}"
+    )
+
+
+def reason_text(peer: PeerJson) -> str | None:
+    """Why a peer is relayed, in plain words; None for a direct peer."""
+    reason = peer["relay_reason"]
+    if peer["link"] not in ("RELAY", "TCP") or reason is None:
+        return None
+    lines = [f"[b]{peer['link']} because:[/b] {reason['summary']}"]
+    lines += [f"  • {detail}" for detail in reason["details"]]
+    learned = ", ".join(reason["endpoints_learned"]) or "none yet"
+    lines.append(
+        f"  punches sent {reason['punch_attempts']}, answered {reason['punch_replies']}; "
+        f"endpoints learned: {learned}"
+    )
+    lines.append(f"  this node's NAT: {reason['local_nat']}")
+    return "\n".join(lines)
+
+
+class PeerScreen(Screen[None]):
+    """One peer in full. Live: it redraws whenever the app's peer poll lands."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("p", "ping", "Ping"),
+        Binding("r", "retry_direct", "Retry direct"),
+        Binding("m", "probe_mtu", "Probe MTU"),
+    ]
+
+    @dataclass
+    class PingLine(Message):
+        text: str
+
+    def __init__(self, address: str, *, ping: bool = False) -> None:
+        super().__init__()
+        self.address = address
+        self._ping_on_open = ping
+
+    @property
+    def ztui(self) -> ZtuiApp:
+        return cast("ZtuiApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield NodeHeader()
+        with VerticalScroll(id="peer-body"):
+            yield Static(id="peer-summary")
+            yield Static(id="peer-reason", classes="reason")
+            yield KeyedTable(PATH_COLUMNS, id="peer-paths")
+            yield Static(id="latency-label", classes="label")
+            yield Sparkline([], id="latency-spark")
+            yield RichLog(id="ping-log", max_lines=200, wrap=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.ztui.changed.subscribe(self, self._changed)
+        self._redraw()
+        log = self.query_one("#ping-log", RichLog)
+        log.write("p: ping through the overlay · r: retry a direct path · m: probe path MTU")
+        if self._ping_on_open:
+            self.action_ping()
+
+    def _changed(self, topic: str) -> None:
+        if topic == "peers":
+            self._redraw()
+
+    def _redraw(self) -> None:
+        peer = self.ztui.store.peers.get(self.address)
+        summary = self.query_one("#peer-summary", Static)
+        if peer is None:
+            summary.update(f"[b]{self.address}[/b]: not among this node's peers (any more)")
+            return
+        summary.update(summary_text(peer))
+        reason = reason_text(peer)
+        box = self.query_one("#peer-reason", Static)
+        box.display = reason is not None
+        box.update(reason or "")
+        paths = sorted(peer["paths"], key=lambda p: (not p["preferred"], not p["alive"]))
+        self.query_one(KeyedTable).sync([(p["endpoint"], path_cells(p)) for p in paths])
+        history = list(self.ztui.store.latency.get(self.address, ()))
+        label = "latency: no samples yet"
+        if history:
+            low, high = min(history), max(history)
+            label = (
+                f"latency, last {len(history)} polls: min {fmt.ms(low)}  "
+                f"avg {fmt.ms(sum(history) / len(history))}  max {fmt.ms(high)}"
+            )
+        self.query_one("#latency-label", Static).update(label)
+        self.query_one(Sparkline).data = history
+
+    # -- actions
+
+    def action_ping(self) -> None:
+        self.query_one("#ping-log", RichLog).write(f"ping {self.address} through the overlay:")
+        self._ping()
+
+    @work(exclusive=True, group="ping")
+    async def _ping(self) -> None:
+        client = self.ztui.client
+        rtts: list[float] = []
+        sent = 0
+        for index in range(PING_COUNT):
+            sent += 1
+            try:
+                reply = await client.echo(self.address, timeout_s=PING_TIMEOUT_S)
+            except ApiError as exc:
+                if exc.error != "timeout":
+                    self.post_message(self.PingLine(f"ping failed: {exc}"))
+                    return
+                self.post_message(self.PingLine(f"no reply within {PING_TIMEOUT_S:g} s"))
+            else:
+                rtts.append(reply["rtt_ms"])
+                self.post_message(self.PingLine(render.pong_line(reply)))
+            if index + 1 < PING_COUNT:
+                await asyncio.sleep(self.ztui.intervals.ping_s)
+        for line in render.ping_summary(self.address, sent, rtts):
+            self.post_message(self.PingLine(line))
+
+    @on(PingLine)
+    def _ping_line(self, message: PingLine) -> None:
+        self.query_one("#ping-log", RichLog).write(message.text)
+
+    def action_retry_direct(self) -> None:
+        self._peer_action(
+            "retry_direct",
+            done="punching again to every endpoint we know; watch LINK turn DIRECT",
+            missing=(
+                "overlayd's API has no retry-direct call yet, so the console cannot ask. "
+                "The node punches again on its own every 35 s while a peer is relayed."
+            ),
+        )
+
+    def action_probe_mtu(self) -> None:
+        self._peer_action(
+            "probe_mtu",
+            done="searching the path MTU again on every live direct path; MTU shows … meanwhile",
+            missing=(
+                "overlayd's API has no path-MTU probe call yet, so the console cannot ask. "
+                "The node re-probes each path's MTU on its own; MTU shows … while it does."
+            ),
+        )
+
+    def _peer_action(self, name: str, *, done: str, missing: str) -> None:
+        # The data layer may not offer these calls (there was no API route for them when
+        # this screen was written): say so instead of pretending.
+        call: Any = getattr(self.ztui.client, name, None)
+        if call is None:
+            self.notify(missing, title="Not available", severity="warning", timeout=8)
+            return
+        self.ztui.run_api(call(self.address), success=lambda _: f"{self.address}: {done}")

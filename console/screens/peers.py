@@ -1,0 +1,165 @@
+"""Tab 1, Peers: every peer with its link, latency and traffic, live; Enter opens one.
+
+Rows are keyed by address. `s` cycles the sort column, `/` filters on any visible text
+(and the relay reason, so `/symmetric` finds the peers a symmetric NAT keeps relayed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from overlay_core.api.schema import PeerJson
+
+from .. import fmt
+from ..live import LiveStore, peer_latency_ms
+from ..widgets.base import LiveView
+from ..widgets.filter_bar import FilterBar
+from ..widgets.keyed_table import Cell, KeyedTable
+
+COLUMNS = [
+    ("address", "ADDRESS"),
+    ("link", "LINK"),
+    ("latency", "LATENCY"),
+    ("tx", "TX/s"),
+    ("rx", "RX/s"),
+    ("last_tx", "LAST TX"),
+    ("last_rx", "LAST RX"),
+    ("role", "ROLE"),
+    ("version", "VER"),
+    ("path", "PREFERRED PATH"),
+]
+LINK_ORDER = {"DIRECT": 0, "RELAY": 1, "TCP": 2, "NONE": 3}
+FAR = float("inf")  # unknown values sort last
+
+SortKey = Callable[[PeerJson, LiveStore], Any]
+SORTS: list[tuple[str, SortKey]] = [
+    ("address", lambda p, s: p["address"]),
+    ("link", lambda p, s: (LINK_ORDER.get(p["link"], 9), p["address"])),
+    ("latency", lambda p, s: (_or_far(peer_latency_ms(p)), p["address"])),
+    ("traffic", lambda p, s: (-(s.peer_rates.rate(p["address"]).total_bps or 0), p["address"])),
+    ("last rx", lambda p, s: (_or_far(p["last_receive_ago_s"]), p["address"])),
+    ("role", lambda p, s: (p["role"], p["address"])),
+]
+
+
+def _or_far(value: float | None) -> float:
+    return FAR if value is None else value
+
+
+def peer_cells(peer: PeerJson, store: LiveStore) -> tuple[Cell, ...]:
+    rate = store.peer_rates.rate(peer["address"])
+    return (
+        peer["address"],
+        fmt.link(peer["link"]),
+        fmt.ms(peer_latency_ms(peer)),
+        fmt.rate(rate.tx_bps),
+        fmt.rate(rate.rx_bps),
+        fmt.ago(peer["last_send_ago_s"]),
+        fmt.ago(peer["last_receive_ago_s"]),
+        peer["role"],
+        peer["version"] or fmt.DASH,
+        peer["preferred_path"] or fmt.DASH,
+    )
+
+
+def peer_matches(peer: PeerJson, text: str) -> bool:
+    reason = peer["relay_reason"]
+    haystack = " ".join(
+        [
+            peer["address"],
+            peer["link"],
+            peer["role"],
+            peer["version"] or "",
+            peer["preferred_path"] or "",
+            reason["summary"] if reason else "",
+            " ".join(reason["details"]) if reason else "",
+        ]
+    ).lower()
+    return all(word in haystack for word in text.split())
+
+
+class PeersTable(KeyedTable):
+    """Shows Enter in the footer: DataTable's own Enter binding is hidden, and the focused
+    widget's binding for a key is the one the footer lists."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Details")]
+
+
+class PeersView(LiveView):
+    """The peer table, its filter bar and a one-line summary under it."""
+
+    TOPICS = frozenset({"peers"})
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
+        Binding("p", "ping", "Ping"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sort_index = 0
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        yield PeersTable(COLUMNS, id="peers-table")
+        yield FilterBar("filter peers: address, link, role, path, relay reason", id="peers-filter")
+        yield Static(id="peers-summary", classes="summary")
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#peers-table", KeyedTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def refresh_view(self) -> None:
+        store = self.store
+        name, key = SORTS[self.sort_index]
+        shown = [p for p in store.peers.values() if peer_matches(p, self.filter_text)]
+        shown.sort(key=lambda p: key(p, store))
+        self.table.sync([(p["address"], peer_cells(p, store)) for p in shown])
+        total = len(store.peers)
+        relayed = sum(1 for p in store.peers.values() if p["link"] in ("RELAY", "TCP"))
+        parts = [f"{total} peers", f"{relayed} relayed", f"sorted by {name}"]
+        if self.filter_text:
+            parts.append(f"filter '{self.filter_text}': {len(shown)} shown")
+        if not total:
+            parts = ["no peers yet: the node has not heard from any root or peer"]
+        self.query_one("#peers-summary", Static).update(" · ".join(parts))
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.refresh_view()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.FilterChanged)
+    def _filter(self, event: FilterBar.FilterChanged) -> None:
+        self.filter_text = event.text
+        self.refresh_view()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.table.focus()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_peer()
+
+    def action_open_peer(self) -> None:
+        address = self.table.selected_key
+        if address is not None:
+            self.ztui.open_peer(address)
+
+    def action_ping(self) -> None:
+        address = self.table.selected_key
+        if address is not None:
+            self.ztui.open_peer(address, ping=True)

@@ -1,0 +1,249 @@
+"""SyncedApp: the console's live link to overlayd — pollers, the event stream, reconnects.
+
+How it works:
+
+1. Four long-running workers, one per resource family, each `@work(exclusive=True)` in
+   its own group: the node (status + peers, every second), joined networks (2 s), the
+   controller's networks and members (3 s), and the event stream. They never touch a
+   widget: each posts a typed message (messages.py) that a handler here folds into the
+   LiveStore, then publishes the topic on `changed` for the views that show it.
+2. An event makes the poller it concerns run at once (`poke`), so a link turning DIRECT
+   or a member asking to join shows without waiting for the next tick.
+3. The node poller is also the connection watchdog. When overlayd cannot be reached
+   (ApiError.status is None) it posts Disconnected with the error's one line, counts
+   down RETRY_S with RetryCountdown ticks, tries again, and posts Reconnected when the
+   node answers; the other pollers just wait quietly meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import App
+from textual.signal import Signal
+
+from .client import ApiError
+from .live import LiveStore
+from .messages import (
+    Disconnected,
+    EventArrived,
+    HostedPolled,
+    NetworksPolled,
+    NodePolled,
+    PollFailed,
+    Reconnected,
+    RetryCountdown,
+)
+
+if TYPE_CHECKING:
+    from .api import AsyncApiClient
+
+COUNTDOWN_TICK_S = 0.25
+# Which poller an event kind concerns (schema.EVENT_KINDS).
+EVENT_POKES = {
+    "peer": "node",
+    "link": "node",
+    "handshake": "node",
+    "tcp": "node",
+    "network": "networks",
+    "member_request": "hosted",
+    "member": "hosted",
+    "controller": "hosted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Intervals:
+    """Seconds between polls; tests and snapshots stretch them to poll once."""
+
+    node_s: float = 1.0
+    networks_s: float = 2.0
+    hosted_s: float = 3.0
+    retry_s: float = 2.0
+    events_retry_s: float = 1.0
+    ping_s: float = 1.0
+
+
+class SyncedApp(App[None]):
+    """The data half of the console; ZtuiApp adds the screens and keys."""
+
+    def __init__(
+        self,
+        client: AsyncApiClient,
+        *,
+        intervals: Intervals | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.intervals = intervals or Intervals()
+        self.clock = clock  # for rates: monotonic, injectable so tests step it exactly
+        self.wall_clock = wall_clock  # to age the controller's timestamps ("seen 5s ago")
+        self.store = LiveStore()
+        self.changed: Signal[str] = Signal(self, "changed")
+        self.offline_reason: str | None = None
+        self.retry_left_s = 0.0
+        self.attempt = 0
+        self._wake = {name: asyncio.Event() for name in ("node", "networks", "hosted")}
+        self._said: dict[str, str] = {}  # last error shown per poller, to say it only once
+
+    # -- lifecycle
+
+    def start_sync(self) -> None:
+        self.poll_node()
+        self.start_followers()
+
+    def start_followers(self) -> None:
+        """(Re)start everything but the watchdog: exclusive workers replace themselves."""
+        self.poll_networks()
+        self.poll_hosted()
+        self.follow_events()
+
+    async def on_unmount(self) -> None:
+        # The client's connections belong to this event loop: close them before it ends.
+        await self.client.aclose()
+
+    def poke(self, name: str) -> None:
+        """Make a poller run now rather than at its next tick."""
+        if name in self._wake:
+            self._wake[name].set()
+
+    async def _nap(self, name: str, seconds: float) -> None:
+        wake = self._wake[name]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
+
+    # -- workers
+
+    @work(exclusive=True, group="poll-node")
+    async def poll_node(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                status = await self.client.status()
+                peers = await self.client.peers()
+            except ApiError as exc:
+                if exc.status is not None:
+                    self.post_message(PollFailed("status", str(exc)))
+                    await self._nap("node", self.intervals.node_s)
+                    continue
+                attempt += 1
+                self.post_message(Disconnected(str(exc), attempt))
+                deadline = self.clock() + self.intervals.retry_s
+                while (left := deadline - self.clock()) > 0:
+                    self.post_message(RetryCountdown(left, attempt))
+                    await asyncio.sleep(min(COUNTDOWN_TICK_S, left))
+                continue
+            if attempt:
+                attempt = 0
+                self.post_message(Reconnected())
+            self.post_message(NodePolled(status, peers, self.clock()))
+            await self._nap("node", self.intervals.node_s)
+
+    @work(exclusive=True, group="poll-networks")
+    async def poll_networks(self) -> None:
+        while True:
+            try:
+                networks = await self.client.networks()
+            except ApiError as exc:
+                if exc.status is not None:
+                    self.post_message(PollFailed("networks", str(exc)))
+            else:
+                self.post_message(NetworksPolled(networks, self.clock()))
+            await self._nap("networks", self.intervals.networks_s)
+
+    @work(exclusive=True, group="poll-hosted")
+    async def poll_hosted(self) -> None:
+        while True:
+            try:
+                hosted = await self.client.controller_networks()
+                members = []
+                for network in hosted:
+                    members += await self.client.members(network["nwid"])
+            except ApiError as exc:
+                if exc.status is not None:
+                    self.post_message(PollFailed("controller", str(exc)))
+            else:
+                self.post_message(HostedPolled(hosted, members))
+            await self._nap("hosted", self.intervals.hosted_s)
+
+    @work(exclusive=True, group="events")
+    async def follow_events(self) -> None:
+        since: int | None = None
+        while True:
+            try:
+                async for event in self.client.events(since=since):
+                    since = event["id"]
+                    self.post_message(EventArrived(event))
+            except ApiError:
+                pass  # the stream ended or the daemon is away: the watchdog tells the user
+            await asyncio.sleep(self.intervals.events_retry_s)
+
+    # -- folding results into the store
+
+    @on(NodePolled)
+    def _node_polled(self, message: NodePolled) -> None:
+        self.store.set_status(message.status, message.at)
+        self.store.set_peers(message.peers, message.at)
+        self._said.pop("status", None)
+        self.changed.publish("status")
+        self.changed.publish("peers")
+
+    @on(NetworksPolled)
+    def _networks_polled(self, message: NetworksPolled) -> None:
+        self.store.set_networks(message.networks, message.at)
+        self._said.pop("networks", None)
+        self.changed.publish("networks")
+
+    @on(HostedPolled)
+    def _hosted_polled(self, message: HostedPolled) -> None:
+        self.store.set_hosted(message.hosted, message.members)
+        self._said.pop("controller", None)
+        self.changed.publish("members")
+
+    @on(EventArrived)
+    def _event_arrived(self, message: EventArrived) -> None:
+        event = message.event
+        self.store.add_event(event)
+        self.changed.publish("events")
+        if (poller := EVENT_POKES.get(event["kind"])) is not None:
+            self.poke(poller)
+        if event["kind"] == "member_request":
+            self.member_requested(event["nwid"] or "?", event["address"] or "?")
+
+    def member_requested(self, nwid: str, address: str) -> None:
+        """A member asked to join a network hosted here; ZtuiApp says so wherever we are."""
+
+    @on(PollFailed)
+    def _poll_failed(self, message: PollFailed) -> None:
+        if self._said.get(message.what) != message.reason:
+            self._said[message.what] = message.reason
+            self.notify(message.reason, title=f"overlayd: {message.what}", severity="error")
+
+    @on(Disconnected)
+    def _disconnected(self, message: Disconnected) -> None:
+        self.offline_reason = message.reason
+        self.attempt = message.attempt
+        self.store.clear()
+        self.changed.publish("connection")
+
+    @on(RetryCountdown)
+    def _countdown(self, message: RetryCountdown) -> None:
+        self.retry_left_s = message.seconds_left
+        self.attempt = message.attempt
+        self.changed.publish("connection")
+
+    @on(Reconnected)
+    def _reconnected(self) -> None:
+        self.offline_reason = None
+        self.changed.publish("connection")
+        self.start_followers()  # they may have been waiting out the outage
+        self.notify("Connected to overlayd again", title="ztui", timeout=3)
