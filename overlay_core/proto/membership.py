@@ -82,7 +82,7 @@ class Memberships:
         network = self.networks.get(nwid)
         if network is None:
             return []
-        network.deny(NetworkState.PORT_ERROR)
+        network.state = NetworkState.PORT_ERROR
         network.port_error = reason
         return [Event("network", f"{format_nwid(nwid)}: PORT_ERROR: {reason}")]
 
@@ -275,7 +275,7 @@ class Memberships:
         was = network.state
         network.apply_config(config, now)
         out: list[Effect] = []
-        if was is not NetworkState.OK:
+        if was is not network.state:
             out.append(Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})"))
         return out + self._configure(network)
 
@@ -283,8 +283,8 @@ class Memberships:
         was = network.state
         network.deny(state)
         out: list[Effect] = []
-        if was is not state:
-            out.append(Event("network", f"{format_nwid(network.nwid)}: {was} -> {state}"))
+        if was is not network.state:
+            out.append(Event("network", f"{format_nwid(network.nwid)}: {was} -> {network.state}"))
         return out + self._configure(network)
 
     def _configure(self, network: Network) -> list[Effect]:

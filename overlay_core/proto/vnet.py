@@ -143,7 +143,10 @@ class Network:
 
     def apply_config(self, config: NetworkConfig, now: float) -> None:
         self.config = config
-        self.state = NetworkState.OK
+        # Without its TAP the network can carry nothing: the port error stays the state
+        # the user sees (with its reason) until they leave and join again.
+        if self.state is not NetworkState.PORT_ERROR:
+            self.state = NetworkState.OK
         self.last_config = now
         self.rules = _carry_counters(self.rules, RuleSet(config.rules))
         self.com_sent.clear()  # our certificate changed: peers need the new one
@@ -152,7 +155,8 @@ class Network:
         self.coms = {a: c for a, c in self.coms.items() if a in self.member_set}
 
     def deny(self, state: NetworkState) -> None:
-        self.state = state
+        if self.state is not NetworkState.PORT_ERROR:  # see apply_config
+            self.state = state
         self.config = None
         self.member_set = self.bridge_set = frozenset()
         self.coms.clear()

@@ -197,3 +197,16 @@ def test_leave_closes_the_port(world: World) -> None:
     world.net.call(world.a, world.a.node.leave(world.nwid, world.net.now))
     assert world.nwid not in world.a.ports
     assert world.a.node.snapshot(world.net.now).networks == []
+
+
+def test_a_port_error_stays_visible_when_the_config_arrives(world: World) -> None:
+    """The TAP could not be created: a config (or a denial) arriving later must not paper
+    over it with OK; the reason stays on screen until the user leaves and joins again."""
+    world.join(world.a)
+    world.net.call(world.a, world.a.node.port_failed(world.nwid, "interface ztx exists"))
+    world.approve(world.a)
+    status = world.a.node.snapshot(world.net.now).networks[0]
+    assert status.state == "PORT_ERROR" and status.port_error == "interface ztx exists"
+    assert status.name == "home", "the config itself is kept for display"
+    world.frame(world.a, frames.arp_request(world.mac(world.a), "10.147.17.1", "10.147.17.2"))
+    assert world.a.node.snapshot(world.net.now).networks[0].counters["drop_not_ready"] == 1
