@@ -149,6 +149,29 @@ async def post_echo(request: web.Request) -> web.Response:
     return web.json_response(schema.echo_to_json(reply))
 
 
+async def post_retry_direct(request: web.Request) -> web.Response:
+    """Punch again now instead of waiting out the back-off (the console's `r`)."""
+    return _peer_action(request, "retry_direct")
+
+
+async def post_probe_mtu(request: web.Request) -> web.Response:
+    """Search the MTU of the peer's live direct paths again (the console's `m`)."""
+    return _peer_action(request, "probe_mtu")
+
+
+def _peer_action(request: web.Request, action: str) -> web.Response:
+    address = _address(request)
+    service = request.app[SERVICE_KEY]
+    try:
+        getattr(service, action)(address)
+    except KeyError:
+        text = schema.format_address(address)
+        raise ApiProblem(404, "unknown_peer", f"no peer {text} is known to this node") from None
+    peer = service.peer(address)
+    assert peer is not None
+    return web.json_response(schema.peer_to_json(peer), status=202)
+
+
 async def _echo_timeout(request: web.Request) -> float:
     if not request.can_read_body:
         return ECHO_TIMEOUT_DEFAULT_S
@@ -186,6 +209,8 @@ def build_app(service: ControlService, token: str) -> web.Application:
     app.router.add_get("/peers", get_peers)
     app.router.add_get("/peers/{address}", get_peer)
     app.router.add_post("/peers/{address}/echo", post_echo)
+    app.router.add_post("/peers/{address}/retry-direct", post_retry_direct)
+    app.router.add_post("/peers/{address}/probe-mtu", post_probe_mtu)
     app.router.add_get("/metrics", get_metrics)
     routes_networks.add_routes(app)
     routes_events.add_routes(app)

@@ -398,6 +398,16 @@ class Daemon:
     def recent_events(self) -> list[EventJson]:
         return self.events.recent()
 
+    def retry_direct(self, address: int) -> None:
+        """Punch again at once (KeyError for a peer this node doesn't know)."""
+        node = self._running_node()
+        self._execute(node.retry_direct(address, self._clock()))
+
+    def probe_mtu(self, address: int) -> None:
+        """Search every live direct path's MTU again (KeyError for an unknown peer)."""
+        node = self._running_node()
+        self._execute(node.probe_mtu(address, self._clock()))
+
     async def echo(self, address: int, timeout_s: float) -> EchoReply | None:
         """One overlay echo to `address`; the reply, or None after `timeout_s`.
 

@@ -153,3 +153,21 @@ async def test_metrics_are_prometheus_text(leaf: Daemon, api: httpx.AsyncClient)
     assert 'direction="rx"}' in text
     for line in text.splitlines():
         assert line.startswith("#") or line.startswith("ztui_"), line
+
+
+async def test_retry_direct_and_probe_mtu_act_on_known_peers_only(
+    overlay: LoopbackOverlay, api: httpx.AsyncClient
+) -> None:
+    """POST /peers/{a}/retry-direct and /probe-mtu answer 202 with the peer, 404 for a
+    stranger, 400 for a malformed address."""
+    other = await overlay.add_leaf("other")
+    await overlay.wait_online()
+    root = overlay.roots[0].identity.address_text
+    for action in ("retry-direct", "probe-mtu"):
+        response = await api.post(f"/peers/{root}/{action}")
+        assert response.status_code == 202, response.text
+        assert response.json()["address"] == root
+        response = await api.post(f"/peers/{other.identity.address_text}/{action}")
+        assert_json_error(response, 404, "unknown_peer")  # never talked to it
+        response = await api.post(f"/peers/zz/{action}")
+        assert_json_error(response, 400, "bad_address")
