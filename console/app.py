@@ -17,12 +17,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.widgets import TabbedContent
 
+from overlay_core.api.schema import MemberJson
+
 from .actions import ActionsApp
 from .palette import ZtuiCommands
 from .screens.edit_network import EditNetworkModal
 from .screens.events import EventsView
 from .screens.help import HelpScreen
-from .screens.main import TAB_LABELS, MainScreen
+from .screens.main import MainScreen
 from .screens.members import MembersView
 from .screens.modals import ConfirmModal, PromptModal
 from .screens.networks import NetworksView
@@ -154,10 +156,6 @@ class ZtuiApp(ActionsApp):
             main.set_class(self.offline_reason is not None, "-offline")
             if was_offline and self.offline_reason is None:
                 self.call_after_refresh(self._focus_tab)  # the tabs were hidden: refocus
-        elif topic == "members":
-            pending = len(self.store.pending_members)
-            label = TAB_LABELS["members"] + (f" ({pending} pending)" if pending else "")
-            main.query_one(TabbedContent).get_tab("members").label = label
 
     # -- screens
 
@@ -169,11 +167,11 @@ class ZtuiApp(ActionsApp):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(help_sections()))
 
-    def member_requested(self, nwid: str, address: str) -> None:
-        hosted = self.store.hosted.get(nwid)
-        where = hosted["name"] if hosted and hosted["name"] else nwid
+    def member_requested(self, member: MemberJson) -> None:
+        hosted = self.store.hosted.get(member["nwid"])
+        where = hosted["name"] if hosted and hosted["name"] else member["nwid"]
         self.notify(
-            f"{address} asks to join {where}: press 3, highlight it, then a to approve",
+            f"{member['address']} asks to join {where}: press 3, highlight it, then a to approve",
             title="Member waiting for approval",
             severity="warning",
             timeout=15,

@@ -28,8 +28,10 @@ from textual import on, work
 from textual.app import App
 from textual.signal import Signal
 
+from overlay_core.api.schema import MemberJson
+
 from .client import ApiError
-from .live import LiveStore
+from .live import LiveStore, member_key
 from .messages import (
     Disconnected,
     EventArrived,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from .api import AsyncApiClient
 
 COUNTDOWN_TICK_S = 0.25
+ASK_POLLS = 3
 # Which poller an event kind concerns (schema.EVENT_KINDS).
 EVENT_POKES = {
     "peer": "node",
@@ -93,6 +96,7 @@ class SyncedApp(App[None]):
         self.attempt = 0
         self._wake = {name: asyncio.Event() for name in ("node", "networks", "hosted")}
         self._said: dict[str, str] = {}  # last error shown per poller, to say it only once
+        self._asked: dict[str, int] = {}  # member_request keys -> hosted polls left to see them
 
     # -- lifecycle
 
@@ -137,8 +141,9 @@ class SyncedApp(App[None]):
                     continue
                 attempt += 1
                 self.post_message(Disconnected(str(exc), attempt))
-                deadline = self.clock() + self.intervals.retry_s
-                while (left := deadline - self.clock()) > 0:
+                # Real time, not self.clock: an injected clock may stand still in tests.
+                deadline = time.monotonic() + self.intervals.retry_s
+                while (left := deadline - time.monotonic()) > 0:
                     self.post_message(RetryCountdown(left, attempt))
                     await asyncio.sleep(min(COUNTDOWN_TICK_S, left))
                 continue
@@ -177,7 +182,9 @@ class SyncedApp(App[None]):
 
     @work(exclusive=True, group="events")
     async def follow_events(self) -> None:
-        since: int | None = None
+        # since=0 first: the daemon replays what it still holds, so the Events tab opens on
+        # the last minutes (what someone troubleshooting wants), not on an empty page.
+        since = 0
         while True:
             try:
                 async for event in self.client.events(since=since):
@@ -208,6 +215,14 @@ class SyncedApp(App[None]):
         self.store.set_hosted(message.hosted, message.members)
         self._said.pop("controller", None)
         self.changed.publish("members")
+        for key, polls_left in list(self._asked.items()):
+            member = self.store.members.get(key)
+            if member is None and polls_left > 1:
+                self._asked[key] = polls_left - 1  # the poll may have started before it asked
+                continue
+            del self._asked[key]
+            if member is not None and member["state"] == "pending":
+                self.member_requested(member)
 
     @on(EventArrived)
     def _event_arrived(self, message: EventArrived) -> None:
@@ -216,10 +231,12 @@ class SyncedApp(App[None]):
         self.changed.publish("events")
         if (poller := EVENT_POKES.get(event["kind"])) is not None:
             self.poke(poller)
-        if event["kind"] == "member_request":
-            self.member_requested(event["nwid"] or "?", event["address"] or "?")
+        if event["kind"] == "member_request" and event["nwid"] and event["address"]:
+            # Say so once the controller lists the member as still pending: a replayed
+            # request that was approved meanwhile is history, not news.
+            self._asked[member_key(event["nwid"], event["address"])] = ASK_POLLS
 
-    def member_requested(self, nwid: str, address: str) -> None:
+    def member_requested(self, member: MemberJson) -> None:
         """A member asked to join a network hosted here; ZtuiApp says so wherever we are."""
 
     @on(PollFailed)

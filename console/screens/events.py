@@ -21,13 +21,8 @@ from ..widgets.base import LiveView
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, KeyedTable
 
-COLUMNS = [
-    ("seq", "#"),
-    ("time", "TIME"),
-    ("kind", "KIND"),
-    ("subject", "ABOUT"),
-    ("message", "MESSAGE"),
-]
+# The message says most, so it comes before ABOUT: at 80 columns the last one is cut.
+COLUMNS = [("time", "TIME"), ("kind", "KIND"), ("message", "MESSAGE"), ("subject", "ABOUT")]
 KIND_STYLES = {
     "member_request": "bold yellow",
     "link": "cyan",
@@ -43,10 +38,10 @@ def subject(event: EventJson) -> str:
     return event.get("peer") or event.get("nwid") or ""
 
 
-def event_cells(seq: int, event: EventJson) -> tuple[Cell, ...]:
+def event_cells(event: EventJson) -> tuple[Cell, ...]:
     stamp = time.strftime("%H:%M:%S", time.localtime(event["time"]))
     kind = Text(event["kind"], style=KIND_STYLES.get(event["kind"], ""))
-    return (str(seq), stamp, kind, subject(event), event["message"])
+    return (stamp, kind, event["message"], subject(event))
 
 
 def event_matches(event: EventJson, text: str) -> bool:
@@ -90,18 +85,21 @@ class EventsView(LiveView):
                 continue
             self._last_seq = seq
             if event_matches(event, self.filter_text):
-                table.append(str(seq), event_cells(seq, event))
+                table.append(str(seq), event_cells(event))
         if following and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._summarise()
 
     def _rebuild(self) -> None:
-        rows = [
-            (str(seq), event_cells(seq, event))
-            for seq, event in self.store.events
-            if event_matches(event, self.filter_text)
-        ]
-        self.table.sync(rows)
+        """A new filter: rebuild the rows (a keystroke of the user's, never a poll, so
+        clearing is fine here) and follow the newest."""
+        table = self.table
+        table.clear_rows()
+        for seq, event in self.store.events:
+            if event_matches(event, self.filter_text):
+                table.append(str(seq), event_cells(event))
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
         self._summarise()
 
     def _summarise(self) -> None:

@@ -50,6 +50,12 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, sections: Sequence[tuple[str, Iterable[BindingType]]]) -> None:
         super().__init__(classes="dialog-screen")
         self.sections = sections
+        # (section, key, what it does): what the screen lists, for tests and the palette.
+        self.rows = [
+            (title, key, description)
+            for title, bindings in sections
+            for key, description in _describe(bindings)
+        ]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog wide", id="help"):

@@ -3,7 +3,11 @@ unreachable the offline banner takes the tabs' place (class -offline)."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import TYPE_CHECKING, cast
+
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -15,6 +19,9 @@ from .networks import NetworksView
 from .peers import PeersView
 from .traffic import TrafficView
 
+if TYPE_CHECKING:
+    from ..app import ZtuiApp
+
 TAB_LABELS = {
     "peers": "1 Peers",
     "networks": "2 Networks",
@@ -25,6 +32,8 @@ TAB_LABELS = {
 
 
 class MainScreen(Screen[None]):
+    """Also keeps the Members tab's label counting pending members."""
+
     def compose(self) -> ComposeResult:
         yield NodeHeader()
         yield OfflineBanner(id="offline")
@@ -40,3 +49,18 @@ class MainScreen(Screen[None]):
             with TabPane(TAB_LABELS["events"], id="events"):
                 yield EventsView(id="events-view")
         yield Footer()
+
+    def on_mount(self) -> None:
+        app = cast("ZtuiApp", self.app)
+        app.changed.subscribe(self, self._changed)
+        self._label_members()
+
+    def _changed(self, topic: str) -> None:
+        if topic == "members":
+            self._label_members()
+
+    def _label_members(self) -> None:
+        pending = len(cast("ZtuiApp", self.app).store.pending_members)
+        label = TAB_LABELS["members"] + (f" ({pending} pending)" if pending else "")
+        with contextlib.suppress(NoMatches):  # the tabs may not be composed yet
+            self.query_one(TabbedContent).get_tab("members").label = label

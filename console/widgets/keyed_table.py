@@ -80,6 +80,11 @@ class KeyedTable(DataTable[Cell]):
         self.add_row(*cells, key=key)
         self._cells[key] = tuple(cells)
 
+    def clear_rows(self) -> None:
+        """Drop every row: for a user's change of what is shown, never on a poll."""
+        self.clear()
+        self._cells.clear()
+
     def discard(self, key: str) -> None:
         if self._cells.pop(key, None) is not None:
             self.remove_row(key)
