@@ -1,0 +1,353 @@
+"""The fake daemon's controller routes: networks hosted here and their members, checked
+and changed like overlay_core/api/routes_networks.py and the controller do, with the same
+`controller` and `member` events."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from overlay_core.api.schema import ControllerNetworkJson, MemberJson
+
+from ..fake_data import hosted, member
+from .http import (
+    Problem,
+    address_arg,
+    body_of,
+    controller_json,
+    flag,
+    invalid,
+    known_keys,
+    nwid_arg,
+    reply,
+    sorted_members,
+    whole,
+)
+
+if TYPE_CHECKING:
+    from ..fake import FakeNode
+
+NETWORK_FIELDS = (
+    *("name", "private", "pools", "routes", "mtu", "mss", "broadcast"),
+    *("multicast_limit", "rules", "presets"),
+)
+LIST_FIELDS = ("pools", "routes", "rules", "presets")
+MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
+PRESETS = ("block-dhcp", "block-ra")
+POOL_RULE = 'a pool is "10.147.17.0/24" or "10.147.17.1-10.147.17.254"'
+
+
+def hosted_record(node: FakeNode, nwid: str) -> ControllerNetworkJson:
+    if nwid not in node.state.hosted:
+        raise Problem(404, "unknown_network", f"this node's controller has no network {nwid}")
+    return node.state.hosted[nwid]
+
+
+def member_record(node: FakeNode, nwid: str, address: str) -> MemberJson:
+    hosted_record(node, nwid)
+    found = node.state.members.get(nwid, {}).get(address)
+    if found is None:
+        raise Problem(404, "unknown_member", f"no member {address} in network {nwid}")
+    return found
+
+
+def words(record: ControllerNetworkJson) -> str:
+    return f"{record['name']} ({record['nwid']})" if record["name"] else record["nwid"]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_network(text: object, field: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if not isinstance(text, str) or "/" not in text:
+        raise invalid(field, f"{text!r} is not a network like 10.147.17.0/24")
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        pass
+    try:
+        meant = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise invalid(field, f"{text!r} is not a network like 10.147.17.0/24") from None
+    raise invalid(field, f"{text!r} has host bits set; did you mean {meant}?")
+
+
+def pool_addresses(text: str) -> Iterator[str]:
+    """The addresses a pool hands out, in order (a subnet's network and broadcast excluded)."""
+    if "-" in text:
+        low, _, high = text.partition("-")
+        first, last = int(ipaddress.IPv4Address(low)), int(ipaddress.IPv4Address(high))
+        yield from (str(ipaddress.IPv4Address(n)) for n in range(first, last + 1))
+    else:
+        yield from (str(ip) for ip in ipaddress.IPv4Network(text).hosts())
+
+
+def in_pool(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    if ip.version != 4:
+        return False
+    if "-" in text:
+        low, _, high = text.partition("-")
+        return int(ipaddress.IPv4Address(low)) <= int(ip) <= int(ipaddress.IPv4Address(high))
+    return ip in ipaddress.IPv4Network(text)
+
+
+def check_pool(text: object, field: str) -> str:
+    if not isinstance(text, str):
+        raise invalid(field, POOL_RULE)
+    if "-" in text:
+        low, _, high = text.partition("-")
+        try:
+            first, last = ipaddress.ip_address(low.strip()), ipaddress.ip_address(high.strip())
+        except ValueError:
+            raise invalid(field, f"{text!r} is not a range like 10.0.0.1-10.0.0.254") from None
+        if first.version != 4 or last.version != 4:
+            raise invalid(field, "pools are IPv4 only; assign IPv6 addresses by hand")
+        if int(first) > int(last):
+            raise invalid(field, f"{text!r} starts after it ends")
+        return f"{first}-{last}"
+    net = check_network(text, field)
+    if net.version != 4:
+        raise invalid(field, "pools are IPv4 only; assign IPv6 addresses by hand")
+    return str(net)
+
+
+def check_route(value: object, field: str) -> dict[str, str | None]:
+    target, via = value, None
+    if isinstance(value, Mapping):
+        target, via = value.get("target"), value.get("via")
+    elif isinstance(value, list) and len(value) == 2:
+        target, via = value
+    if not isinstance(target, str) or not (via is None or isinstance(via, str)):
+        raise invalid(field, 'a route is "CIDR" or [CIDR, gateway or null]')
+    return {"target": str(check_network(target, field)), "via": via}
+
+
+def network_changes(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    known_keys(data, (*NETWORK_FIELDS, "number") if creating else NETWORK_FIELDS)
+    changes = dict(data)
+    for key in LIST_FIELDS:
+        if key in changes and not isinstance(changes[key], list):
+            raise invalid(key, "must be a list")
+    if "name" in changes and (not isinstance(changes["name"], str) or len(changes["name"]) > 64):
+        raise invalid("name", "must be text of at most 64 characters")
+    for key in ("private", "broadcast"):
+        if key in changes:
+            flag(changes, key)
+    if "mtu" in changes and not whole(changes["mtu"], 1280, 9000):
+        raise invalid("mtu", "must be 1280-9000")
+    if "mss" in changes:
+        mss = changes["mss"]
+        mss = f"fixed:{mss}" if whole(mss, 0, 1 << 31) else mss
+        number = mss[6:] if isinstance(mss, str) and mss.startswith("fixed:") else ""
+        if mss not in ("off", "auto") and not (number.isdigit() and 536 <= int(number) <= 8960):
+            raise invalid("mss", 'must be "off", "auto" or "fixed:N" with N 536-8960')
+        changes["mss"] = mss
+    if "multicast_limit" in changes and not whole(changes["multicast_limit"], 0, 4096):
+        raise invalid("multicast_limit", "must be 0-4096")
+    if "pools" in changes:
+        changes["pools"] = [check_pool(p, f"pools[{i}]") for i, p in enumerate(changes["pools"])]
+        if len(set(changes["pools"])) != len(changes["pools"]):
+            raise invalid("pools", "a pool is listed twice")
+    if "routes" in changes:
+        changes["routes"] = [check_route(r, "routes") for r in changes["routes"]]
+    for name in changes.get("presets", []):
+        if name not in PRESETS:
+            raise invalid("presets", f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return changes
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def get_controller_networks(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    return reply([controller_json(node, r) for r in node.state.hosted.values()])
+
+
+def post_controller_network(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    changes = network_changes(body_of(request), creating=True)
+    if "name" not in changes:
+        raise invalid("name", "is required")
+    taken = {r["number"] for r in node.state.hosted.values()}
+    number = changes.pop("number", None)
+    if number is not None and (not whole(number, 0, 0xFFFFFF) or number in taken):
+        rule = f"network number {number} is taken" if number in taken else "must be 0-16777215"
+        raise invalid("number", rule)
+    number = number if number is not None else min(set(range(1, len(taken) + 2)) - taken)
+    nwid = f"{node.address}{number:06x}"
+    record = hosted(nwid, changes.pop("name"), node.now)
+    record.update(changes)  # type: ignore[typeddict-item]
+    node.state.hosted[nwid] = record
+    node.state.members[nwid] = {}
+    node.push_event("controller", f"created network {words(record)}", nwid=nwid)
+    return reply(controller_json(node, record), 201)
+
+
+def get_controller_network(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    return reply(controller_json(node, hosted_record(node, nwid_arg(args))))
+
+
+def patch_controller_network(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    nwid = nwid_arg(args)
+    record = hosted_record(node, nwid)
+    changes = network_changes(body_of(request), creating=False)
+    if changes:
+        record.update(changes)  # type: ignore[typeddict-item]
+        changed(node, record)
+        message = f"changed {', '.join(sorted(changes))} of {words(record)}"
+        node.push_event("controller", message, nwid=nwid)
+    return reply(controller_json(node, record))
+
+
+def delete_controller_network(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    nwid = nwid_arg(args)
+    record = hosted_record(node, nwid)
+    del node.state.hosted[nwid]
+    node.state.members.pop(nwid, None)
+    node.push_event("controller", f"deleted network {words(record)}", nwid=nwid)
+    node.own_network_changed(nwid)
+    return reply({"deleted": nwid})
+
+
+def changed(node: FakeNode, record: ControllerNetworkJson) -> None:
+    """A change members are told about: a new revision, pushed to this node if a member."""
+    record["revision"] += 1
+    record["updated"] = node.now
+    node.own_network_changed(record["nwid"])
+
+
+# --------------------------------------------------------------------------- members
+
+
+def get_members(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    nwid = nwid_arg(args)
+    hosted_record(node, nwid)
+    return reply(sorted_members(node.state.members.get(nwid, {})))
+
+
+def get_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    return reply(member_record(node, nwid_arg(args), address_arg(args)))
+
+
+def check_ips(node: FakeNode, nwid: str, address: str, values: object) -> list[str]:
+    if not isinstance(values, list):
+        raise invalid("ips", "must be a list of addresses")
+    record = node.state.hosted[nwid]
+    holders = {
+        ip: m["address"]
+        for m in node.state.members.get(nwid, {}).values()
+        if m["address"] != address
+        for ip in m["ips"]
+    }
+    found: list[str] = []
+    for i, value in enumerate(values):
+        field = f"ips[{i}]"
+        try:
+            ip = ipaddress.ip_address(value.strip() if isinstance(value, str) else "")
+        except ValueError:
+            raise invalid(field, f"{value!r} is not an IP address like 10.147.17.5") from None
+        inside = [p for p in record["pools"] if in_pool(ip, p)]
+        inside += [r["target"] for r in record["routes"] if ip in ipaddress.ip_network(r["target"])]
+        if not inside:
+            where = ", ".join(record["pools"] + [r["target"] for r in record["routes"]])
+            where = where or "none defined"
+            raise invalid(field, f"{ip} is outside every pool and route of this network ({where})")
+        if str(ip) in holders:
+            raise invalid(field, f"{ip} is already assigned to member {holders[str(ip)]}")
+        found.append(str(ip))
+    if len(set(found)) != len(found):
+        raise invalid("ips", "an address is listed twice")
+    return found
+
+
+def assign_ip(node: FakeNode, nwid: str, record: MemberJson) -> None:
+    """The next free address of the network's pools, in order."""
+    taken = {ip for m in node.state.members.get(nwid, {}).values() for ip in m["ips"]}
+    for pool in node.state.hosted[nwid]["pools"]:
+        for ip in pool_addresses(pool):
+            if ip not in taken:
+                record["ips"] = [ip]
+                return
+
+
+def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    """Name, IPs and bridging first, then (de)authorization; a member that never asked is
+    created (pre-approval). Approval without IPs takes the next free pool address."""
+    nwid, address = nwid_arg(args), address_arg(args)
+    network = hosted_record(node, nwid)
+    data = body_of(request)
+    known_keys(data, MEMBER_FIELDS)
+    authorized = flag(data, "authorized") if "authorized" in data else None
+    ips = check_ips(node, nwid, address, data["ips"]) if "ips" in data else None
+    if "name" in data and (not isinstance(data["name"], str) or len(data["name"]) > 64):
+        raise invalid("name", "must be text of at most 64 characters")
+    bridge = flag(data, "active_bridge") if "active_bridge" in data else None
+    members = node.state.members.setdefault(nwid, {})
+    if authorized is False:
+        member_record(node, nwid, address)
+    before = dict(members[address]) if address in members else None
+    record = members.get(address) or member(nwid, address, node.now, physical=None)
+    if before is None:
+        record["last_seen"], record["version"] = None, None
+        members[address] = record
+    record["name"] = data.get("name", record["name"])
+    record["ips"] = ips if ips is not None else record["ips"]
+    record["active_bridge"] = bridge if bridge is not None else record["active_bridge"]
+    if authorized is True and not record["authorized"]:
+        record["state"], record["authorized"] = "authorized", True
+        record["last_authorized"] = node.now
+        if not record["ips"]:
+            assign_ip(node, nwid, record)
+    elif authorized is False and record["state"] != "deauthorized":
+        record["state"], record["authorized"] = "deauthorized", False
+        record["last_deauthorized"] = node.now
+    said = member_words(before, record)
+    if said:
+        message = f"{address} in {words(network)}: {'; '.join(said)}"
+        node.push_event("member", message, nwid=nwid, address=address)
+        changed(node, network)
+    return reply(record)
+
+
+def member_words(before: Mapping[str, Any] | None, after: MemberJson) -> list[str]:
+    """What a PATCH changed, in the daemon's words (routes_networks._member_changes)."""
+    said: list[str] = []
+    was_authorized = before is not None and before["authorized"]
+    approved = after["authorized"] and not was_authorized
+    if approved:
+        said.append(f"approved: {', '.join(after['ips']) or 'no IP assigned'}")
+    elif not after["authorized"] and was_authorized:
+        said.append("deauthorized")
+    elif before is not None and before["state"] == "pending" and after["state"] == "deauthorized":
+        said.append("refused")
+    if after["name"] != (before["name"] if before is not None else ""):
+        said.append(f"renamed to {after['name']!r}")
+    if not approved and after["ips"] != (before["ips"] if before is not None else []):
+        said.append(f"IPs {', '.join(after['ips']) or 'none'}")
+    if after["active_bridge"] != (before["active_bridge"] if before is not None else False):
+        said.append("now a bridge" if after["active_bridge"] else "no longer a bridge")
+    if before is None and not said:
+        said.append("added, pending")
+    return said
+
+
+def delete_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    nwid, address = nwid_arg(args), address_arg(args)
+    member_record(node, nwid, address)
+    del node.state.members[nwid][address]
+    network = node.state.hosted[nwid]
+    node.push_event("member", f"{address} in {words(network)}: deleted", nwid=nwid, address=address)
+    changed(node, network)
+    return reply({"deleted": f"{nwid}/{address}"})
