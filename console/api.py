@@ -114,6 +114,16 @@ class AsyncApiClient:
         path = f"/peers/{address}/echo"
         return cast(EchoJson, await self._request("POST", path, json=body, wait_s=timeout_s + 2))
 
+    async def retry_direct(self, address: str) -> PeerJson:
+        """Punch through to the peer again now, instead of waiting out the back-off."""
+        path = f"/peers/{address}/retry-direct"
+        return cast(PeerJson, await self._request("POST", path))
+
+    async def probe_mtu(self, address: str) -> PeerJson:
+        """Search the MTU of the peer's live direct paths again."""
+        path = f"/peers/{address}/probe-mtu"
+        return cast(PeerJson, await self._request("POST", path))
+
     async def metrics(self) -> str:
         return cast(str, await self._request("GET", "/metrics", text=True))
 

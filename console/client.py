@@ -101,6 +101,14 @@ class ApiClient:
             self._request("POST", f"/peers/{address}/echo", json=body, wait_s=timeout_s + 2),
         )
 
+    def retry_direct(self, address: str) -> PeerJson:
+        """Punch through to the peer again now, instead of waiting out the back-off."""
+        return cast(PeerJson, self._request("POST", f"/peers/{address}/retry-direct"))
+
+    def probe_mtu(self, address: str) -> PeerJson:
+        """Search the MTU of the peer's live direct paths again."""
+        return cast(PeerJson, self._request("POST", f"/peers/{address}/probe-mtu"))
+
     def metrics(self) -> str:
         return cast(str, self._request("GET", "/metrics", text=True))
 

@@ -306,6 +306,7 @@ class FakeNode:
         if peer["session_age_s"] is not None:
             peer["session_age_s"] = round(peer["session_age_s"] + seconds, 3)
         for item in peer["paths"]:
+            item["mtu_searching"] = False  # a probe_mtu search ends within a tick
             if not item["alive"]:
                 if item["last_receive_ago_s"] is not None:
                     item["last_receive_ago_s"] = round(item["last_receive_ago_s"] + seconds, 3)

@@ -99,6 +99,28 @@ def post_echo(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> h
     )
 
 
+def post_retry_direct(
+    node: FakeNode, request: httpx.Request, args: dict[str, str]
+) -> httpx.Response:
+    """The daemon punches again; nothing visible changes until a path answers."""
+    address = address_arg(args)
+    if address not in node.state.peers:
+        raise Problem(404, "unknown_peer", f"no peer {address} is known to this node")
+    return reply(node.state.peers[address], 202)
+
+
+def post_probe_mtu(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    """Live direct paths search their MTU again, until the next tick()."""
+    address = address_arg(args)
+    if address not in node.state.peers:
+        raise Problem(404, "unknown_peer", f"no peer {address} is known to this node")
+    peer = node.state.peers[address]
+    for item in peer["paths"]:
+        if item["alive"] and item["transport"] == "udp":
+            item["mtu_searching"] = True
+    return reply(peer, 202)
+
+
 def get_metrics(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     text = metrics.render(node.state)
     return httpx.Response(200, text=text, headers={"content-type": "text/plain; charset=utf-8"})
@@ -241,6 +263,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/peers", get_peers),
     ("GET", "/peers/{address}", get_peer),
     ("POST", "/peers/{address}/echo", post_echo),
+    ("POST", "/peers/{address}/retry-direct", post_retry_direct),
+    ("POST", "/peers/{address}/probe-mtu", post_probe_mtu),
     ("GET", "/metrics", get_metrics),
     ("GET", "/events", get_events),
     ("GET", "/networks", get_networks),

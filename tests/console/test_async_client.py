@@ -59,6 +59,9 @@ async def test_node_calls_against_a_real_daemon(net: LoopbackOverlay) -> None:
         for peer in peers:
             assert_shape(peer, schema.PeerJson)
         assert_shape(await client.peer(peers[0]["address"]), schema.PeerJson)
+        root = next(p["address"] for p in peers if p["role"] == "ROOT")
+        assert (await client.retry_direct(root))["address"] == root
+        assert (await client.probe_mtu(root))["address"] == root
         assert "ztui_node_info" in await client.metrics()
 
 

@@ -234,6 +234,19 @@ async def test_echo_and_metrics(node: FakeNode, client: AsyncApiClient) -> None:
     assert f'ztui_peer_link{{peer="{PHONE}",link="RELAY"}} 1' in text
 
 
+async def test_retry_direct_and_probe_mtu(node: FakeNode, client: AsyncApiClient) -> None:
+    """Both answer the peer (202); probe_mtu marks live direct paths searching until the
+    next tick; an unknown peer is 404 unknown_peer."""
+    assert (await client.retry_direct(PHONE))["link"] == "RELAY"
+    probed = await client.probe_mtu(LAPTOP)
+    assert [p["mtu_searching"] for p in probed["paths"]] == [True, True]
+    node.tick(1)
+    assert not any(p["mtu_searching"] for p in (await client.peer(LAPTOP))["paths"])
+    with pytest.raises(ApiError) as caught:
+        await client.probe_mtu("0123456789")
+    assert (caught.value.status, caught.value.error) == (404, "unknown_peer")
+
+
 async def test_set_link_and_tick(node: FakeNode, client: AsyncApiClient) -> None:
     """set_link moves a peer (paths, preferred path, relay reason) and publishes the link
     event; tick advances the clock, counters and latency, and keeps both deterministic."""
