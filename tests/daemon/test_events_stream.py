@@ -149,20 +149,9 @@ async def test_pending_member_asking_is_a_member_request(tap_overlay: LoopbackOv
             approved = await stream.until("member", a_text)
         assert approved.data is not None and approved.data["nwid"] == s.nwid
         assert "approved: 10.147.17." in approved.data["message"]
-        network = await stream_free_network_event(s.a, s.nwid)
-        assert network["nwid"] == s.nwid
-
-
-async def stream_free_network_event(daemon: Daemon, nwid: str) -> dict[str, Any]:
-    """The member's own network events carry the nwid parsed from the node's message."""
-    for _ in range(100):
-        found = [
-            e for e in daemon.recent_events() if e["kind"] == "network" and "-> OK" in e["message"]
-        ]
-        if found:
-            return dict(found[-1])
-        await asyncio.sleep(0.05)
-    raise AssertionError("no network event for OK")
+        async with events(s.a, "?since=0") as member_stream:
+            ok = await member_stream.until("network", f"{s.nwid}: ACCESS_DENIED -> OK")
+        assert ok.data is not None and ok.data["nwid"] == s.nwid
 
 
 async def test_controller_changes_are_events(tap_overlay: LoopbackOverlay) -> None:
