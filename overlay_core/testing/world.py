@@ -434,10 +434,16 @@ class OverlayWorld:
         return f"10.{self._lans}.0.0/24"
 
     def add_controller(
-        self, name: str = "ctl", *, at_home: bool = False, site_name: str = "ctlhome"
+        self,
+        name: str = "ctl",
+        *,
+        at_home: bool = False,
+        site_name: str = "ctlhome",
+        start: bool = True,
     ) -> OverlayNode:
-        """The node whose controller hosts the world's networks, started: a public host,
-        or (`at_home`) a host behind its own NAT site, like a NAS at home."""
+        """The node whose controller hosts the world's networks, started (unless
+        start=False): a public host, or (`at_home`) a host behind its own NAT site, like a
+        NAS at home."""
         if self.controller is not None:
             raise WorldError("the world has a controller already")
         if at_home:
@@ -446,7 +452,8 @@ class OverlayWorld:
             host = self.rig.add_public_host(name)
         node = self._node(name, host, "controller")
         self.controller = node
-        node.start()
+        if start:
+            node.start()
         return node
 
     def add_home(
