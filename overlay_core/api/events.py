@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +36,6 @@ SUBSCRIBER_BOUND = 256  # undelivered events a stream may hold before it is drop
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies and NATs from idling us out
 # The node's network events name the network in their message ("joining <nwid>",
 # "<nwid>: A -> B"); proto's Event has no nwid field yet, so it is read from there.
-_NWID_IN_MESSAGE = re.compile(r"\b[0-9a-f]{16}\b")
 
 
 class StreamClosed(Exception):
@@ -158,10 +156,7 @@ class EventBus:
     def publish_effect(self, effect: Event) -> EventJson:
         """Publish one of the node's Event effects."""
         peer = None if effect.peer is None else format_address(effect.peer)
-        nwid = None
-        if effect.kind == "network":
-            match = _NWID_IN_MESSAGE.search(effect.message)
-            nwid = match.group(0) if match else None
+        nwid = None if effect.nwid is None else f"{effect.nwid:016x}"
         return self.publish(effect.kind, effect.message, peer=peer, nwid=nwid)
 
     def recent(self, since: int | None = None) -> list[EventJson]:

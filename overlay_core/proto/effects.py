@@ -109,6 +109,7 @@ class Event:
     kind: str
     message: str
     peer: int | None = None
+    nwid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

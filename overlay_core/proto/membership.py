@@ -64,14 +64,14 @@ class Memberships:
         network = self.networks[nwid] = Network(nwid, self.node.address, settings)
         out: list[Effect] = [
             OpenPort(nwid, network.mac, network.mtu),
-            Event("network", f"joining {format_nwid(nwid)}"),
+            Event("network", f"joining {format_nwid(nwid)}", nwid=nwid),
         ]
         return out + self._request(network, now)
 
     def leave(self, nwid: int, now: float) -> list[Effect]:
         if self.networks.pop(nwid, None) is None:
             return []
-        return [ClosePort(nwid), Event("network", f"left {format_nwid(nwid)}")]
+        return [ClosePort(nwid), Event("network", f"left {format_nwid(nwid)}", nwid=nwid)]
 
     def set_settings(self, nwid: int, settings: NetworkSettings) -> list[Effect]:
         network = self.networks[nwid]
@@ -84,7 +84,7 @@ class Memberships:
             return []
         network.state = NetworkState.PORT_ERROR
         network.port_error = reason
-        return [Event("network", f"{format_nwid(nwid)}: PORT_ERROR: {reason}")]
+        return [Event("network", f"{format_nwid(nwid)}: PORT_ERROR: {reason}", nwid=nwid)]
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
@@ -266,7 +266,7 @@ class Memberships:
             config = NetworkConfig.from_signed_bytes(signed, controller.public())
         except ValueError as exc:
             network.counters["drop_bad_config"] += 1
-            return [Event("network", f"{format_nwid(nwid)}: refused a config: {exc}")]
+            return [Event("network", f"{format_nwid(nwid)}: refused a config: {exc}", nwid=nwid)]
         if config.issued_to != self.node.address:
             network.counters["drop_bad_config"] += 1
             return []
@@ -276,7 +276,9 @@ class Memberships:
         network.apply_config(config, now)
         out: list[Effect] = []
         if was is not network.state:
-            out.append(Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})"))
+            out.append(
+                Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})", nwid=nwid)
+            )
         return out + self._configure(network)
 
     def _denied(self, network: Network, state: NetworkState) -> list[Effect]:
@@ -284,7 +286,13 @@ class Memberships:
         network.deny(state)
         out: list[Effect] = []
         if was is not network.state:
-            out.append(Event("network", f"{format_nwid(network.nwid)}: {was} -> {network.state}"))
+            out.append(
+                Event(
+                    "network",
+                    f"{format_nwid(network.nwid)}: {was} -> {network.state}",
+                    nwid=network.nwid,
+                )
+            )
         return out + self._configure(network)
 
     def _configure(self, network: Network) -> list[Effect]:

@@ -109,10 +109,11 @@ async def test_close_wakes_a_waiting_reader() -> None:
 
 
 async def test_node_network_events_get_their_nwid() -> None:
-    """proto's Event has no nwid field, so a network event's nwid is read from its message;
-    the peer's address is formatted as 10 hex digits."""
+    """A node event's nwid becomes 16 hex digits, its peer's address 10."""
     bus = EventBus(clock)
-    joined = bus.publish_effect(Event("network", "8056c2e21c000001: ACCESS_DENIED -> OK (home)"))
+    joined = bus.publish_effect(
+        Event("network", "8056c2e21c000001: ACCESS_DENIED -> OK (home)", nwid=0x8056C2E21C000001)
+    )
     assert joined["nwid"] == "8056c2e21c000001"
     link = bus.publish_effect(Event("link", "00000000ab: RELAY -> DIRECT", 0xAB))
     assert link["peer"] == "00000000ab" and link["nwid"] is None
