@@ -142,7 +142,9 @@ class ZtuiApp(ActionsApp):
         tabs = main.query_one(TabbedContent)
         pane = tabs.active_pane
         if pane is not None:
-            pane.query_one(LiveView).focus_main()
+            view = pane.query_one(LiveView)
+            view.catch_up()
+            view.focus_main()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.call_after_refresh(self._focus_tab)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 COUNTDOWN_TICK_S = 0.25
 ASK_POLLS = 3
+MANY_PEERS = 200
 # Which poller an event kind concerns (schema.EVENT_KINDS).
 EVENT_POKES = {
     "peer": "node",
@@ -151,7 +152,9 @@ class SyncedApp(App[None]):
                 attempt = 0
                 self.post_message(Reconnected())
             self.post_message(NodePolled(status, peers, self.clock()))
-            await self._nap("node", self.intervals.node_s)
+            # Hundreds of peers cost a quarter second to redraw: poll them half as often.
+            slow = len(peers) > MANY_PEERS
+            await self._nap("node", self.intervals.node_s * (2 if slow else 1))
 
     @work(exclusive=True, group="poll-networks")
     async def poll_networks(self) -> None:

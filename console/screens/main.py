@@ -11,6 +11,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from ..widgets.base import LiveView
 from ..widgets.header import NodeHeader
 from ..widgets.offline import OfflineBanner
 from .events import EventsView
@@ -54,6 +55,12 @@ class MainScreen(Screen[None]):
         app = cast("ZtuiApp", self.app)
         app.changed.subscribe(self, self._changed)
         self._label_members()
+
+    def on_screen_resume(self) -> None:
+        # Back from a peer's detail or a dialog: the tab in front catches up at once.
+        pane = self.query_one(TabbedContent).active_pane
+        if pane is not None:
+            pane.query_one(LiveView).catch_up()
 
     def _changed(self, topic: str) -> None:
         if topic == "members":

@@ -9,8 +9,9 @@ request; only the actions call the API.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -199,30 +200,13 @@ class PeerScreen(Screen[None]):
         self.query_one("#ping-log", RichLog).write(message.text)
 
     def action_retry_direct(self) -> None:
-        self._peer_action(
-            "retry_direct",
-            done="punching again to every endpoint we know; watch LINK turn DIRECT",
-            missing=(
-                "overlayd's API has no retry-direct call yet, so the console cannot ask. "
-                "The node punches again on its own every 35 s while a peer is relayed."
-            ),
-        )
+        call = self.ztui.client.retry_direct(self.address)
+        self._peer_action(call, "punching again to every endpoint we know; watch LINK")
 
     def action_probe_mtu(self) -> None:
-        self._peer_action(
-            "probe_mtu",
-            done="searching the path MTU again on every live direct path; MTU shows … meanwhile",
-            missing=(
-                "overlayd's API has no path-MTU probe call yet, so the console cannot ask. "
-                "The node re-probes each path's MTU on its own; MTU shows … while it does."
-            ),
-        )
+        call = self.ztui.client.probe_mtu(self.address)
+        self._peer_action(call, "searching the path MTU again; MTU shows … meanwhile")
 
-    def _peer_action(self, name: str, *, done: str, missing: str) -> None:
-        # The data layer may not offer these calls (there was no API route for them when
-        # this screen was written): say so instead of pretending.
-        call: Any = getattr(self.ztui.client, name, None)
-        if call is None:
-            self.notify(missing, title="Not available", severity="warning", timeout=8)
-            return
-        self.ztui.run_api(call(self.address), success=lambda _: f"{self.address}: {done}")
+    def _peer_action(self, call: Awaitable[PeerJson], done: str) -> None:
+        # 202 Accepted: the node acts within seconds; the next polls show the outcome.
+        self.ztui.run_api(call, success=lambda _: f"{self.address}: {done}", poke="node")

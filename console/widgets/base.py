@@ -1,11 +1,16 @@
 """LiveView: the base of every tab. It redraws from the app's LiveStore when the app says
-one of the topics it shows changed (a Signal, so views never poll and never fetch)."""
+one of the topics it shows changed (a Signal, so views never poll and never fetch).
+
+Only the tab in front redraws; the others note that they are behind and catch up when
+shown. With 500 peers a redraw is tens of milliseconds per table, so redrawing hidden
+tabs every second would be most of the console's work for nothing on screen."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.containers import Vertical
+from textual.widgets import TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from ..app import ZtuiApp
@@ -25,12 +30,33 @@ class LiveView(Vertical):
     def store(self) -> LiveStore:
         return self.ztui.store
 
+    _behind = False
+
     def on_mount(self) -> None:
         self.ztui.changed.subscribe(self, self._changed)
         self.refresh_view()
 
     def _changed(self, topic: str) -> None:
-        if topic in self.TOPICS:
+        if topic not in self.TOPICS:
+            return
+        if self.in_front:
+            self.refresh_view()
+        else:
+            self._behind = True
+
+    @property
+    def in_front(self) -> bool:
+        """Whether this tab is the one shown, on the screen the user is looking at."""
+        if not self.screen.is_current:
+            return False
+        pane = next((a for a in self.ancestors if isinstance(a, TabPane)), None)
+        tabs = next((a for a in self.ancestors if isinstance(a, TabbedContent)), None)
+        return pane is None or tabs is None or tabs.active == pane.id
+
+    def catch_up(self) -> None:
+        """Shown again: redraw if anything changed meanwhile."""
+        if self._behind:
+            self._behind = False
             self.refresh_view()
 
     def refresh_view(self) -> None:

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -46,6 +47,9 @@ class KeyedTable(DataTable[Cell]):
         self._column_spec = list(columns)
         self._key_of = key_of or (lambda cells: _plain(cells[0]))
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        # Widest cell seen per column. DataTable's own content_width lags (it is measured
+        # when idle, and a hidden tab is never idle), so it can't answer _grows.
+        self._widths: dict[str, int] = {}
 
     def on_mount(self) -> None:
         for key, label in self._column_spec:
@@ -77,6 +81,8 @@ class KeyedTable(DataTable[Cell]):
 
     def append(self, key: str, cells: Sequence[Cell]) -> None:
         """Add a row at the end without reconciling the rest (for append-only logs)."""
+        for column, cell in zip(self.column_keys, cells, strict=True):
+            self._grows(column, cell)
         self.add_row(*cells, key=key)
         self._cells[key] = tuple(cells)
 
@@ -88,6 +94,17 @@ class KeyedTable(DataTable[Cell]):
     def discard(self, key: str) -> None:
         if self._cells.pop(key, None) is not None:
             self.remove_row(key)
+
+    def _grows(self, column: str, cell: Cell) -> bool:
+        """Whether the column must widen for this cell. Only then is update_width asked
+        for: DataTable answers it for a narrower cell by re-measuring the whole column,
+        which for 500 peers each second costs seconds, not milliseconds. Columns never
+        shrink while the console runs; that keeps them from jittering too."""
+        width = cell_len(_plain(cell))
+        if width <= self._widths.get(column, 0):
+            return False
+        self._widths[column] = width
+        return True
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Show exactly `rows`, in this order, changing as little as possible."""
@@ -101,11 +118,15 @@ class KeyedTable(DataTable[Cell]):
             new = tuple(cells)
             old = self._cells.get(key)
             if old is None:
+                for column, cell in zip(columns, new, strict=True):
+                    self._grows(column, cell)
                 self.add_row(*new, key=key)
             elif old != new:
                 for column, before, after in zip(columns, old, new, strict=True):
                     if before != after:
-                        self.update_cell(key, column, after, update_width=True)
+                        self.update_cell(
+                            key, column, after, update_width=self._grows(column, after)
+                        )
             self._cells[key] = new
         order = [key for key, _ in rows]
         if [row.key.value for row in self.ordered_rows] != order:
