@@ -1,0 +1,274 @@
+"""The console, driven by keys against a FakeNode: every action does what it says, refuses
+what it must with the reason, and the app survives the daemon going away."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from console.app import ZtuiApp
+from console.fake import FakeNode
+from console.fake_data import HOME_NWID, LAPTOP, NODE, OFFICE_NWID, PHONE
+from console.screens.edit_network import EditNetworkModal
+from console.screens.help import HelpScreen
+from console.screens.modals import ConfirmModal, PromptModal
+from console.screens.peer_detail import PeerScreen
+from console.screens.too_small import TooSmallScreen
+from console.widgets.keyed_table import KeyedTable
+
+from .conftest import loaded, make_app, wait_for
+
+NEW_NWID = "a1b2c3d4e5000007"
+
+
+def text_of(app: ZtuiApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def notifications(app: ZtuiApp) -> str:
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def test_join_with_a_bad_id_is_refused_with_the_reason(node: FakeNode) -> None:
+    """A mistyped id never reaches the daemon: the dialog stays, saying what is wrong."""
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "j")
+        await pilot.press(*"8056c2e21c00000z", "enter")
+        assert isinstance(app.screen, PromptModal)
+        assert "'z' is not a hex digit" in text_of(app, "#prompt-reason")
+        await pilot.press("backspace", "enter")
+        assert "16 hex digits; this is 15" in text_of(app, "#prompt-reason")
+        assert not any(r.startswith("POST /networks") for r in node.requests)
+
+
+async def test_join_with_a_good_id_adds_the_network(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "j")
+        await pilot.press(*f" {NEW_NWID.upper()}\n"[:-1], "enter")  # pasted with a space
+        await wait_for(pilot, lambda: NEW_NWID in app.store.networks)
+        table = app.screen.query_one("#networks-table", KeyedTable)
+        await wait_for(pilot, lambda: NEW_NWID in table.keys)
+        assert f"joined {NEW_NWID}" in notifications(app)
+
+
+async def test_approve_flips_a_pending_member(node: FakeNode) -> None:
+    """Pending members come first, so `3` then `a` approves the phone."""
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("3")
+        table = app.screen.query_one("#members-table", KeyedTable)
+        assert table.selected_key == f"{HOME_NWID}/{PHONE}"
+        assert "1 pending" in str(app.screen.query_one("#tabs").get_tab("members").label)
+        await pilot.press("a")
+        key = f"{HOME_NWID}/{PHONE}"
+        await wait_for(pilot, lambda: app.store.members[key]["state"] == "authorized")
+        assert node.state.members[HOME_NWID][PHONE]["authorized"]
+        assert f"approved {PHONE}" in notifications(app)
+
+
+async def test_leave_asks_first_and_cancel_keeps_the_network(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "l")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("enter")  # focus starts on Cancel: a reflexive Enter keeps it
+        await pilot.pause()
+        assert HOME_NWID in node.state.networks
+        await pilot.press("l", "n")
+        assert not isinstance(app.screen, ConfirmModal)
+        assert HOME_NWID in node.state.networks
+        await pilot.press("l", "y")
+        await wait_for(pilot, lambda: HOME_NWID not in app.store.networks)
+        assert HOME_NWID not in node.state.networks
+
+
+async def test_mtu_outside_the_range_is_refused_with_the_rule(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "e")
+        assert isinstance(app.screen, EditNetworkModal)
+        await pilot.press(*"9500", "enter")
+        assert isinstance(app.screen, EditNetworkModal)
+        assert "mtu: must be 1280-9000" in text_of(app, "#edit-reason")
+        assert not any(r.startswith("PATCH") for r in node.requests)
+        for _ in range(4):
+            await pilot.press("backspace")
+        await pilot.press(*"1400", "enter")
+        await wait_for(pilot, lambda: app.store.networks[HOME_NWID]["mtu"] == 1400)
+
+
+async def test_the_calculator_shows_its_working(node: FakeNode) -> None:
+    """Root A's 1432-byte path is the tightest preferred one in the story."""
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "e", *"2800")
+        calc = text_of(app, "#calc")
+        assert "path MTU 1432" in calc and "AEAD tag 16" in calc and "= 1387" in calc
+        assert "MSS 1333" in calc and "MSS 1313" in calc
+        assert (
+            "2800: frames up to 2800 bytes; each crosses this 1432-byte path as 3 datagrams" in calc
+        )
+
+
+async def test_daemon_down_shows_the_reason_and_recovers_by_itself(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        node.go_down()
+        app.poke("node")
+        await wait_for(pilot, lambda: app.offline_reason is not None)
+        await wait_for(pilot, lambda: "retrying in" in text_of(app, "#offline"))
+        banner = text_of(app, "#offline")
+        assert "overlayd is not running" in banner and "Cannot reach overlayd" in banner
+        assert app.screen.has_class("-offline")
+        node.come_back()
+        await wait_for(pilot, lambda: app.offline_reason is None and app.store.status)
+        assert not app.screen.has_class("-offline")
+        assert "Connected to overlayd again" in notifications(app)
+
+
+async def test_daemon_down_at_launch(node: FakeNode) -> None:
+    node.go_down()
+    async with make_app(node).run_test(size=(80, 24)) as pilot:
+        app = pilot.app
+        assert isinstance(app, ZtuiApp)
+        await wait_for(pilot, lambda: app.offline_reason is not None)
+        assert "cannot reach overlayd" in str(app.screen.query_one("NodeHeader").render())
+        node.come_back()
+        await wait_for(pilot, lambda: app.store.status is not None)
+
+
+async def test_filter_narrows_the_peers(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        table = app.screen.query_one("#peers-table", KeyedTable)
+        assert table.row_count == len(node.state.peers)
+        await pilot.press("slash", *"relay")
+        relayed = {a for a, p in node.state.peers.items() if p["link"] == "RELAY"}
+        assert set(table.keys) == relayed
+        await pilot.press("enter")
+        assert app.focused is table
+        await pilot.press("slash", "escape")
+        assert table.row_count == len(node.state.peers)
+
+
+async def test_enter_opens_the_peer_detail_with_the_relay_reason(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
+        await pilot.press("enter")
+        assert isinstance(app.screen, PeerScreen)
+        reason = text_of(app, "#peer-reason")
+        assert "RELAY because:" in reason and "got 0 answers" in reason
+        assert "symmetric" in reason
+        paths = app.screen.query_one("#peer-paths", KeyedTable)
+        assert paths.row_count == 2
+        await pilot.press("escape")
+        assert not isinstance(app.screen, PeerScreen)
+
+
+async def test_ping_shows_each_reply(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        app.screen.query_one("#peers-table", KeyedTable).select_key(LAPTOP)
+        await pilot.press("enter", "p")
+        screen = app.screen
+        assert isinstance(screen, PeerScreen)
+        await wait_for(pilot, lambda: "ping statistics" in _log(screen))
+        assert _log(screen).count(f"pong from {LAPTOP}") == 4
+
+
+def _log(screen: PeerScreen) -> str:
+    return "\n".join(line.text for line in screen.query_one("#ping-log").lines)
+
+
+async def test_retry_direct_and_mtu_probe_ask_the_node(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
+        await pilot.press("enter", "r", "m")
+        await wait_for(pilot, lambda: "searching the path MTU" in notifications(app))
+        assert f"POST /peers/{PHONE}/retry-direct" in node.requests
+        assert f"POST /peers/{PHONE}/probe-mtu" in node.requests
+        assert f"{PHONE}: punching again" in notifications(app)
+
+
+async def test_member_request_pops_a_notification_anywhere(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        app.clear_notifications()
+        await pilot.press("4")
+        node.add_pending_member(HOME_NWID, "c0ffee0001")
+        await wait_for(pilot, lambda: "c0ffee0001 asks to join home" in notifications(app))
+        assert "2 pending" in str(app.screen.query_one("#tabs").get_tab("members").label)
+
+
+async def test_help_lists_the_bindings(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(f"{key} {what}" for _, key, what in app.screen.rows)
+        for words in (
+            "Approve",
+            "Join",
+            "Leave",
+            "MTU/MSS",
+            "Retry direct",
+            "Probe MTU",
+            "Filter",
+            "Sort",
+            "Quit",
+        ):
+            assert words in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_too_small_says_so_and_recovers() -> None:
+    node = FakeNode.sample()
+    async with make_app(node).run_test(size=(79, 23)) as pilot:
+        app = pilot.app
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmallScreen)
+        assert "needs at least 80x24; this terminal is 79x23" in text_of(app, "#too-small")
+        await pilot.press("2")  # keys other than q do nothing behind the notice
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not isinstance(app.screen, TooSmallScreen)
+
+
+async def test_network_awaiting_approval_says_what_to_do(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        app.screen.query_one("#networks-table", KeyedTable).select_key(OFFICE_NWID)
+        await pilot.pause()
+        detail = text_of(app, "#network-detail")
+        assert "waiting for approval" in detail and f"ztui approve {OFFICE_NWID} {NODE}" in detail
+
+
+async def test_palette_offers_the_actions(node: FakeNode) -> None:
+    from console.palette import commands
+
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        names = [name for name, _, _ in commands(app)]
+        assert f"Approve {PHONE} on home" in names
+        assert f"Leave network home ({HOME_NWID})" in names
+        assert any(name.startswith("Edit MTU/MSS of home") for name in names)
+        assert "Join a network…" in names
+
+
+async def test_events_are_live_and_filterable(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("5")
+        table = app.screen.query_one("#events-table", KeyedTable)
+        await wait_for(pilot, lambda: table.row_count == len(node.state.events))
+        node.set_link(LAPTOP, "RELAY")
+        await wait_for(pilot, lambda: table.row_count == len(node.state.events))
+        assert table.cursor_row == table.row_count - 1  # it follows the newest
+        await pilot.press("slash", *"link")
+        assert table.row_count == sum(1 for e in node.state.events if e["kind"] == "link")
+        await wait_for(pilot, lambda: app.store.peers[LAPTOP]["link"] == "RELAY")  # poked
