@@ -272,3 +272,62 @@ async def test_events_are_live_and_filterable(node: FakeNode) -> None:
         await pilot.press("slash", *"link")
         assert table.row_count == sum(1 for e in node.state.events if e["kind"] == "link")
         await wait_for(pilot, lambda: app.store.peers[LAPTOP]["link"] == "RELAY")  # poked
+
+
+async def test_deauthorize_asks_first(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("3")
+        key = f"{HOME_NWID}/{LAPTOP}"
+        app.screen.query_one("#members-table", KeyedTable).select_key(key)
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.press("escape")
+        assert node.state.members[HOME_NWID][LAPTOP]["authorized"]
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: app.store.members[key]["state"] == "deauthorized")
+
+
+async def test_name_and_ips_of_a_member(node: FakeNode) -> None:
+    """A malformed IP is refused as you type; one outside the pools is refused by the
+    controller, and its reason is what the notification says."""
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("3")
+        key = f"{HOME_NWID}/{LAPTOP}"
+        app.screen.query_one("#members-table", KeyedTable).select_key(key)
+        await pilot.press("n", "ctrl+a", "ctrl+k", *"work laptop", "enter")
+        await wait_for(pilot, lambda: app.store.members[key]["name"] == "work laptop")
+        await pilot.press("i", "ctrl+a", "ctrl+k", *"10.147.17.300", "enter")
+        assert isinstance(app.screen, PromptModal)
+        assert "'10.147.17.300' is not an IPv4 or IPv6 address" in text_of(app, "#prompt-reason")
+        await pilot.press("ctrl+a", "ctrl+k", *"10.147.17.2, 10.147.17.9", "enter")
+        await wait_for(pilot, lambda: "10.147.17.9" in app.store.members[key]["ips"])
+        await pilot.press("i", "ctrl+a", "ctrl+k", *"fd00::9", "enter")
+        await wait_for(pilot, lambda: "fd00::9 is outside every pool" in notifications(app))
+        assert "fd00::9" not in app.store.members[key]["ips"]
+
+
+async def test_create_a_network(node: FakeNode) -> None:
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("3", "c")
+        await pilot.press("enter")
+        assert "give the network a name" in text_of(app, "#create-reason")
+        await pilot.press(*"lab", "enter")
+        await wait_for(pilot, lambda: any(n["name"] == "lab" for n in app.store.hosted.values()))
+        created = next(n for n in node.state.hosted.values() if n["name"] == "lab")
+        assert created["pools"] == ["10.147.17.0/24"] and created["private"]
+        assert f"members join with id {created['nwid']}" in notifications(app)
+
+
+def test_ztui_alone_launches_the_console(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`ztui` with no subcommand runs ZtuiApp on the node --home names (it may be down:
+    the app says so and retries, rather than the command failing)."""
+    from console import cli
+
+    launched: list[ZtuiApp] = []
+    monkeypatch.setattr(ZtuiApp, "run", lambda self: launched.append(self))
+    assert cli.main(["--home", str(tmp_path)]) == 0
+    assert len(launched) == 1
+    assert launched[0].client.endpoint.endswith(f"{tmp_path}/control.sock")
