@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
            conntrack:conntrack
 
-.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay
+.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay demo
 
 venv: $(STAMP)
 
@@ -64,3 +64,10 @@ bench-overlay: venv
 	$(BIN)/python bench/bench_overlay.py
 
 bench: bench-core bench-overlay
+
+# A small overlay on this machine with the console on it (see console/demo.py): in network
+# namespaces with NAT and TAPs as root (sysdeps installs ip/iptables/ping then), simulated
+# on loopback otherwise. `make demo DEMO_ARGS=--no-console` prints a summary instead.
+DEMO_ARGS ?=
+demo: venv sysdeps
+	$(BIN)/ztui demo $(DEMO_ARGS)

@@ -10,6 +10,7 @@
          members NWID | approve NWID ADDR | deauth NWID ADDR
          member NWID ADDR [--name N] [--ip IP]... [--no-ips] [--bridge | --no-bridge]
                                                                   (each with --json)
+         demo [--no-console] [--keep-running-seconds N] [--loopback]   (console/demo.py)
 
 The member-side commands live in commands/networks.py, the controller's in
 commands/controller.py.
@@ -29,7 +30,7 @@ from typing import Any
 
 from overlay_core.api.schema import EchoJson
 
-from . import render
+from . import demo, render
 from .client import ApiClient, ApiError
 from .commands import controller, networks
 from .commands.common import (
@@ -88,6 +89,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     handlers: dict[str, Handler] = {"info": cmd_info, "peers": cmd_peers, "ping": cmd_ping}
     handlers.update(networks.add_parsers(sub, common))
     handlers.update(controller.add_parsers(sub, common))
+    demo.add_parser(sub)  # no API client: main runs it before connecting
     return parser, handlers
 
 
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return run_console(args)
+    if args.command == "demo":
+        return demo.run(args)
     try:
         check_ids(args)  # a typo is a usage error even with no daemon running
         with ApiClient(home=args.home, api=args.api, token=args.token) as client:

@@ -1,0 +1,175 @@
+"""`ztui demo --no-console` as root: the namespace world, checked through the controller's
+API like a newcomer would look at it, then stopped by a signal or SIGKILLed and cleared
+by the next run. Every check of "nothing left" uses the PIDs the demo recorded in its
+state file (with their start times, so a reused PID is never taken for ours), the demo
+rig prefix, and the state directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from overlay_core.demo import DEMO_PREFIX, NOTICE
+from overlay_core.demo.state import NETNS_DIR, is_alive
+from overlay_core.testing.netns import cleanup_leftovers, unavailable_reason
+from tests.demo_run import (
+    DemoRun,
+    kill_pid,
+    leftovers,
+    read_state,
+    started_processes,
+    wait_gone,
+    ztui_json,
+)
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.slow,
+    pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or ""),
+    pytest.mark.timeout(240),
+]
+
+READY_S = 60.0  # the target is < 20 s; a loaded CI machine gets slack
+DIRECT_S = 20.0
+APPROVED = ("ctl", "nas", "laptop", "phone")
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[list[DemoRun]]:
+    """Demo processes the test starts. Afterwards: each stopped by its PID, then every
+    process any of them recorded, the demo namespaces and directory, whatever happened."""
+    with contextlib.suppress(OSError, ValueError):
+        if is_alive(read_state(NETNS_DIR)["owner"]):
+            pytest.skip(f"a ztui demo is running on this machine (see {NETNS_DIR})")
+    started: list[DemoRun] = []
+    try:
+        yield started
+    finally:
+        for run in started:
+            run.close()
+        with contextlib.suppress(OSError, ValueError):
+            for ref in started_processes(read_state(NETNS_DIR)):
+                if is_alive(ref):
+                    kill_pid(ref["pid"])
+        cleanup_leftovers(DEMO_PREFIX, only_orphans=False)
+        shutil.rmtree(NETNS_DIR, ignore_errors=True)
+
+
+def start(runs: list[DemoRun], tmp_path: Path, name: str) -> DemoRun:
+    run = DemoRun.ztui(tmp_path / f"{name}.err")
+    runs.append(run)
+    return run
+
+
+def check_world(run: DemoRun) -> tuple[dict[str, Any], str]:
+    """The summary and the controller's view: members approved, guest pending, the
+    network OK on ctl; nas and laptop DIRECT within DIRECT_S, phone RELAY with a reason.
+    Returns the state file and the controller's home."""
+    summary = "\n".join(run.lines)
+    assert "network namespaces ztde00-*" in summary and NOTICE not in summary
+    state = read_state(NETNS_DIR)
+    assert state["ready"] is True and state["simulated"] is False
+    home = state["home"]
+    assert home == str(NETNS_DIR / "homes" / "ctl") and f"H={home}" in summary
+
+    [hosted] = ztui_json(home, "net", "list")
+    nwid = hosted["nwid"]
+    assert hosted["name"] == "demo" and hosted["pools"] == ["10.147.17.0/24"]
+    members = {m["name"]: m for m in ztui_json(home, "members", nwid)}
+    assert {name: m["state"] for name, m in members.items()} == {
+        **dict.fromkeys(APPROVED, "authorized"), "guest": "pending",
+    }  # fmt: skip
+    assert all(members[name]["ips"] for name in APPROVED)
+    [network] = ztui_json(home, "networks")
+    assert network["nwid"] == nwid and network["state"] == "OK" and network["device"]
+    address = {name: m["address"] for name, m in members.items()}
+
+    deadline = time.monotonic() + DIRECT_S
+    while True:
+        peers = {p["address"]: p for p in ztui_json(home, "peers")}
+        links = {n: peers[address[n]]["link"] if address[n] in peers else None
+                 for n in ("nas", "laptop", "phone")}  # fmt: skip
+        if links["nas"] == links["laptop"] == "DIRECT" and links["phone"] == "RELAY":
+            break
+        assert time.monotonic() < deadline, f"links after {DIRECT_S:g} s: {links}"
+        time.sleep(0.5)
+    reason = peers[address["phone"]]["relay_reason"]
+    assert reason is not None and reason["summary"], peers[address["phone"]]
+    assert peers[address["nas"]]["relay_reason"] is None
+    return state, home
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_demo_comes_up_and_a_signal_removes_it(
+    runs: list[DemoRun], tmp_path: Path, sig: int
+) -> None:
+    run = start(runs, tmp_path, "demo")
+    run.wait_summary(timeout=READY_S)
+    ready_s = time.monotonic() - run.started
+    for step in ("starting root1 and root2", "198.18.1.10", "starting overlayd on ctl",
+                 "creating the private network", "starting traffic"):  # fmt: skip
+        assert step in run.stderr, step
+    state, home = check_world(run)
+    # Traffic flows: ctl's TAP counts the pings and the transfers.
+    [before] = ztui_json(home, "networks")
+    time.sleep(2)
+    [after] = ztui_json(home, "networks")
+    assert after["port_counters"]["frames_read"] > before["port_counters"]["frames_read"]
+
+    state = read_state(NETNS_DIR)  # all processes are recorded by now
+    assert len(state["processes"]) >= 7 + 5 + 4  # daemons, pings, TCP sinks and senders
+    stopping = time.monotonic()
+    assert run.stop(sig) == 0, run.stderr
+    stop_s = time.monotonic() - stopping
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert "deleting 13 namespaces" in run.stderr
+    print(f"ready after {ready_s:.1f} s, stopped in {stop_s:.1f} s")
+
+
+def test_a_killed_demo_is_cleared_by_the_next(runs: list[DemoRun], tmp_path: Path) -> None:
+    """SIGKILL both `ztui demo` and its world: daemons, namespaces and homes stay behind.
+    The next `ztui demo` clears them first, comes up, and leaves nothing when stopped."""
+    first = start(runs, tmp_path, "first")
+    first.wait_summary(timeout=READY_S)
+    old = read_state(NETNS_DIR)
+    assert old["parent"]["pid"] == first.proc.pid
+    kill_pid(old["owner"]["pid"])  # the world first: killing ztui first would stop it
+    kill_pid(first.proc.pid)
+    first.kill()
+    wait_gone(old)
+    left = leftovers(NETNS_DIR, old, DEMO_PREFIX)
+    assert any(ns.startswith(DEMO_PREFIX) for ns in left), left  # there is something to clear
+    assert any("overlayd" in item for item in left), left
+
+    second = start(runs, tmp_path, "second")
+    second.wait_summary(timeout=READY_S)
+    assert "clearing what a previous demo left behind" in second.stderr
+    assert "removing namespaces ztde00-* left by a previous demo" in second.stderr
+    assert [p for p in started_processes(old) if is_alive(p)] == []
+    state, _ = check_world(second)
+    assert second.stop() == 0, second.stderr
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert leftovers(NETNS_DIR, old, DEMO_PREFIX) == []
+
+
+def test_ctrl_c_while_building_removes_what_was_built(runs: list[DemoRun], tmp_path: Path) -> None:
+    """Ctrl-C before the world is ready: `ztui demo` exits 130 once the half-built world
+    (roots running, homes being started) is gone."""
+    run = start(runs, tmp_path, "early")
+    deadline = time.monotonic() + READY_S
+    while "starting overlayd on ctl" not in run.stderr:
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr
+        time.sleep(0.1)
+    state = read_state(NETNS_DIR)
+    assert state["processes"], state  # the roots at least
+    assert run.stop(signal.SIGINT) == 130, run.stderr
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert "deleting 13 namespaces" in run.stderr
