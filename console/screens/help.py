@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -28,16 +29,15 @@ def _describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
     return rows
 
 
-def _section(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+def _section(title: str, rows: Iterable[tuple[str, str]]) -> Group:
+    # The title sits above the grid, not as its title: a table's title wraps to its width.
     table = Table.grid(padding=(0, 2))
-    table.title = Text(title, style="bold underline")
-    table.title_justify = "left"
     table.add_column(style="bold", no_wrap=True, min_width=8)
     table.add_column()
     for key, description in rows:
         table.add_row(key, description)
     table.add_row("", "")
-    return table
+    return Group(Text(title, style="bold underline"), table)
 
 
 class HelpScreen(ModalScreen[None]):
