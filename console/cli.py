@@ -205,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
 def run_console(args: argparse.Namespace) -> int:
     """`ztui` alone: the interactive console. Imported here, so subcommands in scripts
     don't pay for loading Textual."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # A script or a pipe: drawing a full-screen app there only makes a mess.
+        print(
+            "ztui: the console needs a terminal; in scripts use a subcommand "
+            "(ztui info, peers, networks, ...; ztui --help lists them)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from .api import AsyncApiClient
     from .app import ZtuiApp
 

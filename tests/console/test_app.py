@@ -328,6 +328,8 @@ def test_ztui_alone_launches_the_console(monkeypatch, tmp_path) -> None:  # type
 
     launched: list[ZtuiApp] = []
     monkeypatch.setattr(ZtuiApp, "run", lambda self: launched.append(self))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert cli.main(["--home", str(tmp_path)]) == 0
     assert len(launched) == 1
     assert launched[0].client.endpoint.endswith(f"{tmp_path}/control.sock")

@@ -58,12 +58,14 @@ def test_mistyped_address_is_usage_error(short_tmp: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_no_subcommand_prints_help_and_says_console_is_pending() -> None:
-    """Bare `ztui` explains that the interactive console is coming and shows the commands."""
+def test_no_subcommand_without_a_terminal_points_to_the_subcommands() -> None:
+    """Bare `ztui` in a script (no TTY) does not draw a full-screen app into a pipe: one
+    line on stderr says to use a subcommand, exit 2."""
     result = ztui_sync()
-    assert result.returncode == 0
-    assert "not built yet" in result.stdout
-    assert "info" in result.stdout and "peers" in result.stdout and "ping" in result.stdout
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("ztui: the console needs a terminal")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 async def test_info_json_against_a_running_daemon(overlay: LoopbackOverlay) -> None:
