@@ -78,6 +78,15 @@ def relay_reason(
             f"{punch.attempts} direct attempts to {', '.join(learned)} got "
             f"{punch.replies} answers: a NAT or firewall between us drops them"
         )
+    peer_ports = _ports_seen_by_roots(peer)
+    if peer_ports:
+        host, ports = peer_ports
+        shown = ", ".join(str(p) for p in ports)
+        details.append(
+            f"the peer's NAT is symmetric: the roots see it at {host} with different ports "
+            f"({shown}), so the port it would use towards us can't be known in advance; "
+            "a UDP port forward on the peer's side would allow a direct path"
+        )
     if local_nat == NAT_SYMMETRIC:
         details.append(
             "this node's NAT is symmetric (its public port changes per destination): "
@@ -126,3 +135,16 @@ def peer_status(
         relay_reason=relay_reason(peer, link, local_nat, tunneled, now),
         counters=dict(peer.counters),
     )
+
+
+def _ports_seen_by_roots(peer: Peer) -> tuple[str, list[int]] | None:
+    """One public IP of the peer seen at several ports by different roots: its NAT maps
+    each destination to a new port (the same test infer_nat applies to ourselves)."""
+    by_host: dict[str, set[int]] = {}
+    for endpoint, how in peer.punch.learned.items():
+        if how.startswith("root "):
+            by_host.setdefault(endpoint.host, set()).add(endpoint.port)
+    for host, ports in sorted(by_host.items()):
+        if len(ports) > 1:
+            return host, sorted(ports)
+    return None

@@ -207,7 +207,7 @@ class Path:
             bytes_sent=self.bytes_sent,
             bytes_received=self.bytes_received,
             mtu=self.mtu,
-            mtu_searching=self.mtu_searched is None and self.is_direct,
+            mtu_searching=self.mtu_searched is None and self.is_direct and self.alive(now),
         )
 
 
