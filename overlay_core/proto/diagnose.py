@@ -112,6 +112,8 @@ def peer_status(
 ) -> PeerStatus:
     best = peer.best_path(now)
     latency = best.latency if best is not None and best.latency is not None else Latency()
+    if best is None:
+        latency = peer.relay_latency
 
     def ago(t: float | None) -> float | None:
         return None if t is None else round(max(0.0, now - t), 3)

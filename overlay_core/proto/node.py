@@ -390,6 +390,8 @@ class Node(NodeState):
             latency = peer.paths[source].latency
             if latency is not None:
                 latency.add(rtt)
+        else:
+            peer.relay_latency.add(rtt)
         if not wait.user:
             return []
         if header.hops == 0:

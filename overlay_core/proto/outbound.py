@@ -20,7 +20,7 @@ from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport
 from .fragment import Reassembler
 from .identity import Identity, format_address
 from .membership import Memberships
-from .path import DEAD_PROBE_S, PATH_ALIVE_S, PMTU_MIN, Path
+from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, punchable
 from .roots import RootEntry
@@ -488,6 +488,15 @@ class NodeState:
                 size = path.next_mtu_probe(now)
                 if size is not None:
                     out += self._probe_mtu(peer, path, size, now)
+        if (
+            not peer.is_root
+            and peer.best_path(now) is None
+            and now - (peer.last_relay_probe or 0.0) >= LATENCY_PROBE_S
+        ):
+            # A relayed peer: measure the round trip through the root, and keep the root
+            # relaying now and then, which makes it introduce us again.
+            peer.last_relay_probe = now
+            out += self._probe(peer, None, now)
         if peer.is_root and self._tcp_wanted and not self.config.force_tcp:
             out += self._retry_root_udp(peer, now)
         if not peer.is_root and now - (peer.last_receive or peer.created) > PEER_FORGET_S:

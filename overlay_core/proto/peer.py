@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .crypto import EphemeralKey, Session
 from .effects import Endpoint
 from .identity import Identity
-from .path import PMTU_MIN, Path, best_path
+from .path import PMTU_MIN, Latency, Path, best_path
 from .wire import Verb
 
 MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
@@ -61,6 +61,9 @@ class Peer:
     pushed_paths_at: float | None = None
     mtu_limit: int = PMTU_MIN  # the node's phys_mtu: where path MTU searches start
     _best: tuple[float | None, Path | None] = (None, None)
+    # Round trips of probes that went through a root: the latency of a relayed peer.
+    relay_latency: Latency = field(default_factory=Latency)
+    last_relay_probe: float | None = None
 
     @property
     def address(self) -> int:

@@ -68,6 +68,13 @@ def test_pairs_that_cannot_punch_stay_relayed_with_a_reason(
     assert reason.punch_attempts >= 3 and reason.punch_replies == 0
     assert reason.endpoints_learned, "the root introduced the peer"
     assert "got 0 answers" in reason.summary
+    net.run(12)  # relayed peers are probed through the root too: their latency is known
+    assert (
+        peer.address
+        and next(
+            p for p in a.node.snapshot(net.now).peers if p.address == peer.address
+        ).latency.smoothed_ms
+    )
 
 
 def test_two_roots_let_a_node_recognise_its_symmetric_nat() -> None:
