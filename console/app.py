@@ -89,6 +89,13 @@ class ZtuiApp(ActionsApp):
         self._check_size(self.size.width, self.size.height)
         self.start_sync()
         self.call_after_refresh(self._focus_tab)
+        if self.demo_notice:
+            self.notify(self.demo_notice, title="Simulated demo", severity="warning", timeout=20)
+
+    @property
+    def demo_notice(self) -> str | None:
+        """Set by `ztui demo` when its world is simulated (not root: loopback only)."""
+        return os.environ.get("ZTUI_DEMO_NOTICE") or None
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()

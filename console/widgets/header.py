@@ -68,4 +68,6 @@ class NodeHeader(Static):
         rate = app.store.node_rates.rate("node")
         if rate.tx_bps is not None:
             line.append(f"  ↑{fmt.rate(rate.tx_bps)} ↓{fmt.rate(rate.rx_bps)}", style="dim")
+        if app.demo_notice:
+            line.append("  SIMULATED", style="bold yellow")
         self.update(line)

@@ -333,3 +333,16 @@ def test_ztui_alone_launches_the_console(monkeypatch, tmp_path) -> None:  # type
     assert cli.main(["--home", str(tmp_path)]) == 0
     assert len(launched) == 1
     assert launched[0].client.endpoint.endswith(f"{tmp_path}/control.sock")
+
+
+async def test_a_simulated_demo_says_so(node: FakeNode, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`ztui demo` without root passes its notice: it pops up and the header marks it."""
+    monkeypatch.setenv("ZTUI_DEMO_NOTICE", "not root: loopback only, no TAP devices or NAT")
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = pilot.app
+        assert isinstance(app, ZtuiApp)
+        await wait_for(pilot, lambda: app.store.status is not None)
+        assert "loopback only" in notifications(app)
+        await wait_for(
+            pilot, lambda: "SIMULATED" in str(app.screen.query_one("NodeHeader").render())
+        )
