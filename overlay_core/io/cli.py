@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "advertise": None,
     "tcp_fallback": "auto",
     "api_tcp": None,
+    "api_group": None,
 }
 
 
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the API on 127.0.0.1:PORT (token required)",
     )
     parser.add_argument(
+        "--api-group",
+        metavar="GROUP",
+        help="let members of GROUP use the control socket (home becomes 0750, socket 0660)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -127,7 +133,7 @@ def merge_settings(home: Home, args: argparse.Namespace) -> tuple[dict[str, Any]
     stored = home.load_settings()
     settings = {key: stored.get(key, default) for key, default in DEFAULTS.items()}
     given: dict[str, Any] = {}
-    for key in ("port", "bind", "root", "advertise", "tcp_fallback"):
+    for key in ("port", "bind", "root", "advertise", "tcp_fallback", "api_group"):
         value = getattr(args, key)
         if value is not None:
             given[key] = value
@@ -167,6 +173,7 @@ def daemon_config(home: Home, settings: dict[str, Any]) -> DaemonConfig:
             advertise=settings["advertise"],
             tcp_fallback=str(settings["tcp_fallback"]),
             api_tcp_port=None if settings["api_tcp"] is None else int(settings["api_tcp"]),
+            api_group=settings["api_group"],
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad setting (command line or {home.settings_path}): {exc}") from None

@@ -25,7 +25,9 @@ down: calls into the node are guarded, counted and logged.
 from __future__ import annotations
 
 import asyncio
+import grp
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -95,6 +97,7 @@ class DaemonConfig:
     tcp_fallback: str = "auto"  # "auto", "force" or "off"
     api_unix: bool = True
     api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
+    api_group: str | None = None  # a group that may use the control socket
     tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
 
 
@@ -164,6 +167,8 @@ class Daemon:
                 self._api = ApiServer(self, self.authtoken)
                 unix_path = self.control_socket_path if self.config.api_unix else None
                 await self._api.start(unix_path, self.config.api_tcp_port)
+                if unix_path is not None and self.config.api_group is not None:
+                    share_with_group(self.home.path, unix_path, self.config.api_group)
         except StartupError:
             await self.stop()
             raise
@@ -506,3 +511,19 @@ class Daemon:
             # The change holds until the daemon restarts; say so where the admin looks.
             self.counters["networks_save_errors"] += 1
             self._event(Event("network", f"not saved, lost at restart: {exc}"))
+
+
+def share_with_group(home: Path, socket_path: Path, group: str) -> None:
+    """Let `group` reach the control socket: the home directory becomes 0750 and both it
+    and the socket belong to the group. Secrets stay 0600, so the group can drive the node
+    through the API but never read its keys."""
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise StartupError(f"--api-group {group}: no such group (create it: groupadd {group})")
+    try:
+        os.chown(home, -1, gid)
+        home.chmod(0o750)
+        os.chown(socket_path, -1, gid)
+    except OSError as exc:
+        raise StartupError(f"--api-group {group}: {exc.strerror}") from None

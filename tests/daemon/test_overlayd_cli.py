@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -148,3 +149,32 @@ def test_command_line_beats_settings_beats_defaults(short_tmp: Path) -> None:
     settings, changed = merge_settings(home, args)
     assert (settings["port"], settings["root"], settings["api_tcp"]) == (5000, False, None)
     assert changed
+
+
+def test_api_group_opens_the_socket_to_a_group(short_tmp: Path, processes: Processes) -> None:
+    """--api-group: home 0750 and socket owned by the group, secrets still 0600; an
+    unknown group is one line and exit 1."""
+    import grp
+    import stat
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    home = short_tmp / "node"
+    proc = processes.start(
+        overlayd_cmd("--home", str(home), "--port", "0", "--bind", "127.0.0.1",
+                     "--api-group", group)
+    )  # fmt: skip
+    sock = home / "control.sock"
+    deadline = time.monotonic() + 15
+    while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert sock.exists(), proc.stderr.read() if proc.stderr else ""
+    assert stat.S_IMODE(home.stat().st_mode) == 0o750
+    assert sock.stat().st_gid == os.getgid()
+    assert stat.S_IMODE((home / "identity.secret").stat().st_mode) == 0o600
+    bad = subprocess.run(
+        overlayd_cmd("--home", str(short_tmp / "other"), "--port", "0", "--bind", "127.0.0.1",
+                     "--api-group", "no-such-group-zt"),
+        capture_output=True, text=True, env=subprocess_env(), timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "no such group" in bad.stderr and "Traceback" not in bad.stderr
