@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
            conntrack:conntrack
 
-.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay demo
+.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay demo screenshots
 
 venv: $(STAMP)
 
@@ -71,3 +71,7 @@ bench: bench-core bench-overlay
 DEMO_ARGS ?=
 demo: venv sysdeps
 	$(BIN)/ztui demo $(DEMO_ARGS)
+
+# screenshots/ from the console's snapshot tests (always current: make test checks them).
+screenshots: venv
+	$(BIN)/python scripts/screenshots.py
