@@ -32,13 +32,27 @@ TAB_LABELS = {
 }
 
 
+class MainTabs(TabbedContent):
+    """The five tabs; only keys and clicks on the tab bar switch them.
+
+    TabbedContent also switches to a pane when a widget inside it gets focus. Focusing is
+    deferred (Widget.focus runs later), so the focus the app gives the first tab's table
+    at startup could land after a quick `3` had switched tabs, and switch back: the key
+    was lost. The app only ever focuses inside the tab in front, so that rule buys
+    nothing here."""
+
+    def on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.stop()
+        event.prevent_default()
+
+
 class MainScreen(Screen[None]):
     """Also keeps the Members tab's label counting pending members."""
 
     def compose(self) -> ComposeResult:
         yield NodeHeader()
         yield OfflineBanner(id="offline")
-        with TabbedContent(initial="peers", id="tabs"):
+        with MainTabs(initial="peers", id="tabs"):
             with TabPane(TAB_LABELS["peers"], id="peers"):
                 yield PeersView(id="peers-view")
             with TabPane(TAB_LABELS["networks"], id="networks"):

@@ -346,3 +346,19 @@ async def test_a_simulated_demo_says_so(node: FakeNode, monkeypatch) -> None:  #
         await wait_for(
             pilot, lambda: "SIMULATED" in str(app.screen.query_one("NodeHeader").render())
         )
+
+
+async def test_a_focus_landing_late_does_not_switch_tabs(node: FakeNode) -> None:
+    """Widget.focus() lands later. At startup the app focuses the Peers table, and a `3`
+    typed in a real terminal just then was undone when that focus landed: TabbedContent
+    switched to the pane of the focused widget (TabPane.Focused). Only keys and clicks
+    on the tab bar switch tabs now."""
+    from textual.widgets import TabbedContent, TabPane
+
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("3")
+        peers = app.screen.query_one("#peers", TabPane)
+        peers.post_message(TabPane.Focused(peers))  # what the late focus of its table sends
+        await pilot.pause()
+        assert app.screen.query_one(TabbedContent).active == "members"
