@@ -9,9 +9,11 @@ BIN    := $(VENV)/bin
 # pyproject.toml makes it stale and `make venv` reinstalls.
 STAMP  := $(VENV)/.installed
 
-# tool:debian-package pairs needed by the system tests (tests/netns) and `ztui demo`.
+# tool:debian-package pairs needed by the system tests (tests/netns, the console's tmux
+# test) and `ztui demo`; rsvg-convert is optional: `make screenshots` writes SVG only
+# without it.
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
-           conntrack:conntrack
+           conntrack:conntrack rsvg-convert:librsvg2-bin
 
 .PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay demo screenshots
 

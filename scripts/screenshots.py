@@ -28,6 +28,16 @@ NAMES = [
 ]
 
 
+def to_png(tool: str, svg: Path, png: Path) -> None:
+    """rsvg-convert drops the leading spaces of each text run in Rich's SVG (it reads them
+    as collapsible), so columns drift together ("ONLINE0.1.0"); keep them."""
+    text = svg.read_text(encoding="utf-8")
+    text = text.replace("<svg ", '<svg xml:space="preserve" ', 1)
+    subprocess.run(
+        [tool, "--zoom", "1.0", "--format", "png", "-o", str(png)], input=text.encode(), check=True
+    )
+
+
 def main() -> int:
     if not SNAPSHOTS.is_dir():
         print(f"screenshots: no snapshots at {SNAPSHOTS}; run make test first", file=sys.stderr)
@@ -43,10 +53,7 @@ def main() -> int:
             name = template.format(**match.groupdict()).replace("_", "-")
             shutil.copyfile(svg, OUT / f"{name}.svg")
             if png is not None:
-                subprocess.run(
-                    [png, "--zoom", "1.0", "-o", str(OUT / f"{name}.png"), str(OUT / f"{name}.svg")],
-                    check=True,
-                )
+                to_png(png, OUT / f"{name}.svg", OUT / f"{name}.png")
             written += 1
             break
     note = "" if png else " (no rsvg-convert: SVG only; apt-get install librsvg2-bin for PNG)"
