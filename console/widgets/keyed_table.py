@@ -16,7 +16,7 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]
@@ -99,11 +99,18 @@ class KeyedTable(DataTable[Cell]):
         """Whether the column must widen for this cell. Only then is update_width asked
         for: DataTable answers it for a narrower cell by re-measuring the whole column,
         which for 500 peers each second costs seconds, not milliseconds. Columns never
-        shrink while the console runs; that keeps them from jittering too."""
+        shrink while the console runs; that keeps them from jittering too.
+
+        The column is widened here and now, before the row is added or the cell updated
+        (both invalidate the cached lines). DataTable would only widen it when it next
+        idles, without invalidating them, so a frame drawn in between kept the cell cut
+        to the old width until something else in the table changed."""
         width = cell_len(_plain(cell))
         if width <= self._widths.get(column, 0):
             return False
         self._widths[column] = width
+        if (spec := self.columns.get(ColumnKey(column))) is not None:
+            spec.content_width = max(spec.content_width, width)
         return True
 
     def sync(self, rows: Sequence[Row]) -> None:

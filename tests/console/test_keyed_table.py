@@ -49,3 +49,21 @@ async def test_only_changed_cells_are_updated() -> None:
         table.sync(rows(("a", "1"), ("b", "5")))
         assert updated == [("b", "value")]
         assert table.get_cell("b", "value") == "5"
+
+
+async def test_a_frame_drawn_before_the_table_idles_does_not_keep_old_widths() -> None:
+    """DataTable widens a column when it next idles, without invalidating the lines it
+    has cached; a frame drawn in between kept the cell cut to the old width ("192.1" for
+    "192.168.191.30/24", seen in the tmux test) until another cell changed."""
+    async with TableApp().run_test() as pilot:
+        table = pilot.app.query_one(KeyedTable)
+        table.sync(rows(("a", "-")))
+        await pilot.pause()
+        table.sync(rows(("a", "192.168.191.30/24")))
+        table.render_line(1)  # a frame drawn before the table idles
+        await pilot.pause()
+        assert "192.168.191.30/24" in table.render_line(1).text
+        table.sync(rows(("a", "192.168.191.30/24"), ("b", "a-new-row-wider-than-that")))
+        table.render_line(2)
+        await pilot.pause()
+        assert "a-new-row-wider-than-that" in table.render_line(2).text
