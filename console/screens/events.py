@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 from overlay_core.api.schema import EventJson
 
-from ..widgets.base import LiveView
+from ..widgets.base import LiveView, show
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, KeyedTable
 
@@ -109,7 +109,7 @@ class EventsView(LiveView):
             text += f" · filter '{self.filter_text}': {shown} shown"
         if not total:
             text = "no events yet: links changing, members asking to join and the like land here"
-        self.query_one("#events-summary", Static).update(text)
+        show(self.query_one("#events-summary", Static), text)
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()

@@ -84,4 +84,6 @@ class MainScreen(Screen[None]):
         pending = len(cast("ZtuiApp", self.app).store.pending_members)
         label = TAB_LABELS["members"] + (f" ({pending} pending)" if pending else "")
         with contextlib.suppress(NoMatches):  # the tabs may not be composed yet
-            self.query_one(TabbedContent).get_tab("members").label = label
+            tab = self.query_one(TabbedContent).get_tab("members")
+            if tab.label.plain != label:  # setting it repaints, even when it is the same
+                tab.label = label

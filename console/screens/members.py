@@ -20,7 +20,7 @@ from overlay_core.api.schema import ControllerNetworkJson, MemberJson
 from .. import fmt
 from ..live import member_key
 from ..render import ago
-from ..widgets.base import LiveView
+from ..widgets.base import LiveView, show
 from ..widgets.keyed_table import Cell, KeyedTable
 
 COLUMNS = [
@@ -108,12 +108,13 @@ class MembersView(LiveView):
         )
         detail = self.query_one("#members-detail", Static)
         if not store.members_loaded:
-            detail.update("asking the controller…")
+            show(detail, "asking the controller…")
             return
         if not store.hosted:
-            detail.update(
+            show(
+                detail,
                 "This node's controller hosts no networks. Press [b]c[/b] to create one; "
-                "members join it with its id."
+                "members join it with its id.",
             )
             return
         lines = [hosted_line(n) for n in sorted(store.hosted.values(), key=lambda n: n["nwid"])]
@@ -124,7 +125,7 @@ class MembersView(LiveView):
             )
         elif not store.members:
             lines.append("No members yet: nobody has asked to join.")
-        detail.update("\n".join(lines))
+        show(detail, "\n".join(lines))
 
     def _selected(self) -> MemberJson | None:
         key = self.table.selected_key

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 from overlay_core.api.schema import NetworkJson
 
 from .. import fmt, render
-from ..widgets.base import LiveView
+from ..widgets.base import LiveView, show
 from ..widgets.keyed_table import Cell, KeyedTable
 
 # What matters most first: at 80 columns the last ones scroll off to the right.
@@ -107,10 +107,10 @@ class NetworksView(LiveView):
         nwid = self.table.selected_key
         network = self.store.networks.get(nwid) if nwid else None
         if network is None:
-            detail.update("No networks joined. Press [b]j[/b] and paste a 16-digit network id.")
+            show(detail, "No networks joined. Press [b]j[/b] and paste a 16-digit network id.")
             return
         status = self.store.status
-        detail.update(network_detail(network, status["address"] if status else None))
+        show(detail, network_detail(network, status["address"] if status else None))
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self) -> None:

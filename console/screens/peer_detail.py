@@ -26,6 +26,7 @@ from overlay_core.api.schema import PathJson, PeerJson
 from .. import fmt, render
 from ..client import ApiError
 from ..live import peer_latency_ms
+from ..widgets.base import show
 from ..widgets.header import NodeHeader
 from ..widgets.keyed_table import Cell, KeyedTable
 
@@ -147,13 +148,13 @@ class PeerScreen(Screen[None]):
         peer = self.ztui.store.peers.get(self.address)
         summary = self.query_one("#peer-summary", Static)
         if peer is None:
-            summary.update(f"[b]{self.address}[/b]: not among this node's peers (any more)")
+            show(summary, f"[b]{self.address}[/b]: not among this node's peers (any more)")
             return
-        summary.update(summary_text(peer))
+        show(summary, summary_text(peer))
         reason = reason_text(peer)
         box = self.query_one("#peer-reason", Static)
         box.display = reason is not None
-        box.update(reason or "")
+        show(box, reason or "")
         paths = sorted(peer["paths"], key=lambda p: (not p["preferred"], not p["alive"]))
         self.query_one(KeyedTable).sync([(p["endpoint"], path_cells(p)) for p in paths])
         history = list(self.ztui.store.latency.get(self.address, ()))
@@ -164,7 +165,7 @@ class PeerScreen(Screen[None]):
                 f"latency, last {len(history)} polls: min {fmt.ms(low)}  "
                 f"avg {fmt.ms(sum(history) / len(history))}  max {fmt.ms(high)}"
             )
-        self.query_one("#latency-label", Static).update(label)
+        show(self.query_one("#latency-label", Static), label)
         self.query_one(Sparkline).data = history
 
     # -- actions

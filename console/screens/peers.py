@@ -18,7 +18,7 @@ from overlay_core.api.schema import PeerJson
 
 from .. import fmt
 from ..live import LiveStore, peer_latency_ms
-from ..widgets.base import LiveView
+from ..widgets.base import LiveView, show
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, KeyedTable
 
@@ -131,7 +131,7 @@ class PeersView(LiveView):
             parts.append(f"filter '{self.filter_text}': {len(shown)} shown")
         if not total:
             parts = ["no peers yet: the node has not heard from any root or peer"]
-        self.query_one("#peers-summary", Static).update(" · ".join(parts))
+        show(self.query_one("#peers-summary", Static), " · ".join(parts))
 
     def action_cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)

@@ -11,7 +11,7 @@ from textual.widgets import Sparkline, Static
 
 from .. import fmt
 from ..live import LiveStore
-from ..widgets.base import LiveView
+from ..widgets.base import LiveView, show
 from ..widgets.keyed_table import Cell, KeyedTable
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -82,19 +82,21 @@ class TrafficView(LiveView):
         store = self.store
         rate = store.node_rates.rate("node")
         counters = store.status["counters"] if store.status else {}
-        self.query_one("#traffic-total", Static).update(
+        show(
+            self.query_one("#traffic-total", Static),
             f"node out {fmt.rate(rate.tx_bps)} in {fmt.rate(rate.rx_bps)} · sent "
             f"{fmt.bytes_count(counters.get('tx_bytes'))} received "
             f"{fmt.bytes_count(counters.get('rx_bytes'))} · relayed "
-            f"{fmt.bytes_count(counters.get('relayed_bytes', 0))}"
+            f"{fmt.bytes_count(counters.get('relayed_bytes', 0))}",
         )
         self.query_one("#traffic-spark", Sparkline).data = list(
             store.node_rates.history.get("node", ())
         )
         self.query_one("#traffic-networks", KeyedTable).sync(self._network_rows(store))
         drops = drop_rows(store)
-        self.query_one("#traffic-drops", Static).update(
-            "dropped: " + (" · ".join(f"{reason} {count}" for reason, count in drops) or "nothing")
+        show(
+            self.query_one("#traffic-drops", Static),
+            "dropped: " + (" · ".join(f"{reason} {count}" for reason, count in drops) or "nothing"),
         )
         self.query_one("#traffic-peers", KeyedTable).sync(self._peer_rows(store))
 

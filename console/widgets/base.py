@@ -10,11 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.containers import Vertical
-from textual.widgets import TabbedContent, TabPane
+from textual.visual import VisualType
+from textual.widgets import Static, TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from ..app import ZtuiApp
     from ..live import LiveStore
+
+
+def show(widget: Static, content: VisualType) -> None:
+    """`widget.update(content)` unless it shows exactly that already. Textual repaints on
+    every update, so an unchanged header or summary line redrawn on every poll would be
+    resent to the terminal each second: bytes for nothing on a slow SSH link."""
+    if widget.content != content:
+        widget.update(content)
 
 
 class LiveView(Vertical):

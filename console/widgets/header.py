@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from .. import fmt
 from ..render import duration
+from .base import show
 
 if TYPE_CHECKING:
     from ..app import ZtuiApp
@@ -55,7 +56,7 @@ class NodeHeader(Static):
             what = "connecting…" if app.offline_reason is None else "cannot reach overlayd"
             line.append(f"  {app.client.endpoint}  ")
             line.append(what, style="bold red" if app.offline_reason else "yellow")
-            self.update(line)
+            show(self, line)
             return
         state = status["state"]
         line.append(f" {status['address']}  ")
@@ -70,4 +71,4 @@ class NodeHeader(Static):
             line.append(f"  ↑{fmt.rate(rate.tx_bps)} ↓{fmt.rate(rate.rx_bps)}", style="dim")
         if app.demo_notice:
             line.append("  SIMULATED", style="bold yellow")
-        self.update(line)
+        show(self, line)

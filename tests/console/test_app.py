@@ -15,7 +15,7 @@ from console.screens.peer_detail import PeerScreen
 from console.screens.too_small import TooSmallScreen
 from console.widgets.keyed_table import KeyedTable
 
-from .conftest import loaded, make_app, wait_for
+from .conftest import loaded, make_app, second_poll, wait_for
 
 NEW_NWID = "a1b2c3d4e5000007"
 
@@ -362,3 +362,36 @@ async def test_a_focus_landing_late_does_not_switch_tabs(node: FakeNode) -> None
         peers.post_message(TabPane.Focused(peers))  # what the late focus of its table sends
         await pilot.pause()
         assert app.screen.query_one(TabbedContent).active == "members"
+
+
+async def test_a_poll_that_changes_nothing_draws_nothing(node: FakeNode) -> None:
+    """Over SSH every redrawn line is bytes on the wire. Static.update and a tab's label
+    repaint even when given what they already show, so the header, summaries and the
+    Members label used to be resent on every poll of an idle node."""
+    async with make_app(node).run_test(size=(120, 40)) as pilot:
+        app = await loaded(pilot)
+        await second_poll(pilot, node)
+        app.clear_notifications()
+        await pilot.pause()
+        frames: list[object] = []
+        display = app._display
+
+        def counted(screen, update) -> None:  # type: ignore[no-untyped-def]
+            if update is not None:
+                frames.append(update)
+            display(screen, update)
+
+        app._display = counted  # type: ignore[method-assign]
+        polls = node.requests.count("GET /peers"), node.requests.count("GET /controller/networks")
+        for poller in ("node", "networks", "hosted"):
+            app.poke(poller)
+        await wait_for(
+            pilot,
+            lambda: (
+                node.requests.count("GET /peers") > polls[0]
+                and node.requests.count("GET /controller/networks") > polls[1]
+            ),
+        )
+        await pilot.pause()
+        await pilot.pause(0.1)
+        assert frames == []
