@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
            conntrack:conntrack rsvg-convert:librsvg2-bin
 
-.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay demo screenshots
+.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console demo screenshots
 
 venv: $(STAMP)
 
@@ -65,7 +65,11 @@ bench-core: venv
 bench-overlay: venv
 	$(BIN)/python bench/bench_overlay.py
 
-bench: bench-core bench-overlay
+# The console's own cost on a fake node with 500 peers and 200 members.
+bench-console: venv
+	$(BIN)/python bench/bench_console.py
+
+bench: bench-core bench-overlay bench-console
 
 # A small overlay on this machine with the console on it (see console/demo.py): in network
 # namespaces with NAT and TAPs as root (sysdeps installs ip/iptables/ping then), simulated
