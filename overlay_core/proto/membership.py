@@ -145,10 +145,11 @@ class Memberships:
         sender = peer.address
         com = network.coms.get(sender)
         config = network.config
-        controller = self._controller_identity(nwid)
         assert config is not None
-        if sender not in network.member_set and (
-            controller is None or not config.admits(sender, com, controller)
+        # The member list answers for almost every frame; only a sender newer than our
+        # config needs its certificate checked against the controller's key.
+        if sender not in network.member_set and not self._admits_newcomer(
+            config, sender, com, nwid
         ):
             network.counters["drop_not_member"] += 1
             return []
@@ -319,6 +320,16 @@ class Memberships:
             Verb.FRAME, 0, ErrorCode.NEED_CREDENTIALS, _nwid_bytes(network.nwid)
         )
         return self.node._send(peer, Verb.ERROR, payload, now)
+
+    def _admits_newcomer(
+        self,
+        config: NetworkConfig,
+        sender: int,
+        com: CertificateOfMembership | None,
+        nwid: int,
+    ) -> bool:
+        controller = self._controller_identity(nwid)
+        return controller is not None and config.admits(sender, com, controller)
 
     def _controller_identity(self, nwid: int) -> Identity | None:
         address = controller_of(nwid)
