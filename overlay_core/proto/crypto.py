@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from nacl import bindings
 from nacl.exceptions import CryptoError
 
+from .effects import Endpoint
 from .identity import Identity
 
 REKEY_AFTER_S = 120.0
@@ -31,6 +32,8 @@ REJECT_AFTER_S = 180.0
 REKEY_AFTER_PACKETS = 1 << 28
 REPLAY_WINDOW = 2048
 _NONCE_PAD = bytes(4)
+_TAG_BYTES = bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
+_WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
 
 
 def nonce_for(header: bytes) -> bytes:
@@ -46,7 +49,10 @@ def seal(key: bytes, header: bytes, ad: bytes, plaintext: bytes) -> bytes:
 
 
 def open_(key: bytes, header: bytes, ad: bytes, ciphertext: bytes) -> bytes | None:
-    """Decrypt and authenticate; None when the tag does not verify."""
+    """Decrypt and authenticate; None when the tag does not verify, or when the ciphertext
+    is too short to hold one (libsodium raises ValueError for that, not CryptoError)."""
+    if len(ciphertext) < _TAG_BYTES:
+        return None
     try:
         return bytes(
             bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
@@ -63,8 +69,14 @@ def _kdf(*parts: bytes, person: bytes) -> bytes:
 
 
 def static_key(me: Identity, them: Identity) -> bytes:
-    """Key both sides derive from their long-term identities (same in both directions)."""
-    shared = bindings.crypto_scalarmult(me.x25519_secret(), them.x25519_public())
+    """Key both sides derive from their long-term identities (same in both directions).
+
+    Raises ValueError when `them` holds 32 bytes that are no Ed25519 point (possible for
+    a stranger's key, whose proof of work is checked only after this, as it costs more)."""
+    try:
+        shared = bindings.crypto_scalarmult(me.x25519_secret(), them.x25519_public())
+    except CryptoError:  # PyNaCl's RuntimeError for a bad point is a CryptoError too
+        raise ValueError("not a usable public key") from None
     low, high = sorted((me.public_key, them.public_key))
     return _kdf(shared, low, high, person=b"ztui-static-v1\0\0")[:32]
 
@@ -81,7 +93,14 @@ class EphemeralKey:
 
 @dataclass(slots=True)
 class ReplayWindow:
-    """Accepts each counter once, within REPLAY_WINDOW of the highest seen (RFC 6479 idea)."""
+    """Accepts each counter once, within REPLAY_WINDOW of the highest seen (RFC 6479 idea).
+
+    The bitmap never holds more than REPLAY_WINDOW bits, whatever the counter does: a jump
+    of REPLAY_WINDOW or more starts a fresh window (nothing in the old one can be accepted
+    any more anyway) instead of shifting by the jump, which for a counter of 2^33 would
+    allocate a 1 GiB integer. Only authenticated counters are ever accepted, but a peer with
+    a session (roots accept anyone) is not a trusted peer.
+    """
 
     highest: int = -1
     bitmap: int = 0  # bit i set: counter (highest - i) was seen
@@ -96,7 +115,10 @@ class ReplayWindow:
     def accept(self, counter: int) -> None:
         if counter > self.highest:
             shift = counter - self.highest
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << REPLAY_WINDOW) - 1)
+            if shift >= REPLAY_WINDOW:
+                self.bitmap = 1
+            else:
+                self.bitmap = ((self.bitmap << shift) | 1) & _WINDOW_MASK
             self.highest = counter
         else:
             self.bitmap |= 1 << (self.highest - counter)
@@ -114,6 +136,9 @@ class Session:
     confirmed: bool
     tx_counter: int = 0
     replay: ReplayWindow = field(default_factory=ReplayWindow)
+    # Responder: where our OK(HELLO) went. The initiator's first packet under this session
+    # proves it received that OK there, which confirms the path (see path.py).
+    reply_endpoint: Endpoint | None = None
 
     def next_packet_id(self) -> int:
         self.tx_counter += 1

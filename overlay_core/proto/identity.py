@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from nacl import bindings
-from nacl.exceptions import BadSignatureError
+from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.pwhash import argon2id
 from nacl.signing import SigningKey, VerifyKey
 
@@ -92,6 +92,10 @@ class Identity:
     def from_public_key(cls, public_key: bytes) -> Identity:
         if len(public_key) != PUBLIC_KEY_BYTES:
             raise ValueError("public key must be 32 bytes")
+        try:  # cheap, and what every later key agreement would trip on: check it first
+            _x25519_public(public_key)
+        except CryptoError:
+            raise ValueError("public key is not a valid Ed25519 point") from None
         address = derive_address(public_key)
         if address is None:
             raise ValueError("public key fails the address proof of work")

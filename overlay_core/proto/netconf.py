@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,6 +92,13 @@ COM_MAX_DELTA_S = 2 * CONFIG_REFRESH_S
 # 16 KB leaves room for headers and a smaller path. ~700 members fit (see the tests).
 MAX_CONFIG_BYTES = 16 * 1024
 SIGNATURE_BYTES = 64
+# How deep arrays and objects may nest in a config's JSON. A config nests four levels
+# ({"rules": [{"src_ports": [...]}]}); the margin is for settings a newer controller adds.
+# Deeper text is refused before json.loads sees it: the parser recurses once per level and
+# raises RecursionError (no ValueError) at about a thousand.
+MAX_JSON_DEPTH = 32
+# Timestamps are seconds in a float: refuse integers a float can't hold exactly.
+MAX_TIMESTAMP = 2**53
 CONFIG_FORMAT_VERSION = 1
 
 _COM_DOMAIN = b"ztui-com-v1\x00"
@@ -278,8 +286,9 @@ class NetworkConfig:
         revision, timestamp = obj["revision"], obj["timestamp"]
         if not (is_int(revision) and revision >= 0):
             raise ValidationError("revision", "must be a whole number >= 0")
+        # Compared, not math.isfinite()d: that raises OverflowError on a 400-digit integer.
         if not (is_int(timestamp) or isinstance(timestamp, float)) or not (
-            math.isfinite(timestamp) and timestamp >= 0
+            0 <= timestamp <= MAX_TIMESTAMP
         ):
             raise ValidationError("timestamp", "must be seconds >= 0")
         members = []
@@ -340,6 +349,8 @@ class NetworkConfig:
             raise BadSignatureError(
                 f"config signature does not verify with {controller_public.address_text}'s key"
             )
+        if json_depth(body) > MAX_JSON_DEPTH:
+            raise MalformedError(f"config JSON nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             obj = json.loads(body.decode("ascii"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
@@ -380,6 +391,25 @@ def canonical_json(obj: object) -> bytes:
     """The one byte form of a JSON value: sorted keys, no whitespace, ASCII, no NaN."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return text.encode("ascii")
+
+
+# A JSON string (its closing quote optional, so an unterminated one ends the scan in one
+# pass instead of backtracking) or a bracket.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def json_depth(text: bytes) -> int:
+    """How deep arrays and objects nest in JSON text, brackets inside strings not counted;
+    0 for a scalar. Linear in the text. For text that isn't JSON the number means nothing,
+    but json.loads refuses such text anyway."""
+    depth = deepest = 0
+    for token in _JSON_TOKENS.findall(text):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _refuse_constant(name: str) -> Any:

@@ -65,8 +65,10 @@ class MssPolicy:
             return cls(text)
         if isinstance(text, str) and text.startswith("fixed:"):
             digits = text[len("fixed:") :]
-            if digits.isascii() and digits.isdigit() and MIN_MSS <= int(digits) <= MAX_FIXED_MSS:
-                return cls("fixed", int(digits))
+            # Short before int(): it refuses more than 4300 digits with a plain ValueError.
+            if len(digits) <= 16 and digits.isascii() and digits.isdigit():
+                if MIN_MSS <= int(digits) <= MAX_FIXED_MSS:
+                    return cls("fixed", int(digits))
         raise ValidationError(
             field, f'must be "off", "auto" or "fixed:N" with N {MIN_MSS}-{MAX_FIXED_MSS}'
         )

@@ -161,7 +161,7 @@ def check_presets(names: object, field: str = "presets") -> tuple[str, ...]:
         raise ValidationError(field, "must be a list of preset names")
     out: list[str] = []
     for i, name in enumerate(names):
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:  # a list is unhashable
             known = ", ".join(sorted(PRESETS))
             raise ValidationError(f"{field}[{i}]", f"unknown preset {name!r} (known: {known})")
         if name not in out:

@@ -28,11 +28,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import wire
-from .crypto import EphemeralKey, Session, derive_session, ephemeral_dh, open_
+from .crypto import EphemeralKey, Session, derive_session, ephemeral_dh, open_, static_key
 from .diagnose import infer_nat, link_of, peer_status
-from .effects import Deliver, EchoFailed, EchoReply, Effect, Endpoint, Event, NodeStatus, Transport
-from .identity import Identity, format_address
-from .outbound import ECHO_TIMEOUT_S, EchoWait, NodeConfig, NodeState, _u
+from .effects import (
+    Deliver,
+    EchoFailed,
+    EchoReply,
+    Effect,
+    Endpoint,
+    Event,
+    NodeStatus,
+    Send,
+    Transport,
+)
+from .identity import Identity, derive_address, format_address
+from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, NodeState, _u
 from .peer import Peer
 from .vnet import NetworkSettings
 from .wire import Cipher, MalformedError, Reader, Verb
@@ -60,9 +70,8 @@ class Node(NodeState):
         return self._send_to_address(dest, Verb.USER_DATA, payload, now)
 
     def echo(self, dest: int, now: float) -> tuple[int, list[Effect]]:
-        echo_id = _u(self._random(4))
-        self._echoes[echo_id] = EchoWait(dest, now, user=True)
-        payload = wire.Echo(echo_id, int(now * 1e6)).pack()
+        echo_id = self._expect_echo(EchoWait(dest, now, user=True))
+        payload = wire.echo_request(echo_id, int(now * 1e6))
         return echo_id, self._send_to_address(dest, Verb.ECHO, payload, now)
 
     def retry_direct(self, address: int, now: float) -> list[Effect]:
@@ -129,11 +138,25 @@ class Node(NodeState):
     def tcp_down(self, endpoint: Endpoint, now: float) -> list[Effect]:
         return self.tcp_down_paths(endpoint)
 
+    def authenticated_from(self, endpoint: Endpoint) -> bool:
+        """True once some peer has a path at `endpoint` that carried an authenticated packet
+        (only those set a path's last_receive). The I/O layer asks this of a new inbound TCP
+        link to tell a real peer from a stranger; O(peers), so it asks only until it is."""
+        for peer in self.peers.values():
+            path = peer.paths.get(endpoint)
+            if path is not None and path.last_receive is not None:
+                return True
+        return False
+
     def receive_datagram(self, data: bytes, source: Endpoint, now: float) -> list[Effect]:
         self.counters["rx_packets"] += 1
         self.counters["rx_bytes"] += len(data)
         if len(data) < wire.HEADER_BYTES:
             self.drops["malformed"] += 1
+            return []
+        if wire.source_of(data) == self.address:
+            # Forged (or looped back): never a peer, never a WHOIS or handshake with ourself.
+            self.drops["from_self"] += 1
             return []
         if wire.dest_of(data) != self.address:
             if self.config.is_root:
@@ -158,6 +181,10 @@ class Node(NodeState):
         out: list[Effect] = []
         self._reassembler.expire(now)
         self._relay.expire(now)
+        self._admission.rotate(self._random(32), now)
+        self._admission.expire(now)
+        self._rehandshakes.expire(now)
+        self._pushes.expire(now)
         for echo_id in [i for i, w in self._echoes.items() if now - w.sent > ECHO_TIMEOUT_S]:
             del self._echoes[echo_id]
         for address in [a for a, t in self._whois.items() if now - t > 30.0]:
@@ -207,36 +234,35 @@ class Node(NodeState):
     # ------------------------------------------------------------------ receiving
 
     def _receive_packet(self, packet: bytes, source: Endpoint, now: float) -> list[Effect]:
+        """Authenticate, check freshness, then learn from and dispatch one whole packet.
+
+        A path is learned only from a packet that authenticated and is fresh: session
+        packets pass the replay window here, HELLOs their timestamp and OK(HELLO)s their
+        handshake's packet id in the handlers, which call `_heard` only after that."""
         header = wire.parse_header(packet)
+        if header.cipher is Cipher.COOKIE:
+            return self._on_cookie_reply(packet, source, now)
         head = packet[: wire.HEADER_BYTES]
-        ad = wire.associated_data(head)
-        body = packet[wire.HEADER_BYTES :]
         session: Session | None = None
         if header.cipher is Cipher.HELLO:
-            key_bytes, body = body[: wire.PUBLIC_KEY_BYTES], body[wire.PUBLIC_KEY_BYTES :]
-            try:
-                their = Identity.from_public_key(key_bytes)
-            except ValueError:
-                self.drops["bad_identity"] += 1
-                return []
-            if their.address != header.source:
-                self.drops["bad_identity"] += 1
-                return []
-            peer = self._peer(their, now)
-            plain = open_(self._static_key(peer), head, ad + key_bytes, body)
+            opened = self._open_hello(header, packet, source, now)
+            if isinstance(opened, list):
+                return opened
+            peer, plain = opened
         else:
             known = self.peers.get(header.source)
             if known is None:
                 self.drops["unknown_peer"] += 1
-                return self._whois_for(header.source, now)
+                return self._whois_for(header.source, now, unsolicited=True)
             peer = known
+            ad, body = wire.associated_data(head), packet[wire.HEADER_BYTES :]
             if header.cipher is Cipher.STATIC:
                 plain = open_(self._static_key(peer), head, ad, body)
             else:
                 session = peer.sessions.get(header.key_id)
                 if session is None or session.expired(now):
                     self.drops["unknown_session"] += 1
-                    return self._ensure_handshake(peer, now)
+                    return self._rehandshake(peer, now)
                 if not session.replay.check(header.packet_id):
                     self.drops["replay"] += 1
                     return []
@@ -246,6 +272,10 @@ class Node(NodeState):
             return []
         if session is not None:
             session.replay.accept(header.packet_id)
+            if not session.confirmed and session.reply_endpoint is not None:
+                confirmed = peer.paths.get(session.reply_endpoint)
+                if confirmed is not None:
+                    self._confirm(peer, confirmed, now)
             peer.confirm(session)
         try:
             verb = Verb(plain[0])
@@ -255,22 +285,89 @@ class Node(NodeState):
         if header.cipher is Cipher.HELLO and verb is not Verb.HELLO:
             self.drops["malformed"] += 1
             return []
-        if header.cipher is Cipher.STATIC and verb not in (Verb.OK, Verb.ERROR):
-            self.drops["malformed"] += 1
+        if header.cipher is Cipher.STATIC and plain[:2] != bytes([Verb.OK, Verb.HELLO]):
+            self.drops["malformed"] += 1  # only OK(HELLO) travels under the static key
             return []
-        self._heard(peer, source, header.hops, len(packet), now)
+        self._rx_bytes = len(packet)
+        if session is not None:
+            self._heard(peer, source, header.hops, len(packet), now)
         reader = Reader(plain[1:])
         handler = self._HANDLERS[verb]
         return handler(self, peer, header, reader, source, now)
 
+    def _open_hello(
+        self, header: wire.Header, packet: bytes, source: Endpoint, now: float
+    ) -> tuple[Peer, bytes | None] | list[Effect]:
+        """The sender and plaintext of a HELLO, cheapest checks first (admission.py); or
+        what to do instead: nothing (dropped, counted) or a COOKIE reply."""
+        head, body = packet[: wire.HEADER_BYTES], packet[wire.HEADER_BYTES :]
+        clear = wire.PUBLIC_KEY_BYTES + (wire.COOKIE_BYTES if header.cookie else 0)
+        if len(body) < clear + wire.TAG_BYTES + 1:
+            self.drops["malformed"] += 1
+            return []
+        key_bytes, sealed = body[: wire.PUBLIC_KEY_BYTES], body[clear:]
+        ad = wire.associated_data(head) + body[:clear]
+        peer = self.peers.get(header.source)
+        if peer is not None and peer.identity.public_key == key_bytes:
+            if not peer.hello_answers.take(now):
+                self.drops["hello_rate_limited"] += 1
+                return []
+            return peer, open_(self._static_key(peer), head, ad, sealed)
+        known = self._identities.known(key_bytes)
+        if known and self._identities.get(key_bytes) != header.source:
+            self.drops["bad_identity"] += 1
+            return []
+        cookie = body[wire.PUBLIC_KEY_BYTES : clear] if header.cookie else None
+        verdict = self._admission.admit(source, key_bytes, cookie, now)
+        if not verdict.admit:
+            self.drops[f"hello_{verdict.reason}"] += 1
+            if verdict.cookie is None:
+                return []
+            self.counters["cookies_sent"] += 1
+            return [Send(source, wire.pack_cookie_reply(header, self.address, verdict.cookie))]
+        claimed = Identity(header.source, key_bytes)
+        try:
+            plain = open_(static_key(self.identity, claimed), head, ad, sealed)
+        except ValueError:
+            self._identities.put(key_bytes, None)
+            self.drops["bad_identity"] += 1
+            return []
+        if plain is None:  # junk fails here, before the proof of work
+            self.drops["bad_mac"] += 1
+            return []
+        if not known:
+            self.counters["identity_checks"] += 1
+            self._identities.put(key_bytes, derive_address(key_bytes))
+            if self._identities.get(key_bytes) != header.source:
+                self.drops["bad_identity"] += 1
+                return []
+        return self._peer(claimed, now), plain
+
+    def _on_cookie_reply(self, packet: bytes, source: Endpoint, now: float) -> list[Effect]:
+        """A peer under load wants our HELLO again with this cookie (admission.py)."""
+        header, cookie = wire.parse_cookie_reply(packet)
+        peer = self.peers.get(header.source)
+        handshake = peer.handshake if peer is not None else None
+        if peer is None or handshake is None or handshake.sent_to.get(header.packet_id) != source:
+            self.drops["unexpected_cookie"] += 1
+            return []
+        del handshake.sent_to[header.packet_id]  # one cookie per HELLO
+        previous = peer.cookie
+        peer.cookie = (cookie, source, now)
+        self.counters["cookies_received"] += 1
+        if previous is not None and now - previous[2] < HANDSHAKE_RETRY_S:
+            return []  # the next regular retry brings it: never a HELLO per cookie
+        return self._hello(peer, now, [source])
+
     def _heard(self, peer: Peer, source: Endpoint, hops: int, size: int, now: float) -> None:
+        """An authenticated, fresh packet from `peer` arrived from `source`."""
         peer.last_receive = now
         peer.counters["rx_packets"] += 1
         peer.counters["rx_bytes"] += size
         if hops:
             peer.relay_via = self._root_at(source)
             return
-        path = peer.path(source, now)
+        path = self._path(peer, source, now)
         if not path.alive(now):
             peer.forget_best_path()  # a path coming (back) to life may be the best one
         if path.is_direct and path.last_receive is None and not peer.is_root:
@@ -278,9 +375,10 @@ class Node(NodeState):
         if path.is_direct and not path.alive(now) and path.last_receive is not None:
             path.start_mtu_search(peer.mtu_limit)  # back from the dead: the route may differ
         path.received(size, now)
-        peer.punch.pending.pop(source, None)
-        if peer.is_root and source.transport is Transport.UDP:
-            self._last_udp_from_root = now
+        if path.confirmed:
+            peer.punch.pending.pop(source, None)
+            if peer.is_root and source.transport is Transport.UDP:
+                self._last_udp_from_root = now
 
     def _on_hello(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -290,6 +388,7 @@ class Node(NodeState):
             self.drops["stale_hello"] += 1
             return []
         peer.last_hello_timestamp_ms = hello.timestamp_ms
+        self._heard(peer, source, header.hops, self._rx_bytes, now)
         peer.version = hello.version
         peer.is_root = peer.is_root or peer.address in self.roots
         if header.hops == 0:
@@ -307,6 +406,7 @@ class Node(NodeState):
             initiator=False,
             now=now,
         )
+        session.reply_endpoint = source if header.hops == 0 else None
         peer.add_session(session)
         reply = wire.Hello(
             wire.PROTOCOL_VERSION,
@@ -343,9 +443,13 @@ class Node(NodeState):
     ) -> list[Effect]:
         ok = wire.Hello.parse(reader)
         handshake = peer.handshake
-        if handshake is None or in_re_id not in handshake.packet_ids:
+        sent_to = handshake.sent_to.get(in_re_id) if handshake is not None else None
+        if handshake is None or sent_to is None:
             self.drops["unexpected_ok"] += 1
             return []
+        if header.hops == 0 and sent_to == source:  # our HELLO's packet id came back
+            self._confirm(peer, self._path(peer, source, now), now)
+        self._heard(peer, source, header.hops, self._rx_bytes, now)
         shared = ephemeral_dh(handshake.ephemeral.secret, ok.ephemeral)
         if shared is None:
             self.drops["bad_key"] += 1
@@ -379,6 +483,8 @@ class Node(NodeState):
         wait = self._echoes.pop(echo.echo_id, None)
         if wait is None or wait.peer != peer.address:
             return []
+        if header.hops == 0 and wait.endpoint == source:  # the challenge came back
+            self._confirm(peer, self._path(peer, source, now), now)
         rtt = max(0.0, now - wait.sent)
         if wait.probe_size is not None and wait.endpoint is not None:
             probed = peer.paths.get(wait.endpoint)
@@ -421,7 +527,7 @@ class Node(NodeState):
     ) -> list[Effect]:
         in_re, _in_re_id, code = reader.u8(), reader.u64(), reader.u8()
         if code == wire.ErrorCode.NEED_HELLO:
-            return self._ensure_handshake(peer, now)
+            return self._rehandshake(peer, now)
         if code in (
             wire.ErrorCode.ACCESS_DENIED,
             wire.ErrorCode.NETWORK_NOT_FOUND,
@@ -435,11 +541,15 @@ class Node(NodeState):
             reason = f"no node {format_address(address)} is known to root " + format_address(
                 peer.address
             )
-            out: list[Effect] = [Event("whois", f"{reason}; {dropped} queued packets dropped")]
+            out: list[Effect] = []
             for echo_id, wait in list(self._echoes.items()):
                 if wait.peer == address and wait.user:
                     del self._echoes[echo_id]
                     out.append(EchoFailed(address, echo_id, reason))
+            if dropped or out:  # a lookup we wanted, not one a stranger's packet caused
+                out.insert(0, Event("whois", f"{reason}; {dropped} queued packets dropped"))
+            else:
+                self.counters["whois_not_found"] += 1
             return out
         return []
 
@@ -475,6 +585,12 @@ class Node(NodeState):
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
     ) -> list[Effect]:
         echo = wire.Echo.parse(reader)
+        path = peer.paths.get(source) if header.hops == 0 else None
+        if path is not None and not path.confirmed and not path.challenged(now):
+            # Prove the address before answering anything there; the answer can wait for
+            # the next probe. A side that already challenged answers, so two sides that
+            # punch at once each confirm the other within one round trip.
+            return self._probe(peer, source, now)
         reply = wire.Echo(echo.echo_id, echo.timestamp_us, source if header.hops == 0 else None)
         return self._send(peer, Verb.OK, wire.pack_ok(Verb.ECHO, 0, reply.pack()), now, source)
 
@@ -484,7 +600,12 @@ class Node(NodeState):
         out: list[Effect] = []
         if self.config.is_root:
             return out
-        for endpoint in wire.parse_endpoints(reader):
+        if not self._pushes.allow(peer.address, now):
+            # Each push makes us probe up to 16 addresses the peer chose: a peer may not
+            # aim that at a third party faster than this (it pushes every 60 s itself).
+            self.drops["push_rate_limited"] += 1
+            return out
+        for endpoint in wire.parse_endpoints(reader)[: wire.MAX_PUSHED_ENDPOINTS]:
             if endpoint not in peer.paths:
                 out += self._punch(peer, endpoint, "the peer's own list", now)
         return out

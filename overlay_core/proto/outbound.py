@@ -14,6 +14,15 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from . import wire
+from .admission import (
+    COOKIE_ROTATE_S,
+    REHANDSHAKE_MIN_S,
+    UNSOLICITED_WHOIS_BURST,
+    UNSOLICITED_WHOIS_RATE,
+    HelloAdmission,
+    IdentityCache,
+    Throttle,
+)
 from .crypto import EphemeralKey, Session, seal, static_key
 from .diagnose import link_of
 from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
@@ -22,7 +31,7 @@ from .identity import Identity, format_address
 from .membership import Memberships
 from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_MIN, Path
 from .peer import Handshake, Peer
-from .relay import RelayState, punchable
+from .relay import RelayState, TokenBucket, punchable
 from .roots import RootEntry
 from .wire import Cipher, Verb
 
@@ -37,7 +46,11 @@ TCP_UDP_RETRY_S = 5.0  # while tunneled, still try UDP to the roots this often
 ECHO_TIMEOUT_S = 30.0
 PEER_FORGET_S = 600.0
 PUSH_PATHS_EVERY_S = 60.0
+PUSH_ACCEPT_MIN_S = 5.0  # a peer's pushes we act on; both sides push at each handshake
 MAX_WHOIS_QUEUE = 64
+MAX_WHOIS_PENDING = 1024  # addresses being looked up at once
+MAX_LEARNED_ENDPOINTS = 64  # per peer, for the relay reason; paths themselves are capped
+MAX_ECHOES_PENDING = 4096  # probes awaiting an answer (they expire after ECHO_TIMEOUT_S)
 # UDP payload per datagram: 1500-byte Ethernet minus IPv6 (40) and UDP (8) headers, minus
 # a margin for tunnels (PPPoE, VLAN) on the way.
 DEFAULT_PHYS_MTU = 1432
@@ -60,7 +73,7 @@ class EchoWait:
     peer: int
     sent: float
     user: bool
-    endpoint: Endpoint | None = None
+    endpoint: Endpoint | None = None  # sent to this path (None: routed); an answer confirms it
     probe_size: int | None = None  # a path MTU probe of this many bytes
 
 
@@ -103,6 +116,15 @@ class NodeState:
         self._last_hello_ms = 0
         self._links: dict[int, tuple[str, Endpoint | None]] = {}
         self._started = 0.0
+        # Admission control for the work strangers can make us do (admission.py).
+        self._identities = IdentityCache()
+        self._admission = HelloAdmission(random_bytes(32), 0.0)
+        self._rehandshakes = Throttle(REHANDSHAKE_MIN_S)
+        self._pushes = Throttle(PUSH_ACCEPT_MIN_S)  # PUSH_DIRECT_PATHS acted on, per peer
+        self._unsolicited_whois = TokenBucket(
+            UNSOLICITED_WHOIS_RATE, UNSOLICITED_WHOIS_BURST, UNSOLICITED_WHOIS_BURST, 0.0
+        )
+        self._rx_bytes = 0  # size of the packet being handled, for the handlers
         self.memberships = Memberships(self)
         for root in self.roots.values():
             self._peer(root.identity, 0.0).is_root = True
@@ -116,6 +138,24 @@ class NodeState:
             peer.is_root = identity.address in self.roots
             peer.mtu_limit = self.config.phys_mtu
         return peer
+
+    def _path(self, peer: Peer, endpoint: Endpoint, now: float) -> Path:
+        """The peer's path at `endpoint`, created if new; a root's configured endpoint is
+        ours to send to before it is confirmed."""
+        path = peer.path(endpoint, now)
+        if peer.is_root and self._root_at(endpoint) == peer.address:
+            path.configured = True
+        return path
+
+    def _confirm(self, peer: Peer, path: Path, now: float) -> None:
+        """The peer answered a challenge sent to `path`: it may carry traffic now."""
+        if path.confirmed:
+            return
+        path.confirm()
+        peer.forget_best_path()
+        peer.punch.pending.pop(path.endpoint, None)
+        if peer.is_root and path.is_direct:
+            self._last_udp_from_root = now
 
     def _static_key(self, peer: Peer) -> bytes:
         key = self._static.get(peer.address)
@@ -155,16 +195,19 @@ class NodeState:
         now: float,
         packet_id: int | None = None,
         whole: bool = False,
+        cookie: bytes | None = None,
     ) -> list[Effect]:
         if session is not None:
             packet_id, key, key_id = session.next_packet_id(), session.tx_key, session.key_id
         else:
             packet_id = packet_id if packet_id is not None else _u(self._random(8))
             key, key_id = self._static_key(peer), 0
-        header = wire.Header(packet_id, peer.address, self.address, 0, False, cipher, key_id)
+        header = wire.Header(
+            packet_id, peer.address, self.address, 0, False, cipher, key_id, cookie is not None
+        )
         head = header.pack()
         ad = wire.associated_data(head)
-        clear = self.identity.public_key if cipher is Cipher.HELLO else b""
+        clear = self.identity.public_key + (cookie or b"") if cipher is Cipher.HELLO else b""
         packet = head + clear + seal(key, head, ad + clear, bytes([verb]) + payload)
         path = peer.paths.get(endpoint)
         # Relayed packets take the other leg too, whose MTU only the root knows: stay small.
@@ -173,6 +216,10 @@ class NodeState:
             pieces = [packet] if whole else wire.fragment_packet(packet, mtu)
         except ValueError:
             self.drops["too_big"] += 1
+            return []
+        if path is not None and not path.may_send(sum(len(p) for p in pieces)):
+            # Unconfirmed: never more bytes toward an address than it sent us (path.py).
+            self.drops["unconfirmed_path"] += 1
             return []
         peer.last_send = now
         peer.counters["tx_packets"] += 1
@@ -236,10 +283,12 @@ class NodeState:
         peer = self.peers.get(dest)
         if peer is not None:
             return self._send(peer, verb, payload, now)
-        queue = self._whois_queue.setdefault(dest, [])
-        if len(queue) < MAX_WHOIS_QUEUE:
-            queue.append((verb, payload))
-        return self._whois_for(dest, now)
+        out = self._whois_for(dest, now)
+        if dest in self._whois:  # queued only while a lookup is pending, which tick expires
+            queue = self._whois_queue.setdefault(dest, [])
+            if len(queue) < MAX_WHOIS_QUEUE:
+                queue.append((verb, payload))
+        return out
 
     # ------------------------------------------------------------------ handshakes
 
@@ -252,7 +301,7 @@ class NodeState:
         handshake = peer.handshake
         if handshake is None:
             ephemeral = EphemeralKey.from_secret(self._random(32))
-            handshake = peer.handshake = Handshake(ephemeral, [], now, now, 0)
+            handshake = peer.handshake = Handshake(ephemeral, {}, now, now, 0)
         handshake.attempts += 1
         handshake.last_sent = now
         if endpoints is None:
@@ -275,15 +324,44 @@ class NodeState:
                 seen,
             )
             packet_id = _u(self._random(8))
-            handshake.packet_ids = [*handshake.packet_ids[-15:], packet_id]
+            handshake.sent_to[packet_id] = endpoint
+            while len(handshake.sent_to) > 16:
+                del handshake.sent_to[next(iter(handshake.sent_to))]
+            cookie = None
+            if peer.cookie is not None and peer.cookie[1] == endpoint:
+                if now - peer.cookie[2] < COOKIE_ROTATE_S:
+                    cookie = peer.cookie[0]
+            payload = hello.pack() + bytes(wire.HELLO_PADDING_BYTES)
+            verb = Verb.HELLO
             out += self._emit(
-                peer, Cipher.HELLO, None, Verb.HELLO, hello.pack(), endpoint, now, packet_id
+                peer, Cipher.HELLO, None, verb, payload, endpoint, now, packet_id, cookie=cookie
             )
         return out
 
-    def _whois_for(self, address: int, now: float) -> list[Effect]:
+    def _rehandshake(self, peer: Peer, now: float) -> list[Effect]:
+        """A handshake the other side asked for, or implied (a key id we don't have): at
+        most one per REHANDSHAKE_MIN_S per peer, whoever sends such packets."""
+        if peer.handshake is not None:
+            return []
+        if not self._rehandshakes.allow(peer.address, now):
+            self.drops["rehandshake_limited"] += 1
+            return []
+        return self._hello(peer, now)
+
+    def _whois_for(self, address: int, now: float, unsolicited: bool = False) -> list[Effect]:
+        """Ask the roots who `address` is. `unsolicited`: because a stranger sent us a
+        packet, not because we want to talk to it, so under a global budget."""
+        if address == self.address:
+            self.drops["whois_self"] += 1
+            return []
         last = self._whois.get(address)
         if last is not None and now - last < WHOIS_RETRY_S:
+            return []
+        if last is None and len(self._whois) >= MAX_WHOIS_PENDING:
+            self.drops["whois_limited"] += 1
+            return []
+        if unsolicited and not self._unsolicited_whois.take(now):
+            self.drops["whois_limited"] += 1
             return []
         self._whois[address] = now
         out: list[Effect] = []
@@ -298,11 +376,11 @@ class NodeState:
     def _probe(self, peer: Peer, endpoint: Endpoint | None, now: float) -> list[Effect]:
         if peer.tx_session is None:
             return self._ensure_handshake(peer, now)
-        echo_id = _u(self._random(4))
-        self._echoes[echo_id] = EchoWait(peer.address, now, user=False)
-        out = self._send(peer, Verb.ECHO, wire.Echo(echo_id, int(now * 1e6)).pack(), now, endpoint)
+        echo_id = self._expect_echo(EchoWait(peer.address, now, False, endpoint))
+        payload = wire.echo_request(echo_id, int(now * 1e6))
+        out = self._send(peer, Verb.ECHO, payload, now, endpoint)
         if endpoint is not None:
-            path = peer.path(endpoint, now)
+            path = self._path(peer, endpoint, now)
             path.last_probe = now
             path.probes_sent += 1
             if path.is_direct and not path.alive(now) and not peer.is_root:
@@ -319,8 +397,7 @@ class NodeState:
 
     def _probe_mtu(self, peer: Peer, path: Path, size: int, now: float) -> list[Effect]:
         """An ECHO padded so the whole datagram is `size` bytes, sent unfragmented."""
-        echo_id = _u(self._random(4))
-        self._echoes[echo_id] = EchoWait(peer.address, now, False, path.endpoint, size)
+        echo_id = self._expect_echo(EchoWait(peer.address, now, False, path.endpoint, size))
         echo = wire.Echo(echo_id, int(now * 1e6)).pack()
         padding = size - (wire.HEADER_BYTES + 1 + len(echo) + wire.TAG_BYTES)
         if padding < 0:
@@ -329,18 +406,32 @@ class NodeState:
         payload = echo + bytes(padding)
         return self._send(peer, Verb.ECHO, payload, now, path.endpoint, whole=True)
 
+    def _expect_echo(self, wait: EchoWait) -> int:
+        """Register a probe we are about to send; its random id."""
+        echo_id = _u(self._random(4))
+        while len(self._echoes) >= MAX_ECHOES_PENDING:
+            del self._echoes[next(iter(self._echoes))]
+        self._echoes[echo_id] = wait
+        return echo_id
+
     def _punch(self, peer: Peer, endpoint: Endpoint, how: str, now: float) -> list[Effect]:
         if endpoint in self.config.local_endpoints or not punchable(endpoint):
             return []
         path = peer.paths.get(endpoint)
         if path is not None and path.alive(now):
             return []
-        peer.punch.learned[endpoint] = how
-        path = peer.path(endpoint, now)
+        learned = peer.punch.learned
+        learned[endpoint] = how
+        if len(learned) > MAX_LEARNED_ENDPOINTS:  # keep what still has a path, newest first
+            for stale in [e for e in learned if e not in peer.paths][: len(learned) // 2]:
+                del learned[stale]
+        path = self._path(peer, endpoint, now)
         if path.last_burst is not None and now - path.last_burst < DEAD_PROBE_S:
             return []  # a root re-introduces us every few seconds; let NAT state expire
         path.last_burst = now
         peer.punch.pending[endpoint] = PUNCH_PROBES
+        if not path.confirmed:  # an authenticated introducer vouches for a few probes
+            path.punch_allowance = PUNCH_PROBES
         return self._probe(peer, endpoint, now)
 
     def _push_paths(self, peer: Peer, now: float) -> list[Effect]:
@@ -363,7 +454,9 @@ class NodeState:
             return []
         sender = self.peers.get(wire.source_of(data))
         path = sender.paths.get(source) if sender is not None else None
-        if sender is None or path is None:
+        if sender is None or path is None or not path.confirmed:
+            if path is not None:  # a known sender whose NAT moved: challenge it soon
+                path.add_credit(len(data))
             self.drops["relay_unknown_source"] += 1
             return []
         if not self._relay.allow(sender.address, now):
@@ -456,9 +549,14 @@ class NodeState:
                 peer.punch.pending.pop(endpoint, None)
                 peer.forget_best_path()
         if self.config.is_root and not peer.is_root:
-            # Leaves keep their own NAT mappings open; a root only forgets the silent ones.
+            # Leaves keep their own NAT mappings open; a root only challenges paths it has
+            # not confirmed yet (a leaf behind a NAT that changed its mapping) and forgets
+            # the silent peers.
+            for endpoint, path in list(peer.paths.items()):
+                if not path.confirmed and path.needs_probe(now) and peer.tx_session is not None:
+                    out += self._probe(peer, endpoint, now)
             if not peer.paths and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
-                del self.peers[peer.address]
+                self._forget_peer(peer.address)
             return out
         handshake = peer.handshake
         if handshake is not None and not peer.is_root:
@@ -500,13 +598,21 @@ class NodeState:
         if peer.is_root and self._tcp_wanted and not self.config.force_tcp:
             out += self._retry_root_udp(peer, now)
         if not peer.is_root and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
-            del self.peers[peer.address]
+            self._forget_peer(peer.address)
         return out
+
+    def _forget_peer(self, address: int) -> None:
+        """Drop a peer and everything kept per peer beside it."""
+        self.peers.pop(address, None)
+        self._static.pop(address, None)
+        self._links.pop(address, None)
+        self._rehandshakes.forget(address)
+        self._pushes.forget(address)
 
     def _retry_root_udp(self, peer: Peer, now: float) -> list[Effect]:
         out: list[Effect] = []
         for endpoint in self.roots[peer.address].endpoints:
-            path = peer.path(endpoint, now)
+            path = self._path(peer, endpoint, now)
             if now - (path.last_probe or 0.0) >= TCP_UDP_RETRY_S:
                 out += self._probe(peer, endpoint, now)
         return out

@@ -6,6 +6,16 @@ PATH_PROBE_S once it has been quiet that long, which both holds NAT mappings ope
 measures latency, so a cut path is noticed within PATH_ALIVE_S and a restored one within
 PATH_PROBE_S. A path that stays dead for PATH_FORGET_S is removed.
 
+Confirmation: a packet that authenticates proves who sent it, not where from (a captured
+packet can be replayed from any address, and the hop count is not authenticated). A new
+path is therefore unconfirmed until the peer answers a challenge sent to that address:
+an OK(ECHO) for a probe we sent there, an OK(HELLO) for a HELLO we sent there, or the
+first use of a session whose OK(HELLO) we sent there. An unconfirmed path is not alive:
+no bulk traffic, relaying or RENDEZVOUS uses it. What we send to it is limited to the
+bytes it has sent us (`credit`), so it cannot be used as an amplifier, plus a few small
+probes when an authenticated party (a root's RENDEZVOUS, the peer's own list) told us to
+punch there. Configured root endpoints and TCP streams need no such proof to be sent to.
+
 Path MTU: every datagram leaves with DF set (the I/O layer asks the kernel for
 IP_PMTUDISC_PROBE), so a datagram larger than the path can carry is lost, never
 fragmented by routers. A path therefore starts at PMTU_MIN, a size every IPv4 and IPv6
@@ -27,6 +37,13 @@ PATH_PROBE_S = 2.0
 LATENCY_PROBE_S = 10.0  # a busy path needs no keepalive, but its latency still ages
 PATH_ALIVE_S = 6.0
 PATH_FORGET_S = 120.0
+# An unconfirmed path that keeps receiving is challenged (probed) this often.
+UNCONFIRMED_PROBE_S = 1.0
+# Bytes a path may still receive credit for while unconfirmed: enough for a challenge and
+# a reply or two, never a way to bank a large burst toward a victim.
+MAX_CREDIT_BYTES = 4096
+# The largest packet a punch allowance may carry: a padded ECHO probe, never an MTU probe.
+PUNCH_PACKET_MAX = 128
 # A path that has been silent longer than this is probed only every DEAD_PROBE_S, longer
 # than the 30 s a Linux NAT keeps an unanswered UDP mapping: stale NAT state that blocks a
 # punch (a port held by an earlier unanswered packet) then expires instead of being kept
@@ -100,6 +117,10 @@ class Path:
     bytes_sent: int = 0
     bytes_received: int = 0
     latency: Latency | None = None
+    confirmed: bool = False  # the peer answered a challenge sent to this endpoint
+    configured: bool = False  # a root endpoint from the roots file: ours to send to
+    credit: int = 0  # unconfirmed: bytes we may still send (what it sent us, spent)
+    punch_allowance: int = 0  # unconfirmed: small probes an authenticated introducer allows
     # Path MTU search state (datagram sizes in bytes; see the module docstring).
     mtu: int = PMTU_MIN  # confirmed: the largest size that came back
     mtu_limit: int = PMTU_MIN  # the most we would ever use (the node's phys_mtu)
@@ -155,13 +176,51 @@ class Path:
         return self.endpoint.transport is Transport.UDP
 
     def alive(self, now: float) -> bool:
-        return self.last_receive is not None and now - self.last_receive <= PATH_ALIVE_S
+        return (
+            self.confirmed
+            and self.last_receive is not None
+            and now - self.last_receive <= PATH_ALIVE_S
+        )
+
+    def confirm(self) -> None:
+        self.confirmed = True
+        self.credit = self.punch_allowance = 0
+
+    def challenged(self, now: float) -> bool:
+        """Did we probe this path within UNCONFIRMED_PROBE_S (a challenge in flight)?"""
+        return self.last_probe is not None and 0.0 <= now - self.last_probe < UNCONFIRMED_PROBE_S
+
+    def add_credit(self, size: int) -> None:
+        """`size` bytes came from this endpoint (authenticated or not): while unconfirmed,
+        we may send as many back."""
+        if not self.confirmed:
+            self.credit = min(MAX_CREDIT_BYTES, self.credit + size)
+
+    def may_send(self, size: int) -> bool:
+        """Spend what an unconfirmed path allows for a packet of `size` bytes (see the
+        module docstring); always True for a confirmed or configured path."""
+        if self.confirmed or self.configured:
+            return True
+        if self.credit >= size:
+            self.credit -= size
+            return True
+        if self.punch_allowance > 0 and size <= PUNCH_PACKET_MAX:
+            self.punch_allowance -= 1
+            return True
+        return False
 
     def forgettable(self, now: float) -> bool:
         last = self.last_receive if self.last_receive is not None else self.created
         return now - last > PATH_FORGET_S
 
     def needs_probe(self, now: float) -> bool:
+        if (
+            not self.confirmed
+            and self.last_receive is not None
+            and now - self.last_receive <= PATH_ALIVE_S
+        ):
+            # Someone holding the key sends from here: challenge it (credit permitting).
+            return now - (self.last_probe or 0.0) >= UNCONFIRMED_PROBE_S
         quiet_since = max(self.last_receive or 0.0, self.last_probe or 0.0)
         recently = self.last_receive is not None and now - self.last_receive < DEAD_AFTER_S
         if not recently:
@@ -177,6 +236,7 @@ class Path:
         self.bytes_sent += size
 
     def received(self, size: int, now: float) -> None:
+        self.add_credit(size)
         self.last_receive = now
         self.packets_received += 1
         self.bytes_received += size

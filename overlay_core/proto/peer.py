@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from .admission import HELLO_ANSWER_BURST, HELLO_ANSWER_RATE
 from .crypto import EphemeralKey, Session
 from .effects import Endpoint
 from .identity import Identity
 from .path import PMTU_MIN, Latency, Path, best_path
+from .relay import TokenBucket
 from .wire import Verb
 
 MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
 MAX_QUEUED = 64  # packets waiting for a handshake or a WHOIS answer
+MAX_PATHS = 16  # per peer: LAN, public v4 and v6, TCP, and room for NAT rebinding
 BEST_PATH_CACHE_S = 0.1
 
 
@@ -21,7 +24,9 @@ class Handshake:
     """Our side of a HELLO we sent and whose OK we are waiting for."""
 
     ephemeral: EphemeralKey
-    packet_ids: list[int]  # one per HELLO sent, any of them may be answered
+    # One entry per HELLO sent (the newest 16): its random packet id, which the OK must
+    # echo, and where it went, which an OK from there confirms.
+    sent_to: dict[int, Endpoint]
     started: float
     last_sent: float
     attempts: int = 1
@@ -64,6 +69,10 @@ class Peer:
     # Round trips of probes that went through a root: the latency of a relayed peer.
     relay_latency: Latency = field(default_factory=Latency)
     last_relay_probe: float | None = None
+    # A cookie the peer (a root under load) gave us for our HELLOs to `endpoint`.
+    cookie: tuple[bytes, Endpoint, float] | None = None
+    # HELLOs of this peer we answer (each costs two X25519): see admission.py.
+    hello_answers: TokenBucket = field(default_factory=lambda: _hello_bucket())
 
     @property
     def address(self) -> int:
@@ -87,11 +96,16 @@ class Peer:
         path = self.paths.get(endpoint)
         if path is None:
             self.forget_best_path()
+            if len(self.paths) >= MAX_PATHS:
+                del self.paths[_least_useful(self.paths).endpoint]
             path = self.paths[endpoint] = Path(endpoint, now)
             path.start_mtu_search(self.mtu_limit)
-            if not path.is_direct:  # a TCP stream carries any record: nothing to search
+            if not path.is_direct:
+                # A TCP stream carries any record (nothing to search), and its handshake
+                # already proved the address.
                 path.mtu = path.mtu_ceiling
                 path.mtu_searched = now
+                path.confirm()
         return path
 
     def add_session(self, session: Session) -> None:
@@ -121,3 +135,13 @@ class Peer:
                 del self.sessions[key_id]
                 if self.tx_session is session:
                     self.tx_session = None
+
+
+def _least_useful(paths: dict[Endpoint, Path]) -> Path:
+    """The path to give up for a new one: unconfirmed before confirmed, then the one
+    that has been silent longest."""
+    return min(paths.values(), key=lambda p: (p.confirmed, p.last_receive or p.created, p.created))
+
+
+def _hello_bucket() -> TokenBucket:
+    return TokenBucket(HELLO_ANSWER_RATE, HELLO_ANSWER_BURST, HELLO_ANSWER_BURST, 0.0)

@@ -30,6 +30,10 @@ class TokenBucket:
     tokens: float
     updated: float
 
+    def peek(self, now: float) -> bool:
+        """Would `take` succeed now? Spends nothing."""
+        return min(self.burst, self.tokens + (now - self.updated) * self.rate) >= 1.0
+
     def take(self, now: float) -> bool:
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now

@@ -8,14 +8,22 @@ Packet (20-byte header, then the AEAD body):
     13  5  source        overlay address
     18  1  flags         bits 0-2 hop count (a relaying root increments it)
                          bit 3    FRAGMENTED: more of this packet follows in fragments
-                         bits 4-5 cipher: HELLO (clear key + static AEAD), STATIC, SESSION
-                         bits 6-7 reserved, zero
+                         bits 4-5 cipher: HELLO (clear key + static AEAD), STATIC, SESSION,
+                                  COOKIE (a clear reply to a HELLO, see below)
+                         bit 6    COOKIE (HELLO only): a 16-byte cookie follows the clear key
+                         bit 7    reserved, zero
     19  1  key id        which session key (SESSION cipher only)
     20  .  body          AEAD(verb byte + verb payload); a HELLO has its sender's 32-byte
-                         Ed25519 public key in the clear first, so a stranger can check it
+                         Ed25519 public key in the clear first, so a stranger can check it,
+                         then the cookie if bit 6 is set
 
 The associated data is the header with the hop count and FRAGMENTED bit cleared (a root
-changes the hops; fragmentation happens after sealing), plus the clear key of a HELLO.
+changes the hops; fragmentation happens after sealing), plus a HELLO's clear key and cookie.
+
+A node under load answers a HELLO from a stranger with a COOKIE packet (admission.py): the
+HELLO's header with destination and source swapped and cipher COOKIE, then the 16-byte
+cookie and one zero byte, 37 bytes in all, never more than the HELLO it answers. The
+initiator sends its HELLO again with the cookie, which proves it receives at its address.
 
 Fragment (any piece after the first, 21-byte header):
 
@@ -37,7 +45,7 @@ from enum import IntEnum
 
 from .effects import Endpoint, Transport, udp
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: COOKIE replies and the HELLO cookie flag
 HEADER_BYTES = 20
 FRAGMENT_HEADER_BYTES = 21
 FRAGMENT_MARKER = 0xFF
@@ -49,7 +57,12 @@ HOPS_MASK = 0x07
 FLAG_FRAGMENTED = 0x08
 CIPHER_SHIFT = 4
 CIPHER_MASK = 0x30
-RESERVED_MASK = 0xC0
+FLAG_COOKIE = 0x40
+RESERVED_MASK = 0x80
+COOKIE_BYTES = 16
+COOKIE_PACKET_BYTES = 20 + COOKIE_BYTES + 1
+# The shortest HELLO: header, the clear key, then a sealed verb byte (tag included).
+HELLO_MIN_BYTES = HEADER_BYTES + PUBLIC_KEY_BYTES + TAG_BYTES + 1
 
 _HEADER = struct.Struct("!Q5s5sBB")
 _FRAGMENT = struct.Struct("!Q5sB5sBB")
@@ -59,6 +72,7 @@ class Cipher(IntEnum):
     HELLO = 0  # clear Ed25519 key of the sender, then AEAD under the static DH key
     STATIC = 1  # AEAD under the static DH key (handshake replies, errors)
     SESSION = 2  # AEAD under an ephemeral session key
+    COOKIE = 3  # no AEAD: a cookie in the clear, the reply of a node under load to a HELLO
 
 
 class Verb(IntEnum):
@@ -109,12 +123,14 @@ class Header:
     fragmented: bool
     cipher: Cipher
     key_id: int
+    cookie: bool = False  # a HELLO carrying a cookie after its clear key
 
     def pack(self) -> bytes:
         flags = (
             (self.hops & HOPS_MASK)
             | (FLAG_FRAGMENTED if self.fragmented else 0)
             | (int(self.cipher) << CIPHER_SHIFT)
+            | (FLAG_COOKIE if self.cookie else 0)
         )
         return _HEADER.pack(
             self.packet_id, addr_bytes(self.dest), addr_bytes(self.source), flags, self.key_id
@@ -122,7 +138,13 @@ class Header:
 
 
 def is_fragment(data: bytes) -> bool:
-    return len(data) > 13 and data[13] == FRAGMENT_MARKER
+    """A fragment: the marker at byte 13 and room for a fragment header and one byte.
+
+    A shorter datagram with the marker is no fragment (nor a packet: parse_header refuses
+    it), and saying so keeps hops_of, source_of and with_hops total on every datagram of
+    HEADER_BYTES or more, which a root runs before anything is authenticated.
+    """
+    return len(data) > FRAGMENT_HEADER_BYTES and data[13] == FRAGMENT_MARKER
 
 
 def parse_header(data: bytes) -> Header:
@@ -131,18 +153,39 @@ def parse_header(data: bytes) -> Header:
     packet_id, dest, source, flags, key_id = _HEADER.unpack_from(data)
     if flags & RESERVED_MASK:
         raise MalformedError("reserved flag bits set")
-    cipher_value = (flags & CIPHER_MASK) >> CIPHER_SHIFT
-    if cipher_value > Cipher.SESSION:
-        raise MalformedError("unknown cipher")
+    cipher = Cipher((flags & CIPHER_MASK) >> CIPHER_SHIFT)
+    if flags & FLAG_COOKIE and cipher is not Cipher.HELLO:
+        raise MalformedError("cookie flag on a packet that is not a HELLO")
+    if cipher is Cipher.HELLO and len(data) < (
+        HELLO_MIN_BYTES + (COOKIE_BYTES if flags & FLAG_COOKIE else 0)
+    ):
+        raise MalformedError("HELLO too short for its clear key and a sealed verb")
     return Header(
         packet_id,
         addr_int(dest),
         addr_int(source),
         flags & HOPS_MASK,
         bool(flags & FLAG_FRAGMENTED),
-        Cipher(cipher_value),
+        cipher,
         key_id,
+        bool(flags & FLAG_COOKIE),
     )
+
+
+def pack_cookie_reply(hello_header: Header, source: int, cookie: bytes) -> bytes:
+    """A COOKIE packet answering `hello_header` (see the module docstring)."""
+    header = Header(hello_header.packet_id, hello_header.source, source, 0, False, Cipher.COOKIE, 0)
+    return header.pack() + cookie + b"\x00"
+
+
+def parse_cookie_reply(data: bytes) -> tuple[Header, bytes]:
+    """The header and cookie of a COOKIE packet; MalformedError for anything else."""
+    if len(data) != COOKIE_PACKET_BYTES:
+        raise MalformedError("cookie reply of the wrong size")
+    header = parse_header(data)
+    if header.cipher is not Cipher.COOKIE or data[-1] != 0:
+        raise MalformedError("not a cookie reply")
+    return header, data[HEADER_BYTES : HEADER_BYTES + COOKIE_BYTES]
 
 
 def associated_data(header_bytes: bytes) -> bytes:
@@ -366,6 +409,18 @@ class Echo:
         return cls(reader.u32(), reader.u64(), reader.endpoint())
 
 
+# An ECHO request is padded to the size of the largest OK(ECHO) that can answer it (verb,
+# packet id, echo id, time, an IPv6 endpoint), so answering one never sends more bytes to
+# its source than came from there. HELLOs get the same margin over OK(HELLO).
+ECHO_REQUEST_BYTES = 1 + 8 + 4 + 8 + 19
+HELLO_PADDING_BYTES = 16
+
+
+def echo_request(echo_id: int, timestamp_us: int) -> bytes:
+    payload = Echo(echo_id, timestamp_us).pack()
+    return payload + bytes(max(0, ECHO_REQUEST_BYTES - len(payload)))
+
+
 def pack_ok(in_re: Verb, in_re_packet_id: int, payload: bytes) -> bytes:
     return bytes([in_re]) + in_re_packet_id.to_bytes(8, "big") + payload
 
@@ -374,8 +429,11 @@ def pack_error(in_re: Verb, in_re_packet_id: int, code: ErrorCode, detail: bytes
     return bytes([in_re]) + in_re_packet_id.to_bytes(8, "big") + bytes([code]) + detail
 
 
+MAX_PUSHED_ENDPOINTS = 16  # a PUSH_DIRECT_PATHS names at most this many; more is ignored
+
+
 def pack_endpoints(endpoints: list[Endpoint]) -> bytes:
-    packed = [pack_endpoint(e) for e in endpoints[:16]]
+    packed = [pack_endpoint(e) for e in endpoints[:MAX_PUSHED_ENDPOINTS]]
     return bytes([len(packed)]) + b"".join(packed)
 
 

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from overlay_core.proto.effects import tcp, udp
 from overlay_core.proto.path import (
+    MAX_CREDIT_BYTES,
     PATH_ALIVE_S,
     PATH_FORGET_S,
     PATH_PROBE_S,
+    UNCONFIRMED_PROBE_S,
     Path,
     best_path,
     path_kind,
 )
 
 
+def confirmed(path: Path) -> Path:
+    """A path whose peer answered a challenge there (what the node does, see path.py)."""
+    path.confirm()
+    return path
+
+
 def test_a_path_is_alive_only_while_packets_arrive() -> None:
-    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path = confirmed(Path(udp("198.18.0.5", 9993), created=0.0))
     assert not path.alive(0.0)
     path.received(100, now=1.0)
     assert path.alive(1.0 + PATH_ALIVE_S)
@@ -22,7 +30,7 @@ def test_a_path_is_alive_only_while_packets_arrive() -> None:
 
 
 def test_probes_are_due_after_a_quiet_interval() -> None:
-    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path = confirmed(Path(udp("198.18.0.5", 9993), created=0.0))
     path.received(100, now=0.0)
     assert not path.needs_probe(PATH_PROBE_S - 0.1)
     assert path.needs_probe(PATH_PROBE_S)
@@ -37,9 +45,9 @@ def test_dead_paths_become_forgettable() -> None:
 
 
 def test_best_path_prefers_udp_then_lower_latency_and_ignores_dead_ones() -> None:
-    slow = Path(udp("198.18.0.5", 9993), created=0.0)
-    fast = Path(udp("10.0.0.5", 9993), created=0.0)
-    tunnel = Path(tcp("198.18.0.1", 9993), created=0.0)
+    slow = confirmed(Path(udp("198.18.0.5", 9993), created=0.0))
+    fast = confirmed(Path(udp("10.0.0.5", 9993), created=0.0))
+    tunnel = confirmed(Path(tcp("198.18.0.1", 9993), created=0.0))
     for path, rtt in ((slow, 0.050), (fast, 0.002), (tunnel, 0.001)):
         path.received(100, now=10.0)
         assert path.latency is not None
@@ -112,7 +120,7 @@ def test_silent_paths_are_probed_slowly_so_stale_nat_state_can_expire() -> None:
     never.last_probe = 0.0
     assert not never.needs_probe(PATH_PROBE_S)
     assert never.needs_probe(DEAD_PROBE_S)
-    dead = Path(udp("198.18.0.6", 9993), created=0.0)
+    dead = confirmed(Path(udp("198.18.0.6", 9993), created=0.0))
     dead.received(100, now=0.0)
     dead.last_probe = DEAD_AFTER_S - 1
     assert dead.needs_probe(DEAD_AFTER_S - 1 + PATH_PROBE_S) is False  # now past DEAD_AFTER_S
@@ -124,10 +132,50 @@ def test_a_busy_path_still_measures_its_latency() -> None:
     """Traffic keeps a path alive without keepalives, but latency is re-measured anyway."""
     from overlay_core.proto.path import LATENCY_PROBE_S
 
-    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path = confirmed(Path(udp("198.18.0.5", 9993), created=0.0))
     path.last_probe = 0.0
     for t in range(1, int(LATENCY_PROBE_S)):
         path.received(100, now=float(t))
         assert not path.needs_probe(float(t))
     path.received(100, now=LATENCY_PROBE_S)
     assert path.needs_probe(LATENCY_PROBE_S)
+
+
+def test_an_unconfirmed_path_is_never_alive_and_sends_no_more_than_it_received() -> None:
+    """Authenticated packets from a new address make it a candidate, not a path: until the
+    peer answers a challenge there, it carries no traffic and we send it at most the bytes
+    it sent us (the anti-amplification rule)."""
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.received(77, now=1.0)
+    assert not path.alive(1.0)
+    assert best_path({path.endpoint: path}, 1.0) is None
+    assert path.may_send(77)
+    assert not path.may_send(1)
+    path.received(100_000, now=2.0)
+    assert path.credit == MAX_CREDIT_BYTES  # bytes received can't be banked for a burst
+    path.confirm()
+    assert path.alive(2.0) and path.may_send(1400) and path.may_send(1400)
+
+
+def test_an_unconfirmed_path_that_keeps_sending_is_challenged_every_second() -> None:
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.received(77, now=1.0)
+    path.last_probe = 1.0
+    assert not path.needs_probe(1.5)
+    assert path.needs_probe(1.0 + UNCONFIRMED_PROBE_S)
+
+
+def test_punch_allowance_covers_small_probes_only() -> None:
+    """An introducer's word allows a few small probes to an address that never sent us
+    anything, never a padded MTU probe."""
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.punch_allowance = 2
+    assert not path.may_send(1200)
+    assert path.may_send(77) and path.may_send(77)
+    assert not path.may_send(77)
+
+
+def test_configured_root_endpoints_may_be_sent_to_before_confirmation() -> None:
+    path = Path(udp("198.18.0.1", 9993), created=0.0)
+    path.configured = True
+    assert path.may_send(1400) and not path.alive(0.0)
