@@ -40,6 +40,7 @@ from .commands.common import (
     Handler,
     UsageError,
     add_json,
+    ascii_number,
     check_ids,
 )
 from .commands.common import address as _address
@@ -94,9 +95,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 
 def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    number = ascii_number(text)
+    if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
+    return number
 
 
 def _positive_float(text: str) -> float:

@@ -1,4 +1,5 @@
-"""What every `ztui` subcommand shares: exit codes, usage errors, id checks, JSON output."""
+"""What every `ztui` subcommand shares: exit codes, usage errors, id and number checks, JSON
+output."""
 
 from __future__ import annotations
 
@@ -20,6 +21,26 @@ Subparsers = Any
 
 class UsageError(Exception):
     """Bad input found after parsing (a mistyped address or network id); exit 2."""
+
+
+def ascii_number(text: str) -> int | None:
+    """`text` as a whole number when it is 1 to 9 ASCII digits, else None.
+
+    str.isdigit() alone also says yes to "²" (which int() then refuses with a ValueError)
+    and to "١٤٠٠" (which int() reads as 1400); nobody types those on purpose, and the API
+    takes ASCII digits only, so they are typos like any other.
+    """
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
+
+
+def whole_number(text: str) -> int:
+    """An argparse `type=` for a whole number >= 0 in ASCII digits (see ascii_number)."""
+    number = ascii_number(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return number
 
 
 def print_json(data: Any) -> None:

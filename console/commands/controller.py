@@ -18,8 +18,10 @@ from .common import (
     UsageError,
     add_json,
     address,
+    ascii_number,
     nwid,
     print_json,
+    whole_number,
 )
 
 T = TypeVar("T")
@@ -49,7 +51,9 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
     create.add_argument(
         "--public", action="store_true", help="let anyone in without approval (default: private)"
     )
-    create.add_argument("--mtu", type=int, help="the network's MTU, 1280-9000 (default 2800)")
+    create.add_argument(
+        "--mtu", type=whole_number, help="the network's MTU, 1280-9000 (default 2800)"
+    )
     create.add_argument("--mss", help="TCP MSS clamping: auto (default), off, or a number")
     create.add_argument(
         "--preset",
@@ -62,7 +66,7 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
         "--no-broadcast", action="store_true", help="carry no broadcast (ARP will not work)"
     )
     create.add_argument(
-        "--multicast-limit", type=int, metavar="N", help="members a multicast goes to (32)"
+        "--multicast-limit", type=whole_number, metavar="N", help="members a multicast goes to (32)"
     )
     listing = net_sub.add_parser("list", parents=common, help="the hosted networks")
     delete = net_sub.add_parser("delete", parents=common, help="delete a network for good")
@@ -163,8 +167,9 @@ def route(text: str) -> dict[str, str | None]:
 def mss(text: str) -> str | int:
     if text in ("auto", "off"):
         return text
-    if text.removeprefix("fixed:").isdigit():
-        return int(text.removeprefix("fixed:"))
+    number = ascii_number(text.removeprefix("fixed:"))
+    if number is not None:
+        return number
     raise UsageError(f"--mss {text!r}: use auto, off or a number such as 1360")
 
 

@@ -16,6 +16,7 @@ from .common import (
     Subparsers,
     UsageError,
     add_json,
+    ascii_number,
     nwid,
     print_json,
 )
@@ -139,16 +140,18 @@ def parse_setting(item: str) -> tuple[str, Any]:
     if key == "mtu":
         if value == "default":
             return field, None
-        if not value.isdigit():
+        mtu = ascii_number(value)
+        if mtu is None:
             raise UsageError(f"mtu: {value!r} is not a number; use mtu=1400 or mtu=default")
-        return field, int(value)
+        return field, mtu
     if key == "mss":
         if value in ("auto", "off"):
             return field, value
         if value == "default":
             return field, None
-        if value.removeprefix("fixed:").isdigit():
-            return field, int(value.removeprefix("fixed:"))
+        mss = ascii_number(value.removeprefix("fixed:"))
+        if mss is not None:
+            return field, mss
         raise UsageError(f"mss: {value!r}: use auto, off, a number such as 1360, or default")
     if key in SETTING_NAMES:
         if value.lower() in YES:

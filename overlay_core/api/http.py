@@ -78,6 +78,11 @@ class ControlService(Protocol):
     def controller(self) -> Controller: ...
 
 
+# The largest useful body is a controller network's settings, and everything those become
+# fits in one signed config of at most proto.netconf.MAX_CONFIG_BYTES (16 KiB): 64 KiB is
+# ample, and keeps what one request can make the daemon hold (and json.loads chew) small.
+MAX_BODY_BYTES = 64 * 1024
+
 SERVICE_KEY = web.AppKey("service", ControlService)
 TOKEN_KEY = web.AppKey("token", str)
 
@@ -113,7 +118,13 @@ def path_nwid(request: web.Request) -> int:
 
 
 async def read_body(request: web.Request) -> object:
-    """The request's JSON body; {} when there is none. 400 if it is not JSON."""
+    """The request's JSON body; {} when there is none. 400 if it is not JSON.
+
+    The body is at most MAX_BODY_BYTES (server.py gives aiohttp that limit: 413 beyond it).
+    RecursionError is the json module's answer to deep nesting ("[" * 100_000 fits in far
+    fewer bytes than that), so it is a bad body like any other, not an internal error;
+    ValueError covers bad syntax, bad UTF-8 and integers past Python's 4300-digit limit.
+    """
     if not request.can_read_body:
         return {}
     raw = await request.read()
@@ -121,5 +132,16 @@ async def read_body(request: web.Request) -> object:
         return {}
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ApiProblem(400, "bad_request", "the body is JSON nested too deeply") from None
     except ValueError:
         raise ApiProblem(400, "bad_request", "the body must be JSON") from None
+
+
+async def refuse_body(request: web.Request) -> None:
+    """Routes that take no body refuse one (an empty body or `{}` is no body): a body there
+    is the caller's mistake, most likely the wrong method, and a DELETE sent where a PATCH
+    was meant must not delete anything."""
+    if request.can_read_body and (await request.read()).strip() not in (b"", b"{}"):
+        reason = f"{request.method} {request.path} takes no body"
+        raise ApiProblem(400, "bad_request", reason)

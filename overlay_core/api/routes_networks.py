@@ -47,9 +47,16 @@ from .http import (
     path_address,
     path_nwid,
     read_body,
+    refuse_body,
     service,
 )
-from .validate import check_flag, check_known_keys, check_object, settings_from_json
+from .validate import (
+    MSS_RULE,
+    check_flag,
+    check_known_keys,
+    check_object,
+    settings_from_json,
+)
 
 NETWORK_FIELDS = (
     "name",
@@ -65,6 +72,7 @@ NETWORK_FIELDS = (
 )
 LIST_FIELDS = ("pools", "routes", "rules", "presets")
 MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
+MAX_MSS_TEXT = 16
 
 
 def add_routes(app: web.Application) -> None:
@@ -150,6 +158,7 @@ async def patch_network(request: web.Request) -> web.Response:
 async def delete_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
+    await refuse_body(request)
     if not svc.leave(nwid):
         raise _not_joined(nwid)
     body: schema.LeftJson = {"nwid": format_nwid(nwid), "left": True}
@@ -209,6 +218,10 @@ def _network_changes(body: object, *, creating: bool) -> dict[str, Any]:
     mss = changes.get("mss")
     if isinstance(mss, int) and not isinstance(mss, bool):
         changes["mss"] = f"fixed:{mss}"
+    elif isinstance(mss, str) and len(mss) > MAX_MSS_TEXT:
+        # The controller's parser would hand int() the digits, and int() raises ValueError
+        # past 4300 of them; no policy string is this long ("fixed:8960" is 10 characters).
+        raise ValidationError("mss", MSS_RULE)
     number = changes.get("number")
     if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
         raise ValidationError("number", "must be a whole number")
@@ -262,6 +275,7 @@ async def patch_controller_network(request: web.Request) -> web.Response:
 async def delete_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
+    await refuse_body(request)
     record = _hosted(svc, nwid)
     svc.controller.delete_network(nwid)
     _publish_network(svc, "deleted network", record)
@@ -350,6 +364,7 @@ def _publish_member(
 async def delete_member(request: web.Request) -> web.Response:
     svc = service(request)
     nwid, address = path_nwid(request), path_address(request)
+    await refuse_body(request)
     _member(svc, nwid, address)
     svc.controller.delete_member(nwid, address)
     text = format_address(address)

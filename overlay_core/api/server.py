@@ -18,13 +18,13 @@ Routes (JSON unless noted; shapes in schema.py):
 Every error, including unknown routes and wrong methods, is `{"error", "reason"}` JSON; a
 middleware turns anything unexpected into a 500 of the same shape, never a traceback. A
 value that breaks a rule is `400 {"error": "validation", "reason": "mtu: must be
-1280-9000", "field": "mtu"}`.
+1280-9000", "field": "mtu"}`. Bodies are JSON objects of at most MAX_BODY_BYTES (413
+beyond), with no fields a route does not know; routes that take no body refuse one.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import socket
@@ -38,13 +38,17 @@ from overlay_core.proto.netfields import ValidationError
 
 from . import routes_events, routes_networks, schema
 from .http import (
+    MAX_BODY_BYTES,
     SERVICE_KEY,
     TOKEN_KEY,
     ApiProblem,
     ControlService,
     path_address,
+    read_body,
+    refuse_body,
 )
 from .metrics import render_metrics
+from .validate import check_known_keys
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, supplied = header.partition(" ")
-    token = request.app[TOKEN_KEY]
-    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip(), token):
+    if scheme.lower() != "bearer" or not _token_matches(supplied.strip(), request.app[TOKEN_KEY]):
         raise ApiProblem(
             401, "unauthorized", "send 'Authorization: Bearer <token>' from authtoken.secret"
         )
     return await handler(request)
+
+
+def _token_matches(supplied: str, token: str) -> bool:
+    """Constant-time, on bytes: compare_digest raises TypeError for a str with non-ASCII
+    characters, which a client can put in the header. aiohttp decodes header bytes as UTF-8
+    with surrogateescape, so encoding the same way gives back what was sent."""
+    try:
+        given = supplied.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no decoding produced: not the token
+        return False
+    return hmac.compare_digest(given, token.encode())
 
 
 def _is_unix(request: web.Request) -> bool:
@@ -151,11 +165,13 @@ async def post_echo(request: web.Request) -> web.Response:
 
 async def post_retry_direct(request: web.Request) -> web.Response:
     """Punch again now instead of waiting out the back-off (the console's `r`)."""
+    await refuse_body(request)
     return _peer_action(request, "retry_direct")
 
 
 async def post_probe_mtu(request: web.Request) -> web.Response:
     """Search the MTU of the peer's live direct paths again (the console's `m`)."""
+    await refuse_body(request)
     return _peer_action(request, "probe_mtu")
 
 
@@ -173,14 +189,10 @@ def _peer_action(request: web.Request, action: str) -> web.Response:
 
 
 async def _echo_timeout(request: web.Request) -> float:
-    if not request.can_read_body:
-        return ECHO_TIMEOUT_DEFAULT_S
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError:
-        raise ApiProblem(400, "bad_request", "the body must be JSON") from None
+    body = await read_body(request)
     if not isinstance(body, dict):
         raise ApiProblem(400, "bad_request", "the body must be a JSON object")
+    check_known_keys(body, ("timeout_s",))  # as every route: a typo is not ignored
     value = body.get("timeout_s", ECHO_TIMEOUT_DEFAULT_S)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiProblem(400, "bad_request", "timeout_s must be a number of seconds")
@@ -202,7 +214,9 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def build_app(service: ControlService, token: str) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
     app[SERVICE_KEY] = service
     app[TOKEN_KEY] = token
     app.router.add_get("/status", get_status)

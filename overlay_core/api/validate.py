@@ -52,7 +52,9 @@ def check_mss(value: object, field: str = "mss") -> str:
     number: object = value
     if isinstance(value, str):
         text = value.removeprefix("fixed:")
-        number = int(text) if text.isdigit() else None
+        # str.isdigit is true for "²" and "١", which int() then refuses (or reads): ASCII
+        # only, and short, since int() refuses more than 4300 digits with a ValueError too.
+        number = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
     if isinstance(number, bool) or not isinstance(number, int):
         raise ValidationError(field, MSS_RULE)
     if not MIN_MSS <= number <= MAX_MSS:

@@ -11,6 +11,12 @@ Settings, chosen once per connection:
   deauthorization readmits someone who was thrown out. One fsync per change is cheap.
 * foreign_keys=ON: SQLite leaves them off by default; the cascades below depend on them.
 
+File mode: the database holds every member's address, name and IPs, and with --api-group
+the home is group-readable (0750), so the file is 0600 whatever the umask: it is created
+0600 before SQLite opens it, and an existing one (from an older ztui) is put back to 0600.
+SQLite creates `-wal` and `-shm` with the mode of the database file (its unix VFS fchmods
+them to it, past the umask), so they follow; leftover ones from a crash are fixed too.
+
 Migrations: MIGRATIONS[i] is the list of statements taking the schema from version i to
 i + 1; `PRAGMA user_version` records how far a file has come. Each step runs in its own
 BEGIN IMMEDIATE transaction together with the version bump, so a crash mid-migration leaves
@@ -22,6 +28,8 @@ SQLite's signed INTEGER, and the text is what an admin types into the sqlite3 sh
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +37,9 @@ from pathlib import Path
 
 DB_NAME = "controller.db"
 BUSY_TIMEOUT_MS = 5000
+DB_FILE_MODE = 0o600
+# Files SQLite keeps beside the database; they hold the same rows as the database itself.
+SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
 
 _V1 = (
     """CREATE TABLE networks (
@@ -87,10 +98,31 @@ def db_path(home: Path) -> Path:
     return home / DB_NAME
 
 
+def make_private(path: Path) -> None:
+    """Create `path` (if missing) and any SQLite side files present as DB_FILE_MODE.
+
+    os.open's mode is cut by the umask (0o277 would leave 0400, unwritable for a non-root
+    owner), and an existing file keeps its old mode, so fchmod sets exactly 0600 either way.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, DB_FILE_MODE)
+        try:
+            os.fchmod(fd, DB_FILE_MODE)
+        finally:
+            os.close(fd)
+        for suffix in SIDE_FILE_SUFFIXES:
+            # Missing is the usual case: SQLite removes them when the last connection closes.
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", DB_FILE_MODE)
+    except OSError as exc:
+        raise StoreError(f"{path}: {exc.strerror or exc}") from exc
+
+
 class Store:
     """One connection with the settings above, migrated to the latest schema on open."""
 
     def __init__(self, path: Path, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> None:
+        make_private(path)
         # isolation_level=None: the sqlite3 module starts no transactions of its own; every
         # change goes through `transaction()`, so what is atomic is written down here.
         self.conn = sqlite3.connect(path, isolation_level=None)

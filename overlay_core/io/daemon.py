@@ -3,6 +3,8 @@
 The pipeline, in both directions:
 
 1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`;
+   once the node has authenticated a packet from a TCP link, TcpLinks is told, and stops
+   treating that link as a stranger's (tcp.py);
    a frame the host sends into a network's TAP -> `node.receive_frame(nwid, frame, now)`;
 2. every TICK_S the tick loop calls `node.tick(now)`, then pushes whatever the local
    controller changed (approvals, deauthorizations) to the members concerned;
@@ -65,11 +67,13 @@ from overlay_core.proto.node import TICK_S, Node, NodeConfig
 from overlay_core.proto.roots import RootEntry
 from overlay_core.proto.vnet import NetworkSettings
 
+from .eventlimit import EventLimiter
 from .home import Home, HomeError
 from .interfaces import interface_addresses, parse_networks, select_advertised
 from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_joined
+from .ratelog import RateLimitedLog
 from .tap import TapCounters, TapDevice, TapOpener
-from .tcp import TcpLinks
+from .tcp import TCP_LOG_INTERVAL_S, TcpLinks
 from .udp import BindError, UdpSockets
 
 log = logging.getLogger(__name__)
@@ -120,10 +124,13 @@ class Daemon:
         self.address: int = self.identity.address
         self.node: Node | None = None
         self.events = EventBus(clock)  # GET /events streams it; see overlay_core.api.events
+        self._event_limit = EventLimiter()  # events (and their log lines) by kind
         self.deliveries: asyncio.Queue[Deliver] = asyncio.Queue(DELIVERIES_KEPT)
         self.counters: Counter[str] = Counter()
         self._udp: UdpSockets | None = None
         self._tcp = TcpLinks(self._on_datagram, self._on_tcp_up, self._on_tcp_down)
+        # Remote peers decide how often their TCP links drop: log those at a bounded rate.
+        self._tcp_log = RateLimitedLog(log, TCP_LOG_INTERVAL_S)
         self._api: ApiServer | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
@@ -302,8 +309,17 @@ class Daemon:
 
     def _on_datagram(self, data: bytes, source: Endpoint) -> None:
         node = self.node
-        if node is not None:
-            self._execute(self._guard(node.receive_datagram, data, source, self._clock()))
+        if node is None:
+            return
+        self._execute(self._guard(node.receive_datagram, data, source, self._clock()))
+        # A TCP link is a stranger's until the node has authenticated a packet from it
+        # (tcp.py holds strangers to a deadline and small records); asked only until then.
+        if (
+            source.transport is Transport.TCP
+            and not self._tcp.is_authenticated(source)
+            and node.authenticated_from(source)
+        ):
+            self._tcp.authenticated(source)
 
     def _on_tcp_up(self, endpoint: Endpoint) -> None:
         log.info("TCP fallback connected to %s", endpoint)
@@ -311,7 +327,7 @@ class Daemon:
             self._execute(self._guard(self.node.tcp_up, endpoint, self._clock()))
 
     def _on_tcp_down(self, endpoint: Endpoint) -> None:
-        log.info("TCP link %s closed", endpoint)
+        self._tcp_log.info("down", "TCP link %s closed", endpoint)
         if self.node is not None:
             self._execute(self._guard(self.node.tcp_down, endpoint, self._clock()))
 
@@ -358,8 +374,12 @@ class Daemon:
                 self._event(effect)
 
     def _event(self, effect: Event) -> None:
-        self.events.publish_effect(effect)
-        log.info("%s: %s", effect.kind, effect.message)
+        admitted = self._event_limit.admit(effect, self._clock())
+        if admitted is None:
+            self.counters["events_suppressed"] += 1
+            return
+        self.events.publish_effect(admitted)
+        log.info("%s: %s", admitted.kind, admitted.message)
 
     def _send(self, endpoint: Endpoint, data: bytes) -> None:
         if endpoint in self.unreachable:

@@ -42,34 +42,55 @@ class RecordDecoder:
 
     `feed` raises FramingError on a bad length; after that the decoder is poisoned and keeps
     raising, so a caller that forgets to close cannot resynchronise on garbage.
+
+    `push` and `pop` are the same, one record at a time: `max_record_bytes` is checked as
+    each record's header is read, so a caller may raise it between records (the TCP
+    transport allows full-size records once a connection has authenticated, which can
+    happen in the middle of one read).
     """
 
     def __init__(self, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self.max_record_bytes = max_record_bytes
         self._buffer = bytearray()
-        self._error: FramingError | None = None
+        # The message only, raised afresh each time: a stored exception would keep the
+        # traceback of its first raise, and with it the frames and the data they held.
+        self._error: str | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
-        if self._error is not None:
-            raise self._error
-        self._buffer += data
+        self.push(data)
         records: list[bytes] = []
-        offset = 0
-        buffer = self._buffer
-        while len(buffer) - offset >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(buffer, offset)
-            if length == 0 or length > self.max_record_bytes:
-                self._error = FramingError(f"bad record length {length}")
-                self._buffer.clear()
-                raise FramingError(str(self._error), records)
-            end = offset + _HEADER.size + length
-            if end > len(buffer):
-                break
-            records.append(bytes(buffer[offset + _HEADER.size : end]))
-            offset = end
-        del buffer[:offset]
+        try:
+            while (record := self.pop()) is not None:
+                records.append(record)
+        except FramingError as exc:
+            raise FramingError(str(exc), records) from None
         return records
+
+    def push(self, data: bytes) -> None:
+        """Append stream bytes; take the records out with `pop`."""
+        if self._error is not None:
+            raise FramingError(self._error)
+        self._buffer += data
+
+    def pop(self) -> bytes | None:
+        """The next whole record, or None until all of it has arrived."""
+        if self._error is not None:
+            raise FramingError(self._error)
+        buffer = self._buffer
+        if len(buffer) < _HEADER.size:
+            return None
+        (length,) = _HEADER.unpack_from(buffer)
+        if length == 0 or length > self.max_record_bytes:
+            self._error = f"bad record length {length}"
+            buffer.clear()
+            raise FramingError(self._error)
+        end = _HEADER.size + length
+        if end > len(buffer):
+            return None
+        record = bytes(buffer[_HEADER.size : end])
+        del buffer[:end]  # O(1) in CPython: a bytearray drops its head by moving its start
+        return record

@@ -15,11 +15,29 @@ addressable datagram paths:
 - outbound connections report `on_up(endpoint)` when connected and `on_down(endpoint)` when
   a connection that was up drops by itself (not when `unwant` closed it on request);
 - a framing error, or an inbound connection silent for TCP_IDLE_S, aborts that connection.
+
+Anyone can connect to a root, so inbound connections are strangers until the node says
+otherwise: the daemon calls `authenticated(endpoint)` once the node has taken an
+authenticated packet from that endpoint (a real leaf's first record is its HELLO). Until
+then an inbound link
+
+- counts against MAX_INBOUND_PER_SOURCE (per IPv4 address or IPv6 /64) and
+  MAX_INBOUND_LINKS, beyond which new connections are closed at once;
+- must authenticate within TCP_AUTH_DEADLINE_S, and within UNAUTHENTICATED_RECORDS records;
+- may hold a partial record of at most UNAUTHENTICATED_RECORD_BYTES, not 64 KiB;
+- does not reset its idle timer: only records of an authenticated link do.
+
+One IP holding 1,024 sockets used to lock every TCP-only leaf out; now it holds 16, each
+for a few seconds, with a few kilobytes of memory. Every close or refusal is counted in
+`counters` and logged at a bounded rate (ratelog.py), because a remote party triggers them.
+On_down is reported only for links that were up for the node: outbound ones, and inbound
+ones that authenticated; a stranger that never authenticated left nothing to forget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 from collections import Counter
@@ -27,7 +45,8 @@ from collections.abc import Callable
 
 from overlay_core.proto.effects import Endpoint, tcp
 
-from .framing import FramingError, RecordDecoder, encode_record
+from .framing import MAX_RECORD_BYTES, FramingError, RecordDecoder, encode_record
+from .ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +60,51 @@ TCP_STABLE_S = 30.0  # a connection that lived this long resets the backoff
 TCP_IDLE_S = 180.0  # leaves keep their root link busy with keepalives far more often
 TCP_SWEEP_S = 10.0
 MAX_INBOUND_LINKS = 1024
+# Several leaves of one household or office share a NAT, and so one public IPv4 address;
+# some of them may need the TCP fallback at once. 16 leaves room for that, while one
+# hostile address now takes 16 of the 1,024 inbound links instead of all of them. An IPv6
+# host usually has a whole /64 to pick source addresses from, so IPv6 counts per /64.
+MAX_INBOUND_PER_SOURCE = 16
+IPV6_SOURCE_PREFIX = 64
+# A leaf sends HELLO as soon as it connects and the root answers within a round trip;
+# 5 s is slack for a slow link and a busy root, and still ends a silent squatter quickly.
+TCP_AUTH_DEADLINE_S = 5.0
+# The first record of a real leaf is its HELLO, which authenticates the link. A few more
+# leave room for what it queued right behind it; a stranger cannot make the root verify or
+# forward more than this per connection.
+UNAUTHENTICATED_RECORDS = 8
+# A leaf's HELLO is 118 bytes (header, public key, sealed hello with an ephemeral key and
+# an endpoint); 2 KiB leaves room for the protocol to grow, and bounds what a stranger's
+# partial record holds (1,000 of them holding 64 KiB each used to double the root's memory).
+UNAUTHENTICATED_RECORD_BYTES = 2048
+TCP_LOG_INTERVAL_S = 10.0  # at most one line per kind of close or refusal per this
 WRITE_BUFFER_LIMIT_BYTES = 256 * 1024
 
 
 def _key(endpoint: Endpoint) -> Endpoint:
     return tcp(endpoint.host, endpoint.port)
+
+
+def source_of(host: str) -> str:
+    """The unit MAX_INBOUND_PER_SOURCE counts: an IPv4 address (also when it arrives as an
+    IPv4-mapped IPv6 address on a dual-stack socket), or the /64 of an IPv6 address."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False))
+    return str(address)
+
+
+_CLOSE_COUNTERS = {
+    "framing": "tcp_framing_errors",
+    "idle": "tcp_idle_closed",
+    "deadline": "tcp_auth_deadline_closed",
+    "unauthenticated": "tcp_unauthenticated_closed",
+}
 
 
 class _Link(asyncio.Protocol):
@@ -55,34 +114,58 @@ class _Link(asyncio.Protocol):
         self.owner = owner
         self.outbound = endpoint is not None
         self.endpoint = endpoint or tcp("", 0)  # inbound: known at connection_made
+        self.source = ""  # inbound: what MAX_INBOUND_PER_SOURCE counts (source_of)
         self.transport: asyncio.Transport | None = None
-        self.decoder = RecordDecoder()
+        # We dialled an outbound link ourselves, to a root we chose; inbound ones must
+        # prove themselves (TcpLinks.authenticated) before they get full-size records.
+        self.authenticated = self.outbound
+        self.decoder = RecordDecoder(
+            MAX_RECORD_BYTES if self.outbound else UNAUTHENTICATED_RECORD_BYTES
+        )
+        self.unauthenticated_records = 0
         self.last_receive = asyncio.get_running_loop().time()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.silent = False  # closed on request: do not report on_down
+        self.admitted = False  # counted in the owner's inbound totals until it is lost
+        self.deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         if not self.outbound:
             peer = transport.get_extra_info("peername")
+            if peer is None:  # reset before we got to it: nothing to serve
+                self.silent = True
+                transport.abort()
+                return
             self.endpoint = tcp(str(peer[0]), int(peer[1]))
+            self.source = source_of(self.endpoint.host)
         self.owner._link_made(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_receive = asyncio.get_running_loop().time()
-        error: FramingError | None = None
+        owner = self.owner
+        transport = self.transport
         try:
-            records = self.decoder.feed(data)
-        except FramingError as exc:
-            error, records = exc, exc.records
-        for record in records:
-            self.owner.counters["tcp_records_received"] += 1
-            self.owner._on_record(record, self.endpoint)
-        if error is not None:
-            self.owner.counters["tcp_framing_errors"] += 1
-            log.info("closing TCP link %s: %s", self.endpoint, error)
-            self.abort()
+            self.decoder.push(data)
+            while transport is not None and not transport.is_closing():
+                record = self.decoder.pop()
+                if record is None:
+                    break
+                owner.counters["tcp_records_received"] += 1
+                # Delivering may authenticate this link (the daemon calls back into
+                # TcpLinks.authenticated), which raises the decoder's limit for the next
+                # record, even one in this same read.
+                owner._on_record(record, self.endpoint)
+                if self.authenticated:
+                    self.last_receive = asyncio.get_running_loop().time()
+                    continue
+                self.unauthenticated_records += 1
+                if self.unauthenticated_records >= UNAUTHENTICATED_RECORDS:
+                    why = f"{UNAUTHENTICATED_RECORDS} records and none authenticated"
+                    owner._close(self, "unauthenticated", why)
+                    break
+        except FramingError as error:
+            owner._close(self, "framing", str(error))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -117,7 +200,10 @@ class TcpLinks:
         self._on_up = on_up or (lambda endpoint: None)
         self._on_down = on_down or (lambda endpoint: None)
         self.counters: Counter[str] = Counter()
+        self._log = RateLimitedLog(log, TCP_LOG_INTERVAL_S)
         self._links: dict[Endpoint, _Link] = {}
+        self._inbound = 0  # admitted inbound links not yet lost
+        self._per_source: Counter[str] = Counter()
         self._wanted: dict[Endpoint, asyncio.Task[None]] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -140,8 +226,38 @@ class TcpLinks:
             cutoff = loop.time() - TCP_IDLE_S
             for link in list(self._links.values()):
                 if not link.outbound and link.last_receive < cutoff:
-                    self.counters["tcp_idle_closed"] += 1
-                    link.abort()
+                    self._close(link, "idle", f"silent for {TCP_IDLE_S:g} s")
+
+    def authenticated(self, endpoint: Endpoint) -> None:
+        """The node took an authenticated packet from `endpoint`: that link is a real peer's.
+        It may now carry full-size records, has no deadline, and its records keep it alive."""
+        link = self._links.get(_key(endpoint))
+        if link is None or link.authenticated:
+            return
+        link.authenticated = True
+        link.decoder.max_record_bytes = MAX_RECORD_BYTES
+        link.last_receive = asyncio.get_running_loop().time()
+        if link.deadline is not None:
+            link.deadline.cancel()
+            link.deadline = None
+        self.counters["tcp_links_authenticated"] += 1
+
+    def is_authenticated(self, endpoint: Endpoint) -> bool:
+        link = self._links.get(_key(endpoint))
+        return link is not None and link.authenticated
+
+    def _auth_deadline(self, link: _Link) -> None:
+        link.deadline = None
+        if not link.authenticated:
+            self._close(link, "deadline", f"not authenticated within {TCP_AUTH_DEADLINE_S:g} s")
+
+    def _close(self, link: _Link, kind: str, why: str) -> None:
+        """Abort `link` for a reason the remote side caused: count it, log it rate-limited."""
+        if link.transport is None or link.transport.is_closing():
+            return
+        self.counters[_CLOSE_COUNTERS[kind]] += 1
+        self._log.info(kind, "closing TCP link %s: %s", link.endpoint, why)
+        link.abort()
 
     # -- leaf side
 
@@ -210,29 +326,66 @@ class TcpLinks:
         return _key(endpoint) in self._links
 
     def _link_made(self, link: _Link) -> None:
-        if not link.outbound:
-            inbound = sum(1 for other in self._links.values() if not other.outbound)
-            if inbound >= MAX_INBOUND_LINKS:
-                self.counters["tcp_inbound_refused"] += 1
-                link.silent = True
-                link.abort()
-                return
+        if not link.outbound and not self._admit(link):
+            link.silent = True
+            link.abort()
+            return
         old = self._links.get(link.endpoint)
         if old is not None and old is not link:
             old.silent = True
             old.abort()
+            if not old.outbound and old.authenticated:
+                # The node's path at this endpoint was the old stream's: the new stream
+                # must authenticate by itself, not inherit it.
+                self._on_down(link.endpoint)
         self._links[link.endpoint] = link
         self.counters["tcp_links_opened"] += 1
-        log.debug("TCP link up: %s", link.endpoint)
+        self._log.debug("up", "TCP link up: %s", link.endpoint)
         if link.outbound:
             self._on_up(link.endpoint)
 
+    def _admit(self, link: _Link) -> bool:
+        """Count a new inbound link in, or refuse it (False) past a cap."""
+        if self._inbound >= MAX_INBOUND_LINKS:
+            self.counters["tcp_inbound_refused"] += 1
+            self._log.info(
+                "refused", "refusing TCP link %s: %d links", link.endpoint, self._inbound
+            )
+            return False
+        if self._per_source[link.source] >= MAX_INBOUND_PER_SOURCE:
+            self.counters["tcp_inbound_refused_per_source"] += 1
+            self._log.info(
+                "refused_per_source",
+                "refusing TCP link %s: %d links from %s already",
+                link.endpoint,
+                self._per_source[link.source],
+                link.source,
+            )
+            return False
+        link.admitted = True
+        self._inbound += 1
+        self._per_source[link.source] += 1
+        link.deadline = asyncio.get_running_loop().call_later(
+            TCP_AUTH_DEADLINE_S, self._auth_deadline, link
+        )
+        return True
+
     def _link_lost(self, link: _Link) -> None:
+        if link.deadline is not None:
+            link.deadline.cancel()
+            link.deadline = None
+        if link.admitted:
+            link.admitted = False
+            self._inbound -= 1
+            self._per_source[link.source] -= 1
+            if self._per_source[link.source] <= 0:
+                del self._per_source[link.source]
         if self._links.get(link.endpoint) is link:
             del self._links[link.endpoint]
-            log.debug("TCP link down: %s", link.endpoint)
-            # Inbound links matter too: a root must stop routing to a leaf whose stream died.
-            if not link.silent:
+            self._log.debug("down", "TCP link down: %s", link.endpoint)
+            # Inbound links matter too: a root must stop routing to a leaf whose stream
+            # died. One that never authenticated was never a path of any peer.
+            if not link.silent and link.authenticated:
                 self._on_down(link.endpoint)
 
     async def close(self) -> None:
@@ -245,6 +398,9 @@ class TcpLinks:
         self._wanted.clear()
         for link in list(self._links.values()):
             link.silent = True
+            if link.deadline is not None:
+                link.deadline.cancel()
+                link.deadline = None
             link.abort()
         for server in self._servers:
             server.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -518,6 +520,64 @@ def test_not_a_database(tmp_path: Path, alice: Identity) -> None:
     junk.write_bytes(b"this is not a database, just some text " * 100)
     with pytest.raises(StoreError, match=re.escape("controller.db")):
         Controller(alice, junk)
+
+
+def _modes(db: Path) -> dict[str, int]:
+    """The permission bits of the database and each SQLite side file present beside it."""
+    return {
+        p.name: stat.S_IMODE(p.stat().st_mode)
+        for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+        if p.exists()
+    }
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_database_wal_and_shm_are_0600_whatever_the_umask(
+    alice: Identity, tmp_path: Path, umask: int
+) -> None:
+    """With --api-group the home is group-readable, so controller.db, -wal and -shm must be
+    owner-only: created 0600 under a 0022 or even 0000 umask, checked while the connection
+    is open and has written (so SQLite has created -wal and -shm itself)."""
+    db = tmp_path / "controller.db"
+    old = os.umask(umask)
+    try:
+        ctl = Controller(alice, db)
+        ctl.create_network("home", now=T0)
+        assert _modes(db) == {
+            "controller.db": 0o600,
+            "controller.db-wal": 0o600,
+            "controller.db-shm": 0o600,
+        }
+        ctl.close()
+    finally:
+        os.umask(old)
+    assert _modes(db) == {"controller.db": 0o600}
+
+
+def test_loose_database_modes_from_an_older_version_are_tightened(
+    alice: Identity, db: Path
+) -> None:
+    """Upgrade path: a controller.db left 0644 by an older ztui, with a -wal and -shm left
+    0644 by a crash, are all 0600 once the store is opened again, and the data is kept."""
+    ctl = Controller(alice, db)
+    net = ctl.create_network("home", now=T0)
+    # A second raw connection holds the WAL open, as a crashed daemon leaves it.
+    raw = sqlite3.connect(db)
+    raw.execute("SELECT count(*) FROM networks").fetchone()
+    ctl.close()
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.chmod(0o644)
+    try:
+        again = Controller(alice, db)
+        assert _modes(db) == {
+            "controller.db": 0o600,
+            "controller.db-wal": 0o600,
+            "controller.db-shm": 0o600,
+        }
+        assert again.get_network(net.nwid) is not None
+        again.close()
+    finally:
+        raw.close()
 
 
 def test_controller_needs_the_secret(alice: Identity, db: Path) -> None:

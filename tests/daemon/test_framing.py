@@ -51,3 +51,30 @@ def test_records_before_the_garbage_are_still_delivered() -> None:
     with pytest.raises(FramingError) as caught:
         decoder.feed(encode_record(b"one") + encode_record(b"two") + b"\x00\x00")
     assert caught.value.records == [b"one", b"two"]
+
+
+def test_limit_raised_between_records_applies_to_the_rest_of_the_same_read() -> None:
+    """push/pop check the limit as each header is read: a caller that raises it after one
+    record (a TCP link that just authenticated) gets the big record right behind it in the
+    same read, where `feed` would already have refused it."""
+    decoder = RecordDecoder(max_record_bytes=100)
+    decoder.push(encode_record(b"hello") + encode_record(b"x" * 5000))
+    assert decoder.pop() == b"hello"
+    decoder.max_record_bytes = 65535
+    assert decoder.pop() == b"x" * 5000
+    assert decoder.pop() is None and decoder.buffered == 0
+
+
+def test_pop_refuses_a_header_above_the_limit_at_once() -> None:
+    """A header announcing more than the limit fails as soon as its 2 bytes are in, so a
+    partial record never holds more than the limit of memory."""
+    decoder = RecordDecoder(max_record_bytes=2048)
+    decoder.push(b"\x00")
+    assert decoder.pop() is None
+    decoder.push(b"\xea")  # 234: fine
+    assert decoder.pop() is None
+    decoder = RecordDecoder(max_record_bytes=2048)
+    decoder.push(b"\xea\x60")  # 60000
+    with pytest.raises(FramingError, match="60000"):
+        decoder.pop()
+    assert decoder.buffered == 0

@@ -50,6 +50,32 @@ def test_mistyped_member_address_and_setting_are_usage_errors(short_tmp: Path) -
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("set", "0123456789000001", "mtu=\u00b2"),
+        ("set", "0123456789000001", "mtu=\u0661\u0664\u0660\u0660"),  # Arabic-Indic 1400
+        ("set", "0123456789000001", "mss=\u00b2"),
+        ("set", "0123456789000001", "mss=fixed:\u00b2"),
+        ("set", "0123456789000001", "mtu=" + "9" * 5000),
+        ("net", "create", "lab", "--mss", "fixed:\u00b2"),
+        ("net", "create", "lab", "--mtu", "\u0661\u0664\u0660\u0660"),
+        ("net", "create", "lab", "--multicast-limit", "\u0661"),
+        ("ping", "-c", "\u0661", "0123456789"),
+    ],
+)
+def test_non_ascii_digits_are_usage_errors_not_tracebacks(
+    short_tmp: Path, args: tuple[str, ...]
+) -> None:
+    """str.isdigit() says yes to "²" and "١٤٠٠": a number typed with them is a usage error
+    (exit 2, a line on stderr) before any daemon is contacted, never a ValueError traceback
+    and never read as 1400."""
+    result = ztui_sync("--home", str(short_tmp), *args)
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr and result.stderr.strip(), result.stderr
+    assert result.stdout == ""
+
+
 async def test_create_join_approve_from_the_command_line(tap_overlay: LoopbackOverlay) -> None:
     """The whole story with ztui alone: the admin creates a network (stdout is just its id),
     a member joins and is told to ask for approval, `ztui networks` repeats how, the admin
