@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
            conntrack:conntrack rsvg-convert:librsvg2-bin
 
-.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console demo screenshots
+.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console bench-hostile demo screenshots fuzz
 
 venv: $(STAMP)
 
@@ -69,7 +69,22 @@ bench-overlay: venv
 bench-console: venv
 	$(BIN)/python bench/bench_console.py
 
-bench: bench-core bench-overlay bench-console
+# A root and two leaves (real overlayd processes on 127.0.0.1) under garbage, random-key
+# HELLO and replay floods: the leaves' echo RTT/loss, the root's CPU/RSS, amplification
+# and log lines, each beside the no-attack phase of the same run (~75 s, needs no root).
+bench-hostile: venv
+	$(BIN)/python bench/bench_hostile.py
+
+bench: bench-core bench-overlay bench-console bench-hostile fuzz
+
+# Every fuzz target of tests/fuzz (decoders, Node.receive_datagram with mutated and sealed
+# packets) for FUZZ_SECONDS in all, with fresh inputs; prints executions per target and any
+# finding (exception, minimal input in hex) and fails on one. `make test` runs a short,
+# deterministic pass of the same targets. FUZZ_ARGS: e.g. --seed N --only node.sealed
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 # A small overlay on this machine with the console on it (see console/demo.py): in network
 # namespaces with NAT and TAPs as root (sysdeps installs ip/iptables/ping then), simulated
