@@ -217,7 +217,11 @@ class NodeState:
         except ValueError:
             self.drops["too_big"] += 1
             return []
-        if path is not None and not path.may_send(sum(len(p) for p in pieces)):
+        if (
+            path is not None
+            and not (path.confirmed or path.configured)  # the common case: no sum per packet
+            and not path.may_send(sum(len(p) for p in pieces))
+        ):
             # Unconfirmed: never more bytes toward an address than it sent us (path.py).
             self.drops["unconfirmed_path"] += 1
             return []
