@@ -11,9 +11,10 @@ STAMP  := $(VENV)/.installed
 
 # tool:debian-package pairs needed by the system tests (tests/netns, the console's tmux
 # test) and `ztui demo`; rsvg-convert is optional: `make screenshots` writes SVG only
-# without it.
+# without it; tincd (tinc 1.0) is the anchor `make bench-overlay` compares ztui with, and
+# ethtool turns UDP segmentation offload off there (so loss drops single datagrams).
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
-           conntrack:conntrack rsvg-convert:librsvg2-bin
+           conntrack:conntrack rsvg-convert:librsvg2-bin tincd:tinc ethtool:ethtool
 
 .PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console bench-hostile demo screenshots fuzz
 
@@ -61,9 +62,14 @@ test: venv sysdeps lint
 bench-core: venv
 	$(BIN)/python bench/bench_core.py
 
-# Needs root (namespaces, TAP, iptables) and iperf3; otherwise it says why and exits 0.
+# ztui beside tinc 1.0 (switch mode) and the bare underlay on the same rig, in the same run:
+# DIRECT and relayed, underlay MTU 1500 and 1280, 0% and 1% loss (~5 min on 2 cores).
+# Needs root (namespaces, TAP, iptables) and iperf3; otherwise it says why and exits 0;
+# without tincd it measures the rest. BENCH_OVERLAY_ARGS: e.g. --mtu 1500 --loss 0
+# --paths direct --impl tinc ztui --seconds 10
+BENCH_OVERLAY_ARGS ?=
 bench-overlay: venv
-	$(BIN)/python bench/bench_overlay.py
+	$(BIN)/python bench/bench_overlay.py $(BENCH_OVERLAY_ARGS)
 
 # The console's own cost on a fake node with 500 peers and 200 members.
 bench-console: venv

@@ -1,34 +1,54 @@
-"""TCP throughput and ping RTT across the overlay, beside the bare underlay, in namespaces.
+"""TCP throughput, RTT and daemon cost: ztui beside tinc 1.0 and the bare underlay, in namespaces.
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
+        [--loss 0 1] [--paths direct relay] [--impl underlay tinc ztui]
 
 For each underlay MTU, a fresh world (overlay_core/testing/world.py) is built:
 
-    root1, ctl            public hosts: a root and the controller
-    home1 (NAT) -- pc1    member; WAN link MTU = the underlay MTU
-    home2 (NAT) -- pc2    member; WAN link MTU = the underlay MTU
+    root1, ctl            public hosts: a root (and tinc's hub) and the controller
+    home1 (NAT) -- pc1    ztui member, tinc node; WAN link MTU = the underlay MTU
+    home2 (NAT) -- pc2    ztui member, tinc node; WAN link MTU = the underlay MTU
 
-pc1 and pc2 join one network (TAP MTU 2800, MSS policy auto), punch through to DIRECT and
-finish probing their path MTU; then, from pc1 to pc2, one run each of:
+pc1 and pc2 join one ztui network (TAP MTU 2800, MSS policy auto), punch through to DIRECT
+and finish probing their path MTU. On the same rig, in the same run, tinc 1.0 in switch
+mode connects the same two hosts (bench/overlay/tinc.py: configuration, keys, cipher;
+Debian's `tinc`, installed by `make sysdeps`). Then, from pc1 to pc2, for each --loss
+(iptables random drops on both home routers, --loss % end to end in each direction, in
+place for one measurement at a time; UDP segmentation offload is off on the hosts'
+uplinks so a drop takes one datagram: bench/overlay/measure.py), one measurement each of:
 
-* overlay:  iperf3 (one TCP stream, --seconds) to pc2's overlay address, and `ping -c
-  --pings -i 0.2` to it: Ethernet in the overlay, through both NATs, Python at both ends.
-* underlay: the same iperf3 and ping to home2's public address, which home2's router
-  forwards (DNAT: TCP to the iperf3 port, and ICMP echo) to pc2's LAN address.
+DIRECT (both NATs in the path, nothing in between):
+* underlay: to home2's public address, which home2's router forwards (DNAT: TCP to the
+  iperf3 port, and ICMP echo) to pc2. It is the very path the overlay's DIRECT datagrams
+  take (pc1 -> home1's MASQUERADE -> the internet bridge -> home2's router -> pc2), with the
+  same links, MTUs and NAT/conntrack work, minus only the overlay: a port forward is the
+  one thing a user behind NAT would set up to reach pc2 without an overlay. With a 1280
+  underlay the bare TCP learns the path MTU from the routers' ICMP.
+* tinc: pc1 ConnectTo pc2 through a UDP+TCP port forward of 655 on home2, as a NAS owner
+  sets up for tinc; data over UDP between the homes.
+* ztui: to pc2's overlay address: Ethernet in the overlay, Python at both ends; it carries
+  2800-byte frames and fragments them to its probed path MTU, MSS clamping keeping TCP
+  segments whole.
 
-Why that underlay path: it is the very path the overlay's DIRECT datagrams take (pc1 ->
-home1's MASQUERADE -> the internet bridge -> home2's router -> pc2), with the same links,
-MTUs and NAT/conntrack work, minus only the overlay. Measuring between the routers or to a
-public host would skip a NAT and a veth hop and flatter the underlay; a port forward is
-the one thing a user behind NAT would set up to reach pc2 without an overlay. With a
-1280-byte underlay the bare TCP learns the path MTU from the routers' ICMP (both WANs
-are 1280, so the first hop already says so); the overlay carries 2800-byte frames and
-fragments them to its probed path MTU, with MSS clamping keeping TCP segments whole.
+RELAY (the homes' routers drop UDP between their public addresses, so nobody punches):
+* tinc: a third tinc node on root1 is the hub both homes ConnectTo; with no UDP between
+  the homes, tinc 1.0 sends every packet through it: pc1 -> hub -> pc2, over UDP.
+* ztui: relayed through root1, which the daemons fall back to by themselves.
 
-Output: one table on stdout and bench/results/overlay.json. Numbers are what this machine
-gives in this run; the ratio is the point. Benchmarks never fail on speed. Everything the
-run creates (namespaces, daemons, homes under /tmp) is removed at the end, also on error
-or Ctrl-C. As non-root (or without iperf3) it prints one line saying why and exits 0.
+Every measurement (bench/overlay/measure.py) gives: TCP Gbit/s (iperf3, one stream,
+--seconds), RTT idle and under load (ping beside iperf3), the daemons' CPU seconds per
+Gbit (both ends, plus the relay when relayed: overlayd or tincd, by PID) and their RSS,
+and on each ztui line the ratio ztui/tinc of the same MTU, loss and path.
+
+Output: the earlier table (DIRECT at 0 % loss, overlay beside underlay), the full table,
+the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `results`,
+`ratios` and `tinc` are new). Numbers are what this machine gives in this run; the ratios
+are the point. Benchmarks never fail on speed; the default run takes ~5 minutes on two
+cores (--mtu, --loss, --paths and --impl choose a subset). Everything the run creates (namespaces,
+daemons, iptables rules, homes and tinc directories under /tmp) is removed at the end, also
+on error or Ctrl-C; only processes started here are ever signalled, by their PID. As
+non-root (or without iperf3) it prints one line saying why and exits 0; without tincd it
+measures the rest and says so.
 """
 
 from __future__ import annotations
@@ -37,7 +57,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -48,15 +67,38 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from overlay_core.testing.netns import Host, Site, unavailable_reason
+# bench/overlay is imported as `overlay`: Python puts this script's directory first on
+# sys.path when it runs as `python bench/bench_overlay.py`.
+from overlay.measure import (
+    IPERF_PORT,
+    dropped,
+    forward_ports,
+    loss_rules,
+    measure,
+    no_direct_udp_rules,
+    no_udp_segmentation_offload,
+    ping,
+    router_rules,
+)
+from overlay.report import add_ratios, print_legacy, print_matrix, print_ratios
+from overlay.tinc import (
+    DIRECT_PORT,
+    DIRECT_SUBNET,
+    RELAY_PORT,
+    RELAY_SUBNET,
+    TincError,
+    TincNet,
+    tinc_version,
+)
+
+from overlay_core.testing.netns import unavailable_reason
 from overlay_core.testing.world import OverlayNode, OverlayWorld
 
 RESULTS = Path(__file__).resolve().parent / "results"
-IPERF_PORT = 5201
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
-_RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
-_LOSS = re.compile(r"([\d.]+)% packet loss")
+RELAY_WAIT_S = 30.0
+IMPLS = ("underlay", "tinc", "ztui")
 
 
 def why_not() -> str | None:
@@ -68,143 +110,221 @@ def why_not() -> str | None:
     return None
 
 
-def forward_to(site: Site, host: Host) -> None:
-    """home2's router forwards TCP IPERF_PORT and ICMP echo arriving on its WAN to host."""
-    for match in (["-p", "tcp", "--dport", str(IPERF_PORT)], ["-p", "icmp", "--icmp-type", "8"]):
-        site.run(
-            ["iptables", "-t", "nat", "-A", "PREROUTING", "-i", Site.WAN_IF, *match,
-             "-j", "DNAT", "--to-destination", host.addr],
-            check=True,
-        )  # fmt: skip
+def say(text: str) -> None:
+    print(f"bench-overlay: {text}", flush=True)
 
 
-def iperf3(server: OverlayNode, client: OverlayNode, target: str, seconds: int) -> dict[str, Any]:
-    """One TCP stream client -> target (served by `server`'s namespace)."""
-    srv = server.host.popen(
-        ["iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while f":{IPERF_PORT}" not in server.host.run(["ss", "-ltnH"]).stdout:
-            if time.monotonic() > deadline:
-                return {"error": "iperf3 -s did not listen"}
-            time.sleep(0.1)
-        proc = client.host.run(
-            ["iperf3", "-c", target, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"],
-            timeout=seconds + 60,
-        )
-        try:
-            result = json.loads(proc.stdout)
-        except ValueError:
-            return {"error": (proc.stderr or proc.stdout).strip()[-300:]}
-        if "error" in result:
-            return {"error": result["error"]}
-        end = result["end"]
-        return {
-            "mbit_per_s": end["sum_received"]["bits_per_second"] / 1e6,
-            "retransmits": end["sum_sent"].get("retransmits"),
-            "seconds": end["sum_received"]["seconds"],
-        }
-    finally:
-        try:
-            srv.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait(timeout=5)
+class Bench:
+    """One world (one underlay MTU) and what is measured in it."""
 
+    def __init__(self, world: OverlayWorld, args: argparse.Namespace, mtu: int) -> None:
+        self.world = world
+        self.args = args
+        self.mtu = mtu
+        self.rows: list[dict[str, Any]] = []
+        self.tinc: dict[str, Any] = {}
 
-def ping(client: OverlayNode, target: str, count: int) -> dict[str, Any]:
-    proc = client.host.run(
-        ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "2", target],
-        timeout=count * 0.2 + 30,
-    )
-    rtt, loss = _RTT.search(proc.stdout), _LOSS.search(proc.stdout)
-    if rtt is None:
-        return {"error": proc.stdout.strip()[-300:] or proc.stderr.strip()}
-    return {
-        "count": count,
-        "loss_pct": float(loss.group(1)) if loss else None,
-        "min_ms": float(rtt.group(1)),
-        "avg_ms": float(rtt.group(2)),
-        "max_ms": float(rtt.group(3)),
-    }
-
-
-def measure(underlay_mtu: int, seconds: int, pings: int) -> dict[str, Any]:
-    with OverlayWorld() as world:
-        world.add_roots(1)
+    def build(self) -> dict[str, Any]:
+        """Roots, controller, two homes on DIRECT with probed path MTUs; the run's header."""
+        world = self.world
+        self.root = world.add_roots(1)[0]
         world.add_controller("ctl")
-        a = world.add_home("home1", "pc1", underlay_mtu=underlay_mtu)
-        b = world.add_home("home2", "pc2", underlay_mtu=underlay_mtu)
+        self.a = world.add_home("home1", "pc1", underlay_mtu=self.mtu)
+        self.b = world.add_home("home2", "pc2", underlay_mtu=self.mtu)
         nwid = world.create_network("bench", pools=[POOL], mtu=TAP_MTU, mss="auto")
-        world.bring_up(nwid, [a, b])
-        target = world.overlay_ip(b, nwid)
-        world.wait("pc1 to ping pc2", lambda: ping(a, target, 1).get("loss_pct") == 0.0, 15)
-        world.wait_link(a, b, "DIRECT")
-        world.wait_link(b, a, "DIRECT")
-        path_mtu = (world.wait_path_mtu(a, b), world.wait_path_mtu(b, a))
-        assert b.site is not None
-        forward_to(b.site, b.host)
+        world.bring_up(nwid, [self.a, self.b])
+        self.target = world.overlay_ip(self.b, nwid)
+        ok = lambda: ping(self.a.host, self.target, 1).get("loss_pct") == 0.0  # noqa: E731
+        world.wait("pc1 to ping pc2", ok, 15)
+        world.wait_link(self.a, self.b, "DIRECT")
+        world.wait_link(self.b, self.a, "DIRECT")
+        path_mtu = (world.wait_path_mtu(self.a, self.b), world.wait_path_mtu(self.b, self.a))
+        assert self.a.site is not None and self.b.site is not None
+        self.home1, self.home2 = self.a.site, self.b.site
+        self.hosts = [self.a.host, self.b.host, self.root.host]
+        segmentation = {h.name: no_udp_segmentation_offload(h) for h in self.hosts}
+        forward_ports(
+            self.home2,
+            self.b.host,
+            [("tcp", IPERF_PORT), ("udp", DIRECT_PORT), ("tcp", DIRECT_PORT)],
+            icmp=True,
+        )
         return {
-            "underlay_mtu": underlay_mtu,
+            "underlay_mtu": self.mtu,
             "overlay_mtu": TAP_MTU,
+            "udp_segmentation_offload_off": segmentation,
             "path_mtu": {"pc1_to_pc2": path_mtu[0], "pc2_to_pc1": path_mtu[1]},
-            "overlay": {
-                "target": target,
-                "tcp": iperf3(b, a, target, seconds),
-                "ping": ping(a, target, pings),
-            },
-            "underlay": {
-                "target": b.site.addr,
-                "tcp": iperf3(b, a, b.site.addr, seconds),
-                "ping": ping(a, b.site.addr, pings),
-            },
         }
 
+    # ---- tinc -----------------------------------------------------------------------------
 
-def _cell(run: dict[str, Any]) -> tuple[str, str]:
-    tcp, rtt = run["tcp"], run["ping"]
-    tcp_text = tcp["error"] if "error" in tcp else f"{tcp['mbit_per_s']:8.1f} Mbit/s"
-    rtt_text = (
-        rtt["error"]
-        if "error" in rtt
-        else f"{rtt['min_ms']:.3f}/{rtt['avg_ms']:.3f}/{rtt['max_ms']:.3f} ms"
-    )
-    return tcp_text, rtt_text
+    def _tinc_up(self, net: TincNet, pairs: list[tuple[str, str]]) -> bool:
+        """Configure, start, ping, wait for the path MTU; False (said, and recorded in
+        the results) if tinc would not come up, so the phase goes on without it."""
+        try:
+            net.configure()
+            net.start()
+            took = net.wait_ping(net.nodes["pc1"], net.nodes["pc2"])
+            pmtu = net.wait_pmtu(pairs)
+        except (TincError, OSError, subprocess.SubprocessError) as exc:
+            say(f"tinc {net.label} did not come up, measuring without it: {exc}")
+            self.tinc[net.label] = {"error": str(exc)}
+            return False
+        if not pmtu["settled"]:
+            say(f"tinc {net.label}: path MTU not fixed after {pmtu['seconds']} s; measuring")
+        self.tinc[net.label] = {
+            "first_ping_s": round(took, 2),
+            "pmtu": pmtu,
+            "config": net.config_text(),
+        }
+        return True
+
+    def tinc_direct(self) -> TincNet:
+        net = TincNet("direct", self.world.base, DIRECT_PORT, DIRECT_SUBNET, "tinc0")
+        net.add("pc1", self.a.host, connect_to=("pc2",))
+        net.add("pc2", self.b.host, address=self.home2.addr)
+        return net
+
+    def tinc_relay(self) -> TincNet:
+        net = TincNet("relay", self.world.base, RELAY_PORT, RELAY_SUBNET, "tinc1")
+        net.add("pc1", self.a.host, connect_to=("hub",))
+        net.add("pc2", self.b.host, connect_to=("hub",))
+        net.add("hub", self.root.host, address=self.root.host.addr)
+        return net
+
+    # ---- measuring ------------------------------------------------------------------------
+
+    def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
+        relay = {"tinc": "hub", "ztui": "root1"}
+        pids: dict[str, int | None]
+        if impl == "underlay":
+            target, pids = self.home2.addr, {}
+        elif impl == "tinc":
+            assert tinc is not None
+            tinc.check_alive()
+            target = tinc.nodes["pc2"].ip
+            pids = {name: node.pid for name, node in tinc.nodes.items()}
+        else:
+            self.world.check_alive()
+            target = self.target
+            pids = {"pc1": self._pid(self.a), "pc2": self._pid(self.b)}
+            if path == "RELAY":
+                pids["root1"] = self._pid(self.root)
+        say(f"  MTU {self.mtu}, loss {loss:g}%, {path}: {impl} -> {target}")
+        row: dict[str, Any] = {"underlay_mtu": self.mtu, "loss_pct": loss, "path": path,
+                               "impl": impl}  # fmt: skip
+        if path == "RELAY":
+            row["relay"] = relay[impl]
+        relay_host = self.root.host if path == "RELAY" else None
+        row.update(
+            measure(self.b.host, self.a.host, target, seconds=self.args.seconds,
+                    pings=self.args.pings, daemons=pids, relay=relay_host)
+        )  # fmt: skip
+        if impl == "ztui":
+            peer = self.a.peer(self.b.address)
+            row["link"] = peer["link"] if peer else None
+        self.rows.append(row)
+        return row
+
+    @staticmethod
+    def _pid(node: OverlayNode) -> int | None:
+        return node.proc.pid if node.running and node.proc is not None else None
+
+    def phase(self, path: str, impls: list[str], tinc: TincNet | None) -> None:
+        homes = [self.home1, self.home2]
+        for loss in self.args.loss:
+            for impl in impls:
+                with router_rules(loss_rules(homes, loss)):
+                    row = self._one(path, loss, impl, tinc)
+                    if loss > 0:
+                        row["loss_dropped"] = dropped(homes)
+
+    def direct(self, impls: list[str]) -> None:
+        tinc = self.tinc_direct() if "tinc" in impls else None
+        try:
+            if tinc is not None and not self._tinc_up(tinc, [("pc1", "pc2"), ("pc2", "pc1")]):
+                impls = [i for i in impls if i != "tinc"]
+            self.phase("DIRECT", impls, tinc)
+        finally:
+            if tinc is not None:
+                tinc.stop()
+
+    def relayed(self, impls: list[str]) -> None:
+        impls = [i for i in impls if i != "underlay"]
+        if not impls:
+            return
+        with router_rules(no_direct_udp_rules(self.home1, self.home2)):
+            if "ztui" in impls:
+                self.world.wait_link(self.a, self.b, "RELAY", RELAY_WAIT_S)
+                self.world.wait_link(self.b, self.a, "RELAY", RELAY_WAIT_S)
+            tinc = self.tinc_relay() if "tinc" in impls else None
+            try:
+                pairs = [("pc1", "hub"), ("pc2", "hub"), ("hub", "pc1"), ("hub", "pc2")]
+                if tinc is not None and not self._tinc_up(tinc, pairs):
+                    impls = [i for i in impls if i != "tinc"]
+                self.phase("RELAY", impls, tinc)
+            finally:
+                if tinc is not None:
+                    tinc.stop()
+
+
+def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[str, Any]:
+    with OverlayWorld() as world:
+        bench = Bench(world, args, mtu)
+        run = bench.build()
+        if "direct" in args.paths:
+            bench.direct(impls)
+        if "relay" in args.paths:
+            bench.relayed(impls)
+        run["tinc"] = bench.tinc
+        run["rows"] = bench.rows
+        for row in bench.rows:  # the earlier keys: DIRECT, no added loss
+            if row["path"] == "DIRECT" and row["loss_pct"] == 0 and row["impl"] != "tinc":
+                kind = "overlay" if row["impl"] == "ztui" else "underlay"
+                run[kind] = {"target": row["target"], "tcp": row["tcp"], "ping": row["ping_idle"]}
+        return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="iperf3 run length")
-    parser.add_argument("--pings", type=int, default=20, help="pings per RTT measurement")
+    parser.add_argument("--pings", type=int, default=20, help="pings per idle RTT measurement")
     parser.add_argument("--mtu", type=int, nargs="+", default=[1500, 1280], help="underlays")
+    parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 1.0],
+                        help="random loss in %% per direction, end to end")  # fmt: skip
+    parser.add_argument("--paths", nargs="+", choices=["direct", "relay"],
+                        default=["direct", "relay"])  # fmt: skip
+    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
     args = parser.parse_args(argv)
     reason = why_not()
     if reason is not None:
         print(f"bench-overlay: skipped: {reason}")
         return 0
+    if any(not 0 <= loss < 100 for loss in args.loss):
+        parser.error("--loss takes percentages in [0, 100)")
+    impls = [i for i in IMPLS if i in args.impl]
+    version = tinc_version()
+    if "tinc" in impls and version is None:
+        say("tincd not found (run `make sysdeps` as root): measuring without tinc")
+        impls.remove("tinc")
     # SIGTERM unwinds like Ctrl-C, so the worlds' cleanup runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    started = time.monotonic()
     runs = []
-    for mtu in args.mtu:
-        print(f"bench-overlay: underlay MTU {mtu}: building the world and measuring ...",
-              flush=True)  # fmt: skip
-        runs.append(measure(mtu, args.seconds, args.pings))
+    try:
+        for mtu in args.mtu:
+            say(f"underlay MTU {mtu}: building the world and measuring ...")
+            runs.append(measure_world(args, mtu, impls))
+    except KeyboardInterrupt:  # the worlds have closed (with-blocks) by the time we are here
+        say("interrupted; everything it made is removed, nothing written")
+        return 130
+    rows = [row for run in runs for row in run.pop("rows")]
+    ratios = add_ratios(rows)
 
-    print(f"\nTCP: iperf3, 1 stream, {args.seconds} s, pc1 -> pc2; "
-          f"RTT: {args.pings} pings, min/avg/max")  # fmt: skip
-    print(f"{'underlay MTU':>12}  {'path':<9} {'TCP':>16}  RTT")
-    for run in runs:
-        for kind in ("underlay", "overlay"):
-            tcp_text, rtt_text = _cell(run[kind])
-            print(f"{run['underlay_mtu']:>12}  {kind:<9} {tcp_text:>16}  {rtt_text}")
-        pmtu = run["path_mtu"]
-        print(f"{'':>12}  (overlay path MTU {pmtu['pc1_to_pc2']}/{pmtu['pc2_to_pc1']}, "
-              f"TAP MTU {run['overlay_mtu']})")  # fmt: skip
+    print_legacy(runs, args.seconds, args.pings)
+    print_matrix(rows, args.seconds, args.pings)
+    print_ratios(ratios)
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "overlay.json"
@@ -216,10 +336,22 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "iperf3_seconds": args.seconds,
         "pings": args.pings,
+        "loss_pct": args.loss,
+        "paths": args.paths,
+        "impls": impls,
+        "tinc": {
+            "version": version,
+            "mode": "switch",
+            "cipher": "default (aes-256-cbc)",
+            "digest": "default (sha256, MAC 4 bytes)",
+        },
+        "wall_seconds": round(time.monotonic() - started, 1),
         "runs": runs,
+        "results": rows,
+        "ratios": ratios,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\nwritten to {out}")
+    print(f"\nwritten to {out} ({doc['wall_seconds']:.0f} s)")
     return 0
 
 
