@@ -3,6 +3,8 @@
 The pipeline, in both directions:
 
 1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`;
+   an ICMP "fragmentation needed" / "packet too big" for one of our UDP datagrams
+   (udp.py reads them off the socket's error queue) -> `node.path_mtu_hint(...)`;
    once the node has authenticated a packet from a TCP link, TcpLinks is told, and stops
    treating that link as a stranger's (tcp.py);
    a frame the host sends into a network's TAP -> `node.receive_frame(nwid, frame, now)`;
@@ -74,7 +76,7 @@ from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_
 from .ratelog import RateLimitedLog
 from .tap import TapCounters, TapDevice, TapOpener
 from .tcp import TCP_LOG_INTERVAL_S, TcpLinks
-from .udp import BindError, UdpSockets
+from .udp import BindError, IcmpError, UdpSockets
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,9 @@ class Daemon:
         config = self.config
         tries = EPHEMERAL_PORT_TRIES if config.port == 0 else 1
         for attempt in range(1, tries + 1):
-            self._udp = await UdpSockets.open(config.binds, config.port, self._on_datagram)
+            self._udp = await UdpSockets.open(
+                config.binds, config.port, self._on_datagram, self._on_udp_error
+            )
             if not config.is_root:
                 return
             # Roots take TCP on their UDP port number, so leaves need only one number.
@@ -320,6 +324,15 @@ class Daemon:
             and node.authenticated_from(source)
         ):
             self._tcp.authenticated(source)
+
+    def _on_udp_error(self, error: IcmpError) -> None:
+        """An ICMP error for one of our datagrams (udp.py, already counted by kind). A
+        smaller path MTU goes to the node at once; the other kinds are left for later
+        (port unreachable could mark a path dead early, issue 10)."""
+        node = self.node
+        if node is None or error.kind != "mtu" or error.mtu is None:
+            return
+        self._execute(self._guard(node.path_mtu_hint, error.endpoint, error.mtu, self._clock()))
 
     def _on_tcp_up(self, endpoint: Endpoint) -> None:
         log.info("TCP fallback connected to %s", endpoint)

@@ -8,6 +8,16 @@ Contract (the wireguard-go `conn.Bind` shape):
   datagram. It never raises: UDP is lossy anyway, so failures are counted and dropped.
 - IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port. The
   default IPv6 wildcard is optional: on a host without IPv6 it is skipped with a log line.
+- ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
+  kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
+  reports the first as a pending socket error, which asyncio hands to `error_received`.
+  The kernel reports a pending error from whichever call comes first, a receive or a
+  send, and fails that send: `send` then tries the datagram once more.
+  There the queue is drained (at most ERRQUEUE_DRAIN_MAX entries per turn of the loop),
+  each entry parsed by `parse_recverr` into an `IcmpError` and passed to `on_error`, and
+  counted by kind (`udp_errqueue_<kind>`); nothing is logged per packet. The daemon turns
+  "mtu" ones (fragmentation needed / packet too big) into `node.path_mtu_hint`; the
+  others ("port_unreachable", "unreachable", "local", "other") are only counted for now.
 """
 
 from __future__ import annotations
@@ -15,11 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import socket
+import struct
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from overlay_core.proto.effects import Endpoint, udp
@@ -27,6 +40,81 @@ from overlay_core.proto.effects import Endpoint, udp
 log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Endpoint], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpError:
+    """One entry of a socket's error queue: what the kernel learned about a datagram we
+    sent to `endpoint` (the original destination, not whoever reported it).
+
+    kind: "mtu" (ICMP fragmentation needed / ICMPv6 packet too big; `mtu` is the next
+    hop's link MTU, IP header included), "port_unreachable", "unreachable" (another
+    destination-unreachable code), "local" (the local stack refused the send), "other".
+    """
+
+    kind: str
+    endpoint: Endpoint
+    errno: int
+    origin: int  # SO_EE_ORIGIN_*: 1 local, 2 ICMP, 3 ICMPv6
+    icmp_type: int
+    icmp_code: int
+    mtu: int | None  # only for kind "mtu"
+
+
+ErrorHandler = Callable[[IcmpError], None]
+
+# <linux/errqueue.h>, <linux/in.h>, <linux/in6.h>; the socket module lacks some of them.
+_SOL_IP = socket.IPPROTO_IP
+_SOL_IPV6 = socket.IPPROTO_IPV6
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+_MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+SO_EE_ORIGIN_LOCAL = 1
+SO_EE_ORIGIN_ICMP = 2
+SO_EE_ORIGIN_ICMP6 = 3
+# struct sock_extended_err: u32 ee_errno; u8 ee_origin, ee_type, ee_code, ee_pad;
+# u32 ee_info, ee_data; host byte order. The offender's sockaddr follows it.
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+# Entries read per call; the rest wait for the next turn of the loop (call_soon), so an
+# ICMP flood cannot keep the loop in here.
+ERRQUEUE_DRAIN_MAX = 32
+_CMSG_SPACE = 512
+
+
+def parse_recverr(
+    level: int, kind: int, data: bytes, dest: tuple[str | int, ...]
+) -> IcmpError | None:
+    """One IP_RECVERR / IPV6_RECVERR control message (`level`, `kind` = cmsg_type,
+    `data`) of an error-queue entry whose msg_name was `dest`; None for anything else."""
+    if not (
+        (level == _SOL_IP and kind == _IP_RECVERR) or (level == _SOL_IPV6 and kind == _IPV6_RECVERR)
+    ):
+        return None
+    if len(data) < _EXTENDED_ERR.size or len(dest) < 2:
+        return None
+    err, origin, icmp_type, code, _pad, info, _data = _EXTENDED_ERR.unpack_from(data)
+    mtu: int | None = None
+    if origin == SO_EE_ORIGIN_ICMP:
+        if icmp_type == 3 and code == 4 and err == errno.EMSGSIZE:
+            what, mtu = "mtu", info
+        elif icmp_type == 3:
+            what = "port_unreachable" if code == 3 else "unreachable"
+        else:
+            what = "other"
+    elif origin == SO_EE_ORIGIN_ICMP6:
+        if icmp_type == 2 and err == errno.EMSGSIZE:
+            what, mtu = "mtu", info
+        elif icmp_type == 1:
+            what = "port_unreachable" if code == 4 else "unreachable"
+        else:
+            what = "other"
+    elif origin == SO_EE_ORIGIN_LOCAL:
+        what = "local"
+    else:
+        what = "other"
+    endpoint = udp(str(dest[0]), int(dest[1]))
+    return IcmpError(what, endpoint, err, origin, icmp_type, code, mtu)
+
 
 # Bigger kernel buffers absorb bursts while the event loop is busy running the node.
 SOCKET_BUFFER_BYTES = 1 << 20
@@ -49,19 +137,59 @@ def _family_of(host: str) -> int | None:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: DatagramHandler, counters: Counter[str]) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_datagram: DatagramHandler,
+        on_error: ErrorHandler | None,
+        counters: Counter[str],
+    ) -> None:
+        # The raw socket: asyncio's TransportSocket offers no recvmsg for the error queue.
+        self._sock = sock
         self._on_datagram = on_datagram
+        self._on_error = on_error
         self._counters = counters
+        self._drain_scheduled = False
+        self.last_error: Exception | None = None  # what error_received last got (send())
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         # IPv6 addresses come as (host, port, flowinfo, scope_id); the first two are enough.
         self._on_datagram(data, udp(str(addr[0]), int(addr[1])))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors for earlier sends (port unreachable...) land here; expected, and the
-        # path logic notices silence on its own.
+        # The pending error of an ICMP for an earlier send (IP_RECVERR queued it, and
+        # more): expected, so counted, never logged per packet; the queue says the rest.
         self._counters["udp_icmp_errors"] += 1
-        log.debug("udp error: %s", exc)
+        self.last_error = exc
+        self.drain_errors()
+
+    def drain_errors(self) -> None:
+        """Read up to ERRQUEUE_DRAIN_MAX entries of the error queue (see the module
+        docstring); if more may be waiting, come back on the next turn of the loop."""
+        if self._sock.fileno() < 0:
+            return
+        for _ in range(ERRQUEUE_DRAIN_MAX):
+            try:
+                _, ancdata, _, dest = self._sock.recvmsg(
+                    0, _CMSG_SPACE, _MSG_ERRQUEUE | socket.MSG_DONTWAIT
+                )
+            except OSError:  # EAGAIN: empty (or no error queue at all)
+                return
+            record = None
+            for level, kind, data in ancdata:
+                record = parse_recverr(level, kind, data, dest or ())
+                if record is not None:
+                    break
+            self._counters[f"udp_errqueue_{record.kind if record else 'unparsed'}"] += 1
+            if record is not None and self._on_error is not None:
+                self._on_error(record)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain_again)
+
+    def _drain_again(self) -> None:
+        self._drain_scheduled = False
+        self.drain_errors()
 
 
 class UdpSockets:
@@ -69,11 +197,17 @@ class UdpSockets:
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
-        self._transports: list[tuple[int, asyncio.DatagramTransport]] = []
+        self._transports: list[tuple[int, asyncio.DatagramTransport, _Protocol]] = []
         self._warned_hosts: set[str] = set()
 
     @classmethod
-    async def open(cls, binds: list[str], port: int, on_datagram: DatagramHandler) -> UdpSockets:
+    async def open(
+        cls,
+        binds: list[str],
+        port: int,
+        on_datagram: DatagramHandler,
+        on_error: ErrorHandler | None = None,
+    ) -> UdpSockets:
         self = cls()
         loop = asyncio.get_running_loop()
         try:
@@ -86,10 +220,9 @@ class UdpSockets:
                 if sock is None:
                     continue
                 port = sock.getsockname()[1]  # later sockets share the port this one got
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(on_datagram, self.counters), sock=sock
-                )
-                self._transports.append((family, transport))
+                factory = functools.partial(_Protocol, sock, on_datagram, on_error, self.counters)
+                transport, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
+                self._transports.append((family, transport, protocol))
         except BaseException:
             self.close()
             raise
@@ -101,10 +234,10 @@ class UdpSockets:
 
     @property
     def has_ipv6(self) -> bool:
-        return any(family == socket.AF_INET6 for family, _ in self._transports)
+        return any(family == socket.AF_INET6 for family, _, _ in self._transports)
 
     def local_addresses(self) -> list[tuple[str, int]]:
-        return [t.get_extra_info("sockname")[:2] for _, t in self._transports]
+        return [t.get_extra_info("sockname")[:2] for _, t, _ in self._transports]
 
     def send(self, endpoint: Endpoint, data: bytes) -> bool:
         family = _family_of(endpoint.host)
@@ -115,16 +248,25 @@ class UdpSockets:
                 self._warned_hosts.add(endpoint.host)
                 log.warning("not sending to %s: hostnames are not resolved, use an IP", endpoint)
             return False
-        for fam, transport in self._transports:
+        for fam, transport, protocol in self._transports:
             if fam == family and not transport.is_closing():
-                transport.sendto(data, (endpoint.host, endpoint.port))
+                address = (endpoint.host, endpoint.port)
+                protocol.last_error = None
+                transport.sendto(data, address)  # an OSError goes to error_received
+                if protocol.last_error is not None:
+                    # Most likely the pending error of an ICMP for an earlier datagram
+                    # (IP_RECVERR sets one, and the kernel fails the next send with it), not
+                    # this datagram's fault: error_received has cleared it; once more.
+                    self.counters["udp_send_retried"] += 1
+                    protocol.last_error = None
+                    transport.sendto(data, address)
                 self.counters["udp_datagrams_sent"] += 1
                 return True
         self.counters["udp_send_no_socket"] += 1
         return False
 
     def close(self) -> None:
-        for _, transport in self._transports:
+        for _, transport, _ in self._transports:
             transport.close()
         self._transports.clear()
 
@@ -146,6 +288,7 @@ def _bind_socket(family: int, host: str, port: int, optional: bool) -> socket.so
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         _set_dont_fragment(sock, family)
+        _set_recverr(sock, family)
         sock.setblocking(False)
         sock.bind((host, port))
     except OSError as exc:
@@ -178,3 +321,15 @@ def _set_dont_fragment(sock: socket.socket, family: int) -> None:
             sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_PROBE)
         else:
             sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_PROBE)
+
+
+def _set_recverr(sock: socket.socket, family: int) -> None:
+    """Queue ICMP errors for our datagrams on the socket's error queue (module docstring).
+
+    Without it, Linux reports nothing for an unconnected UDP socket: a shrinking path MTU
+    would only be found by the next search, up to PMTU_REPROBE_S later (proto/path.py)."""
+    with contextlib.suppress(OSError):
+        if family == socket.AF_INET6:
+            sock.setsockopt(_SOL_IPV6, _IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(_SOL_IP, _IP_RECVERR, 1)

@@ -50,6 +50,9 @@ from .wire import Cipher, MalformedError, Reader, Verb
 __all__ = ["TICK_S", "NetworkSettings", "Node", "NodeConfig"]
 
 TICK_S = 0.25
+IPV4_HEADER_BYTES = 20  # without options, which we never send
+IPV6_HEADER_BYTES = 40
+UDP_HEADER_BYTES = 8
 
 
 class Node(NodeState):
@@ -100,6 +103,23 @@ class Node(NodeState):
                 if size is not None:
                     out += self._probe_mtu(peer, path, size, now)
         return out
+
+    def path_mtu_hint(self, endpoint: Endpoint, link_mtu: int, now: float) -> list[Effect]:
+        """A router says IP packets above `link_mtu` bytes do not fit on the way to
+        `endpoint` (ICMP "fragmentation needed" / ICMPv6 "packet too big" for one of our
+        datagrams, read by the I/O layer). Every direct path at `endpoint` is lowered to the
+        UDP payload that fits, never below PMTU_MIN and never upward: the ICMP is not
+        authenticated (path.py). Unknown endpoints are ignored."""
+        self.counters["pmtu_icmp_hints"] += 1
+        if endpoint.transport is not Transport.UDP:
+            return []
+        ipv6 = ":" in endpoint.host
+        size = link_mtu - (IPV6_HEADER_BYTES if ipv6 else IPV4_HEADER_BYTES) - UDP_HEADER_BYTES
+        for peer in self.peers.values():
+            path = peer.paths.get(endpoint)
+            if path is not None and path.mtu_lowered_to(size, now):
+                self.counters["pmtu_icmp_lowered"] += 1
+        return []
 
     # -- virtual networks (membership.py, vnet.py)
 

@@ -24,6 +24,15 @@ carry it), then by bisection, to within PMTU_STEP bytes. A probe unanswered with
 PMTU_PROBE_TIMEOUT_S counts as too big. The search repeats every PMTU_REPROBE_S, because
 routes change. Packets are fragmented to the path's confirmed size, so frames of any
 size up to the network MTU cross without a black hole.
+
+A path MTU that shrinks between searches (a router's link now carries less) is noticed at
+once when a router on the way says so: the I/O layer reads the ICMP "fragmentation
+needed" / ICMPv6 "packet too big" for our own datagrams (IP_RECVERR) and the node calls
+`mtu_lowered_to` on the direct paths to that endpoint. An ICMP is not authenticated (any
+box on the path can send one), so it may only lower a path, and never below PMTU_MIN: the
+worst a forger gets is the size every path carries anyway. It never raises anything; a
+path that grows again is found by the next regular search, PMTU_REPROBE_S after the
+lowering.
 """
 
 from __future__ import annotations
@@ -165,6 +174,23 @@ class Path:
         self.mtu = min(self.mtu_ceiling, max(self.mtu, size))
         if self.mtu_probe_size == size:
             self.mtu_probe_size = None
+
+    def mtu_lowered_to(self, size: int, now: float) -> bool:
+        """A router says datagrams above `size` bytes do not cross (an ICMP; see the module
+        docstring): cap the search there, never below PMTU_MIN and never upward. True if
+        the confirmed size (`mtu`, what packets are fragmented to) went down."""
+        size = max(size, PMTU_MIN)
+        if size >= self.mtu_ceiling:
+            return False
+        self.mtu_ceiling = size
+        if self.mtu_probe_size is not None and self.mtu_probe_size > size:
+            self.mtu_probe_size = None  # known too big: the search need not wait for it
+        if size >= self.mtu:
+            return False
+        self.mtu = size
+        if self.mtu_searched is not None:
+            self.mtu_searched = now  # settled here; search upward again after the interval
+        return True
 
     def mtu_too_big(self, size: int) -> None:
         self.mtu_ceiling = max(self.mtu, min(self.mtu_ceiling, size - 1))

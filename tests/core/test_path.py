@@ -179,3 +179,57 @@ def test_configured_root_endpoints_may_be_sent_to_before_confirmation() -> None:
     path = Path(udp("198.18.0.1", 9993), created=0.0)
     path.configured = True
     assert path.may_send(1400) and not path.alive(0.0)
+
+
+def settled(mtu: int, now: float = 0.0) -> Path:
+    """A path whose search found `mtu` (probed from a 1432-byte limit)."""
+    path = Path(udp("198.18.0.5", 9993), created=now)
+    path.start_mtu_search(1432)
+    size = path.next_mtu_probe(now)
+    assert size == 1432
+    if mtu < 1432:
+        path.mtu_too_big(1432)
+        path.mtu_probe_size = None
+    path.mtu_fits(mtu)
+    path.mtu_ceiling = mtu
+    assert path.next_mtu_probe(now) is None and path.mtu_searched == now and path.mtu == mtu
+    return path
+
+
+def test_an_icmp_lowers_a_settled_path_mtu_at_once() -> None:
+    """A router says 1252 fit (a 1280-byte link): the path uses that now, and searches
+    upward again only a full interval later."""
+    from overlay_core.proto.path import PMTU_REPROBE_S
+
+    path = settled(1432)
+    assert path.mtu_lowered_to(1252, now=30.0)
+    assert path.mtu == 1252 and path.mtu_ceiling == 1252 and path.mtu_limit == 1432
+    assert path.next_mtu_probe(30.0 + PMTU_REPROBE_S - 1) is None
+    assert path.next_mtu_probe(30.0 + PMTU_REPROBE_S) == 1432  # the route may heal
+    assert not path.mtu_lowered_to(1252, now=31.0)  # nothing new
+
+
+def test_an_icmp_never_raises_the_path_mtu_nor_lowers_it_below_the_minimum() -> None:
+    from overlay_core.proto.path import PMTU_MIN
+
+    path = settled(1300)
+    assert not path.mtu_lowered_to(1400, now=1.0)
+    assert not path.mtu_lowered_to(1300, now=1.0)
+    assert path.mtu == 1300 and path.mtu_ceiling == 1300
+    assert path.mtu_lowered_to(68, now=2.0)  # forged, or a silly link: the floor holds
+    assert path.mtu == PMTU_MIN == path.mtu_ceiling
+    assert not path.mtu_lowered_to(0, now=3.0)
+    assert path.mtu == PMTU_MIN
+
+
+def test_an_icmp_during_a_search_caps_it_and_skips_the_lost_probe() -> None:
+    """The ceiling probe (1432) draws an ICMP saying 1252: no need to wait out its timeout,
+    the next probe bisects below 1252 at once."""
+    from overlay_core.proto.path import PMTU_MIN
+
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.start_mtu_search(1432)
+    assert path.next_mtu_probe(0.0) == 1432
+    assert not path.mtu_lowered_to(1252, now=0.01)  # the confirmed size was PMTU_MIN
+    assert path.mtu == PMTU_MIN and path.mtu_ceiling == 1252
+    assert path.next_mtu_probe(0.02) == (PMTU_MIN + 1252 + 1) // 2
