@@ -71,7 +71,13 @@ from overlay_core.proto.vnet import NetworkSettings
 
 from .eventlimit import EventLimiter
 from .home import Home, HomeError
-from .interfaces import interface_addresses, parse_networks, select_advertised
+from .interfaces import (
+    interface_addresses,
+    interface_mtus,
+    parse_networks,
+    phys_mtu_from,
+    select_advertised,
+)
 from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_joined
 from .ratelog import RateLimitedLog
 from .tap import TapCounters, TapDevice, TapOpener
@@ -252,6 +258,7 @@ class Daemon:
             is_root=self.config.is_root,
             roots=list(self.config.roots),
             local_endpoints=self._local_endpoints(),
+            phys_mtu=phys_mtu_from(interface_mtus()),
             force_tcp=self.config.tcp_fallback == "force",
             tcp_fallback=self.config.tcp_fallback != "off",
         )
@@ -307,6 +314,7 @@ class Daemon:
             if now - self._last_advertise_refresh >= ADVERTISE_REFRESH_S:
                 self._last_advertise_refresh = now
                 node.set_local_endpoints(self._local_endpoints())
+                node.set_phys_mtu(phys_mtu_from(interface_mtus()))
             self._execute(self._guard(node.tick, now))
             if self._controller is not None:
                 self._controller.push(now)

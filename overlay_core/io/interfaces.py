@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 import psutil
 
@@ -25,6 +26,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 WILDCARDS = {"0.0.0.0", "::"}
+DEFAULT_LINK_MTU = 1500
+JUMBO_LINK_MTU = 9000
+_DATAGRAM_OVERHEAD = 40 + 8 + 20  # IPv6, UDP, margin: 1500 -> 1432 (DEFAULT_PHYS_MTU)
 
 
 def parse_networks(texts: Iterable[str]) -> list[IPNetwork]:
@@ -47,6 +51,29 @@ def interface_addresses() -> list[str]:
                 # psutil reports scoped IPv6 as "fe80::1%eth0"; the scope is not an address.
                 found.append(addr.address.split("%", 1)[0])
     return found
+
+
+def interface_mtus() -> list[int]:
+    """The MTUs of this machine's interfaces that can carry our datagrams: up, and neither
+    loopback (its 64 KiB says nothing about a path to a peer) nor a TUN/TAP device (our
+    own networks' TAPs, MTU 2800 by default, never carry the datagrams that make them)."""
+    return [
+        stats.mtu
+        for name, stats in psutil.net_if_stats().items()
+        if stats.isup
+        and "loopback" not in stats.flags.split(",")
+        and not Path(f"/sys/class/net/{name}/tun_flags").exists()
+    ]
+
+
+def phys_mtu_from(mtus: Iterable[int]) -> int:
+    """The largest datagram (UDP payload) a path MTU search may try: the largest interface
+    MTU less IPv6 and UDP headers (48) and a 20-byte margin for tunnels on the way, as the
+    1500-byte default keeps (1432). Never below that default, which has always been the
+    search ceiling (a smaller link is found by the search), and never above a 9000-byte
+    jumbo frame's (8932): larger MTUs are virtual devices, not paths to peers."""
+    largest = min(max(mtus, default=DEFAULT_LINK_MTU), JUMBO_LINK_MTU)
+    return max(largest, DEFAULT_LINK_MTU) - _DATAGRAM_OVERHEAD
 
 
 def select_advertised(

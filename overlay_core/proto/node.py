@@ -43,6 +43,7 @@ from .effects import (
 )
 from .identity import Identity, derive_address, format_address
 from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, NodeState, _u
+from .path import PMTU_MIN
 from .peer import Peer
 from .vnet import NetworkSettings
 from .wire import Cipher, MalformedError, Reader, Verb
@@ -68,6 +69,18 @@ class Node(NodeState):
 
     def set_local_endpoints(self, endpoints: list[Endpoint]) -> None:
         self.config.local_endpoints = list(endpoints)
+
+    def set_phys_mtu(self, phys_mtu: int) -> None:
+        """The largest datagram worth searching for changed (an interface's MTU did):
+        every direct path's next search goes up to it."""
+        if phys_mtu == self.config.phys_mtu:
+            return
+        self.config.phys_mtu = phys_mtu
+        for peer in self.peers.values():
+            peer.mtu_limit = phys_mtu
+            for path in peer.paths.values():
+                if path.is_direct:
+                    path.mtu_limit = max(phys_mtu, PMTU_MIN)
 
     def send_user_data(self, dest: int, payload: bytes, now: float) -> list[Effect]:
         return self._send_to_address(dest, Verb.USER_DATA, payload, now)

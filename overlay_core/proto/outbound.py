@@ -29,7 +29,7 @@ from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport
 from .fragment import Reassembler
 from .identity import Identity, format_address
 from .membership import Memberships
-from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_MIN, Path
+from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, TokenBucket, punchable
 from .roots import RootEntry
@@ -53,7 +53,7 @@ MAX_LEARNED_ENDPOINTS = 64  # per peer, for the relay reason; paths themselves a
 MAX_ECHOES_PENDING = 4096  # probes awaiting an answer (they expire after ECHO_TIMEOUT_S)
 # UDP payload per datagram: 1500-byte Ethernet minus IPv6 (40) and UDP (8) headers, minus
 # a margin for tunnels (PPPoE, VLAN) on the way.
-DEFAULT_PHYS_MTU = 1432
+DEFAULT_PHYS_MTU = PMTU_COMMON  # the daemon sets more from a jumbo interface's MTU
 
 
 @dataclass(slots=True)

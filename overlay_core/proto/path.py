@@ -60,6 +60,10 @@ PUNCH_PACKET_MAX = 128
 DEAD_AFTER_S = 30.0
 DEAD_PROBE_S = 35.0
 PMTU_MIN = 1200  # UDP payload that fits a 1280-byte IPv6 link (QUIC makes the same bet)
+# What a 1500-byte link carries (less IPv6, UDP and a tunnel margin): most internet paths.
+# A search whose ceiling is larger (a jumbo LAN) and fails tries this next, so a node on a
+# 9000-byte LAN settles its internet paths in two probes, not a dozen.
+PMTU_COMMON = 1432
 PMTU_STEP = 16
 PMTU_PROBE_TIMEOUT_S = 1.0
 PMTU_REPROBE_S = 60.0
@@ -162,8 +166,14 @@ class Path:
         if self.mtu_ceiling - self.mtu < PMTU_STEP:
             self.mtu_searched = now
             return None
-        # Optimistic first: most paths carry the full size, and then one probe settles it.
-        size = self.mtu_ceiling if self.mtu_probes == 0 else (self.mtu + self.mtu_ceiling + 1) // 2
+        # Optimistic first: most paths carry the full size, and then one probe settles it;
+        # then the common internet size, then bisection.
+        if self.mtu_probes == 0:
+            size = self.mtu_ceiling
+        elif self.mtu_probes == 1 and self.mtu < PMTU_COMMON < self.mtu_ceiling:
+            size = PMTU_COMMON
+        else:
+            size = (self.mtu + self.mtu_ceiling + 1) // 2
         self.mtu_probes += 1
         self.mtu_probe_size = size
         self.mtu_probe_sent = now

@@ -233,3 +233,26 @@ def test_an_icmp_during_a_search_caps_it_and_skips_the_lost_probe() -> None:
     assert not path.mtu_lowered_to(1252, now=0.01)  # the confirmed size was PMTU_MIN
     assert path.mtu == PMTU_MIN and path.mtu_ceiling == 1252
     assert path.next_mtu_probe(0.02) == (PMTU_MIN + 1252 + 1) // 2
+
+
+def test_a_jumbo_ceiling_that_fails_tries_the_common_internet_size_next() -> None:
+    """A node on a 9000-byte LAN searches up to 8932; an internet path that carries 1472
+    settles at 1432 on the second probe instead of after a dozen bisections."""
+    from overlay_core.proto.path import PMTU_COMMON, PMTU_PROBE_TIMEOUT_S
+
+    path = Path(udp("198.18.0.5", 9993), created=0.0)
+    path.start_mtu_search(8932)
+    assert path.next_mtu_probe(0.0) == 8932  # lost: the internet carries 1500
+    now = PMTU_PROBE_TIMEOUT_S + 0.01
+    assert path.next_mtu_probe(now) == PMTU_COMMON
+    path.mtu_fits(PMTU_COMMON)
+    assert path.mtu == PMTU_COMMON
+
+
+def test_a_path_that_carries_jumbo_frames_settles_on_the_first_probe() -> None:
+    path = Path(udp("10.0.0.5", 9993), created=0.0)
+    path.start_mtu_search(8932)
+    size = path.next_mtu_probe(0.0)
+    assert size == 8932
+    path.mtu_fits(size)
+    assert path.mtu == 8932 and path.next_mtu_probe(0.5) is None

@@ -38,3 +38,21 @@ def test_bad_advertise_names_the_offender() -> None:
     """A typo in --advertise is reported with the text that was typed."""
     with pytest.raises(ValueError, match=r"10\.0\.0\.300"):
         parse_networks(["10.0.0.0/8", "10.0.0.300"])
+
+
+def test_the_search_ceiling_follows_the_largest_interface_within_jumbo_size() -> None:
+    """1500-byte links keep the 1432 the node always used; a 9000-byte LAN raises it to
+    8932; loopback-sized or odd virtual MTUs are capped; no interface means the default."""
+    from overlay_core.io.interfaces import phys_mtu_from
+
+    assert phys_mtu_from([1500]) == 1432
+    assert phys_mtu_from([1500, 9000]) == 8932
+    assert phys_mtu_from([65536]) == 8932
+    assert phys_mtu_from([1280]) == 1432  # a smaller link is found by the search
+    assert phys_mtu_from([]) == 1432
+
+
+def test_interface_mtus_leave_out_loopback() -> None:
+    from overlay_core.io.interfaces import interface_mtus
+
+    assert 65536 not in interface_mtus()  # lo's MTU on Linux
