@@ -5,23 +5,33 @@ from __future__ import annotations
 
 from overlay_core.proto import wire
 from overlay_core.proto.node import NodeConfig
-from overlay_core.testing.fakenet import FakeNet
+from overlay_core.testing.fakenet import FakeNet, Host
 
 JUMBO_DATAGRAM = 9000 - 28  # IPv4 + UDP headers: what FakeNet's link carries
 PHYS_MTU = 8932  # what the daemon derives from a 9000-byte interface (interfaces.py)
 
 
-def test_members_on_a_jumbo_link_search_up_to_it_and_send_big_packets_whole() -> None:
+def jumbo_pair(phys_mtu: int | None, seconds: float) -> tuple[FakeNet, Host, Host]:
+    """A root and two members whose links carry jumbo datagrams, talking for `seconds`;
+    `phys_mtu` None: the members keep the default search ceiling."""
     net = FakeNet()
     net.add_host("root", root=True)
-    a = net.add_host("a", config=NodeConfig(phys_mtu=PHYS_MTU))
-    b = net.add_host("b", config=NodeConfig(phys_mtu=PHYS_MTU))
+
+    def config() -> NodeConfig:
+        return NodeConfig() if phys_mtu is None else NodeConfig(phys_mtu=phys_mtu)
+
+    a, b = net.add_host("a", config=config()), net.add_host("b", config=config())
     for host in (a, b):
         net.link_mtu[host.endpoint.host] = JUMBO_DATAGRAM
     net.run(2)
-    for _ in range(10):
+    for _ in range(int(seconds / 0.5)):
         net.call(a, a.node.send_user_data(b.address, b"x", net.now))
         net.run(0.5)
+    return net, a, b
+
+
+def test_members_on_a_jumbo_link_search_up_to_it_and_send_big_packets_whole() -> None:
+    net, a, b = jumbo_pair(PHYS_MTU, seconds=5)
     path = a.node.peers[b.address].best_path(net.now)
     assert path is not None and path.mtu == PHYS_MTU
     net.wiretap = []
@@ -35,15 +45,7 @@ def test_members_on_a_jumbo_link_search_up_to_it_and_send_big_packets_whole() ->
 
 def test_set_phys_mtu_lets_existing_paths_search_higher() -> None:
     """An interface's MTU raised at run time (the daemon re-reads them every 30 s)."""
-    net = FakeNet()
-    net.add_host("root", root=True)
-    a, b = net.add_host("a"), net.add_host("b")
-    for host in (a, b):
-        net.link_mtu[host.endpoint.host] = JUMBO_DATAGRAM
-    net.run(2)
-    for _ in range(6):
-        net.call(a, a.node.send_user_data(b.address, b"x", net.now))
-        net.run(0.5)
+    net, a, b = jumbo_pair(None, seconds=3)
     path = a.node.peers[b.address].best_path(net.now)
     assert path is not None and path.mtu == 1432
     a.node.set_phys_mtu(PHYS_MTU)
