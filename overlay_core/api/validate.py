@@ -17,6 +17,7 @@ from overlay_core.proto.netfields import (
     MAX_FIXED_MSS,
     MIN_MSS,
     ValidationError,
+    ascii_int,
     check_mtu,
 )
 from overlay_core.proto.vnet import NetworkSettings
@@ -51,10 +52,7 @@ def check_mss(value: object, field: str = "mss") -> str:
         return str(value)
     number: object = value
     if isinstance(value, str):
-        text = value.removeprefix("fixed:")
-        # str.isdigit is true for "²" and "١", which int() then refuses (or reads): ASCII
-        # only, and short, since int() refuses more than 4300 digits with a ValueError too.
-        number = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
+        number = ascii_int(value.removeprefix("fixed:"))
     if isinstance(number, bool) or not isinstance(number, int):
         raise ValidationError(field, MSS_RULE)
     if not MIN_MSS <= number <= MAX_MSS:

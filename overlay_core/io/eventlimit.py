@@ -38,9 +38,7 @@ class EventLimiter:
         if budget is None:
             if len(self._budgets) >= MAX_KINDS:
                 self._budgets.clear()  # never in practice: kinds are a fixed vocabulary
-            budget = self._budgets[event.kind] = TokenBucket(
-                self._rate, self._burst, self._burst, now
-            )
+            budget = self._budgets[event.kind] = TokenBucket.full(self._rate, self._burst, now)
         if not budget.take(now):
             self.suppressed[event.kind] += 1
             self.suppressed_total += 1

@@ -75,6 +75,22 @@ SO_EE_ORIGIN_ICMP6 = 3
 # struct sock_extended_err: u32 ee_errno; u8 ee_origin, ee_type, ee_code, ee_pad;
 # u32 ee_info, ee_data; host byte order. The offender's sockaddr follows it.
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
+
+
+@dataclass(frozen=True, slots=True)
+class _IcmpCodes:
+    """Where one ICMP version puts what we read: "too big" and "unreachable"."""
+
+    too_big: int  # ICMP dest-unreachable / ICMPv6 packet-too-big type...
+    too_big_codes: range  # ...and the codes that mean "too big" (v6: the type says it)
+    unreachable: int  # the destination-unreachable type
+    port_unreachable: int  # its port-unreachable code
+
+
+_ICMP_CODES = {
+    SO_EE_ORIGIN_ICMP: _IcmpCodes(3, range(4, 5), unreachable=3, port_unreachable=3),
+    SO_EE_ORIGIN_ICMP6: _IcmpCodes(2, range(256), unreachable=1, port_unreachable=4),
+}
 # Entries read per call; the rest wait for the next turn of the loop (call_soon), so an
 # ICMP flood cannot keep the loop in here.
 ERRQUEUE_DRAIN_MAX = 32
@@ -94,22 +110,13 @@ def parse_recverr(
         return None
     err, origin, icmp_type, code, _pad, info, _data = _EXTENDED_ERR.unpack_from(data)
     mtu: int | None = None
-    if origin == SO_EE_ORIGIN_ICMP:
-        if icmp_type == 3 and code == 4 and err == errno.EMSGSIZE:
-            what, mtu = "mtu", info
-        elif icmp_type == 3:
-            what = "port_unreachable" if code == 3 else "unreachable"
-        else:
-            what = "other"
-    elif origin == SO_EE_ORIGIN_ICMP6:
-        if icmp_type == 2 and err == errno.EMSGSIZE:
-            what, mtu = "mtu", info
-        elif icmp_type == 1:
-            what = "port_unreachable" if code == 4 else "unreachable"
-        else:
-            what = "other"
-    elif origin == SO_EE_ORIGIN_LOCAL:
-        what = "local"
+    codes = _ICMP_CODES.get(origin)
+    if codes is None:
+        what = "local" if origin == SO_EE_ORIGIN_LOCAL else "other"
+    elif icmp_type == codes.too_big and code in codes.too_big_codes and err == errno.EMSGSIZE:
+        what, mtu = "mtu", info
+    elif icmp_type == codes.unreachable:
+        what = "port_unreachable" if code == codes.port_unreachable else "unreachable"
     else:
         what = "other"
     endpoint = udp(str(dest[0]), int(dest[1]))

@@ -5,8 +5,8 @@ authenticated: checking the key's address proof of work is one argon2id pass ove
 (~3 ms), and the static key one X25519 (~60 us). Anyone can send HELLOs from any source
 address, so that work sits behind, in this order (cheapest first):
 
-1. `IdentityCache`: a key checked before is not checked again. Good and bad verdicts are
-   kept apart, so a flood of junk keys cannot evict the keys of real nodes.
+1. identity.py's verdict cache: a key checked before is not checked again. Good and bad
+   verdicts are kept apart there, so a flood of junk keys cannot evict real nodes' keys.
 2. `HelloAdmission.admit`: budgets. A global soft budget of NEW_IDENTITY_RATE checks per
    second (bursting to NEW_IDENTITY_BURST) serves normal life: a root that restarts and is
    HELLOed by all its leaves at once. While that budget is spent the node is "under load"
@@ -30,12 +30,14 @@ injectable random source.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nacl import bindings
 
 from .effects import Endpoint
-from .relay import TokenBucket
+from .relay import MAX_BUCKETS, KeyedBuckets, TokenBucket
+from .wire import COOKIE_BYTES
 
 NEW_IDENTITY_RATE = 20.0  # argon2id checks per second while not under load (~6% of a core)
 NEW_IDENTITY_BURST = 100.0
@@ -45,11 +47,7 @@ PROVEN_IDENTITY_RATE = 100.0
 PROVEN_IDENTITY_BURST = 100.0
 PER_SOURCE_RATE = 2.0
 PER_SOURCE_BURST = 10.0  # a household behind one NAT may bring several nodes up at once
-MAX_SOURCES_TRACKED = 16384
-SOURCE_IDLE_S = 60.0
-COOKIE_BYTES = 16
 COOKIE_ROTATE_S = 120.0  # a cookie stays valid for one to two rotations
-IDENTITY_CACHE_SIZE = 4096
 # Handshakes a peer can make us do: start one (unknown key id, NEED_HELLO) at most every
 # REHANDSHAKE_MIN_S, and answer its HELLOs at a rate of HELLO_ANSWER_RATE.
 REHANDSHAKE_MIN_S = 5.0
@@ -57,70 +55,6 @@ HELLO_ANSWER_RATE = 1.0
 HELLO_ANSWER_BURST = 5.0
 UNSOLICITED_WHOIS_RATE = 10.0
 UNSOLICITED_WHOIS_BURST = 20.0
-
-
-class IdentityCache:
-    """Proof-of-work verdicts by public key: the address, or None for a key that fails.
-
-    Two bounded LRU maps, so junk keys (all bad) only ever evict other junk keys."""
-
-    def __init__(self, size: int = IDENTITY_CACHE_SIZE) -> None:
-        self._size = size
-        self._good: OrderedDict[bytes, int] = OrderedDict()
-        self._bad: OrderedDict[bytes, None] = OrderedDict()
-
-    def known(self, public_key: bytes) -> bool:
-        return public_key in self._good or public_key in self._bad
-
-    def get(self, public_key: bytes) -> int | None:
-        """The cached address (None if the key is cached as bad; check `known` first)."""
-        address = self._good.get(public_key)
-        if address is not None:
-            self._good.move_to_end(public_key)
-        return address
-
-    def put(self, public_key: bytes, address: int | None) -> None:
-        table: OrderedDict[bytes, int] | OrderedDict[bytes, None]
-        if address is None:
-            self._bad[public_key] = None
-            table = self._bad
-        else:
-            self._good[public_key] = address
-            table = self._good
-        table.move_to_end(public_key)
-        while len(table) > self._size:
-            table.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._good) + len(self._bad)
-
-
-class SourceBuckets:
-    """One token bucket per source host, the map itself bounded in size and age."""
-
-    def __init__(self, rate: float, burst: float, limit: int = MAX_SOURCES_TRACKED) -> None:
-        self._rate, self._burst, self._limit = rate, burst, limit
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def take(self, host: str, now: float) -> bool:
-        bucket = self._buckets.get(host)
-        if bucket is None:
-            while len(self._buckets) >= self._limit:
-                self._buckets.popitem(last=False)  # the oldest source: it gets a fresh bucket
-            bucket = self._buckets[host] = TokenBucket(self._rate, self._burst, self._burst, now)
-        else:
-            self._buckets.move_to_end(host)
-        return bucket.take(now)
-
-    def expire(self, now: float) -> None:
-        while self._buckets:
-            host, bucket = next(iter(self._buckets.items()))
-            if now - bucket.updated <= SOURCE_IDLE_S:
-                break
-            del self._buckets[host]
-
-    def __len__(self) -> int:
-        return len(self._buckets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +72,16 @@ class HelloAdmission:
     def __init__(self, secret: bytes, now: float) -> None:
         self._secret, self._previous = secret, secret
         self._rotated = now
-        self._soft = TokenBucket(NEW_IDENTITY_RATE, NEW_IDENTITY_BURST, NEW_IDENTITY_BURST, now)
-        self._hard = TokenBucket(
-            PROVEN_IDENTITY_RATE, PROVEN_IDENTITY_BURST, PROVEN_IDENTITY_BURST, now
-        )
-        self._sources = SourceBuckets(PER_SOURCE_RATE, PER_SOURCE_BURST)
+        self._soft = TokenBucket.full(NEW_IDENTITY_RATE, NEW_IDENTITY_BURST, now)
+        self._hard = TokenBucket.full(PROVEN_IDENTITY_RATE, PROVEN_IDENTITY_BURST, now)
+        self._sources: KeyedBuckets[str] = KeyedBuckets(PER_SOURCE_RATE, PER_SOURCE_BURST)
 
-    def rotate(self, secret: bytes, now: float) -> bool:
-        """Install a new cookie secret if the current one is COOKIE_ROTATE_S old."""
+    def rotate(self, random_bytes: Callable[[int], bytes], now: float) -> bool:
+        """Install a new cookie secret (drawn only then) if the current one is
+        COOKIE_ROTATE_S old."""
         if now - self._rotated < COOKIE_ROTATE_S:
             return False
-        self._previous, self._secret, self._rotated = self._secret, secret, now
+        self._previous, self._secret, self._rotated = self._secret, random_bytes(32), now
         return True
 
     def cookie(self, source: Endpoint, public_key: bytes, secret: bytes | None = None) -> bytes:
@@ -187,7 +120,7 @@ class HelloAdmission:
 class Throttle:
     """At most one event per `interval_s` per key (a peer address), the map bounded."""
 
-    def __init__(self, interval_s: float, limit: int = MAX_SOURCES_TRACKED) -> None:
+    def __init__(self, interval_s: float, limit: int = MAX_BUCKETS) -> None:
         self._interval = interval_s
         self._limit = limit
         self._last: OrderedDict[int, float] = OrderedDict()

@@ -14,6 +14,7 @@ Text forms (one line each, hex):
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,7 @@ POW_OPSLIMIT = 2
 POW_MEMLIMIT = 4 * 1024 * 1024
 POW_THRESHOLD = 32  # first digest byte must be below this: 1 key pair in 8 qualifies
 _POW_SALT = b"ztui-address-v1!"  # argon2id wants exactly 16 bytes of salt
+VERDICTS_KEPT = 4096  # proof-of-work verdicts cached, of each kind (pass, fail)
 
 
 def format_address(address: int) -> str:
@@ -61,9 +63,55 @@ def _pow_digest(public_key: bytes) -> bytes:
     )
 
 
-@lru_cache(maxsize=4096)
+class _Verdicts:
+    """Proof-of-work verdicts by public key, in two bounded LRU maps: keys that pass and
+    keys that fail. Anyone can send us keys that fail, as fast as they like; kept apart,
+    those only ever push out other failing keys, never a real node's."""
+
+    def __init__(self, size: int = VERDICTS_KEPT) -> None:
+        self._size = size
+        self.good: OrderedDict[bytes, int] = OrderedDict()
+        self.bad: OrderedDict[bytes, None] = OrderedDict()
+
+    def get(self, public_key: bytes) -> tuple[bool, int | None]:
+        """(known, address): address None for a key known to fail."""
+        if public_key in self.good:
+            self.good.move_to_end(public_key)
+            return True, self.good[public_key]
+        return public_key in self.bad, None
+
+    def put(self, public_key: bytes, address: int | None) -> None:
+        table: OrderedDict[bytes, int] | OrderedDict[bytes, None]
+        if address is None:
+            self.bad[public_key] = None
+            table = self.bad
+        else:
+            self.good[public_key] = address
+            table = self.good
+        while len(table) > self._size:
+            table.popitem(last=False)
+
+
+_verdicts = _Verdicts()
+
+
 def derive_address(public_key: bytes) -> int | None:
-    """The address for `public_key`, or None if the key fails the proof of work. Cached."""
+    """The address for `public_key`, or None if the key fails the proof of work. Cached
+    (see _Verdicts): one argon2id per key, however often it is asked."""
+    known, address = _verdicts.get(public_key)
+    if not known:
+        address = _address_of(public_key)
+        _verdicts.put(public_key, address)
+    return address
+
+
+def address_is_cached(public_key: bytes) -> bool:
+    """Would derive_address answer without an argon2id? (A node budgets the ones that
+    don't, see admission.py.)"""
+    return _verdicts.get(public_key)[0]
+
+
+def _address_of(public_key: bytes) -> int | None:
     digest = _pow_digest(public_key)
     if digest[0] >= POW_THRESHOLD:
         return None

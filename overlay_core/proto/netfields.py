@@ -47,6 +47,17 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def ascii_int(text: str, max_digits: int = 9) -> int | None:
+    """`text` as a whole number if it is 1 to `max_digits` ASCII digits, else None.
+
+    str.isdigit() alone says yes to "²" (which int() refuses with a ValueError) and to
+    "١٤٠٠" (which int() reads as 1400), and int() refuses more than 4300 digits with a
+    ValueError too: text from a request is held to plain, short digits first."""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class MssPolicy:
     """TCP MSS clamping in the data path, written "off", "auto" or "fixed:N" everywhere
@@ -64,11 +75,9 @@ class MssPolicy:
         if text == "off" or text == "auto":
             return cls(text)
         if isinstance(text, str) and text.startswith("fixed:"):
-            digits = text[len("fixed:") :]
-            # Short before int(): it refuses more than 4300 digits with a plain ValueError.
-            if len(digits) <= 16 and digits.isascii() and digits.isdigit():
-                if MIN_MSS <= int(digits) <= MAX_FIXED_MSS:
-                    return cls("fixed", int(digits))
+            value = ascii_int(text[len("fixed:") :])
+            if value is not None and MIN_MSS <= value <= MAX_FIXED_MSS:
+                return cls("fixed", value)
         raise ValidationError(
             field, f'must be "off", "auto" or "fixed:N" with N {MIN_MSS}-{MAX_FIXED_MSS}'
         )

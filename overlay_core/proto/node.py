@@ -41,7 +41,7 @@ from .effects import (
     Send,
     Transport,
 )
-from .identity import Identity, derive_address, format_address
+from .identity import Identity, address_is_cached, derive_address, format_address
 from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, NodeState, _u
 from .path import PMTU_MIN
 from .peer import Peer
@@ -126,8 +126,8 @@ class Node(NodeState):
         self.counters["pmtu_icmp_hints"] += 1
         if endpoint.transport is not Transport.UDP:
             return []
-        ipv6 = ":" in endpoint.host
-        size = link_mtu - (IPV6_HEADER_BYTES if ipv6 else IPV4_HEADER_BYTES) - UDP_HEADER_BYTES
+        ip_header = IPV6_HEADER_BYTES if endpoint.is_ipv6 else IPV4_HEADER_BYTES
+        size = link_mtu - ip_header - UDP_HEADER_BYTES
         for peer in self.peers.values():
             path = peer.paths.get(endpoint)
             if path is not None and path.mtu_lowered_to(size, now):
@@ -214,7 +214,7 @@ class Node(NodeState):
         out: list[Effect] = []
         self._reassembler.expire(now)
         self._relay.expire(now)
-        self._admission.rotate(self._random(32), now)
+        self._admission.rotate(self._random, now)
         self._admission.expire(now)
         self._rehandshakes.expire(now)
         self._pushes.expire(now)
@@ -333,11 +333,9 @@ class Node(NodeState):
     ) -> tuple[Peer, bytes | None] | list[Effect]:
         """The sender and plaintext of a HELLO, cheapest checks first (admission.py); or
         what to do instead: nothing (dropped, counted) or a COOKIE reply."""
+        # parse_header has checked the length: the clear key, the cookie, a sealed verb.
         head, body = packet[: wire.HEADER_BYTES], packet[wire.HEADER_BYTES :]
         clear = wire.PUBLIC_KEY_BYTES + (wire.COOKIE_BYTES if header.cookie else 0)
-        if len(body) < clear + wire.TAG_BYTES + 1:
-            self.drops["malformed"] += 1
-            return []
         key_bytes, sealed = body[: wire.PUBLIC_KEY_BYTES], body[clear:]
         ad = wire.associated_data(head) + body[:clear]
         peer = self.peers.get(header.source)
@@ -346,8 +344,8 @@ class Node(NodeState):
                 self.drops["hello_rate_limited"] += 1
                 return []
             return peer, open_(self._static_key(peer), head, ad, sealed)
-        known = self._identities.known(key_bytes)
-        if known and self._identities.get(key_bytes) != header.source:
+        known = address_is_cached(key_bytes)
+        if known and derive_address(key_bytes) != header.source:
             self.drops["bad_identity"] += 1
             return []
         cookie = body[wire.PUBLIC_KEY_BYTES : clear] if header.cookie else None
@@ -361,8 +359,7 @@ class Node(NodeState):
         claimed = Identity(header.source, key_bytes)
         try:
             plain = open_(static_key(self.identity, claimed), head, ad, sealed)
-        except ValueError:
-            self._identities.put(key_bytes, None)
+        except ValueError:  # not an Ed25519 point
             self.drops["bad_identity"] += 1
             return []
         if plain is None:  # junk fails here, before the proof of work
@@ -370,8 +367,7 @@ class Node(NodeState):
             return []
         if not known:
             self.counters["identity_checks"] += 1
-            self._identities.put(key_bytes, derive_address(key_bytes))
-            if self._identities.get(key_bytes) != header.source:
+            if derive_address(key_bytes) != header.source:
                 self.drops["bad_identity"] += 1
                 return []
         return self._peer(claimed, now), plain

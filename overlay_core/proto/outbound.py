@@ -20,7 +20,6 @@ from .admission import (
     UNSOLICITED_WHOIS_BURST,
     UNSOLICITED_WHOIS_RATE,
     HelloAdmission,
-    IdentityCache,
     Throttle,
 )
 from .crypto import EphemeralKey, Session, seal, static_key
@@ -117,13 +116,10 @@ class NodeState:
         self._links: dict[int, tuple[str, Endpoint | None]] = {}
         self._started = 0.0
         # Admission control for the work strangers can make us do (admission.py).
-        self._identities = IdentityCache()
         self._admission = HelloAdmission(random_bytes(32), 0.0)
         self._rehandshakes = Throttle(REHANDSHAKE_MIN_S)
         self._pushes = Throttle(PUSH_ACCEPT_MIN_S)  # PUSH_DIRECT_PATHS acted on, per peer
-        self._unsolicited_whois = TokenBucket(
-            UNSOLICITED_WHOIS_RATE, UNSOLICITED_WHOIS_BURST, UNSOLICITED_WHOIS_BURST, 0.0
-        )
+        self._unsolicited_whois = TokenBucket.full(UNSOLICITED_WHOIS_RATE, UNSOLICITED_WHOIS_BURST)
         self._rx_bytes = 0  # size of the packet being handled, for the handlers
         self.memberships = Memberships(self)
         for root in self.roots.values():
@@ -336,9 +332,16 @@ class NodeState:
                 if now - peer.cookie[2] < COOKIE_ROTATE_S:
                     cookie = peer.cookie[0]
             payload = hello.pack() + bytes(wire.HELLO_PADDING_BYTES)
-            verb = Verb.HELLO
             out += self._emit(
-                peer, Cipher.HELLO, None, verb, payload, endpoint, now, packet_id, cookie=cookie
+                peer,
+                Cipher.HELLO,
+                None,
+                Verb.HELLO,
+                payload,
+                endpoint,
+                now,
+                packet_id=packet_id,
+                cookie=cookie,
             )
         return out
 

@@ -72,7 +72,9 @@ class Peer:
     # A cookie the peer (a root under load) gave us for our HELLOs to `endpoint`.
     cookie: tuple[bytes, Endpoint, float] | None = None
     # HELLOs of this peer we answer (each costs two X25519): see admission.py.
-    hello_answers: TokenBucket = field(default_factory=lambda: _hello_bucket())
+    hello_answers: TokenBucket = field(
+        default_factory=lambda: TokenBucket.full(HELLO_ANSWER_RATE, HELLO_ANSWER_BURST)
+    )
 
     @property
     def address(self) -> int:
@@ -141,7 +143,3 @@ def _least_useful(paths: dict[Endpoint, Path]) -> Path:
     """The path to give up for a new one: unconfirmed before confirmed, then the one
     that has been silent longest."""
     return min(paths.values(), key=lambda p: (p.confirmed, p.last_receive or p.created, p.created))
-
-
-def _hello_bucket() -> TokenBucket:
-    return TokenBucket(HELLO_ANSWER_RATE, HELLO_ANSWER_BURST, HELLO_ANSWER_BURST, 0.0)

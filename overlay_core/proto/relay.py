@@ -14,13 +14,20 @@ a direct path and stop needing the root.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .effects import Endpoint, Transport
 
 RELAY_RATE_PPS = 5000.0  # per source; a token bucket refilled at this rate
 RELAY_BURST = 10000.0
 RENDEZVOUS_INTERVAL_S = 5.0
+BUCKET_IDLE_S = 60.0  # a source silent this long gets a fresh, full bucket next time
+MAX_BUCKETS = 16384
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(slots=True)
@@ -29,6 +36,10 @@ class TokenBucket:
     burst: float
     tokens: float
     updated: float
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float = 0.0) -> TokenBucket:
+        return cls(rate, burst, burst, now)
 
     def peek(self, now: float) -> bool:
         """Would `take` succeed now? Spends nothing."""
@@ -43,20 +54,45 @@ class TokenBucket:
         return False
 
 
+class KeyedBuckets(Generic[K]):
+    """One token bucket per key (a sender's address, a source host), the map bounded in
+    size and age: keys silent for BUCKET_IDLE_S are dropped, and past `limit` the key
+    least recently used gives its place up (it gets a full bucket if it comes back)."""
+
+    def __init__(self, rate: float, burst: float, limit: int = MAX_BUCKETS) -> None:
+        self._rate, self._burst, self._limit = rate, burst, limit
+        self._buckets: OrderedDict[K, TokenBucket] = OrderedDict()
+
+    def take(self, key: K, now: float) -> bool:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            while len(self._buckets) >= self._limit:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = TokenBucket.full(self._rate, self._burst, now)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now)
+
+    def expire(self, now: float) -> None:
+        while self._buckets:
+            key, bucket = next(iter(self._buckets.items()))
+            if now - bucket.updated <= BUCKET_IDLE_S:
+                break
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
 class RelayState:
     """Per-source rate limits and per-pair rendezvous timestamps of one root."""
 
     def __init__(self, rate_pps: float = RELAY_RATE_PPS, burst: float = RELAY_BURST) -> None:
-        self._rate = rate_pps
-        self._burst = burst
-        self._buckets: dict[int, TokenBucket] = {}
+        self._buckets: KeyedBuckets[int] = KeyedBuckets(rate_pps, burst)
         self._introduced: dict[tuple[int, int], float] = {}
 
     def allow(self, source: int, now: float) -> bool:
-        bucket = self._buckets.get(source)
-        if bucket is None:
-            bucket = self._buckets[source] = TokenBucket(self._rate, self._burst, self._burst, now)
-        return bucket.take(now)
+        return self._buckets.take(source, now)
 
     def should_introduce(self, a: int, b: int, now: float) -> bool:
         pair = (a, b) if a < b else (b, a)
@@ -69,8 +105,7 @@ class RelayState:
     def expire(self, now: float) -> None:
         for pair in [p for p, t in self._introduced.items() if now - t > 60.0]:
             del self._introduced[pair]
-        for source in [s for s, b in self._buckets.items() if now - b.updated > 60.0]:
-            del self._buckets[source]
+        self._buckets.expire(now)
 
 
 def punchable(endpoint: Endpoint) -> bool:

@@ -182,9 +182,10 @@ def test_cookies_prove_the_address_and_budget_each_source() -> None:
     cookie = admission2.cookie(source, key)
     proven = [admission2.admit(source, key, cookie, 0.0).admit for _ in range(50)]
     assert proven[0] and not all(proven)  # a proven source still has its own budget
-    assert admission2.rotate(b"u" * 32, now=200.0)
+    assert not admission2.rotate(lambda n: b"u" * n, now=100.0)  # not due yet
+    assert admission2.rotate(lambda n: b"u" * n, now=200.0)
     assert admission2.valid_cookie(source, key, cookie)  # the previous secret still counts
-    admission2.rotate(b"v" * 32, now=400.0)
+    admission2.rotate(lambda n: b"v" * n, now=400.0)
     assert not admission2.valid_cookie(source, key, cookie)
 
 
@@ -201,12 +202,10 @@ def test_replays_from_chosen_addresses_plant_no_path_and_get_no_answer(net: Fake
     captured = [d for s, dest, d in net.wiretap if wire.dest_of(d) in (a.address, b.address)]
     assert captured
     net.wiretap = []
-    sent = 0
     for packet in captured:
         for attacker in ATTACKERS:
             target = b if wire.dest_of(packet) == b.address else a
             inject(net, target, packet, attacker)
-            sent += len(packet)
     net.run(30)
     assert bytes_to(net, ATTACKERS) == 0
     for host in (a, b):

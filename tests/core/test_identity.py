@@ -89,3 +89,36 @@ def test_roots_file_round_trips_and_rejects_names_and_bad_ports(alice: Identity)
     ):
         with pytest.raises(ValueError, match=words):
             parse_roots(bad)
+
+
+def test_keys_that_fail_the_proof_of_work_never_evict_keys_that_pass() -> None:
+    """A stranger can send keys that fail as fast as it likes; they are kept apart from
+    the verdicts for real nodes, so a flood of them costs real nodes nothing."""
+    from overlay_core.proto.identity import _Verdicts
+
+    verdicts = _Verdicts(size=4)
+    verdicts.put(b"real", 0x1234)
+    for i in range(100):
+        verdicts.put(b"junk%d" % i, None)
+    assert verdicts.get(b"real") == (True, 0x1234)
+    assert verdicts.get(b"junk99") == (True, None) and verdicts.get(b"junk0") == (False, None)
+    assert len(verdicts.bad) == 4
+
+
+def test_derive_address_runs_the_proof_of_work_once_per_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from overlay_core.proto import identity
+
+    calls: list[bytes] = []
+
+    def counted(public_key: bytes) -> int | None:
+        calls.append(public_key)
+        return None
+
+    monkeypatch.setattr(identity, "_address_of", counted)
+    monkeypatch.setattr(identity, "_verdicts", identity._Verdicts())  # no earlier test's
+    key = b"\x07" * 32
+    assert not identity.address_is_cached(key)
+    assert identity.derive_address(key) is None and identity.derive_address(key) is None
+    assert identity.address_is_cached(key) and calls == [key]
