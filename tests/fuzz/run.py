@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fuzz: seed {seed}, {args.seconds:g} s in all; building the seed world...")
     from tests.fuzz.targets_codec import registry as codec
     from tests.fuzz.targets_node import registry as node
+    from tests.fuzz.targets_offload import registry as offload
 
     targets = [
         t
-        for t in codec.targets + node.targets
+        for t in codec.targets + node.targets + offload.targets
         if not args.only or any(name in t.name for name in args.only)
     ]
     if not targets:
