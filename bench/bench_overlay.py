@@ -98,7 +98,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
-IMPLS = ("underlay", "tinc", "ztui")
+IMPLS = ("underlay", "tinc", "ztui", "ztui-nogso")
+# overlayd --offload per impl: ztui-nogso is the data path of a kernel without UDP GSO/GRO
+# (before 4.18, as a Synology DSM 7 NAS's 4.4): TAP offloads, one syscall per datagram.
+OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap"}
 
 
 def why_not() -> str | None:
@@ -123,6 +126,7 @@ class Bench:
         self.mtu = mtu
         self.rows: list[dict[str, Any]] = []
         self.tinc: dict[str, Any] = {}
+        self.offload = "auto"
 
     def build(self) -> dict[str, Any]:
         """Roots, controller, two homes on DIRECT with probed path MTUs; the run's header."""
@@ -131,6 +135,9 @@ class Bench:
         world.add_controller("ctl")
         self.a = world.add_home("home1", "pc1", underlay_mtu=self.mtu)
         self.b = world.add_home("home2", "pc2", underlay_mtu=self.mtu)
+        for node in (self.root, self.a, self.b):
+            node.args += ["--offload", self.offload]
+            node.restart()
         nwid = world.create_network("bench", pools=[POOL], mtu=TAP_MTU, mss="auto")
         world.bring_up(nwid, [self.a, self.b])
         self.target = world.overlay_ip(self.b, nwid)
@@ -194,6 +201,26 @@ class Bench:
 
     # ---- measuring ------------------------------------------------------------------------
 
+    def set_offload(self, mode: str, path: str) -> None:
+        """Restart the three daemons with `--offload mode` (same homes: same identities and
+        networks) and wait for pc1 and pc2 to be back on `path` with probed path MTUs."""
+        if mode == self.offload:
+            return
+        say(f"  restarting the daemons with --offload {mode}")
+        self.offload = mode
+        for node in (self.root, self.a, self.b):
+            node.args[node.args.index("--offload") + 1] = mode
+            node.restart()
+        world = self.world
+        world.wait(
+            "pc1 to ping pc2", lambda: ping(self.a.host, self.target, 1).get("loss_pct") == 0.0, 30
+        )
+        world.wait_link(self.a, self.b, path, RELAY_WAIT_S)
+        world.wait_link(self.b, self.a, path, RELAY_WAIT_S)
+        if path == "DIRECT":
+            world.wait_path_mtu(self.a, self.b)
+            world.wait_path_mtu(self.b, self.a)
+
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
         relay = {"tinc": "hub", "ztui": "root1"}
         pids: dict[str, int | None]
@@ -205,6 +232,7 @@ class Bench:
             target = tinc.nodes["pc2"].ip
             pids = {name: node.pid for name, node in tinc.nodes.items()}
         else:
+            self.set_offload(OFFLOAD[impl], path)
             self.world.check_alive()
             target = self.target
             pids = {"pc1": self._pid(self.a), "pc2": self._pid(self.b)}
@@ -220,9 +248,10 @@ class Bench:
             measure(self.b.host, self.a.host, target, seconds=self.args.seconds,
                     pings=self.args.pings, daemons=pids, relay=relay_host)
         )  # fmt: skip
-        if impl == "ztui":
+        if impl in OFFLOAD:
             peer = self.a.peer(self.b.address)
             row["link"] = peer["link"] if peer else None
+            row["offload"] = self.offload
         self.rows.append(row)
         return row
 
@@ -254,7 +283,7 @@ class Bench:
         if not impls:
             return
         with router_rules(no_direct_udp_rules(self.home1, self.home2)):
-            if "ztui" in impls:
+            if any(i in OFFLOAD for i in impls):
                 self.world.wait_link(self.a, self.b, "RELAY", RELAY_WAIT_S)
                 self.world.wait_link(self.b, self.a, "RELAY", RELAY_WAIT_S)
             tinc = self.tinc_relay() if "tinc" in impls else None
@@ -279,7 +308,11 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
         run["tinc"] = bench.tinc
         run["rows"] = bench.rows
         for row in bench.rows:  # the earlier keys: DIRECT, no added loss
-            if row["path"] == "DIRECT" and row["loss_pct"] == 0 and row["impl"] != "tinc":
+            if (
+                row["path"] == "DIRECT"
+                and row["loss_pct"] == 0
+                and row["impl"] in ("ztui", "underlay")
+            ):
                 kind = "overlay" if row["impl"] == "ztui" else "underlay"
                 run[kind] = {"target": row["target"], "tcp": row["tcp"], "ping": row["ping_idle"]}
         return run

@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from overlay_core.proto import crypto, wire
+from overlay_core.proto import wire
 from overlay_core.proto.effects import EchoFailed, EchoReply, Effect, Endpoint, Send, udp
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.node import TICK_S, Node, NodeConfig
@@ -132,7 +132,7 @@ class LegitNode:
                              session.key_id)  # fmt: skip
         head = header.pack()
         payload = bytes([Verb.ECHO]) + wire.Echo(0x0BADF00D, int(time.time() * 1e6)).pack()
-        return head + crypto.seal(session.tx_key, head, wire.associated_data(head), payload)
+        return head + session.seal(head, wire.associated_data(head), payload)
 
     def close(self) -> None:
         if self._ticker is not None:

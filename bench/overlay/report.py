@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-IMPL_ORDER = ("underlay", "tinc", "ztui")
+IMPL_ORDER = ("underlay", "tinc", "ztui", "ztui-nogso")
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, str]:
@@ -18,7 +18,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tinc = {_key(r): r for r in rows if r["impl"] == "tinc"}
     ratios = []
     for row in rows:
-        if row["impl"] != "ztui" or _key(row) not in tinc:
+        if not row["impl"].startswith("ztui") or _key(row) not in tinc:
             continue
         ours, theirs = row["tcp"].get("gbit_per_s"), tinc[_key(row)]["tcp"].get("gbit_per_s")
         if ours is None or not theirs:
@@ -29,6 +29,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "underlay_mtu": row["underlay_mtu"],
                 "loss_pct": row["loss_pct"],
                 "path": row["path"],
+                "impl": row["impl"],
                 "ztui_gbit_per_s": round(ours, 4),
                 "tinc_gbit_per_s": round(theirs, 4),
                 "ratio": row["ratio_ztui_tinc"],
@@ -107,7 +108,8 @@ def print_matrix(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> No
                 size = sum(d["bytes"] for d in mine) / packets
                 parts.append(f"{impl} {packets:,} (avg {size:,.0f} bytes)")
         print("lossy runs: the routers' random drops took " + ", ".join(parts))
-    notes = [r for r in rows if r["impl"] == "ztui" and r.get("link") not in (None, r["path"])]
+    notes = [r for r in rows if r["impl"].startswith("ztui")
+             and r.get("link") not in (None, r["path"])]  # fmt: skip
     for r in notes:
         print(f"note: ztui's link was {r['link']} after the {r['path']} run "
               f"(MTU {r['underlay_mtu']}, loss {r['loss_pct']:g}%)")  # fmt: skip
@@ -118,16 +120,17 @@ def print_ratios(ratios: Sequence[dict[str, Any]]) -> None:
     if not ratios:
         return
     columns = sorted({(r["path"], r["loss_pct"]) for r in ratios})
-    mtus = sorted({r["underlay_mtu"] for r in ratios}, reverse=True)
-    by = {(r["underlay_mtu"], r["path"], r["loss_pct"]): r["ratio"] for r in ratios}
+    lines = sorted({(r["underlay_mtu"], r["impl"]) for r in ratios}, key=lambda k: (-k[0], k[1]))
+    by = {(r["underlay_mtu"], r["impl"], r["path"], r["loss_pct"]): r["ratio"] for r in ratios}
     names = [f"{path} {loss:g}%" for path, loss in columns]
-    print("\nztui/tinc throughput" + "".join(f"  {n:>10}" for n in names))
-    for mtu in mtus:
+    print("\n(ztui)/tinc throughput" + " " * 14 + "".join(f"  {n:>10}" for n in names))
+    for mtu, impl in lines:
         cells = []
         for path, loss in columns:
-            value = by.get((mtu, path, loss))
+            value = by.get((mtu, impl, path, loss))
             cells.append(f"{value:.2f}x" if value is not None else "-")
-        print(f"{'underlay MTU ' + str(mtu):<20}" + "".join(f"  {c:>10}" for c in cells))
+        label = f"{impl}, underlay MTU {mtu}"
+        print(f"{label:<36}" + "".join(f"  {c:>10}" for c in cells))
 
 
 def print_legacy(runs: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:

@@ -29,7 +29,14 @@ from overlay_core import __version__
 from overlay_core.api.schema import DEFAULT_UDP_PORT
 from overlay_core.proto.roots import RootEntry, parse_endpoint, parse_roots
 
-from .daemon import DEFAULT_BINDS, TCP_FALLBACK_MODES, Daemon, DaemonConfig, StartupError
+from .daemon import (
+    DEFAULT_BINDS,
+    OFFLOAD_MODES,
+    TCP_FALLBACK_MODES,
+    Daemon,
+    DaemonConfig,
+    StartupError,
+)
 from .home import Home, HomeError
 from .interfaces import interface_addresses, parse_networks, select_advertised
 
@@ -45,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "tcp_fallback": "auto",
     "api_tcp": None,
     "api_group": None,
+    "offload": "auto",
 }
 
 
@@ -103,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reach roots over TCP when UDP fails (auto), always, or never",
     )
     parser.add_argument(
+        "--offload",
+        choices=OFFLOAD_MODES,
+        help="data-path offloads: TAP TSO and UDP GSO/GRO where the kernel has them (auto), "
+        "TAP only (tap, as on kernels before 4.18), or none (off)",
+    )
+    parser.add_argument(
         "--api-tcp",
         type=_api_port,
         metavar="PORT|off",
@@ -133,7 +147,7 @@ def merge_settings(home: Home, args: argparse.Namespace) -> tuple[dict[str, Any]
     stored = home.load_settings()
     settings = {key: stored.get(key, default) for key, default in DEFAULTS.items()}
     given: dict[str, Any] = {}
-    for key in ("port", "bind", "root", "advertise", "tcp_fallback", "api_group"):
+    for key in ("port", "bind", "root", "advertise", "tcp_fallback", "api_group", "offload"):
         value = getattr(args, key)
         if value is not None:
             given[key] = value
@@ -174,6 +188,7 @@ def daemon_config(home: Home, settings: dict[str, Any]) -> DaemonConfig:
             tcp_fallback=str(settings["tcp_fallback"]),
             api_tcp_port=None if settings["api_tcp"] is None else int(settings["api_tcp"]),
             api_group=settings["api_group"],
+            offload=str(settings["offload"]),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad setting (command line or {home.settings_path}): {exc}") from None

@@ -49,6 +49,7 @@ from overlay_core.proto.effects import (
     ConfigurePort,
     Deliver,
     DeliverFrame,
+    DeliverFrames,
     EchoFailed,
     EchoReply,
     Effect,
@@ -60,6 +61,7 @@ from overlay_core.proto.effects import (
     OpenTcp,
     PeerStatus,
     Send,
+    SendMany,
     Transport,
     udp,
 )
@@ -88,6 +90,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BINDS = ("0.0.0.0", "::")
 TCP_FALLBACK_MODES = ("auto", "force", "off")
+# auto: TAP offloads and UDP GSO/GRO where the kernel has them; tap: TAP offloads only (what
+# a kernel before 4.18 can do, e.g. a NAS's 4.4); off: one frame per datagram per syscall.
+OFFLOAD_MODES = ("auto", "tap", "off")
 ADVERTISE_REFRESH_S = 30.0  # interfaces change (DHCP, Wi-Fi roaming); re-read them this often
 DELIVERIES_KEPT = 1024
 EPHEMERAL_PORT_TRIES = 5  # port 0 roots also need TCP on the same number; retry if taken
@@ -111,6 +116,7 @@ class DaemonConfig:
     api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
     api_group: str | None = None  # a group that may use the control socket
     tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
+    offload: str = "auto"  # one of OFFLOAD_MODES
 
 
 class Daemon:
@@ -119,6 +125,8 @@ class Daemon:
     def __init__(self, config: DaemonConfig, *, clock: Callable[[], float] = time.time) -> None:
         if config.tcp_fallback not in TCP_FALLBACK_MODES:
             raise StartupError(f"tcp_fallback must be one of {', '.join(TCP_FALLBACK_MODES)}")
+        if config.offload not in OFFLOAD_MODES:
+            raise StartupError(f"offload must be one of {', '.join(OFFLOAD_MODES)}")
         self.config = config
         self._clock = clock
         self.home = Home(config.home)
@@ -142,7 +150,7 @@ class Daemon:
         self._api: ApiServer | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
-        self.ports = NetworkPorts(config.tap_factory, self._drive)
+        self.ports = NetworkPorts(config.tap_factory, self._drive, config.offload != "off")
         self._controller: ControllerLink | None = None
         # Fault injection for tests on loopback, where no firewall can cut one path: sends
         # to these endpoints are dropped as a broken network would drop them.
@@ -234,7 +242,11 @@ class Daemon:
         tries = EPHEMERAL_PORT_TRIES if config.port == 0 else 1
         for attempt in range(1, tries + 1):
             self._udp = await UdpSockets.open(
-                config.binds, config.port, self._on_datagram, self._on_udp_error
+                config.binds,
+                config.port,
+                on_error=self._on_udp_error,
+                on_batch=self._on_datagrams,
+                offload=config.offload == "auto",
             )
             if not config.is_root:
                 return
@@ -261,6 +273,7 @@ class Daemon:
             phys_mtu=phys_mtu_from(interface_mtus()),
             force_tcp=self.config.tcp_fallback == "force",
             tcp_fallback=self.config.tcp_fallback != "off",
+            partial_csum=self.config.offload != "off",
         )
 
     def _local_endpoints(self) -> list[Endpoint]:
@@ -333,6 +346,16 @@ class Daemon:
         ):
             self._tcp.authenticated(source)
 
+    def _on_datagrams(self, datagrams: list[bytes], source: Endpoint) -> None:
+        """A run of UDP datagrams from one source (a GRO read, or consecutive reads)."""
+        node = self.node
+        if node is None:
+            return
+        if len(datagrams) == 1:
+            self._on_datagram(datagrams[0], source)
+        else:
+            self._execute(self._guard(node.receive_datagrams, datagrams, source, self._clock()))
+
     def _on_udp_error(self, error: IcmpError) -> None:
         """An ICMP error for one of our datagrams (udp.py, already counted by kind). A
         smaller path MTU goes to the node at once; the other kinds are left for later
@@ -371,6 +394,8 @@ class Daemon:
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(effect.endpoint, effect.data)
+            elif isinstance(effect, SendMany):
+                self._send_many(effect.endpoint, effect.datagrams)
             elif isinstance(effect, Deliver):
                 self._deliver(effect)
             elif isinstance(effect, EchoReply):
@@ -386,7 +411,9 @@ class Daemon:
                     self._tcp.want(effect.endpoint)
             elif isinstance(effect, CloseTcp):
                 self._tcp.unwant(effect.endpoint)
-            elif isinstance(effect, OpenPort | ConfigurePort | ClosePort | DeliverFrame):
+            elif isinstance(
+                effect, OpenPort | ConfigurePort | ClosePort | DeliverFrame | DeliverFrames
+            ):
                 self.ports.handle(effect)
             elif isinstance(effect, ConfigRequest):
                 if self._controller is not None:
@@ -410,6 +437,15 @@ class Daemon:
             self._tcp.send(endpoint, data)
         elif self._udp is not None:
             self._udp.send(endpoint, data)
+
+    def _send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
+        if endpoint in self.unreachable:
+            self.counters["sends_to_unreachable"] += len(datagrams)
+        elif endpoint.transport is Transport.TCP:
+            for data in datagrams:
+                self._tcp.send(endpoint, data)
+        elif self._udp is not None:
+            self._udp.send_many(endpoint, datagrams)
 
     def _deliver(self, delivered: Deliver) -> None:
         try:

@@ -6,8 +6,10 @@ The node decides; this module does what it asks and reports back:
    configuring are coroutines (netlink), so each network's port operations run as a chain
    of tasks, strictly in the order the node asked for them; a TapError anywhere becomes
    `node.port_failed(nwid, reason)`, which the console shows as PORT_ERROR.
-2. DeliverFrame -> `tap.write(frame)`, synchronously (it never blocks or raises).
-3. A frame the host sends into a TAP -> `node.receive_frame(nwid, frame, now)`.
+2. DeliverFrame(s) -> `tap.write(frame)`, synchronously (it never blocks or raises).
+3. Frames the host sends into a TAP -> `node.receive_frames(nwid, frames, now)`, a batch
+   per wakeup. A TAP is opened with offloads when `offload` is set and the kernel can
+   (virtio_net_hdr, TSO); the node is told which with `node.port_opened(nwid, offload)`.
 4. ConfigRequest (a member asks this node's controller) -> `controller.handle_config_
    request(...)` -> `node.answer_config_request(...)`. A pending member's request is also
    a `member_request` event (at most one per member per MEMBER_REQUEST_EVERY_S, since a
@@ -37,6 +39,7 @@ from overlay_core.proto.effects import (
     ConfigRequest,
     ConfigurePort,
     DeliverFrame,
+    DeliverFrames,
     Effect,
     OpenPort,
 )
@@ -52,7 +55,7 @@ log = logging.getLogger(__name__)
 
 NodeCall = Callable[[Node, float], list[Effect]]
 Drive = Callable[[NodeCall], None]
-PORT_EFFECTS = (OpenPort, ConfigurePort, ClosePort, DeliverFrame)
+PORT_EFFECTS = (OpenPort, ConfigurePort, ClosePort, DeliverFrame, DeliverFrames)
 MEMBER_REQUEST_EVERY_S = 30.0
 REQUESTS_REMEMBERED = 1024  # beyond this many members, forget those not heard from lately
 
@@ -71,17 +74,23 @@ class NetworkPorts:
 
     open_tap: TapOpener
     drive: Drive
+    offload: bool = False  # ask for TAP offloads (the daemon's --offload)
     counters: Counter[str] = field(default_factory=Counter)
     _ports: dict[int, _Port] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def handle(self, effect: OpenPort | ConfigurePort | ClosePort | DeliverFrame) -> None:
-        if isinstance(effect, DeliverFrame):
+    def handle(
+        self, effect: OpenPort | ConfigurePort | ClosePort | DeliverFrame | DeliverFrames
+    ) -> None:
+        if isinstance(effect, DeliverFrame | DeliverFrames):
+            frames = effect.frames if isinstance(effect, DeliverFrames) else [effect.frame]
             port = self._ports.get(effect.nwid)
             if port is None or port.tap is None:
-                self.counters["frames_without_port"] += 1
+                self.counters["frames_without_port"] += len(frames)
             else:
-                port.tap.write(effect.frame)
+                write = port.tap.write
+                for frame in frames:
+                    write(frame)
             return
         port = self._ports.setdefault(effect.nwid, _Port(effect.nwid))
         if isinstance(effect, OpenPort):
@@ -141,9 +150,12 @@ class NetworkPorts:
                 name,
                 effect.mac,
                 effect.mtu,
-                lambda frame: self._from_host(nwid, frame),
+                lambda frames: self._from_host(nwid, frames),
                 on_error=lambda error: self._failed(nwid, str(error)),
+                offload=self.offload,
             )
+            offloaded = port.tap.offload
+            self.drive(lambda node, now: node.port_opened(nwid, offloaded))
         except TapError as exc:
             self._failed(nwid, str(exc))
         except Exception as exc:  # a bug in the device layer must not kill the chain
@@ -170,8 +182,8 @@ class NetworkPorts:
         if port.last_op is asyncio.current_task():  # nothing queued behind us: forget it
             self._ports.pop(port.nwid, None)
 
-    def _from_host(self, nwid: int, frame: bytes) -> None:
-        self.drive(lambda node, now: node.receive_frame(nwid, frame, now))
+    def _from_host(self, nwid: int, frames: list[bytes]) -> None:
+        self.drive(lambda node, now: node.receive_frames(nwid, frames, now))
 
     def _failed(self, nwid: int, reason: str) -> None:
         self.counters["port_errors"] += 1

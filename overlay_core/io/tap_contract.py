@@ -6,11 +6,15 @@ should depend on these two Protocols only (the wireguard-go `tun.Device` shape):
 
 1. `await open(name, mac, mtu, on_frame)` creates the interface with that MAC and MTU,
    up, its alias set to the network ID, and starts reading. Fails with a one-line TapError.
-2. Every frame the host sends into the interface is handed to `on_frame(frame)`
-   synchronously from the event loop. Frames start arriving at once: as soon as the link is
-   up the kernel sends IPv6 MLD reports, router solicitations and so on.
+2. The frames the host sends into the interface are handed to `on_frame(frames)` in
+   batches (a list: whatever one wakeup read) synchronously from the event loop. Frames
+   start arriving at once: as soon as the link is up the kernel sends IPv6 MLD reports,
+   router solicitations and so on.
 3. `write(frame)` hands a frame to the host's stack. It never raises and never blocks: a
    frame that cannot be delivered is counted in `write_drops` and dropped, like a lossy wire.
+   `offload` says whether the device was opened with offloads (`open(..., offload=True)`
+   asks; a device that can't still opens, without): then every frame read and written
+   starts with a 10-byte virtio_net_hdr, and reads may be TCP super-frames (offload.py).
 4. `await configure(mtu, mac, addresses, routes)` brings the link to that state.
 5. `close()` deletes the interface, with its addresses and routes. Idempotent.
 6. If the device dies after open (deleted from outside), `on_error(TapError)` is called
@@ -97,7 +101,7 @@ def _strerror(code: int | None) -> str:
     return os.strerror(code) if code is not None else "unknown error"
 
 
-FrameHandler = Callable[[bytes], None]
+FrameHandler = Callable[[list[bytes]], None]  # one batch of frames read from the host
 ErrorHandler = Callable[[TapError], None]
 
 TAP_PREFIX = "zt"
@@ -152,6 +156,10 @@ class TapLike(Protocol):
     def error(self) -> TapError | None:
         """Why the device died after open (deleted from outside), else None."""
 
+    @property
+    def offload(self) -> bool:
+        """Frames read and written carry a virtio_net_hdr (see the module docstring)."""
+
     def write(self, frame: bytes) -> bool: ...
     async def configure(
         self,
@@ -176,4 +184,5 @@ class TapOpener(Protocol):
         *,
         alias: str | None = None,
         on_error: ErrorHandler | None = None,
+        offload: bool = False,
     ) -> Awaitable[TapLike]: ...

@@ -1,19 +1,22 @@
 """UDP sockets: one per bind address, IPv4 and (optionally) IPv6, all on one port.
 
 Contract (the wireguard-go `conn.Bind` shape):
-- `UdpSockets.open(binds, port, on_datagram)` binds every address in `binds` on `port`
-  (0 = pick one; all sockets then share the port the first one got). Each received datagram
-  is handed to `on_datagram(data, udp(host, port))` synchronously; nothing is parsed here.
+- `UdpSockets.open(binds, port, on_datagram | on_batch=...)` binds every address in
+  `binds` on `port` (0 = pick one; all sockets then share the port the first one got).
+  Received datagrams are handed on synchronously, nothing parsed here: one at a time to
+  `on_datagram(data, udp(host, port))`, or runs of them from one source to
+  `on_batch(datagrams, source)` (a GRO read, or consecutive reads from one sender).
 - `send(endpoint, data)` picks a socket of the endpoint's address family and sends one
-  datagram. It never raises: UDP is lossy anyway, so failures are counted and dropped.
+  datagram; `send_many(endpoint, datagrams)` sends several in order, with UDP GSO where
+  the kernel has it (udp_offload.py). Neither raises: UDP is lossy anyway, so failures
+  (a full socket buffer included) are counted and dropped.
 - IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port. The
   default IPv6 wildcard is optional: on a host without IPv6 it is skipped with a log line.
 - ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
   kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
-  reports the first as a pending socket error, which asyncio hands to `error_received`.
-  The kernel reports a pending error from whichever call comes first, a receive or a
-  send, and fails that send: `send` then tries the datagram once more.
-  There the queue is drained (at most ERRQUEUE_DRAIN_MAX entries per turn of the loop),
+  reports the first as a pending socket error, which fails whichever call comes first, a
+  receive or a send; a failed send is tried once more.
+  Then the queue is drained (at most ERRQUEUE_DRAIN_MAX entries per turn of the loop),
   each entry parsed by `parse_recverr` into an `IcmpError` and passed to `on_error`, and
   counted by kind (`udp_errqueue_<kind>`); nothing is logged per packet. The daemon turns
   "mtu" ones (fragmentation needed / packet too big) into `node.path_mtu_hint`; the
@@ -25,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import ipaddress
 import logging
 import socket
@@ -37,9 +39,20 @@ from functools import lru_cache
 
 from overlay_core.proto.effects import Endpoint, udp
 
+from .udp_offload import (
+    GRO_CMSG_SPACE,
+    enable_gro,
+    gro_size,
+    gso_control,
+    gso_runs,
+    probe_gso,
+    split_gro,
+)
+
 log = logging.getLogger(__name__)
 
 DatagramHandler = Callable[[bytes, Endpoint], None]
+BatchHandler = Callable[[list[bytes], Endpoint], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,21 @@ def parse_recverr(
 
 
 # Bigger kernel buffers absorb bursts while the event loop is busy running the node.
-SOCKET_BUFFER_BYTES = 1 << 20
+SOCKET_BUFFER_BYTES = 4 << 20
+# One receive holds a whole GRO run (at most 64 KB of UDP payload).
+RECV_BUFFER_BYTES = 65536
+# Receives per wakeup, and datagrams per batch handed on: enough to amortise the loop,
+# few enough that timers and the TAPs get their turn under a flood.
+MAX_READS_PER_WAKEUP = 64
+MAX_BATCH_DATAGRAMS = 128
+
+
+@lru_cache(maxsize=4096)
+def _endpoint(host: str, port: int) -> Endpoint:
+    """Received-from endpoints, shared: one per source instead of one per datagram."""
+    return udp(host, port)
+
+
 # Errors that mean "this host has no IPv6", as opposed to "this port is taken".
 _NO_IPV6_ERRNOS = {errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT}
 
@@ -143,41 +170,81 @@ def _family_of(host: str) -> int | None:
     return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 
 
-class _Protocol(asyncio.DatagramProtocol):
+class _Socket:
+    """One bound socket, read with loop.add_reader: asyncio's datagram transport offers
+    neither recvmsg (GRO, the error queue) nor sendmsg (GSO)."""
+
     def __init__(
         self,
         sock: socket.socket,
-        on_datagram: DatagramHandler,
+        family: int,
+        on_batch: BatchHandler,
         on_error: ErrorHandler | None,
         counters: Counter[str],
+        offload: bool,
     ) -> None:
-        # The raw socket: asyncio's TransportSocket offers no recvmsg for the error queue.
-        self._sock = sock
-        self._on_datagram = on_datagram
+        self.sock = sock
+        self.family = family
+        self._on_batch = on_batch
         self._on_error = on_error
         self._counters = counters
+        self.gso = offload and probe_gso(sock)
+        self.gro = offload and enable_gro(sock)
+        self._view = memoryview(bytearray(RECV_BUFFER_BYTES))
+        self._cmsg = GRO_CMSG_SPACE if self.gro else 0
         self._drain_scheduled = False
-        self.last_error: Exception | None = None  # what error_received last got (send())
+        self.closed = False
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        # IPv6 addresses come as (host, port, flowinfo, scope_id); the first two are enough.
-        self._on_datagram(data, udp(str(addr[0]), int(addr[1])))
+    # ---- receiving
 
-    def error_received(self, exc: Exception) -> None:
-        # The pending error of an ICMP for an earlier send (IP_RECVERR queued it, and
-        # more): expected, so counted, never logged per packet; the queue says the rest.
-        self._counters["udp_icmp_errors"] += 1
-        self.last_error = exc
-        self.drain_errors()
+    def readable(self) -> None:
+        """Read what is waiting; consecutive datagrams from one source go to on_batch
+        together (a GRO read is such a run already), so the node handles them as a batch."""
+        batch: list[bytes] = []
+        source: Endpoint | None = None
+        for _ in range(MAX_READS_PER_WAKEUP):
+            try:
+                n, ancdata, _flags, addr = self.sock.recvmsg_into([self._view], self._cmsg)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                # The pending error of an ICMP for an earlier send (IP_RECVERR): counted,
+                # never logged per packet; the error queue says the rest.
+                self._counters["udp_icmp_errors"] += 1
+                self.drain_errors()
+                continue
+            if self.closed:
+                return
+            here = _endpoint(str(addr[0]), int(addr[1]))
+            if here != source and batch:
+                self._deliver(batch, source)
+                batch = []
+            source = here
+            size = gro_size(ancdata) if ancdata else 0
+            if size:
+                self._counters["udp_gro_reads"] += 1
+            batch += split_gro(self._view[:n], size)
+            if len(batch) >= MAX_BATCH_DATAGRAMS:
+                self._deliver(batch, source)
+                batch = []
+        if batch:
+            self._deliver(batch, source)
+
+    def _deliver(self, batch: list[bytes], source: Endpoint | None) -> None:
+        assert source is not None
+        try:
+            self._on_batch(batch, source)
+        except Exception:  # one bad batch must not unregister the reader
+            log.exception("handling %d datagrams from %s failed", len(batch), source)
 
     def drain_errors(self) -> None:
         """Read up to ERRQUEUE_DRAIN_MAX entries of the error queue (see the module
         docstring); if more may be waiting, come back on the next turn of the loop."""
-        if self._sock.fileno() < 0:
+        if self.sock.fileno() < 0:
             return
         for _ in range(ERRQUEUE_DRAIN_MAX):
             try:
-                _, ancdata, _, dest = self._sock.recvmsg(
+                _, ancdata, _, dest = self.sock.recvmsg(
                     0, _CMSG_SPACE, _MSG_ERRQUEUE | socket.MSG_DONTWAIT
                 )
             except OSError:  # EAGAIN: empty (or no error queue at all)
@@ -198,25 +265,92 @@ class _Protocol(asyncio.DatagramProtocol):
         self._drain_scheduled = False
         self.drain_errors()
 
+    # ---- sending
+
+    def send(self, address: tuple[str, int], data: bytes) -> bool:
+        for attempt in (0, 1):
+            try:
+                self.sock.sendto(data, address)
+                return True
+            except (BlockingIOError, InterruptedError):
+                self._counters["udp_send_dropped_full"] += 1  # a lossy wire, not a queue
+                return False
+            except OSError:
+                if attempt:
+                    break
+                # Most likely the pending error of an ICMP for an earlier datagram (the
+                # kernel fails the next send with it), not this datagram's fault: the
+                # error queue is read, and the datagram sent once more.
+                self._counters["udp_icmp_errors"] += 1
+                self._counters["udp_send_retried"] += 1
+                self.drain_errors()
+        self._counters["udp_send_failed"] += 1
+        return False
+
+    def send_many(self, address: tuple[str, int], datagrams: list[bytes]) -> int:
+        """Send in order, runs of equal size with one GSO call each; how many were sent."""
+        if not self.gso:
+            return sum(self.send(address, d) for d in datagrams)
+        sent = 0
+        for run in gso_runs(datagrams):
+            if len(run) == 1 or not self.gso:
+                sent += sum(self.send(address, d) for d in run)
+                continue
+            try:
+                self.sock.sendmsg(run, gso_control(len(run[0])), 0, address)
+                self._counters["udp_gso_sends"] += 1
+                sent += len(run)
+                continue
+            except (BlockingIOError, InterruptedError):
+                self._counters["udp_send_dropped_full"] += len(run)
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # this device can't segment: never again here
+                    self.gso = False
+                    log.info("UDP GSO is unavailable on this route (EIO); sending singly")
+                self._counters["udp_gso_fallbacks"] += 1
+            sent += sum(self.send(address, d) for d in run)
+        return sent
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
 
 class UdpSockets:
-    """The bound sockets and their transports. Build with `await UdpSockets.open(...)`."""
+    """The bound sockets. Build with `await UdpSockets.open(...)`."""
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
-        self._transports: list[tuple[int, asyncio.DatagramTransport, _Protocol]] = []
+        self._sockets: list[_Socket] = []
         self._warned_hosts: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(
         cls,
         binds: list[str],
         port: int,
-        on_datagram: DatagramHandler,
+        on_datagram: DatagramHandler | None = None,
         on_error: ErrorHandler | None = None,
+        *,
+        on_batch: BatchHandler | None = None,
+        offload: bool = True,
     ) -> UdpSockets:
+        """Bind; each received datagram goes to `on_datagram(data, source)`, or runs of
+        them from one source to `on_batch(datagrams, source)`. `offload`: use UDP GSO and
+        GRO where the kernel has them (module udp_offload)."""
+        if on_batch is None:
+            if on_datagram is None:
+                raise ValueError("give on_datagram or on_batch")
+            single = on_datagram
+
+            def on_batch(datagrams: list[bytes], source: Endpoint) -> None:
+                for datagram in datagrams:
+                    single(datagram, source)
+
         self = cls()
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         try:
             for host in binds:
                 family = _family_of(host)
@@ -227,9 +361,9 @@ class UdpSockets:
                 if sock is None:
                     continue
                 port = sock.getsockname()[1]  # later sockets share the port this one got
-                factory = functools.partial(_Protocol, sock, on_datagram, on_error, self.counters)
-                transport, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
-                self._transports.append((family, transport, protocol))
+                bound = _Socket(sock, family, on_batch, on_error, self.counters, offload)
+                self._sockets.append(bound)
+                loop.add_reader(sock.fileno(), bound.readable)
         except BaseException:
             self.close()
             raise
@@ -241,12 +375,18 @@ class UdpSockets:
 
     @property
     def has_ipv6(self) -> bool:
-        return any(family == socket.AF_INET6 for family, _, _ in self._transports)
+        return any(s.family == socket.AF_INET6 for s in self._sockets)
+
+    @property
+    def offloads(self) -> dict[str, bool]:
+        """Which offloads the sockets got (all of them: the first decides what is shown)."""
+        first = self._sockets[0] if self._sockets else None
+        return {"gso": bool(first and first.gso), "gro": bool(first and first.gro)}
 
     def local_addresses(self) -> list[tuple[str, int]]:
-        return [t.get_extra_info("sockname")[:2] for _, t, _ in self._transports]
+        return [s.sock.getsockname()[:2] for s in self._sockets]
 
-    def send(self, endpoint: Endpoint, data: bytes) -> bool:
+    def _socket_for(self, endpoint: Endpoint) -> _Socket | None:
         family = _family_of(endpoint.host)
         if family is None:
             # Sending to a hostname would block the loop in getaddrinfo; refuse and say so once.
@@ -254,28 +394,32 @@ class UdpSockets:
             if endpoint.host not in self._warned_hosts:
                 self._warned_hosts.add(endpoint.host)
                 log.warning("not sending to %s: hostnames are not resolved, use an IP", endpoint)
-            return False
-        for fam, transport, protocol in self._transports:
-            if fam == family and not transport.is_closing():
-                address = (endpoint.host, endpoint.port)
-                protocol.last_error = None
-                transport.sendto(data, address)  # an OSError goes to error_received
-                if protocol.last_error is not None:
-                    # Most likely the pending error of an ICMP for an earlier datagram
-                    # (IP_RECVERR sets one, and the kernel fails the next send with it), not
-                    # this datagram's fault: error_received has cleared it; once more.
-                    self.counters["udp_send_retried"] += 1
-                    protocol.last_error = None
-                    transport.sendto(data, address)
-                self.counters["udp_datagrams_sent"] += 1
-                return True
+            return None
+        for bound in self._sockets:
+            if bound.family == family and not bound.closed:
+                return bound
         self.counters["udp_send_no_socket"] += 1
-        return False
+        return None
+
+    def send(self, endpoint: Endpoint, data: bytes) -> bool:
+        bound = self._socket_for(endpoint)
+        if bound is None or not bound.send((endpoint.host, endpoint.port), data):
+            return False
+        self.counters["udp_datagrams_sent"] += 1
+        return True
+
+    def send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
+        bound = self._socket_for(endpoint)
+        if bound is not None:
+            sent = bound.send_many((endpoint.host, endpoint.port), datagrams)
+            self.counters["udp_datagrams_sent"] += sent
 
     def close(self) -> None:
-        for _, transport, _ in self._transports:
-            transport.close()
-        self._transports.clear()
+        for bound in self._sockets:
+            if self._loop is not None and not self._loop.is_closed() and not bound.closed:
+                self._loop.remove_reader(bound.sock.fileno())
+            bound.close()
+        self._sockets.clear()
 
 
 def _bind_socket(family: int, host: str, port: int, optional: bool) -> socket.socket | None:

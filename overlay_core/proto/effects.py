@@ -62,6 +62,16 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class SendMany:
+    """Send each of `datagrams` to `endpoint`, in order: the segments of one TCP super-frame
+    or a batch of frames. The I/O layer may hand runs of equal size to the kernel in one
+    call (UDP GSO); the datagrams are what crosses the wire either way."""
+
+    endpoint: Endpoint
+    datagrams: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Deliver:
     """User data (the USER_DATA verb) arrived from overlay address `source`."""
 
@@ -138,10 +148,20 @@ class ClosePort:
 
 @dataclass(frozen=True, slots=True)
 class DeliverFrame:
-    """Write `frame` to the TAP of `nwid`."""
+    """Write `frame` to the TAP of `nwid` (with its virtio_net_hdr first on a port opened
+    with offloads, as DeliverFrames)."""
 
     nwid: int
     frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverFrames:
+    """Write each of `frames` to the TAP of `nwid`, in order (a batch from the wire). On a
+    port opened with offloads each one starts with its virtio_net_hdr (proto/offload.py)."""
+
+    nwid: int
+    frames: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +179,7 @@ class ConfigRequest:
 
 Effect = (
     Send
+    | SendMany
     | Deliver
     | EchoReply
     | EchoFailed
@@ -169,6 +190,7 @@ Effect = (
     | ConfigurePort
     | ClosePort
     | DeliverFrame
+    | DeliverFrames
     | ConfigRequest
 )
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import wire
+from . import offload, wire
+from .datapath import complete_checksum, deliver_one, send_many_to_address
 from .effects import (
     ClosePort,
     ConfigRequest,
     ConfigurePort,
-    DeliverFrame,
     Effect,
     Event,
     NetworkStatus,
@@ -97,6 +97,86 @@ class Memberships:
 
     # ------------------------------------------------------------------ frames from the TAP
 
+    def port_opened(self, nwid: int, offload: bool) -> None:
+        """The I/O layer opened the TAP of `nwid`, with offloads (virtio_net_hdr) or not."""
+        network = self.networks.get(nwid)
+        if network is not None:
+            network.offload = offload
+
+    def receive_frames(self, nwid: int, raws: list[bytes], now: float) -> list[Effect]:
+        """A batch read from the TAP of `nwid`. With offloads each read starts with its
+        virtio_net_hdr and may be a TCP super-frame, which goes out as MSS segments."""
+        network = self.networks.get(nwid)
+        out: list[Effect] = []
+        if network is None or not network.offload:
+            for frame in raws:
+                out += self.receive_frame(nwid, frame, now)
+            return out
+        for raw in raws:
+            try:
+                header, frame = offload.split_vnet(raw)
+                offload.validate(header, frame)
+                if header.gso_type == offload.GSO_NONE:
+                    # A partial checksum is completed before MSS clamping patches it.
+                    frame = offload.segment(header, frame)[0] if header.flags else frame
+                    out += self.receive_frame(nwid, frame, now)
+                else:
+                    out += self._send_segments(network, header, frame, now)
+            except offload.OffloadError as exc:
+                network.counters[f"drop_{exc.reason}"] += 1
+        return out
+
+    def _send_segments(
+        self, network: Network, header: offload.VnetHeader, frame: bytes, now: float
+    ) -> list[Effect]:
+        """A TCP super-frame: its segments share every header the rules and the switch
+        read, so those run once; peers that take partial checksums get them unfinished."""
+        partial = offload.segment(header, frame, full_checksum=False)
+        if network.state is not NetworkState.OK or network.switch is None:
+            network.counters["drop_not_ready"] += len(partial)
+            return []
+        first = partial[0]
+        if len(first) > network.mtu + 14:
+            network.counters["drop_bad_frame"] += len(partial)
+            return []
+        if network.rules.evaluate(first) is not None:
+            network.counters["drop_rule"] += len(partial)
+            return []
+        targets = self._targets(network, first, now)
+        if not targets:
+            network.counters["drop_no_destination"] += len(partial)
+            return []
+        prefix = _nwid_bytes(network.nwid)
+        full: list[bytes] | None = None
+        out: list[Effect] = []
+        for target in targets:
+            peer = self.node.peers.get(target)
+            out += self._credentials_for(network, target, now)
+            if peer is not None and peer.features & wire.FEATURE_PARTIAL_CSUM:
+                verb, segments = Verb.FRAME_PARTIAL, partial
+            else:
+                if full is None:
+                    full = offload.segment(header, frame)
+                verb, segments = Verb.FRAME, full
+            payloads = [prefix + segment for segment in segments]
+            out += send_many_to_address(self.node, target, verb, payloads, now)
+        network.counters["tx_frames"] += len(partial)
+        network.counters["tx_bytes"] += sum(len(s) for s in partial)
+        return out
+
+    def _targets(self, network: Network, frame: bytes, now: float) -> list[int]:
+        """The members `frame` goes to (the switch: learned MACs, multicast limits)."""
+        config = network.config
+        assert config is not None and network.switch is not None
+        return network.switch.route(
+            frame,
+            now,
+            network.members(),
+            network.bridges(),
+            self.node.address,
+            config.multicast_limit if config.broadcast else 0,
+        )
+
     def receive_frame(self, nwid: int, frame: bytes, now: float) -> list[Effect]:
         network = self.networks.get(nwid)
         if network is None or network.state is not NetworkState.OK or network.switch is None:
@@ -109,16 +189,7 @@ class Memberships:
         if network.rules.evaluate(frame) is not None:
             network.counters["drop_rule"] += 1
             return []
-        config = network.config
-        assert config is not None
-        targets = network.switch.route(
-            frame,
-            now,
-            network.members(),
-            network.bridges(),
-            self.node.address,
-            config.multicast_limit if config.broadcast else 0,
-        )
+        targets = self._targets(network, frame, now)
         if not targets:
             network.counters["drop_no_destination"] += 1
             return []
@@ -135,21 +206,64 @@ class Memberships:
 
     # ------------------------------------------------------------------ verbs
 
-    def on_frame(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+    def on_frame(
+        self, peer: Peer, reader: Reader, now: float, partial: bool = False
+    ) -> list[Effect]:
+        """FRAME (or FRAME_PARTIAL, `partial`: a TCP segment whose checksum the receiving
+        end finishes) from `peer`."""
         nwid = reader.u64()
-        frame = reader.rest()
+        return self.frame_in(peer, nwid, reader.rest(), now, partial)
+
+    def frame_in(
+        self, peer: Peer, nwid: int, frame: bytes, now: float, partial: bool = False
+    ) -> list[Effect]:
+        """A frame `peer` sent on `nwid`: admitted, then delivered, into the node's batch
+        when one is open (datapath.py). Within a batch the admission of a (sender,
+        network, source MAC) is decided once: it can't change between two datagrams."""
         network = self.networks.get(nwid)
         if network is None or network.state is not NetworkState.OK or network.switch is None:
             self.node.drops["frame_not_joined"] += 1
             return []
+        batch = self.node._rx_batch
+        key = (peer.address, nwid, frame[6:12])
+        if batch is None or key not in batch.admitted:
+            refused = self._admit(network, peer, frame, now)
+            if refused is not None:
+                return refused
+            if batch is not None:
+                batch.admitted.add(key)
+        if network.rules.evaluate(frame) is not None:
+            network.counters["drop_rule"] += 1
+            return []
+        if partial:
+            # A segment of a super-frame, never a SYN: nothing to clamp. Its checksum is
+            # finished by the kernel on a port with offloads, else here.
+            if not network.offload:
+                try:
+                    frame = complete_checksum(frame)
+                except offload.OffloadError:
+                    network.counters["drop_bad_frame"] += 1
+                    return []
+        else:
+            path = peer.best_path(now)
+            frame = network.clamp(frame, path.mtu if path is not None else None)
+        network.counters["rx_frames"] += 1
+        network.counters["rx_bytes"] += len(frame)
+        if batch is not None:
+            batch.add(nwid, frame)
+            return []
+        return [deliver_one(nwid, frame, network.offload)]
+
+    def _admit(self, network: Network, peer: Peer, frame: bytes, now: float) -> list[Effect] | None:
+        """None when `peer` may send `frame` on `network`; else what to do (counted)."""
         sender = peer.address
         com = network.coms.get(sender)
         config = network.config
-        assert config is not None
+        assert config is not None and network.switch is not None
         # The member list answers for almost every frame; only a sender newer than our
         # config needs its certificate checked against the controller's key.
         if sender not in network.member_set and not self._admits_newcomer(
-            config, sender, com, nwid
+            config, sender, com, network.nwid
         ):
             network.counters["drop_not_member"] += 1
             return []
@@ -161,14 +275,10 @@ class Memberships:
         if not network.switch.accept(sender, frame, network.members(), network.bridges(), now):
             network.counters["drop_bad_source"] += 1
             return []
-        if network.rules.evaluate(frame) is not None:
-            network.counters["drop_rule"] += 1
-            return []
-        path = peer.best_path(now)
-        frame = network.clamp(frame, path.mtu if path is not None else None)
-        network.counters["rx_frames"] += 1
-        network.counters["rx_bytes"] += len(frame)
-        return [DeliverFrame(nwid, frame)]
+        return None
+
+    def offloaded(self) -> set[int]:
+        return {nwid for nwid, network in self.networks.items() if network.offload}
 
     def on_credentials(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
         nwid = reader.u64()

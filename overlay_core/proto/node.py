@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import wire
+from . import crypto, wire
 from .crypto import EphemeralKey, Session, derive_session, ephemeral_dh, open_, static_key
+from .datapath import RxBatch, merge_sends, receive_batch
 from .diagnose import infer_nat, link_of, peer_status
 from .effects import (
     Deliver,
@@ -154,6 +155,16 @@ class Node(NodeState):
         """An Ethernet frame read from the TAP device of `nwid`."""
         return self.memberships.receive_frame(nwid, frame, now)
 
+    def receive_frames(self, nwid: int, frames: list[bytes], now: float) -> list[Effect]:
+        """A batch of reads from the TAP of `nwid` (each with its virtio_net_hdr on a port
+        opened with offloads, see port_opened); super-frames leave as segments."""
+        return self.memberships.receive_frames(nwid, frames, now)
+
+    def port_opened(self, nwid: int, offload: bool) -> list[Effect]:
+        """The TAP of `nwid` is open; `offload`: it reads and writes virtio_net_hdrs."""
+        self.memberships.port_opened(nwid, offload)
+        return []
+
     def answer_config_request(
         self, nwid: int, member: int, reply: bytes | str, now: float
     ) -> list[Effect]:
@@ -209,6 +220,20 @@ class Node(NodeState):
         except MalformedError:
             self.drops["malformed"] += 1
             return []
+
+    def receive_datagrams(
+        self, datagrams: list[bytes], source: Endpoint, now: float
+    ) -> list[Effect]:
+        """A batch from one source (a GRO read): the frames it delivers reach each TAP in
+        one DeliverFrames, coalesced into super-frames where the port has offloads."""
+        self._rx_batch = batch = RxBatch()
+        try:
+            out = receive_batch(self, datagrams, source, now)
+        finally:
+            self._rx_batch = None
+        if self.config.is_root:
+            out = merge_sends(out)
+        return out + batch.effects(self.memberships.offloaded())
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
@@ -299,10 +324,24 @@ class Node(NodeState):
                 if not session.replay.check(header.packet_id):
                     self.drops["replay"] += 1
                     return []
-                plain = open_(session.rx_key, head, ad, body)
+                plain = session.open(head, ad, body)
         if plain is None or not plain:
             self.drops["bad_mac" if plain is None else "malformed"] += 1
             return []
+        return self._dispatch(peer, header, session, plain, len(packet), source, now)
+
+    def _dispatch(
+        self,
+        peer: Peer,
+        header: wire.Header,
+        session: Session | None,
+        plain: bytes,
+        size: int,
+        source: Endpoint,
+        now: float,
+    ) -> list[Effect]:
+        """An authenticated packet of `size` bytes (replay-checked when `session`): accept
+        its id, learn the path, and hand its verb to the handler."""
         if session is not None:
             session.replay.accept(header.packet_id)
             if not session.confirmed and session.reply_endpoint is not None:
@@ -321,9 +360,9 @@ class Node(NodeState):
         if header.cipher is Cipher.STATIC and plain[:2] != bytes([Verb.OK, Verb.HELLO]):
             self.drops["malformed"] += 1  # only OK(HELLO) travels under the static key
             return []
-        self._rx_bytes = len(packet)
+        self._rx_bytes = size
         if session is not None:
-            self._heard(peer, source, header.hops, len(packet), now)
+            self._heard(peer, source, header.hops, size, now)
         reader = Reader(plain[1:])
         handler = self._HANDLERS[verb]
         return handler(self, peer, header, reader, source, now)
@@ -388,10 +427,13 @@ class Node(NodeState):
             return []  # the next regular retry brings it: never a HELLO per cookie
         return self._hello(peer, now, [source])
 
-    def _heard(self, peer: Peer, source: Endpoint, hops: int, size: int, now: float) -> None:
-        """An authenticated, fresh packet from `peer` arrived from `source`."""
+    def _heard(
+        self, peer: Peer, source: Endpoint, hops: int, size: int, now: float, packets: int = 1
+    ) -> None:
+        """Authenticated, fresh packets (`packets` of them, `size` bytes in all) from `peer`
+        arrived from `source`."""
         peer.last_receive = now
-        peer.counters["rx_packets"] += 1
+        peer.counters["rx_packets"] += packets
         peer.counters["rx_bytes"] += size
         if hops:
             peer.relay_via = self._root_at(source)
@@ -403,7 +445,7 @@ class Node(NodeState):
             peer.punch.replies += 1
         if path.is_direct and not path.alive(now) and path.last_receive is not None:
             path.start_mtu_search(peer.mtu_limit)  # back from the dead: the route may differ
-        path.received(size, now)
+        path.received(size, now, packets)
         if path.confirmed:
             peer.punch.pending.pop(source, None)
             if peer.is_root and source.transport is Transport.UDP:
@@ -418,7 +460,7 @@ class Node(NodeState):
             return []
         peer.last_hello_timestamp_ms = hello.timestamp_ms
         self._heard(peer, source, header.hops, self._rx_bytes, now)
-        peer.version = hello.version
+        peer.version, peer.features = hello.version, hello.features
         peer.is_root = peer.is_root or peer.address in self.roots
         if header.hops == 0:
             self._observe(peer, hello.observed)
@@ -427,6 +469,10 @@ class Node(NodeState):
         if shared is None:
             self.drops["bad_key"] += 1
             return []
+        # Our first choice among the suites it offers (authenticated: see crypto.py).
+        suite, features = crypto.answer_suite(
+            self.config.suites, hello.features, partial_csum=self.config.partial_csum
+        )
         session = derive_session(
             self._static_key(peer),
             shared,
@@ -434,6 +480,7 @@ class Node(NodeState):
             ephemeral.public,
             initiator=False,
             now=now,
+            suite=suite,
         )
         session.reply_endpoint = source if header.hops == 0 else None
         peer.add_session(session)
@@ -444,6 +491,7 @@ class Node(NodeState):
             hello.timestamp_ms,
             ephemeral.public,
             source if header.hops == 0 else None,
+            features,
         )
         payload = wire.pack_ok(Verb.HELLO, header.packet_id, reply.pack())
         out = self._emit(peer, Cipher.STATIC, None, Verb.OK, payload, source, now)
@@ -476,6 +524,10 @@ class Node(NodeState):
         if handshake is None or sent_to is None:
             self.drops["unexpected_ok"] += 1
             return []
+        suite = crypto.suite_in_ok(ok.features, handshake.offered)
+        if suite is None:  # more than one suite, or one we did not offer
+            self.drops["bad_suite"] += 1
+            return []
         if header.hops == 0 and sent_to == source:  # our HELLO's packet id came back
             self._confirm(peer, self._path(peer, source, now), now)
         self._heard(peer, source, header.hops, self._rx_bytes, now)
@@ -491,10 +543,11 @@ class Node(NodeState):
                 ok.ephemeral,
                 initiator=True,
                 now=now,
+                suite=suite,
             )
         )
         peer.handshake = None
-        peer.version = ok.version
+        peer.version, peer.features = ok.version, ok.features
         if header.hops == 0:
             self._observe(peer, ok.observed)
             path = peer.paths.get(source)
@@ -644,6 +697,11 @@ class Node(NodeState):
     ) -> list[Effect]:
         return self.memberships.on_frame(peer, reader, now)
 
+    def _on_frame_partial(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.memberships.on_frame(peer, reader, now, partial=True)
+
     def _on_credentials(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
     ) -> list[Effect]:
@@ -676,6 +734,7 @@ class Node(NodeState):
         Verb.PUSH_DIRECT_PATHS: _on_push_direct_paths,
         Verb.USER_DATA: _on_user_data,
         Verb.FRAME: _on_frame,
+        Verb.FRAME_PARTIAL: _on_frame_partial,
         Verb.CREDENTIALS: _on_credentials,
         Verb.NETWORK_CONFIG_REQUEST: _on_config_request,
         Verb.NETWORK_CONFIG: _on_config,

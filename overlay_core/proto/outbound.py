@@ -22,7 +22,17 @@ from .admission import (
     HelloAdmission,
     Throttle,
 )
-from .crypto import EphemeralKey, Session, seal, static_key
+from .crypto import (
+    EphemeralKey,
+    Session,
+    Suite,
+    hello_features,
+    preferred_suites,
+    seal,
+    static_key,
+    suite_bits,
+)
+from .datapath import RxBatch
 from .diagnose import link_of
 from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
 from .fragment import Reassembler
@@ -65,6 +75,10 @@ class NodeConfig:
     tcp_fallback: bool = True
     phys_mtu: int = DEFAULT_PHYS_MTU
     rekey_after_packets: int = 1 << 28
+    # Session cipher suites, best first (crypto.py). The default reads the CPU once, at
+    # import; (Suite.XCHACHA20,) behaves like a node from before suites existed.
+    suites: tuple[Suite, ...] = preferred_suites()
+    partial_csum: bool = False  # offer wire.FEATURE_PARTIAL_CSUM in HELLO and OK(HELLO)
 
 
 @dataclass(slots=True)
@@ -121,6 +135,7 @@ class NodeState:
         self._pushes = Throttle(PUSH_ACCEPT_MIN_S)  # PUSH_DIRECT_PATHS acted on, per peer
         self._unsolicited_whois = TokenBucket.full(UNSOLICITED_WHOIS_RATE, UNSOLICITED_WHOIS_BURST)
         self._rx_bytes = 0  # size of the packet being handled, for the handlers
+        self._rx_batch: RxBatch | None = None  # open while receive_datagrams runs
         self.memberships = Memberships(self)
         for root in self.roots.values():
             self._peer(root.identity, 0.0).is_root = True
@@ -194,17 +209,21 @@ class NodeState:
         cookie: bytes | None = None,
     ) -> list[Effect]:
         if session is not None:
-            packet_id, key, key_id = session.next_packet_id(), session.tx_key, session.key_id
+            packet_id, key_id = session.next_packet_id(), session.key_id
         else:
             packet_id = packet_id if packet_id is not None else _u(self._random(8))
-            key, key_id = self._static_key(peer), 0
+            key_id = 0
         header = wire.Header(
             packet_id, peer.address, self.address, 0, False, cipher, key_id, cookie is not None
         )
         head = header.pack()
         ad = wire.associated_data(head)
         clear = self.identity.public_key + (cookie or b"") if cipher is Cipher.HELLO else b""
-        packet = head + clear + seal(key, head, ad + clear, bytes([verb]) + payload)
+        plain = bytes([verb]) + payload
+        if session is not None:  # the negotiated suite
+            packet = head + session.seal(head, ad, plain)
+        else:  # static-key packets: XChaCha20 always
+            packet = head + clear + seal(self._static_key(peer), head, ad + clear, plain)
         path = peer.paths.get(endpoint)
         # Relayed packets take the other leg too, whose MTU only the root knows: stay small.
         mtu = path.mtu if path is not None else PMTU_MIN
@@ -301,7 +320,8 @@ class NodeState:
         handshake = peer.handshake
         if handshake is None:
             ephemeral = EphemeralKey.from_secret(self._random(32))
-            handshake = peer.handshake = Handshake(ephemeral, {}, now, now, 0)
+            offered = suite_bits(self.config.suites)
+            handshake = peer.handshake = Handshake(ephemeral, {}, now, now, 0, offered)
         handshake.attempts += 1
         handshake.last_sent = now
         if endpoints is None:
@@ -322,6 +342,7 @@ class NodeState:
                 self._last_hello_ms,
                 handshake.ephemeral.public,
                 seen,
+                hello_features(handshake.offered, partial_csum=self.config.partial_csum),
             )
             packet_id = _u(self._random(8))
             handshake.sent_to[packet_id] = endpoint

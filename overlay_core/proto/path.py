@@ -271,10 +271,10 @@ class Path:
         self.packets_sent += 1
         self.bytes_sent += size
 
-    def received(self, size: int, now: float) -> None:
+    def received(self, size: int, now: float, packets: int = 1) -> None:
         self.add_credit(size)
         self.last_receive = now
-        self.packets_received += 1
+        self.packets_received += packets
         self.bytes_received += size
 
     def sort_key(self) -> tuple[int, float]:

@@ -30,6 +30,8 @@ class Handshake:
     started: float
     last_sent: float
     attempts: int = 1
+    # The suite bits (wire.FEATURE_SUITES) our HELLOs offer; the OK may name no other.
+    offered: int = 0
 
 
 @dataclass(slots=True)
@@ -50,6 +52,9 @@ class Peer:
     identity: Identity
     is_root: bool = False
     version: str | None = None
+    # wire.FEATURE_* bits of its last HELLO or OK(HELLO) (suite bits: what its HELLO
+    # offered, or the one its OK chose); e.g. FEATURE_PARTIAL_CSUM.
+    features: int = 0
     created: float = 0.0
     last_receive: float | None = None
     last_send: float | None = None

@@ -104,6 +104,8 @@ class Network:
     # Built once per config: every frame asks "is this a member / a bridge?".
     member_set: frozenset[int] = frozenset()
     bridge_set: frozenset[int] = frozenset()
+    # The port was opened with offloads (virtio_net_hdr on every read and write).
+    offload: bool = False
 
     def __post_init__(self) -> None:
         self.switch = SwitchTable(self.nwid)

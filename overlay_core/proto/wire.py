@@ -61,6 +61,15 @@ FLAG_COOKIE = 0x40
 RESERVED_MASK = 0x80
 COOKIE_BYTES = 16
 COOKIE_PACKET_BYTES = 20 + COOKIE_BYTES + 1
+# The flags byte of HELLO and OK(HELLO): bit 0 says the sender is a root, the others are
+# features. Nodes before the features ignore every bit but bit 0, so adding one is
+# compatible both ways. In a HELLO the suite bits list the session ciphers the sender
+# supports; in an OK(HELLO) at most one is set, the responder's choice (none: XChaCha20).
+HELLO_FLAG_ROOT = 0x01
+FEATURE_AESGCM = 0x02  # session suite AES-256-GCM (crypto.Suite.AES256GCM)
+FEATURE_CHACHA = 0x04  # session suite ChaCha20-Poly1305 (crypto.Suite.CHACHA20)
+FEATURE_PARTIAL_CSUM = 0x08  # sends frames with partial TCP checksums (offload)
+FEATURE_SUITES = FEATURE_AESGCM | FEATURE_CHACHA
 # The shortest HELLO: header, the clear key, then a sealed verb byte (tag included).
 HELLO_MIN_BYTES = HEADER_BYTES + PUBLIC_KEY_BYTES + TAG_BYTES + 1
 
@@ -88,6 +97,11 @@ class Verb(IntEnum):
     NETWORK_CONFIG = 10  # nwid (8) + a config signed by the controller
     FRAME = 11  # nwid (8) + an Ethernet frame
     CREDENTIALS = 12  # nwid (8) + a certificate of membership
+    # nwid (8) + an Ethernet frame holding one segment of a TCP super-frame whose checksum
+    # field has only the pseudo-header sum (the kernel's CHECKSUM_PARTIAL convention, see
+    # offload.py). Sent only to peers whose HELLO offered FEATURE_PARTIAL_CSUM; the receiver
+    # lets its TAP's offload finish the checksum, or computes it.
+    FRAME_PARTIAL = 13
 
 
 class ErrorCode(IntEnum):
@@ -369,10 +383,12 @@ class Hello:
     timestamp_ms: int  # sender's clock in a HELLO; the HELLO's, echoed, in an OK
     ephemeral: bytes
     observed: Endpoint | None  # the other side's physical address as the sender sees it
+    features: int = 0  # FEATURE_* bits: the flags byte without HELLO_FLAG_ROOT
 
     def pack(self) -> bytes:
+        flags = (HELLO_FLAG_ROOT if self.is_root else 0) | (self.features & 0xFE)
         return (
-            bytes([self.protocol, 1 if self.is_root else 0])
+            bytes([self.protocol, flags])
             + pack_text(self.version)
             + self.timestamp_ms.to_bytes(8, "big")
             + self.ephemeral
@@ -386,7 +402,15 @@ class Hello:
         timestamp = reader.u64()
         ephemeral = reader.take(PUBLIC_KEY_BYTES)
         observed = reader.endpoint()
-        return cls(protocol, version, bool(flags & 1), timestamp, ephemeral, observed)
+        return cls(
+            protocol,
+            version,
+            bool(flags & HELLO_FLAG_ROOT),
+            timestamp,
+            ephemeral,
+            observed,
+            flags & ~HELLO_FLAG_ROOT,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from ..proto.effects import (
     ConfigurePort,
     Deliver,
     DeliverFrame,
+    DeliverFrames,
     EchoFailed,
     EchoReply,
     Effect,
@@ -40,6 +41,7 @@ from ..proto.effects import (
     OpenPort,
     OpenTcp,
     Send,
+    SendMany,
     Transport,
     tcp,
     udp,
@@ -208,6 +210,9 @@ class FakeNet:
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(host, effect)
+            elif isinstance(effect, SendMany):
+                for data in effect.datagrams:
+                    self._send(host, Send(effect.endpoint, data))
             elif isinstance(effect, Deliver):
                 host.delivered.append(effect)
             elif isinstance(effect, EchoReply):
@@ -218,6 +223,8 @@ class FakeNet:
                 host.events.append(effect)
             elif isinstance(effect, DeliverFrame):
                 host.frames.append(effect)
+            elif isinstance(effect, DeliverFrames):
+                host.frames += [DeliverFrame(effect.nwid, frame) for frame in effect.frames]
             elif isinstance(effect, OpenPort):
                 host.ports[effect.nwid] = None
             elif isinstance(effect, ConfigurePort):

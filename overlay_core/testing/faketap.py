@@ -1,7 +1,7 @@
 """FakeTap: the TAP device's test double, for daemon tests without root.
 
 It has TapDevice's surface (`TapLike`): `write` records frames instead of handing them to
-a kernel, `inject(frame)` plays the host sending a frame (it calls on_frame, like a read
+a kernel, `inject(frame)` plays the host sending a frame (it calls on_frame([frame]), like a read
 from /dev/net/tun would), and `configure` records the settings. Failures can be staged:
 `open_error` / `configure_error` make the next call raise, `unplug()` plays the device
 being deleted from outside.
@@ -98,8 +98,10 @@ class FakeTap:
         *,
         alias: str | None = None,
         on_error: ErrorHandler | None = None,
+        offload: bool = False,
     ) -> FakeTap:
-        """Same signature and alias default as TapDevice.open; no checks beyond the MAC."""
+        """Same signature and alias default as TapDevice.open; no checks beyond the MAC.
+        Offloads are never granted (`offload` is False): frames stay plain."""
         if len(mac) != 6:
             raise TapError(f"MAC for {name} must be 6 bytes, not {len(mac)}")
         if alias is None:
@@ -114,6 +116,10 @@ class FakeTap:
     @property
     def ifindex(self) -> int:
         return self._ifindex
+
+    @property
+    def offload(self) -> bool:
+        return False
 
     @property
     def counters(self) -> TapCounters:
@@ -164,7 +170,7 @@ class FakeTap:
             raise RuntimeError(f"inject into {self._name}, which is closed or failed")
         self._frames_read += 1
         self._bytes_read += len(frame)
-        self._on_frame(bytes(frame))
+        self._on_frame([bytes(frame)])
 
     def take_written(self) -> list[bytes]:
         """The frames written so far, oldest first; clears the list."""
@@ -200,6 +206,7 @@ class FakeTapFactory:
         *,
         alias: str | None = None,
         on_error: ErrorHandler | None = None,
+        offload: bool = False,
     ) -> FakeTap:
         if self.open_error is not None:
             error, self.open_error = self.open_error, None

@@ -64,7 +64,7 @@ def sealed(
         counter, receiver.address, sender.address, 0, False, Cipher.SESSION, session.key_id
     )
     head = header.pack()
-    return head + seal(session.tx_key, head, wire.associated_data(head), bytes([verb]) + payload)
+    return head + session.seal(head, wire.associated_data(head), bytes([verb]) + payload)
 
 
 def bytes_to(net: FakeNet, endpoints: list[Endpoint]) -> int:

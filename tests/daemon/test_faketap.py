@@ -17,9 +17,10 @@ MAC = bytes.fromhex("02aabbccdd01")
 
 
 async def test_inject_reaches_on_frame_and_writes_are_recorded() -> None:
-    """inject() is the host sending a frame; write() is the overlay delivering one."""
+    """inject() is the host sending a frame (a batch of one); write() is the overlay
+    delivering one."""
     got: list[bytes] = []
-    tap = await FakeTap.open(tap_name(NWID), MAC, 2800, got.append)
+    tap = await FakeTap.open(tap_name(NWID), MAC, 2800, got.extend)
     tap.inject(b"\xff" * 60)
     assert got == [b"\xff" * 60]
     assert tap.write(b"\x02" * 60) is True

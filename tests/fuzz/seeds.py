@@ -118,7 +118,7 @@ def open_with(node: Node, packet: bytes) -> bytes | None:
     if header.cipher is wire.Cipher.STATIC:
         return open_(node._static_key(peer), head, ad, body)
     session = peer.sessions.get(header.key_id)
-    return open_(session.rx_key, head, ad, body) if session is not None else None
+    return session.open(head, ad, body) if session is not None else None
 
 
 def label(plaintext: bytes) -> str:

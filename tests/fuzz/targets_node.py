@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from overlay_core.proto import fragment, outbound, wire
 from overlay_core.proto import peer as peer_module
-from overlay_core.proto.crypto import seal, static_key
+from overlay_core.proto.crypto import Session, seal, static_key
 from overlay_core.proto.effects import Effect, Endpoint, Send, tcp, udp
 from overlay_core.proto.ethernet import mac_for
 from overlay_core.proto.identity import Identity
@@ -194,6 +194,7 @@ def _hello(draw: st.DrawFn) -> bytes:
         draw(st.one_of(st.just(int(WORLD.now * 1000) + 5000), u64)),
         ephemeral,
         draw(st.one_of(st.none(), endpoints)),
+        draw(st.integers(0, 255)),  # features: any suite bits, unknown ones too
     )
     return hello.pack() + draw(st.binary(max_size=20))
 
@@ -297,15 +298,18 @@ class Sealed:
 
 def seal_for(node: Node, value: Sealed) -> list[bytes]:
     """The datagrams the sender would have sent: sealed with the key the receiver will
-    open them with (its session's rx key, or the static key), then fragmented."""
+    open them with (its session's rx key and suite, or the static key), then fragmented."""
     sender = IDENTITIES[value.sender]
     packet_id = value.packet_id
     key_id = 0
+    mirror: Session | None = None  # the sender's side of the receiver's session
     if value.cipher is Cipher.SESSION and sender.address in node.peers:
         sessions = sorted(node.peers[sender.address].sessions.values(), key=lambda s: s.created)
         session = sessions[value.session % len(sessions)] if sessions else None
         key = session.rx_key if session is not None else bytes(32)
         key_id = session.key_id if session is not None else 0
+        if session is not None:
+            mirror = Session(key_id, session.rx_key, session.tx_key, 0.0, True, True, session.suite)
         if packet_id is None:
             # (A sequence may already have used the last id, 2^64 - 1: then a replay.)
             highest = session.replay.highest if session is not None else 0
@@ -324,9 +328,11 @@ def seal_for(node: Node, value: Sealed) -> list[bytes]:
         key_id,
     ).pack()
     clear = sender.public_key if value.cipher is Cipher.HELLO else b""
-    packet = (
-        header + clear + seal(key, header, wire.associated_data(header) + clear, value.plaintext)
-    )
+    ad = wire.associated_data(header) + clear
+    if mirror is not None and value.cipher is Cipher.SESSION:
+        packet = header + mirror.seal(header, ad, value.plaintext)
+    else:
+        packet = header + clear + seal(key, header, ad, value.plaintext)
     if value.fragment_at is None:
         return [packet]
     try:

@@ -57,7 +57,7 @@ class Agent:
                 name,
                 bytes.fromhex(req["mac"]),
                 req["mtu"],
-                frames.append,
+                frames.extend,
                 on_error=lambda exc: errors.append(str(exc)),
             )
             self.taps[name] = tap
