@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 DENIED_CODES = {"ACCESS_DENIED": ErrorCode.ACCESS_DENIED, "NOT_FOUND": ErrorCode.NETWORK_NOT_FOUND}
 
 
+_IP_ETHERTYPES = (b"\x08\x00", b"\x86\xdd")
+
+
 def _nwid_bytes(nwid: int) -> bytes:
     return nwid.to_bytes(8, "big")
 
@@ -139,7 +142,9 @@ class Memberships:
         if len(first) > network.mtu + 14:
             network.counters["drop_bad_frame"] += len(partial)
             return []
-        if network.rules.evaluate(first) is not None:
+        dropped_by = network.rules.evaluate(first)
+        if dropped_by is not None:  # every segment is a frame dropped, in both counts
+            network.rules.counters[dropped_by] += len(partial) - 1
             network.counters["drop_rule"] += len(partial)
             return []
         targets = self._targets(network, first, now)
@@ -225,13 +230,17 @@ class Memberships:
             self.node.drops["frame_not_joined"] += 1
             return []
         batch = self.node._rx_batch
+        # Only an untagged IP frame's admission depends on nothing but the key: others (a
+        # runt, a VLAN tag cut short) may fail to parse where the first one didn't.
         key = (peer.address, nwid, frame[6:12])
-        if batch is None or key not in batch.admitted:
+        cacheable = len(frame) >= 34 and frame[12:14] in _IP_ETHERTYPES
+        admitted = batch.admitted if batch is not None and cacheable else None
+        if admitted is None or key not in admitted:
             refused = self._admit(network, peer, frame, now)
             if refused is not None:
                 return refused
-            if batch is not None:
-                batch.admitted.add(key)
+            if admitted is not None:
+                admitted.add(key)
         if network.rules.evaluate(frame) is not None:
             network.counters["drop_rule"] += 1
             return []
