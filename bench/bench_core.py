@@ -1,12 +1,23 @@
 """Overlay data path against bare UDP on loopback, measured in the same run.
 
-    python bench/bench_core.py [--packets N] [--size BYTES] [--echoes N]
+    python bench/bench_core.py [--packets N] [--size BYTES] [--echoes N] [--super-frames N]
 
 Prints, for 1400-byte payloads (what a full Ethernet frame becomes later):
 - packets/s and Mbit/s through seal -> UDP -> open -> deliver between two leaves that
   talk DIRECT, beside the same number of bare UDP datagrams between two sockets;
 - echo round-trip time (median, p90) over the overlay beside a bare UDP ping-pong;
 - the AEAD alone (seal and open per second), the number crypto.py's choice rests on.
+
+Then the batched data path (bench/core/batched.py): TCPv4 super-frames of ~64 KB from a
+TAP with offloads, in at one member (Node.receive_frames) and out at the other
+(Node.receive_datagrams -> DeliverFrames, coalesced), with
+- datagrams/s and Gbit/s of TCP payload over real UDP sockets on 127.0.0.1 with UDP
+  GSO/GRO, and without (offload=False: the path of kernels before 4.18, Synology DSM 7);
+- beside them a bare UDP GSO/GRO socket pair (sendmsg with UDP_SEGMENT of 1400-byte
+  datagrams, UDP_GRO reads) and the bare per-datagram pair above;
+- the proto alone, no sockets: microseconds per super-frame on the sending and on the
+  receiving side;
+and the AEAD suite the sessions negotiated.
 
 Both sides of each measurement run in this one process and on one core, so the ratio is
 what matters; absolute numbers depend on the machine. Results also go to
@@ -29,6 +40,10 @@ from typing import Any, cast
 from nacl import bindings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# bench/core is imported as `core`: Python puts this script's directory first on
+# sys.path when it runs as `python bench/bench_core.py`.
+from core import batched
 
 from overlay_core.io.loopback import LoopbackOverlay
 
@@ -101,7 +116,9 @@ async def bare_rtt(count: int) -> list[float]:
     return rtts
 
 
-async def overlay(packets: int, size: int, echoes: int) -> tuple[dict[str, float], list[float]]:
+async def overlay(
+    packets: int, size: int, echoes: int
+) -> tuple[dict[str, float], list[float], str]:
     with tempfile.TemporaryDirectory(prefix="ztb") as tmp:
         async with LoopbackOverlay(Path(tmp)) as net:
             await net.add_root()
@@ -114,6 +131,8 @@ async def overlay(packets: int, size: int, echoes: int) -> tuple[dict[str, float
                 await asyncio.sleep(0.2)
             else:
                 raise RuntimeError("leaves never went DIRECT")
+            session = a.node.peers[b.address].tx_session if a.node is not None else None
+            suite = session.suite.name if session is not None else "?"
             received = 0
 
             async def consume() -> None:
@@ -139,7 +158,7 @@ async def overlay(packets: int, size: int, echoes: int) -> tuple[dict[str, float
                 reply = await a.echo(b.address, timeout_s=1.0)
                 if reply is not None:
                     rtts.append(time.perf_counter() - start_t)
-            return rates, rtts
+            return rates, rtts, suite
 
 
 def aead(size: int, rounds: int = 20000) -> dict[str, float]:
@@ -190,17 +209,69 @@ def _ms(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _print_batched(batch: dict[str, Any], base: dict[str, float], size: int) -> None:
+    setup, proto = batch["setup"], batch["proto"]
+    gso, plain, bare = batch["overlay_gso_gro"], batch["overlay_no_offload"], batch["bare_gso_gro"]
+    print()
+    print(
+        f"batched path: TCPv4 super-frames of {setup['payload_per_super_frame']:,} B payload"
+        f" = {setup['segments_per_super_frame']} x {setup['mss']} B segments,"
+        f" {setup['path_mtu']}-byte datagrams, session AEAD suite {setup['suite']},"
+        f" {gso['super_frames']} super-frames per run, at most"
+        f" {setup['window_super_frames']} in flight"
+    )
+    print(f"{'':40}{'datagrams/s':>12}{'Gbit/s':>8}{'loss %':>8}{'TAP writes/SF':>15}")
+    for name, rate in (
+        ("overlay batched, UDP GSO/GRO", gso),
+        ("overlay batched, no GSO/GRO", plain),
+    ):
+        offloads = "+".join(k for k, v in rate["offloads"].items() if v) or "none"
+        print(
+            f"{name + f' [{offloads}]':40}{rate['packets_per_s']:>12.0f}{rate['gbit_per_s']:>8.2f}"
+            f"{rate['segment_loss_pct']:>8.2f}{rate['tap_writes_per_super_frame']:>15.2f}"
+        )
+    if bare["available"]:
+        label = f"bare UDP GSO/GRO ({bare['segments_per_send']} x {size} B per send)"
+        print(
+            f"{label:40}{bare['packets_per_s']:>12.0f}{bare['gbit_per_s']:>8.2f}"
+            f"{bare['loss_pct']:>8.2f}"
+        )
+    else:
+        print(f"{'bare UDP GSO/GRO':40}unavailable (gso {bare['gso']}, gro {bare['gro']})")
+    print(
+        f"{f'bare UDP per datagram ({size} B, above)':40}{base['packets_per_s']:>12.0f}"
+        f"{base['mbit_per_s'] / 1000:>8.2f}{base['loss_pct']:>8.2f}"
+    )
+    print(
+        f"proto alone (no sockets), per super-frame: send {proto['send_us_per_super_frame']:.0f} us"
+        f" + receive {proto['receive_us_per_super_frame']:.0f} us"
+        f" = {proto['total_us_per_super_frame']:.0f} us:"
+        f" {proto['super_frames_per_s']:,.0f} super-frames/s, {proto['gbit_per_s']:.2f} Gbit/s"
+    )
+    ratios = [f"overlay with / without GSO/GRO {gso['gbit_per_s'] / plain['gbit_per_s']:.2f}x"]
+    if bare["available"]:
+        ratios.append(
+            f"bare GSO/GRO / per datagram {bare['packets_per_s'] / base['packets_per_s']:.1f}x"
+        )
+    ratios.append(f"overlay GSO/GRO / proto alone {gso['gbit_per_s'] / proto['gbit_per_s']:.2f}")
+    print("ratios: " + ", ".join(ratios))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=20000)
     parser.add_argument("--size", type=int, default=1400)
     parser.add_argument("--echoes", type=int, default=300)
+    parser.add_argument(
+        "--super-frames", type=int, default=2000, help="per batched-path measurement"
+    )
     args = parser.parse_args()
 
     base = await bare_udp(args.packets, args.size)
     base_rtt = await bare_rtt(args.echoes)
-    over, over_rtt = await overlay(args.packets, args.size, args.echoes)
+    over, over_rtt, over_suite = await overlay(args.packets, args.size, args.echoes)
     crypto = aead(args.size)
+    batch = await batched.measure(args.super_frames, args.size)
 
     print(f"payload {args.size} B, {args.packets} packets, one process, {platform.machine()}")
     print(f"{'':24}{'packets/s':>12}{'Mbit/s':>10}{'loss %':>8}{'RTT p50 ms':>12}{'p90 ms':>9}")
@@ -217,6 +288,8 @@ async def main() -> None:
         "AEAD alone, per second: "
         + ", ".join(f"{k.replace('_per_s', '')} {v:,.0f}" for k, v in crypto.items())
     )
+    print(f"session AEAD suite, overlay DIRECT: {over_suite}")
+    _print_batched(batch, base, args.size)
     RESULTS.mkdir(exist_ok=True)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -227,6 +300,12 @@ async def main() -> None:
         "overlay_direct": over
         | {"rtt_p50_ms": _ms(over_rtt, 0.5), "rtt_p90_ms": _ms(over_rtt, 0.9)},
         "aead": crypto,
+        "overlay_direct_suite": over_suite,
+        "batched_setup": batch["setup"],
+        "batched_overlay_gso_gro": batch["overlay_gso_gro"],
+        "batched_overlay_no_offload": batch["overlay_no_offload"],
+        "bare_udp_gso_gro": batch["bare_gso_gro"],
+        "batched_proto": batch["proto"],
     }
     (RESULTS / "core.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS / 'core.json'}")

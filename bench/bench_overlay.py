@@ -222,7 +222,7 @@ class Bench:
             world.wait_path_mtu(self.b, self.a)
 
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
-        relay = {"tinc": "hub", "ztui": "root1"}
+        relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1"}
         pids: dict[str, int | None]
         if impl == "underlay":
             target, pids = self.home2.addr, {}

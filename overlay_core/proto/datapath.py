@@ -23,6 +23,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import offload, wire
+from .crypto import Session
 from .effects import DeliverFrame, DeliverFrames, Effect, Endpoint, Send, SendMany
 from .path import PMTU_MIN
 from .peer import Peer
@@ -31,6 +32,7 @@ from .wire import Cipher, MalformedError, Verb
 if TYPE_CHECKING:
     from .node import Node
     from .outbound import NodeState
+    from .vnet import Network
 
 _HEADER = struct.Struct("!Q5s5sBB")
 _SESSION_FLAGS = int(Cipher.SESSION) << wire.CIPHER_SHIFT
@@ -115,23 +117,28 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     into objects; the path learns of the frames once per batch. Anything else, or any
     doubt, goes the general way, which counts what it drops."""
     me = wire.addr_bytes(node.address)
-    peers, counters, drops = node.peers, node.counters, node.drops
+    peers, drops = node.peers, node.drops
     frame_in = node.memberships.frame_in
     out: list[Effect] = []
     heard: Peer | None = None
-    heard_packets = heard_bytes = 0
+    heard_packets = heard_bytes = rx_packets = rx_bytes = 0
+    # The sender and session, looked up once per run of datagrams that name the same
+    # (source, key id); forgotten whenever the general way ran, which may change them.
+    last: bytes | None = None
+    peer: Peer | None = None
+    session: Session | None = None
     for data in datagrams:
         if len(data) >= _FRAME_MIN_BYTES and data[18] == _SESSION_FLAGS and data[8:13] == me:
-            peer = peers.get(int.from_bytes(data[13:18], "big"))
-            session = peer.sessions.get(data[19]) if peer is not None else None
-            if (
-                peer is not None
-                and session is not None
-                and session.confirmed
-                and not session.expired(now)
-            ):
-                counters["rx_packets"] += 1
-                counters["rx_bytes"] += len(data)
+            key = data[13:20]
+            if key != last:
+                last = key
+                peer = peers.get(int.from_bytes(data[13:18], "big"))
+                session = peer.sessions.get(data[19]) if peer is not None else None
+                if session is not None and (not session.confirmed or session.expired(now)):
+                    session = None
+            if peer is not None and session is not None:
+                rx_packets += 1
+                rx_bytes += len(data)
                 packet_id = int.from_bytes(data[:8], "big")
                 if not session.replay.check(packet_id):
                     drops["replay"] += 1
@@ -143,6 +150,7 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     continue
                 verb = plain[0]
                 if (verb != _FRAME and verb != _FRAME_PARTIAL) or len(plain) < 23:
+                    last = None
                     try:
                         header = wire.parse_header(data)
                         out += node._dispatch(peer, header, session, plain, len(data), source, now)
@@ -157,9 +165,15 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                 heard_packets += 1
                 heard_bytes += len(data)
                 nwid = int.from_bytes(plain[1:9], "big")
-                out += frame_in(peer, nwid, plain[9:], now, verb == _FRAME_PARTIAL)
+                effects = frame_in(peer, nwid, plain[9:], now, verb == _FRAME_PARTIAL)
+                if effects:
+                    last = None
+                    out += effects
                 continue
+        last = None
         out += node.receive_datagram(data, source, now)
+    node.counters["rx_packets"] += rx_packets
+    node.counters["rx_bytes"] += rx_bytes
     if heard is not None:
         node._heard(heard, source, 0, heard_bytes, now, heard_packets)
     return out
@@ -193,25 +207,31 @@ class RxBatch:
     """Frames delivered while the node handles one batch of datagrams, per network, and
     the (sender, network, source MAC) triples admitted in it (Memberships.frame_in)."""
 
-    __slots__ = ("admitted", "frames")
+    __slots__ = ("admitted", "frames", "networks")
 
     def __init__(self) -> None:
         self.frames: dict[int, list[bytes]] = {}
+        self.networks: dict[int, Network] = {}
         self.admitted: set[tuple[int, int, bytes]] = set()
 
-    def add(self, nwid: int, frame: bytes) -> None:
-        frames = self.frames.get(nwid)
+    def add(self, network: Network, frame: bytes) -> None:
+        frames = self.frames.get(network.nwid)
         if frames is None:
-            self.frames[nwid] = [frame]
+            self.frames[network.nwid] = [frame]
+            self.networks[network.nwid] = network
         else:
             frames.append(frame)
 
-    def effects(self, offloaded: set[int]) -> list[Effect]:
-        """One DeliverFrames per network; coalesced on ports with offloads."""
-        return [
-            DeliverFrames(nwid, offload.coalesce(frames) if nwid in offloaded else frames)
-            for nwid, frames in self.frames.items()
-        ]
+    def effects(self) -> list[Effect]:
+        """One DeliverFrames per network, coalesced on ports with offloads; the networks'
+        frame counters move here, once per batch."""
+        out: list[Effect] = []
+        for nwid, frames in self.frames.items():
+            network = self.networks[nwid]
+            network.counters["rx_frames"] += len(frames)
+            network.counters["rx_bytes"] += sum(map(len, frames))
+            out.append(DeliverFrames(nwid, offload.coalesce(frames) if network.offload else frames))
+        return out
 
 
 def deliver_one(nwid: int, frame: bytes, offloaded: bool) -> DeliverFrame:

@@ -256,11 +256,11 @@ class Memberships:
         else:
             path = peer.best_path(now)
             frame = network.clamp(frame, path.mtu if path is not None else None)
+        if batch is not None:
+            batch.add(network, frame)
+            return []
         network.counters["rx_frames"] += 1
         network.counters["rx_bytes"] += len(frame)
-        if batch is not None:
-            batch.add(nwid, frame)
-            return []
         return [deliver_one(nwid, frame, network.offload)]
 
     def _admit(self, network: Network, peer: Peer, frame: bytes, now: float) -> list[Effect] | None:
@@ -285,9 +285,6 @@ class Memberships:
             network.counters["drop_bad_source"] += 1
             return []
         return None
-
-    def offloaded(self) -> set[int]:
-        return {nwid for nwid, network in self.networks.items() if network.offload}
 
     def on_credentials(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
         nwid = reader.u64()

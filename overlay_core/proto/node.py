@@ -233,7 +233,7 @@ class Node(NodeState):
             self._rx_batch = None
         if self.config.is_root:
             out = merge_sends(out)
-        return out + batch.effects(self.memberships.offloaded())
+        return out + batch.effects()
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
