@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("!Q5s5sBB")
 _SESSION_FLAGS = int(Cipher.SESSION) << wire.CIPHER_SHIFT
+_SESSION_FLAG_BYTE = bytes([_SESSION_FLAGS])
 _FRAME, _FRAME_PARTIAL = int(Verb.FRAME), int(Verb.FRAME_PARTIAL)
 # header, verb, network id, an Ethernet header, the tag: anything shorter is no frame
 _FRAME_MIN_BYTES = wire.HEADER_BYTES + 1 + 8 + 14 + wire.TAG_BYTES
@@ -121,14 +122,16 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     frame_in = node.memberships.frame_in
     out: list[Effect] = []
     heard: Peer | None = None
-    heard_packets = heard_bytes = rx_packets = rx_bytes = 0
+    heard_hops = heard_packets = heard_bytes = rx_packets = rx_bytes = 0
     # The sender and session, looked up once per run of datagrams that name the same
     # (source, key id); forgotten whenever the general way ran, which may change them.
     last: bytes | None = None
     peer: Peer | None = None
     session: Session | None = None
+    root = node.config.is_root
     for data in datagrams:
-        if len(data) >= _FRAME_MIN_BYTES and data[18] == _SESSION_FLAGS and data[8:13] == me:
+        flags = data[18] if len(data) >= _FRAME_MIN_BYTES else -1
+        if flags & ~wire.HOPS_MASK == _SESSION_FLAGS and data[8:13] == me:
             key = data[13:20]
             if key != last:
                 last = key
@@ -143,8 +146,10 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                 if not session.replay.check(packet_id):
                     drops["replay"] += 1
                     continue
-                head = data[:20]  # hops 0, whole: the header is its own associated data
-                plain = session.open(head, head, data[20:])
+                head = data[:20]
+                hops = flags & wire.HOPS_MASK  # relayed: the AD has the hop count cleared
+                ad = head if not hops else head[:18] + _SESSION_FLAG_BYTE + head[19:]
+                plain = session.open(head, ad, data[20:])
                 if not plain:
                     drops["bad_mac" if plain is None else "malformed"] += 1
                     continue
@@ -158,10 +163,10 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                         drops["malformed"] += 1
                     continue
                 session.replay.accept(packet_id)
-                if heard is not peer:
+                if heard is not peer or hops != heard_hops:
                     if heard is not None:
-                        node._heard(heard, source, 0, heard_bytes, now, heard_packets)
-                    heard, heard_packets, heard_bytes = peer, 0, 0
+                        node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
+                    heard, heard_hops, heard_packets, heard_bytes = peer, hops, 0, 0
                 heard_packets += 1
                 heard_bytes += len(data)
                 nwid = int.from_bytes(plain[1:9], "big")
@@ -171,11 +176,23 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     out += effects
                 continue
         last = None
+        if (
+            root
+            and flags >= 0
+            and data[13] != wire.FRAGMENT_MARKER
+            and data[8:13] != me
+            and data[13:18] != me
+        ):
+            # A root relaying: what receive_datagram would do for a packet not for us.
+            rx_packets += 1
+            rx_bytes += len(data)
+            out += node._forward(data, source, now)
+            continue
         out += node.receive_datagram(data, source, now)
     node.counters["rx_packets"] += rx_packets
     node.counters["rx_bytes"] += rx_bytes
     if heard is not None:
-        node._heard(heard, source, 0, heard_bytes, now, heard_packets)
+        node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
     return out
 
 

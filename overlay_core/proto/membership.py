@@ -29,6 +29,7 @@ from .netconf import (
     controller_of,
     format_nwid,
 )
+from .path import PMTU_MIN
 from .peer import Peer
 from .vnet import (
     CREDENTIALS_RESEND_S,
@@ -202,7 +203,10 @@ class Memberships:
         for target in targets:
             peer = self.node.peers.get(target)
             path = peer.best_path(now) if peer is not None else None
-            data = network.clamp(frame, path.mtu if path is not None else None)
+            # No direct path (relayed, or not known yet): the relayed leg's MTU is the
+            # root's to know, so segments must fit the smallest, or every one of them is
+            # fragmented (and loses the batched receive path) for the connection's life.
+            data = network.clamp(frame, path.mtu if path is not None else PMTU_MIN)
             out += self._credentials_for(network, target, now)
             out += self.node._send_to_address(target, Verb.FRAME, _nwid_bytes(nwid) + data, now)
         network.counters["tx_frames"] += 1
@@ -255,7 +259,7 @@ class Memberships:
                     return []
         else:
             path = peer.best_path(now)
-            frame = network.clamp(frame, path.mtu if path is not None else None)
+            frame = network.clamp(frame, path.mtu if path is not None else PMTU_MIN)
         if batch is not None:
             batch.add(network, frame)
             return []
