@@ -27,7 +27,7 @@ import time
 
 from tests.fuzz.harness import Result, Target, run_target
 
-HEAVY = {"node.datagram", "node.sealed", "node.sequence"}
+HEAVY = {"node.datagram", "node.sealed", "node.sequence", "node.batch"}
 BATCH_SECONDS = 2.0
 PROBE_EXAMPLES = 20
 

@@ -14,6 +14,7 @@ the seed world (tests/fuzz/seeds.py), each input fed to a fresh copy of the node
   root (Node.tcp_up) and answer with an OK(HELLO) for that HELLO's packet id, so the
   handshake completion is fuzzed too.
 * `node.sequence`: a run of either, with clock steps and ticks, into one node.
+* `node.batch`: a run of either from one source, in one `receive_datagrams` call.
 * `membership.payloads`: the membership verb handlers called directly.
 
 Contract: receive_datagram never raises and returns a list of effects; and state stays
@@ -457,6 +458,59 @@ def fuzz_sequence(value: tuple[str, list[Any]]) -> None:
         else:
             deliver_sealed(node, step, now)
         check_bounds(node, before, count)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@st.composite
+def live_frames(draw: st.DrawFn) -> Sealed:
+    """What the short way takes: a FRAME or FRAME_PARTIAL under a live session of a known
+    sender, from its own MAC, whole, relayed or not; the frame itself fuzzed."""
+    receiver = draw(st.sampled_from(NAMES))
+    sender = draw(st.sampled_from(KNOWN[receiver]))
+    verb = draw(st.sampled_from([Verb.FRAME, Verb.FRAME_PARTIAL]))
+    src = mac_for(WORLD.nwid, IDENTITIES[sender].address)
+    frame = draw(st.binary(min_size=6, max_size=6)) + src + draw(st.binary(max_size=1500))
+    nwid = draw(st.one_of(st.just(NWID), st.just(NWID), st.binary(min_size=8, max_size=8)))
+    plaintext = bytes([verb]) + nwid + frame
+    hops = draw(st.sampled_from([0, 0, 0, 1, 2]))
+    return Sealed(
+        receiver, sender, Cipher.SESSION, plaintext, hops, None, 0, None, None, False, None, 0.0
+    )
+
+
+@registry.add(
+    "node.batch",
+    st.tuples(
+        st.sampled_from(NAMES),
+        st.sampled_from(SOURCES),
+        st.lists(
+            st.one_of(live_frames(), live_frames(), sealed_inputs(), datagram_inputs),
+            min_size=1,
+            max_size=40,
+        ),
+    ),
+    describe=lambda v: f"to {v[0]} from {v[1]}: " + "; ".join(hexed(s) for s in v[2]),
+)
+def fuzz_batch(value: tuple[str, Endpoint, list[Any]]) -> None:
+    """A GRO read's worth of datagrams in one Node.receive_datagrams call (the batched
+    receive loop, datapath.receive_batch): authenticated FRAMEs on live sessions take its
+    short way, everything else the general one, mixed in any order and from one source.
+    Never an exception, every effect an Effect, state bounded."""
+    name, source, steps = value
+    node = fresh(name)
+    before = state_sizes(node)
+    datagrams: list[bytes] = []
+    for step in steps:
+        if isinstance(step, Datagram):
+            datagrams.append(step.data)
+        else:
+            datagrams += seal_for(node, dataclasses.replace(step, receiver=name))
+    effects = node.receive_datagrams(datagrams, source, WORLD.now + 1.0)
+    if not isinstance(effects, list) or not all(isinstance(e, Effect) for e in effects):
+        raise ContractError(f"receive_datagrams returned {effects!r}")
+    check_bounds(node, before, len(datagrams))
 
 
 # --------------------------------------------------------------------------- membership

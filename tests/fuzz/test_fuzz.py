@@ -24,7 +24,7 @@ from tests.fuzz.targets_node import Sealed, deliver_sealed, fresh
 from tests.fuzz.targets_node import registry as node_registry
 
 TARGETS = codec_registry.targets + node_registry.targets
-EXAMPLES = {"node.sequence": 60, "node.sealed": 300, "node.datagram": 300}
+EXAMPLES = {"node.sequence": 60, "node.batch": 60, "node.sealed": 300, "node.datagram": 300}
 DEFAULT_EXAMPLES = 200
 
 
