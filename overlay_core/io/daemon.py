@@ -21,6 +21,11 @@ Every node hosts a controller (`<home>/controller.db`), so any node can create n
 Joined networks and their local settings are kept in `<home>/networks.json` and joined
 again at start.
 
+The UDP sockets and the TAPs below it are opened through factories in the config, so
+tests can put doubles there: `config.udp_factory` is a BindOpener (udp_contract:
+UdpSockets.open, or testing.fakebind's LossyBindFactory().open), `config.tap_factory` a
+TapOpener (tap_contract: TapDevice.open, or testing.faketap's FakeTapFactory().open).
+
 Everything runs on one event loop thread, so the node is never entered concurrently and
 needs no locks. A node exception is a bug, but one bad packet must not take the daemon
 down: calls into the node are guarded, counted and logged.
@@ -84,7 +89,8 @@ from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_
 from .ratelog import RateLimitedLog
 from .tap import TapCounters, TapDevice, TapOpener
 from .tcp import TCP_LOG_INTERVAL_S, TcpLinks
-from .udp import BindError, IcmpError, UdpSockets
+from .udp import UdpSockets
+from .udp_contract import BindError, BindLike, BindOpener, IcmpError
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,7 @@ class DaemonConfig:
     api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
     api_group: str | None = None  # a group that may use the control socket
     tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
+    udp_factory: BindOpener = UdpSockets.open  # tests may pass LossyBindFactory().open
     offload: str = "auto"  # one of OFFLOAD_MODES
 
 
@@ -143,7 +150,7 @@ class Daemon:
         self._event_limit = EventLimiter()  # events (and their log lines) by kind
         self.deliveries: asyncio.Queue[Deliver] = asyncio.Queue(DELIVERIES_KEPT)
         self.counters: Counter[str] = Counter()
-        self._udp: UdpSockets | None = None
+        self._udp: BindLike | None = None
         self._tcp = TcpLinks(self._on_datagram, self._on_tcp_up, self._on_tcp_down)
         # Remote peers decide how often their TCP links drop: log those at a bounded rate.
         self._tcp_log = RateLimitedLog(log, TCP_LOG_INTERVAL_S)
@@ -152,9 +159,6 @@ class Daemon:
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
         self.ports = NetworkPorts(config.tap_factory, self._drive, config.offload != "off")
         self._controller: ControllerLink | None = None
-        # Fault injection for tests on loopback, where no firewall can cut one path: sends
-        # to these endpoints are dropped as a broken network would drop them.
-        self.unreachable: set[Endpoint] = set()
         self._last_advertise_refresh = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -241,7 +245,7 @@ class Daemon:
         config = self.config
         tries = EPHEMERAL_PORT_TRIES if config.port == 0 else 1
         for attempt in range(1, tries + 1):
-            self._udp = await UdpSockets.open(
+            self._udp = await config.udp_factory(
                 config.binds,
                 config.port,
                 on_error=self._on_udp_error,
@@ -430,18 +434,13 @@ class Daemon:
         log.info("%s: %s", admitted.kind, admitted.message)
 
     def _send(self, endpoint: Endpoint, data: bytes) -> None:
-        if endpoint in self.unreachable:
-            self.counters["sends_to_unreachable"] += 1
-            return
         if endpoint.transport is Transport.TCP:
             self._tcp.send(endpoint, data)
         elif self._udp is not None:
             self._udp.send(endpoint, data)
 
     def _send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
-        if endpoint in self.unreachable:
-            self.counters["sends_to_unreachable"] += len(datagrams)
-        elif endpoint.transport is Transport.TCP:
+        if endpoint.transport is Transport.TCP:
             for data in datagrams:
                 self._tcp.send(endpoint, data)
         elif self._udp is not None:

@@ -1,17 +1,11 @@
 """UDP sockets: one per bind address, IPv4 and (optionally) IPv6, all on one port.
 
-Contract (the wireguard-go `conn.Bind` shape):
-- `UdpSockets.open(binds, port, on_datagram | on_batch=...)` binds every address in
-  `binds` on `port` (0 = pick one; all sockets then share the port the first one got).
-  Received datagrams are handed on synchronously, nothing parsed here: one at a time to
-  `on_datagram(data, udp(host, port))`, or runs of them from one source to
-  `on_batch(datagrams, source)` (a GRO read, or consecutive reads from one sender).
-- `send(endpoint, data)` picks a socket of the endpoint's address family and sends one
-  datagram; `send_many(endpoint, datagrams)` sends several in order, with UDP GSO where
-  the kernel has it (udp_offload.py). Neither raises: UDP is lossy anyway, so failures
-  (a full socket buffer included) are counted and dropped.
-- IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port. The
-  default IPv6 wildcard is optional: on a host without IPv6 it is skipped with a log line.
+`UdpSockets` is the real `BindLike` (the contract, and the types it hands on: IcmpError,
+BindError, the handlers, are in udp_contract and re-exported here). How it keeps it:
+- Each socket is read with loop.add_reader and recvmsg, so a GRO read (udp_offload.py)
+  arrives whole and is handed to on_batch as one run; `send_many` sends runs of equal size
+  with one UDP GSO sendmsg each, and falls back to single sends where the route can't.
+- IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port.
 - ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
   kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
   reports the first as a pending socket error, which fails whichever call comes first, a
@@ -33,12 +27,20 @@ import logging
 import socket
 import struct
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from overlay_core.proto.effects import Endpoint, udp
 
+from .udp_contract import (
+    BatchHandler,
+    BindError,
+    BindOpener,
+    DatagramHandler,
+    ErrorHandler,
+    IcmpError,
+)
 from .udp_offload import (
     GRO_CMSG_SPACE,
     enable_gro,
@@ -50,31 +52,6 @@ from .udp_offload import (
 )
 
 log = logging.getLogger(__name__)
-
-DatagramHandler = Callable[[bytes, Endpoint], None]
-BatchHandler = Callable[[list[bytes], Endpoint], None]
-
-
-@dataclass(frozen=True, slots=True)
-class IcmpError:
-    """One entry of a socket's error queue: what the kernel learned about a datagram we
-    sent to `endpoint` (the original destination, not whoever reported it).
-
-    kind: "mtu" (ICMP fragmentation needed / ICMPv6 packet too big; `mtu` is the next
-    hop's link MTU, IP header included), "port_unreachable", "unreachable" (another
-    destination-unreachable code), "local" (the local stack refused the send), "other".
-    """
-
-    kind: str
-    endpoint: Endpoint
-    errno: int
-    origin: int  # SO_EE_ORIGIN_*: 1 local, 2 ICMP, 3 ICMPv6
-    icmp_type: int
-    icmp_code: int
-    mtu: int | None  # only for kind "mtu"
-
-
-ErrorHandler = Callable[[IcmpError], None]
 
 # <linux/errqueue.h>, <linux/in.h>, <linux/in6.h>; the socket module lacks some of them.
 _SOL_IP = socket.IPPROTO_IP
@@ -154,10 +131,6 @@ def _endpoint(host: str, port: int) -> Endpoint:
 
 # Errors that mean "this host has no IPv6", as opposed to "this port is taken".
 _NO_IPV6_ERRNOS = {errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT}
-
-
-class BindError(Exception):
-    """A socket could not be bound; the message is one line for the operator."""
 
 
 @lru_cache(maxsize=1024)
@@ -484,3 +457,7 @@ def _set_recverr(sock: socket.socket, family: int) -> None:
             sock.setsockopt(_SOL_IPV6, _IPV6_RECVERR, 1)
         else:
             sock.setsockopt(_SOL_IP, _IP_RECVERR, 1)
+
+
+if TYPE_CHECKING:  # mypy proves the real sockets fit the daemon's interface
+    _opener: BindOpener = UdpSockets.open

@@ -1,9 +1,10 @@
 """A root and three leaves on 127.0.0.1: direct paths, losing one, and getting it back.
 
 The story: every leaf pings every other leaf; the root introduces them and they all end
-DIRECT within a few seconds. Then the direct path between a and b breaks (their daemons
-drop what they send to each other's UDP endpoint, as a broken router would). Traffic
-keeps flowing, through the root, within 10 s; when the path heals, they go DIRECT again.
+DIRECT within a few seconds. Then the direct path between a and b breaks (a and b bind
+through LossyBinds, which drop what each sends to the other's UDP endpoint, as a broken
+router would; the root and c keep plain sockets). Traffic keeps flowing, through the
+root, within 10 s; when the path heals, they go DIRECT again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from overlay_core.io.daemon import Daemon
 from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.proto.effects import udp
 from overlay_core.proto.identity import format_address
+from overlay_core.testing.fakebind import DROPPED_COUNTER, LossyBindFactory
 
 
 def link(daemon: Daemon, other: Daemon) -> str:
@@ -40,7 +42,11 @@ async def test_three_leaves_go_direct_lose_a_path_relay_and_recover(
     overlay: LoopbackOverlay,
 ) -> None:
     await overlay.add_root()
-    leaves = [await overlay.add_leaf(name) for name in ("a", "b", "c")]
+    a_binds, b_binds = LossyBindFactory(), LossyBindFactory()
+    a = await overlay.add_leaf("a", udp_factory=a_binds.open)
+    b = await overlay.add_leaf("b", udp_factory=b_binds.open)
+    c = await overlay.add_leaf("c")
+    leaves = [a, b, c]
     await overlay.wait_online()
 
     started = time.monotonic()
@@ -50,9 +56,8 @@ async def test_three_leaves_go_direct_lose_a_path_relay_and_recover(
     assert all(link(x, y) == "DIRECT" for x, y in itertools.permutations(leaves, 2))
     assert all_direct_s < 10
 
-    a, b, c = leaves
-    a.unreachable.add(udp("127.0.0.1", b.udp_port))
-    b.unreachable.add(udp("127.0.0.1", a.udp_port))
+    a_binds.live.unreachable.add(udp("127.0.0.1", b.udp_port))
+    b_binds.live.unreachable.add(udp("127.0.0.1", a.udp_port))
     cut_at = time.monotonic()
     seen = await ping_until(a, b, "RELAY", timeout_s=10)
     assert time.monotonic() - cut_at <= 10
@@ -65,9 +70,11 @@ async def test_three_leaves_go_direct_lose_a_path_relay_and_recover(
     assert peer is not None and peer.relay_reason is not None
     assert "stopped answering" in peer.relay_reason.summary
     assert link(a, c) == "DIRECT", "only the a-b path was cut"
+    assert a_binds.live.dropped > 0 and b_binds.live.dropped > 0, "the cut was in the path"
+    assert a.io_counters()[DROPPED_COUNTER] == a_binds.live.dropped
 
-    a.unreachable.clear()
-    b.unreachable.clear()
+    a_binds.live.unreachable.clear()
+    b_binds.live.unreachable.clear()
     await ping_until(a, b, "DIRECT", timeout_s=10)
     events = [e["message"] for e in a.recent_events()]
     assert f"{format_address(b.address)}: DIRECT -> RELAY" in events
