@@ -119,7 +119,7 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     doubt, goes the general way, which counts what it drops."""
     me = wire.addr_bytes(node.address)
     peers, drops = node.peers, node.drops
-    frame_in = node.memberships.frame_in
+    frames_in = node.memberships.frames_in
     out: list[Effect] = []
     heard: Peer | None = None
     heard_hops = heard_packets = heard_bytes = rx_packets = rx_bytes = 0
@@ -128,6 +128,21 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     last: bytes | None = None
     peer: Peer | None = None
     session: Session | None = None
+    # Consecutive frames of one sender, network and kind, handed to the network together.
+    group_key = b""
+    group_peer: Peer | None = None
+    group_frames: list[bytes] = []
+
+    def flush() -> list[Effect]:
+        nonlocal last
+        assert group_peer is not None
+        nwid, partial = int.from_bytes(group_key[1:9], "big"), group_key[0] == _FRAME_PARTIAL
+        effects = frames_in(group_peer, nwid, group_frames[:], now, partial)
+        group_frames.clear()
+        if effects:  # credentials asked for: what we know of the peer may change
+            last = None
+        return effects
+
     root = node.config.is_root
     for data in datagrams:
         flags = data[18] if len(data) >= _FRAME_MIN_BYTES else -1
@@ -155,6 +170,8 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     continue
                 verb = plain[0]
                 if (verb != _FRAME and verb != _FRAME_PARTIAL) or len(plain) < 23:
+                    if group_frames:  # the frames before it are handled before it
+                        out += flush()
                     last = None
                     try:
                         header = wire.parse_header(data)
@@ -169,13 +186,16 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     heard, heard_hops, heard_packets, heard_bytes = peer, hops, 0, 0
                 heard_packets += 1
                 heard_bytes += len(data)
-                nwid = int.from_bytes(plain[1:9], "big")
-                effects = frame_in(peer, nwid, plain[9:], now, verb == _FRAME_PARTIAL)
-                if effects:
-                    last = None
-                    out += effects
+                group = plain[:9]
+                if group != group_key or peer is not group_peer:
+                    if group_frames:
+                        out += flush()
+                    group_key, group_peer = group, peer
+                group_frames.append(plain[9:])
                 continue
         last = None
+        if group_frames:
+            out += flush()
         if (
             root
             and flags >= 0
@@ -189,6 +209,8 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
             out += node._forward(data, source, now)
             continue
         out += node.receive_datagram(data, source, now)
+    if group_frames:
+        out += flush()
     node.counters["rx_packets"] += rx_packets
     node.counters["rx_bytes"] += rx_bytes
     if heard is not None:
@@ -231,19 +253,21 @@ class RxBatch:
         self.networks: dict[int, Network] = {}
         self.admitted: set[tuple[int, int, bytes]] = set()
 
-    def add(self, network: Network, frame: bytes) -> None:
+    def frames_of(self, network: Network) -> list[bytes]:
+        """The list this batch delivers to `network`'s TAP, to append frames to."""
         frames = self.frames.get(network.nwid)
         if frames is None:
-            self.frames[network.nwid] = [frame]
+            frames = self.frames[network.nwid] = []
             self.networks[network.nwid] = network
-        else:
-            frames.append(frame)
+        return frames
 
     def effects(self) -> list[Effect]:
         """One DeliverFrames per network, coalesced on ports with offloads; the networks'
         frame counters move here, once per batch."""
         out: list[Effect] = []
         for nwid, frames in self.frames.items():
+            if not frames:
+                continue
             network = self.networks[nwid]
             network.counters["rx_frames"] += len(frames)
             network.counters["rx_bytes"] += sum(map(len, frames))

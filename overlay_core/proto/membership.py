@@ -226,46 +226,55 @@ class Memberships:
     def frame_in(
         self, peer: Peer, nwid: int, frame: bytes, now: float, partial: bool = False
     ) -> list[Effect]:
-        """A frame `peer` sent on `nwid`: admitted, then delivered, into the node's batch
-        when one is open (datapath.py). Within a batch the admission of a (sender,
-        network, source MAC) is decided once: it can't change between two datagrams."""
+        """A frame `peer` sent on `nwid` (see frames_in)."""
+        return self.frames_in(peer, nwid, [frame], now, partial)
+
+    def frames_in(
+        self, peer: Peer, nwid: int, frames: list[bytes], now: float, partial: bool = False
+    ) -> list[Effect]:
+        """Frames `peer` sent on `nwid`, in order: each admitted, then delivered, into the
+        node's batch when one is open (datapath.py). Within a batch the admission of a
+        (sender, network, source MAC) is decided once: it can't change between two
+        datagrams. `partial`: FRAME_PARTIALs, TCP segments whose checksum we finish."""
         network = self.networks.get(nwid)
         if network is None or network.state is not NetworkState.OK or network.switch is None:
-            self.node.drops["frame_not_joined"] += 1
+            self.node.drops["frame_not_joined"] += len(frames)
             return []
         batch = self.node._rx_batch
-        # Only an untagged IP frame's admission depends on nothing but the key: others (a
-        # runt, a VLAN tag cut short) may fail to parse where the first one didn't.
-        key = (peer.address, nwid, frame[6:12])
-        cacheable = len(frame) >= 34 and frame[12:14] in _IP_ETHERTYPES
-        admitted = batch.admitted if batch is not None and cacheable else None
-        if admitted is None or key not in admitted:
-            refused = self._admit(network, peer, frame, now)
-            if refused is not None:
-                return refused
-            if admitted is not None:
+        admitted = batch.admitted if batch is not None else set()
+        delivered = batch.frames_of(network) if batch is not None else []
+        rules = network.rules if network.rules.rules else None
+        finish = partial and not network.offload
+        out: list[Effect] = []
+        for frame in frames:
+            # Only an untagged IP frame's admission depends on nothing but the key: others
+            # (a runt, a VLAN tag cut short) may fail to parse where the first one didn't.
+            key = (peer.address, nwid, frame[6:12])
+            if key not in admitted or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
+                refused = self._admit(network, peer, frame, now)
+                if refused is not None:
+                    out += refused
+                    continue
                 admitted.add(key)
-        if network.rules.evaluate(frame) is not None:
-            network.counters["drop_rule"] += 1
-            return []
-        if partial:
-            # A segment of a super-frame, never a SYN: nothing to clamp. Its checksum is
-            # finished by the kernel on a port with offloads, else here.
-            if not network.offload:
+            if rules is not None and rules.evaluate(frame) is not None:
+                network.counters["drop_rule"] += 1
+                continue
+            if finish:
+                # With offloads the kernel finishes a partial checksum; without, we do.
                 try:
                     frame = complete_checksum(frame)
                 except offload.OffloadError:
                     network.counters["drop_bad_frame"] += 1
-                    return []
-        else:
-            path = peer.best_path(now)
-            frame = network.clamp(frame, path.mtu if path is not None else PMTU_MIN)
-        if batch is not None:
-            batch.add(network, frame)
-            return []
-        network.counters["rx_frames"] += 1
-        network.counters["rx_bytes"] += len(frame)
-        return [deliver_one(nwid, frame, network.offload)]
+                    continue
+            elif not partial:  # a segment of a super-frame is never a SYN: no clamping
+                path = peer.best_path(now)
+                frame = network.clamp(frame, path.mtu if path is not None else PMTU_MIN)
+            delivered.append(frame)
+        if batch is None:
+            network.counters["rx_frames"] += len(delivered)
+            network.counters["rx_bytes"] += sum(map(len, delivered))
+            out += [deliver_one(nwid, frame, network.offload) for frame in delivered]
+        return out
 
     def _admit(self, network: Network, peer: Peer, frame: bytes, now: float) -> list[Effect] | None:
         """None when `peer` may send `frame` on `network`; else what to do (counted)."""
