@@ -135,39 +135,40 @@ class Memberships:
     ) -> list[Effect]:
         """A TCP super-frame: its segments share every header the rules and the switch
         read, so those run once; peers that take partial checksums get them unfinished."""
-        partial = offload.segment(header, frame, full_checksum=False)
+        # Each payload is the network id, then the segment (segment() writes both at once).
+        prefix = _nwid_bytes(network.nwid)
+        partial = offload.segment(header, frame, full_checksum=False, prefix=prefix)
+        count = len(partial)
         if network.state is not NetworkState.OK or network.switch is None:
-            network.counters["drop_not_ready"] += len(partial)
+            network.counters["drop_not_ready"] += count
             return []
-        first = partial[0]
+        first = partial[0][8:]
         if len(first) > network.mtu + 14:
-            network.counters["drop_bad_frame"] += len(partial)
+            network.counters["drop_bad_frame"] += count
             return []
         dropped_by = network.rules.evaluate(first)
         if dropped_by is not None:  # every segment is a frame dropped, in both counts
-            network.rules.counters[dropped_by] += len(partial) - 1
-            network.counters["drop_rule"] += len(partial)
+            network.rules.counters[dropped_by] += count - 1
+            network.counters["drop_rule"] += count
             return []
         targets = self._targets(network, first, now)
         if not targets:
-            network.counters["drop_no_destination"] += len(partial)
+            network.counters["drop_no_destination"] += count
             return []
-        prefix = _nwid_bytes(network.nwid)
         full: list[bytes] | None = None
         out: list[Effect] = []
         for target in targets:
             peer = self.node.peers.get(target)
             out += self._credentials_for(network, target, now)
             if peer is not None and peer.features & wire.FEATURE_PARTIAL_CSUM:
-                verb, segments = Verb.FRAME_PARTIAL, partial
+                verb, payloads = Verb.FRAME_PARTIAL, partial
             else:
                 if full is None:
-                    full = offload.segment(header, frame)
-                verb, segments = Verb.FRAME, full
-            payloads = [prefix + segment for segment in segments]
+                    full = offload.segment(header, frame, prefix=prefix)
+                verb, payloads = Verb.FRAME, full
             out += send_many_to_address(self.node, target, verb, payloads, now)
-        network.counters["tx_frames"] += len(partial)
-        network.counters["tx_bytes"] += sum(len(s) for s in partial)
+        network.counters["tx_frames"] += count
+        network.counters["tx_bytes"] += sum(map(len, partial)) - 8 * count
         return out
 
     def _targets(self, network: Network, frame: bytes, now: float) -> list[int]:

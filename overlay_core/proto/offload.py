@@ -78,6 +78,7 @@ _IPV4_DF = 0x40
 _VNET = struct.Struct("=BBHHHH")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_U16x2 = struct.Struct("!HH")
 
 
 class OffloadError(ValueError):
@@ -227,8 +228,11 @@ def _validate_gso(h: VnetHeader, base: int, frame: bytes) -> None:
 # ---- send direction: super-frame -> segments ---------------------------------------------
 
 
-def segment(header: VnetHeader, frame: bytes, *, full_checksum: bool = True) -> list[bytes]:
-    """The plain Ethernet frames (no vnet header) that `header` + `frame` stand for.
+def segment(
+    header: VnetHeader, frame: bytes, *, full_checksum: bool = True, prefix: bytes = b""
+) -> list[bytes]:
+    """The plain Ethernet frames (no vnet header) that `header` + `frame` stand for, each
+    after `prefix` (what the caller would otherwise prepend by copying each again).
 
     Validates first (OffloadError). A frame without GSO comes back alone, its partial
     checksum completed; with `full_checksum=False` a partial TCP checksum is left as is
@@ -244,39 +248,50 @@ def segment(header: VnetHeader, frame: bytes, *, full_checksum: bool = True) -> 
             # The field holds the pseudo-header sum, so summing from csum_start covers it
             # (the kernel's skb_checksum_help, which also writes 0 as 0xFFFF, as UDP needs).
             _U16.pack_into(buf, start + offset, 0xFFFF - _sum(memoryview(buf)[start:]))
-            return [bytes(buf)]
-        return [frame]
+            return [prefix + buf]
+        return [prefix + frame]
     v6, l4, thl, end = _parse_tcp(frame, exact=True)
     hdrs, mss = l4 + thl, header.gso_size
-    template = bytearray(frame[:hdrs])
-    template[l4 + 16 : l4 + 18] = b"\0\0"
+    # One header, rewritten in place per segment: only lengths, IPv4 id and checksum, seq,
+    # flags and the TCP checksum change. Sums are linear, so the IPv4 header's is its sum
+    # with id and length zeroed plus the two, and a TCP checksum is the pseudo-header's
+    # plus the TCP header's (checksum zeroed) plus the payload's: headers are 32-bit
+    # aligned, so the parts sum separately.
+    head = bytearray(frame[:hdrs])
+    head[l4 + 16 : l4 + 18] = b"\0\0"
     if not v6:
-        template[24:26] = b"\0\0"
+        head[16:20] = bytes(4)  # total length and id
+        head[24:26] = bytes(2)  # header checksum
+    ip_sum = 0 if v6 else _sum(memoryview(head)[ETH_LEN:l4])
     payload = memoryview(frame)[hdrs:end]
     seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
     flags = frame[l4 + 13]
     ip_id = (frame[18] << 8) | frame[19]
     address_sum = _address_sum(frame, v6)
+    total = end - hdrs
+    count = max(1, -(-total // mss))
     out: list[bytes] = []
-    total = len(payload)
-    for i, offset in enumerate(range(0, max(total, 1), mss)):
-        seg = template + payload[offset : offset + mss]
-        tcp_len = len(seg) - l4
+    for i in range(count):
+        offset = i * mss
+        piece = payload[offset : offset + mss]
+        tcp_len = thl + len(piece)
         if v6:
-            _U16.pack_into(seg, 18, tcp_len)
+            _U16.pack_into(head, 18, tcp_len)
         else:
-            _U16.pack_into(seg, 16, l4 - ETH_LEN + tcp_len)
-            _U16.pack_into(seg, 18, (ip_id + i) & 0xFFFF)
-            _U16.pack_into(seg, 24, _complement(_sum(memoryview(seg)[ETH_LEN:l4])))
-        _U32.pack_into(seg, l4 + 4, (seq + offset) & 0xFFFFFFFF)
-        f = flags if offset + mss >= total else flags & ~(TCP_FIN | TCP_PSH)
-        seg[l4 + 13] = f & ~TCP_CWR if i else f
+            ip_len, this_id = l4 - ETH_LEN + tcp_len, (ip_id + i) & 0xFFFF
+            _U16x2.pack_into(head, 16, ip_len, this_id)
+            _U16.pack_into(head, 24, _complement(ip_sum + ip_len + this_id))
+        _U32.pack_into(head, l4 + 4, (seq + offset) & 0xFFFFFFFF)
+        f = flags if i == count - 1 else flags & ~(TCP_FIN | TCP_PSH)
+        head[l4 + 13] = f & ~TCP_CWR if i else f
         if full_checksum:
-            check = _complement(address_sum + tcp_len + _sum(memoryview(seg)[l4:]))
+            head[l4 + 16 : l4 + 18] = b"\0\0"
+            tcp_sum = _sum(memoryview(head)[l4:]) + _sum(piece)
+            check = _complement(address_sum + tcp_len + tcp_sum)
         else:
             check = _pseudo(address_sum + tcp_len)
-        _U16.pack_into(seg, l4 + 16, check)
-        out.append(bytes(seg))
+        _U16.pack_into(head, l4 + 16, check)
+        out.append(b"".join((prefix, head, piece)))
     return out
 
 
