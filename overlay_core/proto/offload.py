@@ -50,6 +50,7 @@ checksum being most of the cost; `coalesce` of 45 segments 85-95 us (about 2 us 
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -301,8 +302,8 @@ def segment(
 class _Run:
     """Segments of one flow merged so far; `first` provides the headers."""
 
-    __slots__ = ("first", "hdrs", "ip_id", "ip_len", "l4", "match", "mss", "open", "pieces",
-                 "psh", "seq", "v6")  # fmt: skip
+    __slots__ = ("df", "first", "hdrs", "head", "ip_id", "ip_len", "l4", "mask", "match",
+                 "mss", "open", "pieces", "psh", "seq", "v6")  # fmt: skip
 
     def __init__(self, frame: bytes, v6: bool, l4: int, hdrs: int, end: int, match: bytes,
                  seq: int, psh: bool) -> None:  # fmt: skip
@@ -314,6 +315,21 @@ class _Run:
         self.pieces = [memoryview(frame)[hdrs:end]]
         self.open = not psh
         self.psh = psh
+        # For coalesce's short way: the headers as one integer, and which of their bits
+        # must be equal in every segment (all but lengths, IPv4 id and checksum, seq,
+        # flags and the TCP checksum): the same rule as `match`, in two C operations.
+        self.head = int.from_bytes(frame[:hdrs], "big")
+        self.mask = _header_mask(v6, l4, hdrs)
+        self.df = v6 or bool(frame[20] & _IPV4_DF)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_mask(v6: bool, l4: int, hdrs: int) -> int:
+    mask = bytearray(b"\xff" * hdrs)
+    volatile = [(18, 20)] if v6 else [(16, 20), (24, 26)]
+    for start, stop in [*volatile, (l4 + 4, l4 + 8), (l4 + 13, l4 + 14), (l4 + 16, l4 + 18)]:
+        mask[start:stop] = bytes(stop - start)
+    return int.from_bytes(mask, "big")
 
 
 def _single(frame: bytes, v6: bool, l4: int, hdrs: int, end: int) -> bytes:
@@ -358,7 +374,13 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
     limit = min(max_bytes, 0xFFFF)
     out: list[bytes | _Run] = []
     runs: dict[bytes, _Run] = {}
+    last: _Run | None = None  # the run the previous frame joined or started
     for frame in frames:
+        # The short way: the next segment of the previous frame's run, told by comparing
+        # its headers with the run's first under the mask; anything else goes the long way.
+        if last is not None and last.open and _continues(last, frame, limit):
+            continue
+        last = None
         try:
             v6, l4, thl, end = _parse_tcp(frame, exact=False)
         except OffloadError:
@@ -395,11 +417,43 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
             run.ip_id += 1
             if psh or size < run.mss:
                 run.open, run.psh = False, psh
+            last = run
             continue
         run = _Run(frame, v6, l4, hdrs, end, match, seq, psh)
         runs[flow] = run
         out.append(run)
+        last = run
     return [item if isinstance(item, bytes) else _merged(item) for item in out]
+
+
+def _continues(run: _Run, frame: bytes, limit: int) -> bool:
+    """Append `frame` to `run` if it is the run's next segment (the rule in coalesce())."""
+    hdrs = run.hdrs
+    n = len(frame)
+    if n <= hdrs or (int.from_bytes(frame[:hdrs], "big") ^ run.head) & run.mask:
+        return False
+    l4 = run.l4
+    if frame[l4 + 13] & ~TCP_PSH != TCP_ACK:
+        return False
+    end = (54 + ((frame[18] << 8) | frame[19])) if run.v6 else 14 + ((frame[16] << 8) | frame[17])
+    size = end - hdrs
+    if (
+        end > n
+        or size <= 0
+        or size > run.mss
+        or run.ip_len + size > limit
+        or int.from_bytes(frame[l4 + 4 : l4 + 8], "big") != run.seq
+        or not (run.df or ((frame[18] << 8) | frame[19]) == run.ip_id & 0xFFFF)
+    ):
+        return False
+    run.pieces.append(memoryview(frame)[hdrs:end])
+    run.seq = (run.seq + size) & 0xFFFFFFFF
+    run.ip_len += size
+    run.ip_id += 1
+    psh = bool(frame[l4 + 13] & TCP_PSH)
+    if psh or size < run.mss:
+        run.open, run.psh = False, psh
+    return True
 
 
 # ---- debugging -----------------------------------------------------------------------------
