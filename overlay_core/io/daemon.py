@@ -294,9 +294,12 @@ class Daemon:
         assert self._udp is not None
         role = "root" if self.config.is_root else "leaf"
         sockets = ", ".join(str(udp(h, p)) for h, p in self._udp.local_addresses())
+        # What the kernel granted, so a slow NAS says why (a 4.4 kernel: no GSO/GRO).
+        granted = [name.upper() for name, on in self._udp.offloads.items() if on]
+        offloads = "+".join(granted) if granted else f"none (--offload {self.config.offload})"
         parts = [
             f"overlayd {self.identity.address_text} started as {role}",
-            f"UDP {sockets}",
+            f"UDP {sockets} (offloads: {offloads})",
         ]
         if self.config.is_root:
             parts.append(f"TCP fallback on port {self._udp.port}")
