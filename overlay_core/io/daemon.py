@@ -2,19 +2,23 @@
 
 The pipeline, in both directions:
 
-1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`;
+1. a UDP datagram or TCP record arrives -> `node.receive_datagram(data, endpoint, now)`,
+   a run of UDP datagrams from one source (a GRO read, or consecutive reads) ->
+   `node.receive_datagrams(datagrams, endpoint, now)`;
    an ICMP "fragmentation needed" / "packet too big" for one of our UDP datagrams
    (udp.py reads them off the socket's error queue) -> `node.path_mtu_hint(...)`;
    once the node has authenticated a packet from a TCP link, TcpLinks is told, and stops
    treating that link as a stranger's (tcp.py);
-   a frame the host sends into a network's TAP -> `node.receive_frame(nwid, frame, now)`;
+   the frames the host sends into a network's TAP -> `node.receive_frames(nwid, frames,
+   now)` (networks.py), a batch per wakeup;
 2. every TICK_S the tick loop calls `node.tick(now)`, then pushes whatever the local
    controller changed (approvals, deauthorizations) to the members concerned;
 3. API calls (`echo`, `join`, `leave`, ...) call the node the same way;
 4. whatever effects any of those return are executed at once, in order, by `_execute`:
-   Send -> UDP socket or TCP link, Deliver -> the deliveries queue, EchoReply -> the
+   Send/SendMany -> UDP socket (GSO) or TCP link, Deliver -> the deliveries queue,
+   EchoReply -> the
    waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> EventBus + log,
-   Open/Configure/ClosePort and DeliverFrame -> the TAP devices, ConfigRequest -> the
+   Open/Configure/ClosePort and DeliverFrame(s) -> the TAP devices, ConfigRequest -> the
    controller (networks.py has that glue).
 
 Every node hosts a controller (`<home>/controller.db`), so any node can create networks.

@@ -68,21 +68,23 @@ def send_many(
     verb_byte = bytes([verb])
     key_id, seal = session.key_id, session.seal
     datagrams: list[bytes] = []
-    sent_bytes = 0
+    sent_bytes = sent = 0
     for i, payload in enumerate(payloads):
         # hops 0 and not fragmented: the header is its own associated data
         head = _HEADER.pack(first + i, addresses[0], addresses[1], _SESSION_FLAGS, key_id)
         packet = head + seal(head, head, verb_byte + payload)
-        sent_bytes += len(packet)
         if len(packet) <= mtu:
             datagrams.append(packet)
-            continue
-        try:
-            datagrams += wire.fragment_packet(packet, mtu)
-        except ValueError:
-            node.drops["too_big"] += 1
+        else:
+            try:
+                datagrams += wire.fragment_packet(packet, mtu)
+            except ValueError:
+                node.drops["too_big"] += 1
+                continue
+        sent += 1
+        sent_bytes += len(packet)
     peer.last_send = now
-    peer.counters["tx_packets"] += len(payloads)
+    peer.counters["tx_packets"] += sent
     peer.counters["tx_bytes"] += sent_bytes
     node.counters["tx_packets"] += len(datagrams)
     node.counters["tx_bytes"] += sent_bytes
@@ -90,7 +92,7 @@ def send_many(
         path = node.peers[root].paths.get(target)
     if path is not None:
         path.last_send = now
-        path.packets_sent += len(payloads)
+        path.packets_sent += sent
         path.bytes_sent += sent_bytes
     out = [SendMany(target, datagrams)] if datagrams else []
     if peer.handshake is None and session.wants_rekey(now, node.config.rekey_after_packets):
@@ -115,8 +117,9 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     case: a whole, unrelayed FRAME on a confirmed session of a known peer. It runs the
     same checks in the same order (addressed to us, known peer, live session, replay
     window before the AEAD, the window updated only after it), skipping only the parsing
-    into objects; the path learns of the frames once per batch. Anything else, or any
-    doubt, goes the general way, which counts what it drops."""
+    into objects; the path learns of the frames once per run of one sender (and hop
+    count), before they are handled. Anything else, or any doubt, goes the general way,
+    which counts what it drops."""
     me = wire.addr_bytes(node.address)
     peers, drops = node.peers, node.drops
     frames_in = node.memberships.frames_in
@@ -134,8 +137,11 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     group_frames: list[bytes] = []
 
     def flush() -> list[Effect]:
-        nonlocal last
+        nonlocal last, heard
         assert group_peer is not None
+        if heard is not None:  # the path learns of the frames before they are handled
+            node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
+            heard = None
         nwid, partial = int.from_bytes(group_key[1:9], "big"), group_key[0] == _FRAME_PARTIAL
         effects = frames_in(group_peer, nwid, group_frames[:], now, partial)
         group_frames.clear()
@@ -244,7 +250,7 @@ def merge_sends(effects: list[Effect]) -> list[Effect]:
 
 class RxBatch:
     """Frames delivered while the node handles one batch of datagrams, per network, and
-    the (sender, network, source MAC) triples admitted in it (Memberships.frame_in)."""
+    the (sender, network, source MAC) triples admitted in it (Memberships.frames_in)."""
 
     __slots__ = ("admitted", "frames", "networks")
 
@@ -284,10 +290,6 @@ def deliver_one(nwid: int, frame: bytes, offloaded: bool) -> DeliverFrame:
 def complete_checksum(frame: bytes) -> bytes:
     """The frame of a FRAME_PARTIAL with its TCP checksum computed, for a port without
     offloads. Raises offload.OffloadError for a frame that is no TCP segment."""
-    if len(frame) < 34 or frame[12:14] not in (b"\x08\x00", b"\x86\xdd"):
-        raise offload.OffloadError("vnet_bad_ethertype")
-    version = frame[14] >> 4
-    ip_header = (frame[14] & 0x0F) * 4 if version == 4 else 40
-    header = offload.VnetHeader(flags=offload.NEEDS_CSUM, csum_start=14 + ip_header, csum_offset=16)
-    offload.validate(header, frame)
+    _, l4, _, _ = offload.parse_tcp(frame)
+    header = offload.VnetHeader(flags=offload.NEEDS_CSUM, csum_start=l4, csum_offset=16)
     return offload.segment(header, frame)[0]

@@ -119,10 +119,13 @@ class Memberships:
         for raw in raws:
             try:
                 header, frame = offload.split_vnet(raw)
-                offload.validate(header, frame)
                 if header.gso_type == offload.GSO_NONE:
-                    # A partial checksum is completed before MSS clamping patches it.
-                    frame = offload.segment(header, frame)[0] if header.flags else frame
+                    # A partial checksum is completed before MSS clamping patches it
+                    # (segment() validates the header, as _send_segments' call does).
+                    if header.flags:
+                        frame = offload.segment(header, frame)[0]
+                    else:
+                        offload.validate(header, frame)
                     out += self.receive_frame(nwid, frame, now)
                 else:
                     out += self._send_segments(network, header, frame, now)
@@ -135,13 +138,13 @@ class Memberships:
     ) -> list[Effect]:
         """A TCP super-frame: its segments share every header the rules and the switch
         read, so those run once; peers that take partial checksums get them unfinished."""
+        if network.state is not NetworkState.OK or network.switch is None:
+            network.counters["drop_not_ready"] += 1
+            return []
         # Each payload is the network id, then the segment (segment() writes both at once).
         prefix = _nwid_bytes(network.nwid)
         partial = offload.segment(header, frame, full_checksum=False, prefix=prefix)
         count = len(partial)
-        if network.state is not NetworkState.OK or network.switch is None:
-            network.counters["drop_not_ready"] += count
-            return []
         first = partial[0][8:]
         if len(first) > network.mtu + 14:
             network.counters["drop_bad_frame"] += count
@@ -235,8 +238,9 @@ class Memberships:
     ) -> list[Effect]:
         """Frames `peer` sent on `nwid`, in order: each admitted, then delivered, into the
         node's batch when one is open (datapath.py). Within a batch the admission of a
-        (sender, network, source MAC) is decided once: it can't change between two
-        datagrams. `partial`: FRAME_PARTIALs, TCP segments whose checksum we finish."""
+        (sender, network, source MAC) is decided once, until a config, denial or
+        certificate arrives in it (_forget_admissions). `partial`: FRAME_PARTIALs, TCP
+        segments whose checksum we finish."""
         network = self.networks.get(nwid)
         if network is None or network.state is not NetworkState.OK or network.switch is None:
             self.node.drops["frame_not_joined"] += len(frames)
@@ -320,6 +324,7 @@ class Memberships:
             network.counters["drop_bad_credentials"] += 1
             return []
         network.coms[peer.address] = com
+        self._forget_admissions()
         return []
 
     def on_config_request(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
@@ -405,12 +410,20 @@ class Memberships:
             return []
         was = network.state
         network.apply_config(config, now)
+        self._forget_admissions()
         out: list[Effect] = []
         if was is not network.state:
             out.append(
                 Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})", nwid=nwid)
             )
         return out + self._configure(network)
+
+    def _forget_admissions(self) -> None:
+        """A config, denial or certificate arrived inside a batch: what the batch admitted
+        so far (frames_in) may no longer hold for the rest of it."""
+        batch = self.node._rx_batch
+        if batch is not None:
+            batch.admitted.clear()
 
     def _denied(self, network: Network, state: NetworkState) -> list[Effect]:
         was = network.state

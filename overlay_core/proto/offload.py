@@ -456,6 +456,12 @@ def _continues(run: _Run, frame: bytes, limit: int) -> bool:
     return True
 
 
+def parse_tcp(frame: bytes) -> tuple[bool, int, int, int]:
+    """(is IPv6, TCP header offset, TCP header length, end of the IP packet) of an untagged
+    frame holding one whole TCP segment (Ethernet padding allowed), or OffloadError."""
+    return _parse_tcp(frame, exact=False)
+
+
 # ---- debugging -----------------------------------------------------------------------------
 
 

@@ -27,7 +27,11 @@ from .effects import Endpoint, Transport
 # the ceiling of every relayed transfer), while one member's share of the root's CPU stays
 # bounded (about half a core of forwarding at ~6 us a datagram).
 RELAY_RATE_PPS = 80000.0
-RELAY_BURST = 80000.0
+RELAY_BURST = 8000.0  # 0.1 s of it: no source gets a long free run
+# All relaying together, so two members (or one with two identities) can't fill a root's
+# cores and starve the rest (HELLOs, WHOIS, other relays): about one core of forwarding.
+RELAY_TOTAL_PPS = 160000.0
+RELAY_TOTAL_BURST = 16000.0
 RENDEZVOUS_INTERVAL_S = 5.0
 BUCKET_IDLE_S = 60.0  # a source silent this long gets a fresh, full bucket next time
 MAX_BUCKETS = 16384
@@ -94,10 +98,11 @@ class RelayState:
 
     def __init__(self, rate_pps: float = RELAY_RATE_PPS, burst: float = RELAY_BURST) -> None:
         self._buckets: KeyedBuckets[int] = KeyedBuckets(rate_pps, burst)
+        self._total = TokenBucket.full(RELAY_TOTAL_PPS, RELAY_TOTAL_BURST)
         self._introduced: dict[tuple[int, int], float] = {}
 
     def allow(self, source: int, now: float) -> bool:
-        return self._buckets.take(source, now)
+        return self._buckets.take(source, now) and self._total.take(now)
 
     def should_introduce(self, a: int, b: int, now: float) -> bool:
         pair = (a, b) if a < b else (b, a)

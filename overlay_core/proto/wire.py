@@ -68,7 +68,7 @@ COOKIE_PACKET_BYTES = 20 + COOKIE_BYTES + 1
 HELLO_FLAG_ROOT = 0x01
 FEATURE_AESGCM = 0x02  # session suite AES-256-GCM (crypto.Suite.AES256GCM)
 FEATURE_CHACHA = 0x04  # session suite ChaCha20-Poly1305 (crypto.Suite.CHACHA20)
-FEATURE_PARTIAL_CSUM = 0x08  # sends frames with partial TCP checksums (offload)
+FEATURE_PARTIAL_CSUM = 0x08  # may be sent FRAME_PARTIAL (it finishes partial TCP checksums)
 FEATURE_SUITES = FEATURE_AESGCM | FEATURE_CHACHA
 # The shortest HELLO: header, the clear key, then a sealed verb byte (tag included).
 HELLO_MIN_BYTES = HEADER_BYTES + PUBLIC_KEY_BYTES + TAG_BYTES + 1
