@@ -142,11 +142,14 @@ class Memberships:
             network.counters["drop_not_ready"] += 1
             return []
         # Each payload is the network id, then the segment (segment() writes both at once).
+        # A VLAN-tagged one comes back with finished checksums (see offload.segment), so
+        # it goes out as plain FRAMEs to everyone.
         prefix = _nwid_bytes(network.nwid)
+        tagged = frame[12:14] in offload.VLAN_TPIDS
         partial = offload.segment(header, frame, full_checksum=False, prefix=prefix)
         count = len(partial)
         first = partial[0][8:]
-        if len(first) > network.mtu + 14:
+        if len(first) > network.mtu + 18:  # 18: header + one VLAN tag
             network.counters["drop_bad_frame"] += count
             return []
         dropped_by = network.rules.evaluate(first)
@@ -163,7 +166,9 @@ class Memberships:
         for target in targets:
             peer = self.node.peers.get(target)
             out += self._credentials_for(network, target, now)
-            if peer is not None and peer.features & wire.FEATURE_PARTIAL_CSUM:
+            if tagged:
+                verb, payloads = Verb.FRAME, partial
+            elif peer is not None and peer.features & wire.FEATURE_PARTIAL_CSUM:
                 verb, payloads = Verb.FRAME_PARTIAL, partial
             else:
                 if full is None:

@@ -80,6 +80,7 @@ _VNET = struct.Struct("=BBHHHH")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _U16x2 = struct.Struct("!HH")
+VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")  # 802.1Q, 802.1ad
 
 
 class OffloadError(ValueError):
@@ -191,7 +192,8 @@ def _parse_tcp(frame: bytes | bytearray, exact: bool) -> tuple[bool, int, int, i
 
 def validate(header: VnetHeader, frame: bytes) -> None:
     """Raise OffloadError (with a counter name as .reason) unless `segment` can use this
-    header and frame: see the module docstring for why every field is checked."""
+    header and an untagged frame: see the module docstring for why every field is
+    checked. (segment() takes one VLAN tag too, validating the frame without it.)"""
     h = header
     if (h.flags | h.gso_type) >> 8 or (h.hdr_len | h.gso_size | h.csum_start | h.csum_offset) >> 16:
         raise OffloadError("vnet_bad_field", repr(h))
@@ -240,6 +242,8 @@ def segment(
     (UDP's is always completed: nobody downstream rewrites it). A GSO frame is cut into
     gso_size payload pieces, each with its own headers (see the module docstring).
     """
+    if header.gso_type and frame[12:14] in VLAN_TPIDS and len(frame) >= ETH_LEN + 4:
+        return _segment_tagged(header, frame, prefix)
     validate(header, frame)
     base = header.gso_type & ~GSO_ECN
     if base == GSO_NONE:
@@ -454,6 +458,24 @@ def _continues(run: _Run, frame: bytes, limit: int) -> bool:
     if psh or size < run.mss:
         run.open, run.psh = False, psh
     return True
+
+
+def _segment_tagged(header: VnetHeader, frame: bytes, prefix: bytes) -> list[bytes]:
+    """A super-frame with one VLAN tag (a VLAN interface on the TAP inherits its TSO):
+    segmented without the tag, which each segment then gets back. Checksums are always
+    finished: the receiving end only rebuilds (and so only trusts partial checksums of)
+    untagged frames."""
+    tag = frame[12:16]
+    inner = frame[:12] + frame[16:]
+    untagged = VnetHeader(
+        header.flags,
+        header.gso_type,
+        max(0, header.hdr_len - 4),
+        header.gso_size,
+        header.csum_start - 4,
+        header.csum_offset,
+    )
+    return [b"".join((prefix, s[:12], tag, s[12:])) for s in segment(untagged, inner)]
 
 
 def parse_tcp(frame: bytes) -> tuple[bool, int, int, int]:

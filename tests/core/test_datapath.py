@@ -369,6 +369,32 @@ def test_a_receiver_without_offloads_finishes_partial_checksums(
     assert_stream(written, payload)
 
 
+def test_a_vlan_tagged_super_frame_goes_as_frames_with_finished_checksums(
+    tmp_path: Path,
+) -> None:
+    """A VLAN interface on a's TAP hands a tagged super-frame: b (which takes partial
+    checksums) still gets plain FRAMEs, tagged, with right checksums, because only
+    untagged segments can be finished or coalesced on the other side."""
+    pair = Pair(tmp_path)
+    a, b = pair.a, pair.b
+    raw, _ = pair.super_frame()
+    header, frame = split_vnet(raw)
+    tag = b"\x81\x00\x00\x07"
+    tagged = offload.VnetHeader(
+        header.flags, header.gso_type, header.hdr_len + 4, header.gso_size,
+        header.csum_start + 4, header.csum_offset,
+    )  # fmt: skip
+    raw = tagged.pack() + frame[:12] + tag + frame[12:]
+    effects = a.node.receive_frames(pair.nwid, [raw], pair.net.now)
+    datagrams = sealed_to(effects, b.endpoint)
+    assert len(datagrams) == SIZE // MSS
+    assert segment_verbs(b, a, datagrams) == {Verb.FRAME}
+    for d in datagrams:
+        segment = opened(b, a, d)[9:]
+        assert segment[12:16] == tag
+        assert checksum_right(segment[:12] + segment[16:])
+
+
 # ---- receive_batch against receive_datagram ------------------------------------------------
 
 

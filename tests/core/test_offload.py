@@ -189,6 +189,8 @@ def _hostile() -> list[tuple[str, VnetHeader, bytes, str]]:
     offset_fragment = tcp_frame(pattern(3000), checksum="pseudo", frag=DF | 8)
     udp = udp_frame()
     bare = tcp_frame(b"", checksum="pseudo", options=b"")  # 54 bytes
+    arp = frames.arp_request(MAC_A, *V4) + b"\0" * 40
+    tagged_arp = arp[:12] + b"\x81\x00\x00\x07" + arp[12:]  # (tagged TCP is segmented)
     r = VnetHeader
     return [
         ("unknown gso type", r(NEEDS_CSUM, 2, 66, 1448, 34, 16), f4, "vnet_bad_gso_type"),
@@ -202,7 +204,7 @@ def _hostile() -> list[tuple[str, VnetHeader, bytes, str]]:
         ("TCPV4 on IPv6", r(NEEDS_CSUM, GSO_TCPV4, 86, 1428, 54, 16), f6, "vnet_bad_ethertype"),
         ("TCPV6 on IPv4", r(NEEDS_CSUM, GSO_TCPV6, 66, 1448, 34, 16), f4, "vnet_bad_ethertype"),
         ("GSO on ARP", h4, frames.arp_request(MAC_A, *V4) + b"\0" * 40, "vnet_bad_ethertype"),
-        ("GSO on tagged", h4, f4[:12] + b"\x81\x00\x00\x07" + f4[12:], "vnet_bad_ethertype"),
+        ("GSO on tagged ARP", h4, tagged_arp, "vnet_bad_ethertype"),
         ("GSO on UDP", r(NEEDS_CSUM, GSO_TCPV4, 42, 1000, 34, 16), udp + b"\0" * 20, "vnet_bad_l4"),
         ("IPv4 MF fragment", h4, fragment, "vnet_ip_fragment"),
         ("IPv4 offset fragment", h4, offset_fragment, "vnet_ip_fragment"),
@@ -585,3 +587,25 @@ def test_more_than_64k_of_a_flow_makes_several_super_frames() -> None:
     out = written(coalesce(segs))
     assert [parsed(f)["payload"] for _, f in out] == [46 * 1400, 46 * 1400, 8 * 1400]
     assert [s for h, f in out for s in segment(h, f)] == segs
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_a_vlan_tagged_super_frame_is_cut_and_every_segment_keeps_the_tag(v6: bool) -> None:
+    """A VLAN interface on the TAP inherits its TSO, so super-frames can carry one 802.1Q
+    tag: each segment is the untagged segmentation with the tag put back, checksums done."""
+    data = pattern(5 * 1400 + 77)
+    header, frame = gso_frame(data, 1400, v6=v6)
+    tag = b"\x81\x00\x00\x2a"  # VLAN 42
+    tagged_header = VnetHeader(
+        header.flags, header.gso_type, header.hdr_len + 4, header.gso_size,
+        header.csum_start + 4, header.csum_offset,
+    )  # fmt: skip
+    out = segment(tagged_header, frame[:12] + tag + frame[12:], full_checksum=False)
+    expected = segment(header, frame)  # full checksums whatever was asked
+    assert len(out) == len(expected) == 6
+    for seg, plain in zip(out, expected, strict=True):
+        assert seg[12:16] == tag
+        assert seg[:12] + seg[16:] == plain
+        assert tcp_checksum_ok(seg[:12] + seg[16:])
+    with pytest.raises(OffloadError):  # validate() itself speaks only untagged frames
+        validate(tagged_header, frame[:12] + tag + frame[12:])
