@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fcntl
 import json
 import os
 import platform
 import selectors
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -60,6 +58,7 @@ from console.fake import FakeNode
 from console.messages import HostedPolled, NodePolled
 from console.sync import Intervals
 from console.widgets.keyed_table import KeyedTable
+from overlay_core.testing.processes import stop_processes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -280,13 +279,7 @@ def pty_run(argv: list[str], seconds: float, settle_s: float) -> dict[str, float
             raise RuntimeError(f"{argv[0]} exited {proc.returncode} during the run")
         return {"bytes_per_s": written / elapsed, "cpu_per_s": cpu / elapsed}
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_processes([proc])
         selector.close()
         os.close(master)
 

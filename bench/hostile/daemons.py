@@ -9,9 +9,7 @@ overlay up: the bench then exits 1.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 
 from overlay_core.proto.roots import RootEntry, parse_roots
+from overlay_core.testing.processes import stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -90,17 +89,7 @@ class Processes:
         return daemon
 
     def stop(self) -> None:
-        for daemon in self.daemons:
-            if daemon.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    daemon.proc.send_signal(signal.SIGTERM)
-        for daemon in self.daemons:
-            try:
-                daemon.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    daemon.proc.kill()
-                daemon.proc.wait(timeout=5)
+        stop_processes([daemon.proc for daemon in self.daemons])
 
 
 def _env() -> dict[str, str]:

@@ -42,7 +42,6 @@ happens) and are stopped by their own PID: SIGTERM, then SIGKILL.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 import shutil
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from overlay_core.testing.netns import Host
+from overlay_core.testing.processes import stop_processes
 
 DIRECT_PORT = 655
 RELAY_PORT = 656
@@ -203,21 +203,7 @@ class TincNet:
 
     def stop(self) -> None:
         """SIGTERM each daemon by its PID, SIGKILL it if it lingers. Idempotent."""
-        for node in self.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    node.proc.send_signal(signal.SIGTERM)
-        for node in self.nodes.values():
-            proc = node.proc
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_processes([node.proc for node in self.nodes.values()], STOP_TIMEOUT_S)
 
     def check_alive(self) -> None:
         for node in self.nodes.values():

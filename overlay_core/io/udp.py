@@ -278,10 +278,13 @@ class _Socket:
                 self._counters["udp_send_dropped_full"] += len(run)
                 continue
             except OSError as exc:
+                self._counters["udp_gso_fallbacks"] += 1
                 if exc.errno == errno.EIO:  # this device can't segment: never again here
                     self.gso = False
                     log.info("UDP GSO is unavailable on this route (EIO); sending singly")
-                self._counters["udp_gso_fallbacks"] += 1
+                else:  # most likely an earlier datagram's ICMP error, as in send()
+                    self._counters["udp_icmp_errors"] += 1
+                    self.drain_errors()
             sent += sum(self.send(address, d) for d in run)
         return sent
 

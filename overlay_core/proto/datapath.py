@@ -19,7 +19,6 @@ into super-frames on ports with offloads (offload.py).
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from . import offload, wire
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from .outbound import NodeState
     from .vnet import Network
 
-_HEADER = struct.Struct("!Q5s5sBB")
 _SESSION_FLAGS = int(Cipher.SESSION) << wire.CIPHER_SHIFT
 _SESSION_FLAG_BYTE = bytes([_SESSION_FLAGS])
 _FRAME, _FRAME_PARTIAL = int(Verb.FRAME), int(Verb.FRAME_PARTIAL)
@@ -66,12 +64,12 @@ def send_many(
     first = session.take_ids(len(payloads))
     addresses = wire.addr_bytes(peer.address), wire.addr_bytes(node.address)
     verb_byte = bytes([verb])
-    key_id, seal = session.key_id, session.seal
+    key_id, seal, pack_header = session.key_id, session.seal, wire.HEADER_STRUCT.pack
     datagrams: list[bytes] = []
     sent_bytes = sent = 0
     for i, payload in enumerate(payloads):
         # hops 0 and not fragmented: the header is its own associated data
-        head = _HEADER.pack(first + i, addresses[0], addresses[1], _SESSION_FLAGS, key_id)
+        head = pack_header(first + i, addresses[0], addresses[1], _SESSION_FLAGS, key_id)
         packet = head + seal(head, head, verb_byte + payload)
         if len(packet) <= mtu:
             datagrams.append(packet)
@@ -83,17 +81,7 @@ def send_many(
                 continue
         sent += 1
         sent_bytes += len(packet)
-    peer.last_send = now
-    peer.counters["tx_packets"] += sent
-    peer.counters["tx_bytes"] += sent_bytes
-    node.counters["tx_packets"] += len(datagrams)
-    node.counters["tx_bytes"] += sent_bytes
-    if path is None and (root := node._root_at(target)) is not None:
-        path = node.peers[root].paths.get(target)
-    if path is not None:
-        path.last_send = now
-        path.packets_sent += sent
-        path.bytes_sent += sent_bytes
+    node._count_sent(peer, target, path, sent, len(datagrams), sent_bytes, now)
     out = [SendMany(target, datagrams)] if datagrams else []
     if peer.handshake is None and session.wants_rekey(now, node.config.rekey_after_packets):
         out += node._hello(peer, now)
@@ -137,19 +125,18 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     group_frames: list[bytes] = []
 
     def flush() -> list[Effect]:
-        nonlocal last, heard
+        nonlocal last, heard, group_frames
         assert group_peer is not None
         if heard is not None:  # the path learns of the frames before they are handled
             node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
             heard = None
         nwid, partial = int.from_bytes(group_key[1:9], "big"), group_key[0] == _FRAME_PARTIAL
-        effects = frames_in(group_peer, nwid, group_frames[:], now, partial)
-        group_frames.clear()
+        frames, group_frames = group_frames, []
+        effects = frames_in(group_peer, nwid, frames, now, partial)
         if effects:  # credentials asked for: what we know of the peer may change
             last = None
         return effects
 
-    root = node.config.is_root
     for data in datagrams:
         flags = data[18] if len(data) >= _FRAME_MIN_BYTES else -1
         if flags & ~wire.HOPS_MASK == _SESSION_FLAGS and data[8:13] == me:
@@ -199,21 +186,9 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     group_key, group_peer = group, peer
                 group_frames.append(plain[9:])
                 continue
-        last = None
+        last = None  # the general way (relaying on a root, too), which may change them
         if group_frames:
             out += flush()
-        if (
-            root
-            and flags >= 0
-            and data[13] != wire.FRAGMENT_MARKER
-            and data[8:13] != me
-            and data[13:18] != me
-        ):
-            # A root relaying: what receive_datagram would do for a packet not for us.
-            rx_packets += 1
-            rx_bytes += len(data)
-            out += node._forward(data, source, now)
-            continue
         out += node.receive_datagram(data, source, now)
     if group_frames:
         out += flush()
@@ -252,29 +227,26 @@ class RxBatch:
     """Frames delivered while the node handles one batch of datagrams, per network, and
     the (sender, network, source MAC) triples admitted in it (Memberships.frames_in)."""
 
-    __slots__ = ("admitted", "frames", "networks")
+    __slots__ = ("admitted", "frames")
 
     def __init__(self) -> None:
-        self.frames: dict[int, list[bytes]] = {}
-        self.networks: dict[int, Network] = {}
+        self.frames: dict[int, tuple[Network, list[bytes]]] = {}
         self.admitted: set[tuple[int, int, bytes]] = set()
 
     def frames_of(self, network: Network) -> list[bytes]:
         """The list this batch delivers to `network`'s TAP, to append frames to."""
-        frames = self.frames.get(network.nwid)
-        if frames is None:
-            frames = self.frames[network.nwid] = []
-            self.networks[network.nwid] = network
-        return frames
+        entry = self.frames.get(network.nwid)
+        if entry is None:
+            entry = self.frames[network.nwid] = (network, [])
+        return entry[1]
 
     def effects(self) -> list[Effect]:
         """One DeliverFrames per network, coalesced on ports with offloads; the networks'
         frame counters move here, once per batch."""
         out: list[Effect] = []
-        for nwid, frames in self.frames.items():
+        for nwid, (network, frames) in self.frames.items():
             if not frames:
                 continue
-            network = self.networks[nwid]
             network.counters["rx_frames"] += len(frames)
             network.counters["rx_bytes"] += sum(map(len, frames))
             out.append(DeliverFrames(nwid, offload.coalesce(frames) if network.offload else frames))

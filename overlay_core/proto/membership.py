@@ -230,13 +230,7 @@ class Memberships:
         """FRAME (or FRAME_PARTIAL, `partial`: a TCP segment whose checksum the receiving
         end finishes) from `peer`."""
         nwid = reader.u64()
-        return self.frame_in(peer, nwid, reader.rest(), now, partial)
-
-    def frame_in(
-        self, peer: Peer, nwid: int, frame: bytes, now: float, partial: bool = False
-    ) -> list[Effect]:
-        """A frame `peer` sent on `nwid` (see frames_in)."""
-        return self.frames_in(peer, nwid, [frame], now, partial)
+        return self.frames_in(peer, nwid, [reader.rest()], now, partial)
 
     def frames_in(
         self, peer: Peer, nwid: int, frames: list[bytes], now: float, partial: bool = False
@@ -253,7 +247,6 @@ class Memberships:
         batch = self.node._rx_batch
         admitted = batch.admitted if batch is not None else set()
         delivered = batch.frames_of(network) if batch is not None else []
-        rules = network.rules if network.rules.rules else None
         finish = partial and not network.offload
         out: list[Effect] = []
         for frame in frames:
@@ -266,7 +259,7 @@ class Memberships:
                     out += refused
                     continue
                 admitted.add(key)
-            if rules is not None and rules.evaluate(frame) is not None:
+            if network.rules.evaluate(frame) is not None:
                 network.counters["drop_rule"] += 1
                 continue
             if finish:

@@ -306,12 +306,12 @@ def segment(
 class _Run:
     """Segments of one flow merged so far; `first` provides the headers."""
 
-    __slots__ = ("df", "first", "hdrs", "head", "ip_id", "ip_len", "l4", "mask", "match",
-                 "mss", "open", "pieces", "psh", "seq", "v6")  # fmt: skip
+    __slots__ = ("df", "first", "hdrs", "head", "ip_id", "ip_len", "l4", "mask", "mss",
+                 "open", "pieces", "psh", "seq", "v6")  # fmt: skip
 
-    def __init__(self, frame: bytes, v6: bool, l4: int, hdrs: int, end: int, match: bytes,
-                 seq: int, psh: bool) -> None:  # fmt: skip
-        self.first, self.v6, self.l4, self.hdrs, self.match = frame, v6, l4, hdrs, match
+    def __init__(self, frame: bytes, v6: bool, l4: int, hdrs: int, end: int, seq: int,
+                 psh: bool) -> None:  # fmt: skip
+        self.first, self.v6, self.l4, self.hdrs = frame, v6, l4, hdrs
         self.mss = end - hdrs
         self.seq = (seq + self.mss) & 0xFFFFFFFF  # the next one expected
         self.ip_len = end - ETH_LEN
@@ -319,9 +319,9 @@ class _Run:
         self.pieces = [memoryview(frame)[hdrs:end]]
         self.open = not psh
         self.psh = psh
-        # For coalesce's short way: the headers as one integer, and which of their bits
-        # must be equal in every segment (all but lengths, IPv4 id and checksum, seq,
-        # flags and the TCP checksum): the same rule as `match`, in two C operations.
+        # The headers as one integer, and which of their bits must be equal in every
+        # segment (all but lengths, IPv4 id and checksum, seq, flags and TCP checksum):
+        # _continues compares a frame with the run's first in two C operations.
         self.head = int.from_bytes(frame[:hdrs], "big")
         self.mask = _header_mask(v6, l4, hdrs)
         self.df = v6 or bool(frame[20] & _IPV4_DF)
@@ -380,8 +380,8 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
     runs: dict[bytes, _Run] = {}
     last: _Run | None = None  # the run the previous frame joined or started
     for frame in frames:
-        # The short way: the next segment of the previous frame's run, told by comparing
-        # its headers with the run's first under the mask; anything else goes the long way.
+        # The short way: the next segment of the previous frame's run (no parsing, no
+        # lookup); anything else is parsed and its flow's run looked up.
         if last is not None and last.open and _continues(last, frame, limit):
             continue
         last = None
@@ -397,33 +397,12 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
             runs.pop(flow, None)
             out.append(_single(frame, v6, l4, hdrs, end))
             continue
-        psh = bool(flags & TCP_PSH)
-        seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
-        if v6:  # everything but the payload length, TCP seq, flags and checksum
-            match = frame[:18] + frame[20:54] + frame[l4 + 8 : l4 + 13] + frame[l4 + 14 : l4 + 16]
-        else:
-            match = frame[:16] + frame[20:24] + frame[26:l4] + frame[l4 + 8 : l4 + 13]
-            match += frame[l4 + 14 : l4 + 16]
-        match += frame[l4 + 18 : hdrs]
         run = runs.get(flow)
-        if (
-            run is not None
-            and run.open
-            and seq == run.seq
-            and size <= run.mss
-            and run.ip_len + size <= limit
-            and match == run.match
-            and (v6 or frame[20] & _IPV4_DF or (frame[18] << 8 | frame[19]) == run.ip_id & 0xFFFF)
-        ):
-            run.pieces.append(memoryview(frame)[hdrs:end])
-            run.seq = (seq + size) & 0xFFFFFFFF
-            run.ip_len += size
-            run.ip_id += 1
-            if psh or size < run.mss:
-                run.open, run.psh = False, psh
+        if run is not None and run.open and _continues(run, frame, limit):
             last = run
             continue
-        run = _Run(frame, v6, l4, hdrs, end, match, seq, psh)
+        seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
+        run = _Run(frame, v6, l4, hdrs, end, seq, bool(flags & TCP_PSH))
         runs[flow] = run
         out.append(run)
         last = run
@@ -482,34 +461,3 @@ def parse_tcp(frame: bytes) -> tuple[bool, int, int, int]:
     """(is IPv6, TCP header offset, TCP header length, end of the IP packet) of an untagged
     frame holding one whole TCP segment (Ethernet padding allowed), or OffloadError."""
     return _parse_tcp(frame, exact=False)
-
-
-# ---- debugging -----------------------------------------------------------------------------
-
-
-def tcp_checksum_ok(frame: bytes) -> bool:
-    """Whether an untagged plain frame's IPv4 header checksum and TCP/UDP checksum are
-    right (False for anything else, including fragments; an IPv4 UDP checksum of 0 means
-    none was sent and counts as right)."""
-    n = len(frame)
-    ethertype = frame[12:14]
-    if ethertype == _ETHERTYPE_IPV4 and n >= ETH_LEN + 20:
-        ihl = (frame[14] & 0x0F) * 4
-        if frame[14] >> 4 != 4 or ihl < 20 or ETH_LEN + ihl > n:
-            return False
-        if _sum(frame[ETH_LEN : ETH_LEN + ihl]) or frame[20] & 0x3F or frame[21]:
-            return False
-        end, l4, proto = ETH_LEN + ((frame[16] << 8) | frame[17]), ETH_LEN + ihl, frame[23]
-        addresses = frame[26:34]
-    elif ethertype == _ETHERTYPE_IPV6 and n >= ETH_LEN + 40 and frame[14] >> 4 == 6:
-        end, l4, proto = ETH_LEN + 40 + ((frame[18] << 8) | frame[19]), ETH_LEN + 40, frame[20]
-        addresses = frame[22:54]
-    else:
-        return False
-    if end > n or proto not in (IPPROTO_TCP, IPPROTO_UDP):
-        return False
-    if end - l4 < (20 if proto == IPPROTO_TCP else 8):
-        return False
-    if proto == IPPROTO_UDP and ethertype == _ETHERTYPE_IPV4 and frame[l4 + 6 : l4 + 8] == b"\0\0":
-        return True
-    return (_sum(addresses) + proto + end - l4 + _sum(frame[l4:end])) % 0xFFFF == 0

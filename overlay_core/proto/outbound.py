@@ -240,16 +240,30 @@ class NodeState:
             # Unconfirmed: never more bytes toward an address than it sent us (path.py).
             self.drops["unconfirmed_path"] += 1
             return []
+        self._count_sent(peer, endpoint, path, 1, len(pieces), len(packet), now)
+        return [Send(endpoint, piece) for piece in pieces]
+
+    def _count_sent(
+        self,
+        peer: Peer,
+        endpoint: Endpoint,
+        path: Path | None,
+        packets: int,
+        datagrams: int,
+        size: int,
+        now: float,
+    ) -> None:
+        """`packets` packets of `size` bytes in all, as `datagrams` datagrams, went to
+        `peer` at `endpoint`: its own path's, or the relaying root's, whose it is."""
         peer.last_send = now
-        peer.counters["tx_packets"] += 1
-        peer.counters["tx_bytes"] += len(packet)
-        self.counters["tx_packets"] += len(pieces)
-        self.counters["tx_bytes"] += len(packet)
+        peer.counters["tx_packets"] += packets
+        peer.counters["tx_bytes"] += size
+        self.counters["tx_packets"] += datagrams
+        self.counters["tx_bytes"] += size
         if path is None and (root := self._root_at(endpoint)) is not None:
             path = self.peers[root].paths.get(endpoint)
         if path is not None:
-            path.sent(len(packet), now)
-        return [Send(endpoint, piece) for piece in pieces]
+            path.sent(size, now, packets)
 
     def _route(self, peer: Peer, now: float) -> Endpoint | None:
         best = peer.best_path(now)

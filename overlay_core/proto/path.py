@@ -266,9 +266,9 @@ class Path:
             or now - (self.last_probe or self.created) >= LATENCY_PROBE_S
         )
 
-    def sent(self, size: int, now: float) -> None:
+    def sent(self, size: int, now: float, packets: int = 1) -> None:
         self.last_send = now
-        self.packets_sent += 1
+        self.packets_sent += packets
         self.bytes_sent += size
 
     def received(self, size: int, now: float, packets: int = 1) -> None:

@@ -73,7 +73,8 @@ FEATURE_SUITES = FEATURE_AESGCM | FEATURE_CHACHA
 # The shortest HELLO: header, the clear key, then a sealed verb byte (tag included).
 HELLO_MIN_BYTES = HEADER_BYTES + PUBLIC_KEY_BYTES + TAG_BYTES + 1
 
-_HEADER = struct.Struct("!Q5s5sBB")
+# packet id, destination, source, flags, key id (the batched path packs it directly)
+HEADER_STRUCT = struct.Struct("!Q5s5sBB")
 _FRAGMENT = struct.Struct("!Q5sB5sBB")
 
 
@@ -146,7 +147,7 @@ class Header:
             | (int(self.cipher) << CIPHER_SHIFT)
             | (FLAG_COOKIE if self.cookie else 0)
         )
-        return _HEADER.pack(
+        return HEADER_STRUCT.pack(
             self.packet_id, addr_bytes(self.dest), addr_bytes(self.source), flags, self.key_id
         )
 
@@ -164,7 +165,7 @@ def is_fragment(data: bytes) -> bool:
 def parse_header(data: bytes) -> Header:
     if len(data) < HEADER_BYTES + TAG_BYTES + 1:
         raise MalformedError("packet too short")
-    packet_id, dest, source, flags, key_id = _HEADER.unpack_from(data)
+    packet_id, dest, source, flags, key_id = HEADER_STRUCT.unpack_from(data)
     if flags & RESERVED_MASK:
         raise MalformedError("reserved flag bits set")
     cipher = Cipher((flags & CIPHER_MASK) >> CIPHER_SHIFT)

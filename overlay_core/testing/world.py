@@ -44,7 +44,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .netns import Host, Rig, Site
+from .processes import stop_processes
 
 T = TypeVar("T")
 
@@ -192,18 +192,7 @@ class OverlayNode:
         """SIGTERM, wait, then SIGKILL, by this node's own PID only. Idempotent."""
         self.stopped = True
         self._close_client()
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_processes([self.proc], STOP_TIMEOUT_S)
 
     def restart(self, timeout: float = START_TIMEOUT_S) -> None:
         self.stop()

@@ -116,6 +116,40 @@ def tcp_checksum_ok(src: str, dst: str, segment: bytes) -> bool:
     return ones_sum(pseudo_header(src, dst, 6, len(segment)) + segment) == 0xFFFF
 
 
+def frame_checksums_ok(frame: bytes) -> bool:
+    """Whether an untagged frame's IPv4 header checksum and TCP/UDP checksum are right
+    (False for anything else, fragments included; an IPv4 UDP checksum of 0 means none
+    was sent and counts as right). From scratch, for the offload tests."""
+    n, ethertype = len(frame), frame[12:14]
+    if ethertype == b"\x08\x00" and n >= 34 and frame[14] >> 4 == 4:
+        ihl = (frame[14] & 0x0F) * 4
+        if ihl < 20 or 14 + ihl > n or ones_sum(frame[14 : 14 + ihl]) != 0xFFFF:
+            return False
+        if frame[20] & 0x3F or frame[21]:
+            return False
+        end, l4, proto, addresses = (
+            14 + int.from_bytes(frame[16:18], "big"),
+            14 + ihl,
+            frame[23],
+            frame[26:34],
+        )
+    elif ethertype == b"\x86\xdd" and n >= 54 and frame[14] >> 4 == 6:
+        end, l4, proto, addresses = (
+            54 + int.from_bytes(frame[18:20], "big"),
+            54,
+            frame[20],
+            frame[22:54],
+        )
+    else:
+        return False
+    if end > n or proto not in (6, 17) or end - l4 < (20 if proto == 6 else 8):
+        return False
+    if proto == 17 and ethertype == b"\x08\x00" and frame[l4 + 6 : l4 + 8] == b"\0\0":
+        return True
+    pseudo = addresses + struct.pack("!BBH", 0, proto, end - l4)
+    return ones_sum(pseudo + frame[l4:end]) == 0xFFFF
+
+
 def tcp_checksum_recomputed(src: str, dst: str, segment: bytes) -> int:
     zeroed = segment[:16] + b"\x00\x00" + segment[18:]
     return checksum(pseudo_header(src, dst, 6, len(segment)) + zeroed)

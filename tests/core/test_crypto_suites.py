@@ -19,7 +19,6 @@ from overlay_core.proto.crypto import (
     open_,
     preferred_suites,
     seal,
-    short_nonce,
     static_key,
 )
 from overlay_core.proto.effects import Send, udp
@@ -30,6 +29,14 @@ from overlay_core.proto.wire import Cipher, Verb
 from overlay_core.testing.fakenet import FakeNet, _seeded
 
 ALL = (Suite.XCHACHA20, Suite.AES256GCM, Suite.CHACHA20)
+
+
+def short_nonce(header: bytes) -> bytes:
+    """The 12-byte suites' nonce as crypto.py documents it: packet id, cipher bits, key id,
+    two zero bytes."""
+    return header[:8] + bytes((header[18] & 0x30, header[19], 0, 0))
+
+
 NEW = (Suite.AES256GCM, Suite.CHACHA20, Suite.XCHACHA20)  # an AES-NI machine
 NO_AES = (Suite.CHACHA20, Suite.XCHACHA20)  # a machine without AES instructions
 OLD = (Suite.XCHACHA20,)  # a node from before suites

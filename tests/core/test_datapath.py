@@ -16,8 +16,8 @@ ways (`deliver`):
   and hands them to B's `receive_datagrams` in one call: the fast way of `receive_batch`
   and one coalesced DeliverFrames per network.
 
-Checksums are checked twice: with offload.tcp_checksum_ok and from scratch with
-tests/core/frames.py. A buffer written under NEEDS_CSUM is first finished the way the
+Checksums are checked from scratch (tests/core/frames.py): the IP header's and the
+TCP one over the whole frame, and the TCP one over the segment alone. A buffer written under NEEDS_CSUM is first finished the way the
 kernel does (offload.segment, compared with the kernel byte for byte in
 tests/netns/test_offload_kernel.py).
 """
@@ -208,7 +208,7 @@ def checksum_right(frame: bytes) -> bool:
     """IP header (v4) and TCP checksums right, by the module and from scratch."""
     l4 = parsed(frame)["l4"]
     addresses = V6 if frame[12:14] == b"\x86\xdd" else V4
-    return offload.tcp_checksum_ok(frame) and frames.tcp_checksum_ok(*addresses, frame[l4:])
+    return frames.frame_checksums_ok(frame) and frames.tcp_checksum_ok(*addresses, frame[l4:])
 
 
 def as_the_kernel_reads(buffer: bytes, offloaded: bool) -> list[bytes]:

@@ -32,7 +32,6 @@ from overlay_core.proto.offload import (
     coalesce,
     segment,
     split_vnet,
-    tcp_checksum_ok,
     validate,
 )
 from tests.core import frames
@@ -298,11 +297,11 @@ def test_a_super_frame_is_cut_into_mss_segments(v6: bool, full: bool) -> None:
         assert seg[:14] == frame[:14]
         assert seg[hdrs - 12 : hdrs] == TS_OPTIONS
         if full:
-            assert tcp_checksum_ok(seg)
+            assert frames.frame_checksums_ok(seg)
             assert frames.tcp_checksum_ok(*(V6 if v6 else V4), seg[f["l4"] :])
         else:
             assert f["check"] == pseudo_sum(seg)
-            assert not tcp_checksum_ok(seg)
+            assert not frames.frame_checksums_ok(seg)
         if not v6:  # the IPv4 header checksum is always complete
             assert frames.ones_sum(seg[14:34]) == 0xFFFF
 
@@ -363,7 +362,7 @@ def test_ip_options_and_odd_lengths_are_carried() -> None:
     header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, 70, 501, 38, 16)
     out = segment(header, framed)
     assert [parsed(s)["payload"] for s in out] == [501, 501, 37]
-    assert all(tcp_checksum_ok(s) and s[34:38] == b"\x01\x01\x01\x00" for s in out)
+    assert all(frames.frame_checksums_ok(s) and s[34:38] == b"\x01\x01\x01\x00" for s in out)
     # ...and they merge back, options and all.
     assert coalesce(out) == [header.pack() + framed]
 
@@ -406,26 +405,26 @@ def test_segments_checksum_right_for_any_payload(
     for seg in out:
         l4 = parsed(seg)["l4"]
         assert parsed(seg)["check"] == frames.tcp_checksum_recomputed(*(V6 if v6 else V4), seg[l4:])
-        assert tcp_checksum_ok(seg)
+        assert frames.frame_checksums_ok(seg)
     # ...and coalescing them gives the super-frame back, byte for byte.
     if len(out) > 1:
         assert coalesce(out) == [header.pack() + frame]
 
 
-def test_tcp_checksum_ok_catches_corruption() -> None:
+def test_frame_checksums_ok_catches_corruption() -> None:
     good = tcp_frame(pattern(300))
-    assert tcp_checksum_ok(good)
-    assert tcp_checksum_ok(tcp_frame(pattern(301), v6=True))
-    assert tcp_checksum_ok(udp_frame())
+    assert frames.frame_checksums_ok(good)
+    assert frames.frame_checksums_ok(tcp_frame(pattern(301), v6=True))
+    assert frames.frame_checksums_ok(udp_frame())
     flipped = bytearray(good)
     flipped[-5] ^= 0x10
-    assert not tcp_checksum_ok(bytes(flipped))
+    assert not frames.frame_checksums_ok(bytes(flipped))
     bad_ip = bytearray(good)
     bad_ip[22] ^= 1  # TTL: IP header checksum now wrong, TCP's unaffected
-    assert not tcp_checksum_ok(bytes(bad_ip))
-    assert not tcp_checksum_ok(tcp_frame(pattern(300), checksum="pseudo"))
-    assert not tcp_checksum_ok(frames.arp_request(MAC_A, *V4))
-    assert not tcp_checksum_ok(good[:40])
+    assert not frames.frame_checksums_ok(bytes(bad_ip))
+    assert not frames.frame_checksums_ok(tcp_frame(pattern(300), checksum="pseudo"))
+    assert not frames.frame_checksums_ok(frames.arp_request(MAC_A, *V4))
+    assert not frames.frame_checksums_ok(good[:40])
 
 
 # ---- coalescing -------------------------------------------------------------------------------
@@ -606,6 +605,6 @@ def test_a_vlan_tagged_super_frame_is_cut_and_every_segment_keeps_the_tag(v6: bo
     for seg, plain in zip(out, expected, strict=True):
         assert seg[12:16] == tag
         assert seg[:12] + seg[16:] == plain
-        assert tcp_checksum_ok(seg[:12] + seg[16:])
+        assert frames.frame_checksums_ok(seg[:12] + seg[16:])
     with pytest.raises(OffloadError):  # validate() itself speaks only untagged frames
         validate(tagged_header, frame[:12] + tag + frame[12:])

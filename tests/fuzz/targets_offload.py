@@ -26,7 +26,6 @@ from overlay_core.proto.offload import (
     coalesce,
     segment,
     split_vnet,
-    tcp_checksum_ok,
     validate,
 )
 from tests.core import frames
@@ -107,7 +106,7 @@ def fuzz_segment(raw: bytes) -> None:
                 raise ContractError("segments do not add up to the payload")
             if any(len(s) - hdrs > header.gso_size for s in out):
                 raise ContractError("a segment is larger than gso_size")
-            if full and not all(tcp_checksum_ok(s) for s in out):
+            if full and not all(frames.frame_checksums_ok(s) for s in out):
                 raise ContractError("a segment with a wrong checksum")
 
 

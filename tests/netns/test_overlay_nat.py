@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from typing import Any, TypeVar
 import pytest
 
 from overlay_core.testing.netns import Host, Rig, unavailable_reason
+from overlay_core.testing.processes import stop_processes
 
 pytestmark = [
     pytest.mark.netns,
@@ -142,13 +142,7 @@ class Daemon:
 
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL: by our own PID only (the rig also kills its groups)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_processes([self.proc])
 
 
 class World:
