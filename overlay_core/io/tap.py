@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 
 from pyroute2 import AsyncIPRoute
 
+from overlay_core.proto.offload import VNET_HDR_BYTES
+
 from . import tap_netlink as nl
 from .tap_contract import (
     NO_TUN_MESSAGE,
@@ -85,7 +87,6 @@ IFNAMSIZ = 16
 TUNGETFEATURES = 0x800454CF  # _IOR('T', 207, unsigned int)
 TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int)
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
-VNET_HDR_BYTES = 10
 
 # One read buffer, reused: bigger than any frame a TAP hands out (a TSO super-frame is at
 # most 65535 IP bytes + 14-byte header + the virtio_net_hdr), so nothing is truncated.
