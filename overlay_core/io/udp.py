@@ -13,8 +13,10 @@ BindError, the handlers, are in udp_contract and re-exported here). How it keeps
   Then the queue is drained (at most ERRQUEUE_DRAIN_MAX entries per turn of the loop),
   each entry parsed by `parse_recverr` into an `IcmpError` and passed to `on_error`, and
   counted by kind (`udp_errqueue_<kind>`); nothing is logged per packet. The daemon turns
-  "mtu" ones (fragmentation needed / packet too big) into `node.path_mtu_hint`; the
-  others ("port_unreachable", "unreachable", "local", "other") are only counted for now.
+  "mtu" ones (fragmentation needed / packet too big) into `node.path_mtu_hint`, and
+  "ttl_exceeded", "port_unreachable" and "unreachable" (with the offender's address) into
+  `node.icmp_error` (hole punching learns from them, punch.py); "local" and "other" are
+  only counted.
 """
 
 from __future__ import annotations
@@ -75,12 +77,18 @@ class _IcmpCodes:
     too_big_codes: range  # ...and the codes that mean "too big" (v6: the type says it)
     unreachable: int  # the destination-unreachable type
     port_unreachable: int  # its port-unreachable code
+    time_exceeded: int  # TTL / hop limit ran out on the way
 
 
 _ICMP_CODES = {
-    SO_EE_ORIGIN_ICMP: _IcmpCodes(3, range(4, 5), unreachable=3, port_unreachable=3),
-    SO_EE_ORIGIN_ICMP6: _IcmpCodes(2, range(256), unreachable=1, port_unreachable=4),
+    SO_EE_ORIGIN_ICMP: _IcmpCodes(3, range(4, 5), 3, port_unreachable=3, time_exceeded=11),
+    SO_EE_ORIGIN_ICMP6: _IcmpCodes(2, range(256), 1, port_unreachable=4, time_exceeded=3),
 }
+# The offender's address follows the extended error (SO_EE_OFFENDER): a sockaddr_in or
+# sockaddr_in6, family AF_UNSPEC when the kernel does not know it.
+_SOCKADDR_FAMILY = struct.Struct("=H")
+# IP_TTL / IPV6_UNICAST_HOPS value that means "the system default" again.
+_DEFAULT_TTL = -1
 # Entries read per call; the rest wait for the next turn of the loop (call_soon), so an
 # ICMP flood cannot keep the loop in here.
 ERRQUEUE_DRAIN_MAX = 32
@@ -107,10 +115,25 @@ def parse_recverr(
         what, mtu = "mtu", info
     elif icmp_type == codes.unreachable:
         what = "port_unreachable" if code == codes.port_unreachable else "unreachable"
+    elif icmp_type == codes.time_exceeded:
+        what = "ttl_exceeded"
     else:
         what = "other"
     endpoint = udp(str(dest[0]), int(dest[1]))
-    return IcmpError(what, endpoint, err, origin, icmp_type, code, mtu)
+    offender = _offender(data[_EXTENDED_ERR.size :])
+    return IcmpError(what, endpoint, err, origin, icmp_type, code, mtu, offender)
+
+
+def _offender(raw: bytes) -> str | None:
+    """The address in a sockaddr_in / sockaddr_in6 (SO_EE_OFFENDER); None if absent."""
+    if len(raw) < _SOCKADDR_FAMILY.size:
+        return None
+    (family,) = _SOCKADDR_FAMILY.unpack_from(raw)
+    if family == socket.AF_INET and len(raw) >= 8:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8])
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        return socket.inet_ntop(socket.AF_INET6, raw[8:24])
+    return None
 
 
 # Bigger kernel buffers absorb bursts while the event loop is busy running the node.
@@ -240,7 +263,29 @@ class _Socket:
 
     # ---- sending
 
-    def send(self, address: tuple[str, int], data: bytes) -> bool:
+    def send(self, address: tuple[str, int], data: bytes, ttl: int | None = None) -> bool:
+        if ttl is None:
+            return self._send(address, data)
+        # One datagram with its own TTL: set, send, restore. The loop is single-threaded,
+        # so no other send sees the small TTL; a socket option works on every kernel
+        # (an IP_TTL control message on sendmsg needs a newer one than DSM 7's).
+        level, option = (
+            (_SOL_IPV6, socket.IPV6_UNICAST_HOPS)
+            if self.family == socket.AF_INET6
+            else (_SOL_IP, socket.IP_TTL)
+        )
+        try:
+            self.sock.setsockopt(level, option, ttl)
+        except OSError:
+            self._counters["udp_ttl_refused"] += 1
+            return False
+        try:
+            return self._send(address, data)
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(level, option, _DEFAULT_TTL)
+
+    def _send(self, address: tuple[str, int], data: bytes) -> bool:
         for attempt in (0, 1):
             try:
                 self.sock.sendto(data, address)
@@ -377,9 +422,9 @@ class UdpSockets:
         self.counters["udp_send_no_socket"] += 1
         return None
 
-    def send(self, endpoint: Endpoint, data: bytes) -> bool:
+    def send(self, endpoint: Endpoint, data: bytes, ttl: int | None = None) -> bool:
         bound = self._socket_for(endpoint)
-        if bound is None or not bound.send((endpoint.host, endpoint.port), data):
+        if bound is None or not bound.send((endpoint.host, endpoint.port), data, ttl):
             return False
         self.counters["udp_datagrams_sent"] += 1
         return True

@@ -52,7 +52,10 @@ class IcmpError:
 
     kind: "mtu" (ICMP fragmentation needed / ICMPv6 packet too big; `mtu` is the next
     hop's link MTU, IP header included), "port_unreachable", "unreachable" (another
-    destination-unreachable code), "local" (the local stack refused the send), "other".
+    destination-unreachable code), "ttl_exceeded" (ICMP time exceeded / ICMPv6 hop limit
+    exceeded: a router on the way dropped a datagram we sent with a small TTL), "local"
+    (the local stack refused the send), "other". `offender`: the address of whoever sent
+    the ICMP (a router on the way, or the destination), when the kernel says.
     """
 
     kind: str
@@ -62,6 +65,7 @@ class IcmpError:
     icmp_type: int
     icmp_code: int
     mtu: int | None  # only for kind "mtu"
+    offender: str | None = None
 
 
 ErrorHandler = Callable[[IcmpError], None]
@@ -83,7 +87,9 @@ class BindLike(Protocol):
     @property
     def counters(self) -> Mapping[str, int]: ...
     def local_addresses(self) -> list[tuple[str, int]]: ...
-    def send(self, endpoint: Endpoint, data: bytes) -> bool: ...
+    def send(self, endpoint: Endpoint, data: bytes, ttl: int | None = None) -> bool:
+        """One datagram; `ttl` sets its IP TTL / IPv6 hop limit (None: the default)."""
+
     def send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None: ...
     def close(self) -> None: ...
 

@@ -44,6 +44,7 @@ from .wire import (
     FEATURE_AESGCM,
     FEATURE_CHACHA,
     FEATURE_PARTIAL_CSUM,
+    FEATURE_PUNCH,
     FEATURE_SUITES,
     Cipher,
 )
@@ -149,9 +150,13 @@ def suite_bits(suites: Iterable[Suite]) -> int:
     return bits
 
 
-def hello_features(suite_offer: int, *, partial_csum: bool) -> int:
+def hello_features(suite_offer: int, *, partial_csum: bool, punch: bool = True) -> int:
     """The features of a HELLO: the suite bits it offers (suite_bits), and the others."""
-    return suite_offer | (FEATURE_PARTIAL_CSUM if partial_csum else 0)
+    return (
+        suite_offer
+        | (FEATURE_PUNCH if punch else 0)
+        | (FEATURE_PARTIAL_CSUM if partial_csum else 0)
+    )
 
 
 def choose_suite(ours: Iterable[Suite], their_features: int) -> Suite:
@@ -163,12 +168,13 @@ def choose_suite(ours: Iterable[Suite], their_features: int) -> Suite:
 
 
 def answer_suite(
-    ours: Iterable[Suite], their_features: int, *, partial_csum: bool
+    ours: Iterable[Suite], their_features: int, *, partial_csum: bool, punch: bool = True
 ) -> tuple[Suite, int]:
     """Responder: the suite to derive the session with, and the features of the OK(HELLO)
     that names it (exactly that suite's bit, none for XCHACHA20)."""
     suite = choose_suite(ours, their_features)
-    return suite, hello_features(_SUITE_FEATURE.get(suite, 0), partial_csum=partial_csum)
+    bit = _SUITE_FEATURE.get(suite, 0)
+    return suite, hello_features(bit, partial_csum=partial_csum, punch=punch)
 
 
 def suite_in_ok(ok_features: int, offered: int) -> Suite | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .effects import Endpoint, PeerStatus, RelayReason, Transport
 from .identity import format_address
 from .path import Latency
-from .peer import Peer
+from .peer import Peer, Punch
 
 NAT_NONE = "none (public address)"
 NAT_UNKNOWN = "unknown"
@@ -74,10 +74,7 @@ def relay_reason(
             "probing it again every 2 s"
         )
     else:
-        summary = (
-            f"{punch.attempts} direct attempts to {', '.join(learned)} got "
-            f"{punch.replies} answers: a NAT or firewall between us drops them"
-        )
+        summary = _no_answer(punch, learned)
     peer_ports = _ports_seen_by_roots(peer)
     if peer_ports:
         host, ports = peer_ports
@@ -136,6 +133,34 @@ def peer_status(
         ],
         relay_reason=relay_reason(peer, link, local_nat, tunneled, now),
         counters=dict(peer.counters),
+    )
+
+
+def _no_answer(punch: Punch, learned: list[str]) -> str:
+    """Why direct attempts got no answer, told apart by the ICMP errors they drew."""
+    tried = f"{punch.attempts} direct attempts to {', '.join(learned)} got no answer"
+    refused = [(e, who) for e, (kind, who, _) in punch.icmp.items() if kind == "port_unreachable"]
+    if refused:
+        endpoint, who = refused[0]
+        router = who or endpoint.host
+        return (
+            f"{tried}: the router at {router} answered them itself ('port unreachable'), "
+            "so it has no input firewall and took them as its own traffic, which keeps "
+            "its port from the peer for 30 s; the next attempt waits for that to expire. "
+            f"If it stays relayed, forward UDP port {endpoint.port} on that router to the "
+            "peer, or turn on the router's firewall"
+        )
+    unreachable = [(e, who) for e, (kind, who, _) in punch.icmp.items() if kind == "unreachable"]
+    if unreachable and len(unreachable) == len(punch.learned):
+        endpoint, who = unreachable[0]
+        return (
+            f"{tried}: the network says {endpoint.host} cannot be reached from here "
+            f"(ICMP unreachable from {who or 'a router'}); the peer's addresses are "
+            "private or filtered, so only a relay or a port forward on its side can help"
+        )
+    return (
+        f"{tried} and drew no error: a firewall on the way drops them silently. "
+        "Allow UDP out and back on both sides, or forward a UDP port to the peer"
     )
 
 

@@ -55,10 +55,15 @@ def tcp(host: str, port: int) -> Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `data` as one datagram (UDP) or one length-prefixed record (TCP) to `endpoint`."""
+    """Send `data` as one datagram (UDP) or one length-prefixed record (TCP) to `endpoint`.
+
+    `ttl`: the IP TTL (IPv6 hop limit) of this one UDP datagram, None for the system's
+    default. A NAT-opening packet (punch.py) is sent with a TTL that passes our own NATs
+    and expires before it reaches the peer's router."""
 
     endpoint: Endpoint
     data: bytes
+    ttl: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

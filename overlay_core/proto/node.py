@@ -46,6 +46,7 @@ from .identity import Identity, address_is_cached, derive_address, format_addres
 from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, NodeState, _u
 from .path import PMTU_MIN
 from .peer import Peer
+from .punch import Punching
 from .vnet import NetworkSettings
 from .wire import Cipher, MalformedError, Reader, Verb
 
@@ -57,7 +58,7 @@ IPV6_HEADER_BYTES = 40
 UDP_HEADER_BYTES = 8
 
 
-class Node(NodeState):
+class Node(Punching):
     # ------------------------------------------------------------------ public API
 
     def start(self, now: float) -> list[Effect]:
@@ -250,6 +251,7 @@ class Node(NodeState):
             self._whois_queue.pop(address, None)
         out += self._contact_roots(now)
         out += self._tcp_fallback(now)
+        out += self._tick_hops(now)
         for peer in list(self.peers.values()):
             out += self._tick_peer(peer, now)
         out += self._link_events(now)
@@ -471,7 +473,10 @@ class Node(NodeState):
             return []
         # Our first choice among the suites it offers (authenticated: see crypto.py).
         suite, features = crypto.answer_suite(
-            self.config.suites, hello.features, partial_csum=self.config.partial_csum
+            self.config.suites,
+            hello.features,
+            partial_csum=self.config.partial_csum,
+            punch=self.config.punch_sync,
         )
         session = derive_session(
             self._static_key(peer),
@@ -495,7 +500,8 @@ class Node(NodeState):
         )
         payload = wire.pack_ok(Verb.HELLO, header.packet_id, reply.pack())
         out = self._emit(peer, Cipher.STATIC, None, Verb.OK, payload, source, now)
-        return out + self._flush(peer, now) + self._push_paths(peer, now)
+        out += self._flush(peer, now) + self._push_paths(peer, now)
+        return out + self._session_up(peer, now)
 
     def _on_ok(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -556,7 +562,7 @@ class Node(NodeState):
         out = self._flush(peer, now)
         if not out:  # use the session once, so the responder may start sending on it
             out = self._probe(peer, source if header.hops == 0 else None, now)
-        return out + self._push_paths(peer, now)
+        return out + self._push_paths(peer, now) + self._session_up(peer, now)
 
     def _on_ok_echo(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -568,6 +574,8 @@ class Node(NodeState):
         if header.hops == 0 and wait.endpoint == source:  # the challenge came back
             self._confirm(peer, self._path(peer, source, now), now)
         rtt = max(0.0, now - wait.sent)
+        if wait.trace_ttl is not None:
+            self.hops.answered(wait.trace_ttl, now)
         if wait.probe_size is not None and wait.endpoint is not None:
             probed = peer.paths.get(wait.endpoint)
             if probed is not None:
@@ -646,7 +654,9 @@ class Node(NodeState):
             )
             return self._send(peer, Verb.ERROR, payload, now, source)
         ok = wire.pack_ok(Verb.WHOIS, header.packet_id, found.identity.public_key)
-        return self._send(peer, Verb.OK, ok, now, source)
+        return self._send(peer, Verb.OK, ok, now, source) + self._introduce_on_whois(
+            peer, found, now
+        )
 
     def _on_rendezvous(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -659,9 +669,14 @@ class Node(NodeState):
         other = self.peers.get(address)
         if endpoint is None or address == self.address:
             return []
+        how = f"root {format_address(peer.address)}"
         if other is None:
-            return self._whois_for(address, now)
-        return self._punch(other, endpoint, f"root {format_address(peer.address)}", now)
+            # A root introduces us when the other side asks for us (WHOIS): its HELLO is on
+            # the way, and we punch once that session is up (punch.py). Looking it up and
+            # greeting it too would only cross two handshakes.
+            self._remember_rendezvous(address, endpoint, how, now)
+            return []
+        return self._punch(other, endpoint, how, now)
 
     def _on_echo(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -691,6 +706,11 @@ class Node(NodeState):
             if endpoint not in peer.paths:
                 out += self._punch(peer, endpoint, "the peer's own list", now)
         return out
+
+    def _on_punch_verb(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self._on_punch(peer, reader, now)
 
     def _on_frame(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
@@ -732,6 +752,7 @@ class Node(NodeState):
         Verb.RENDEZVOUS: _on_rendezvous,
         Verb.ECHO: _on_echo,
         Verb.PUSH_DIRECT_PATHS: _on_push_direct_paths,
+        Verb.PUNCH: _on_punch_verb,
         Verb.USER_DATA: _on_user_data,
         Verb.FRAME: _on_frame,
         Verb.FRAME_PARTIAL: _on_frame_partial,

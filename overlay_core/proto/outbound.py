@@ -36,6 +36,7 @@ from .datapath import RxBatch
 from .diagnose import link_of
 from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
 from .fragment import Reassembler
+from .hops import HopTrace
 from .identity import Identity, format_address
 from .membership import Memberships
 from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
@@ -79,6 +80,8 @@ class NodeConfig:
     # import; (Suite.XCHACHA20,) behaves like a node from before suites existed.
     suites: tuple[Suite, ...] = preferred_suites()
     partial_csum: bool = False  # offer wire.FEATURE_PARTIAL_CSUM in HELLO and OK(HELLO)
+    # Offer wire.FEATURE_PUNCH (punch.py); False behaves like a node from before it.
+    punch_sync: bool = True
 
 
 @dataclass(slots=True)
@@ -88,6 +91,7 @@ class EchoWait:
     user: bool
     endpoint: Endpoint | None = None  # sent to this path (None: routed); an answer confirms it
     probe_size: int | None = None  # a path MTU probe of this many bytes
+    trace_ttl: int | None = None  # a hop trace probe sent with this TTL (hops.py)
 
 
 def _u(raw: bytes) -> int:
@@ -126,6 +130,8 @@ class NodeState:
         self._tcp_wanted: set[Endpoint] = set()
         self._tcp_up: set[Endpoint] = set()
         self._last_udp_from_root: float | None = None
+        # Our NAT hops, traced towards a root: the TTL of NAT-opening packets (hops.py).
+        self.hops = HopTrace()
         self._last_hello_ms = 0
         self._links: dict[int, tuple[str, Endpoint | None]] = {}
         self._started = 0.0
@@ -207,6 +213,7 @@ class NodeState:
         packet_id: int | None = None,
         whole: bool = False,
         cookie: bytes | None = None,
+        ttl: int | None = None,
     ) -> list[Effect]:
         if session is not None:
             packet_id, key_id = session.next_packet_id(), session.key_id
@@ -241,7 +248,7 @@ class NodeState:
             self.drops["unconfirmed_path"] += 1
             return []
         self._count_sent(peer, endpoint, path, 1, len(pieces), len(packet), now)
-        return [Send(endpoint, piece) for piece in pieces]
+        return [Send(endpoint, piece, ttl) for piece in pieces]
 
     def _count_sent(
         self,
@@ -285,6 +292,7 @@ class NodeState:
         now: float,
         endpoint: Endpoint | None = None,
         whole: bool = False,
+        ttl: int | None = None,
     ) -> list[Effect]:
         session = peer.tx_session
         if session is None or session.expired(now):
@@ -294,7 +302,9 @@ class NodeState:
         if target is None:
             self.drops["no_route"] += 1
             return []
-        out = self._emit(peer, Cipher.SESSION, session, verb, payload, target, now, whole=whole)
+        out = self._emit(
+            peer, Cipher.SESSION, session, verb, payload, target, now, whole=whole, ttl=ttl
+        )
         if peer.handshake is None and session.wants_rekey(now, self.config.rekey_after_packets):
             out += self._hello(peer, now)
         return out
@@ -356,7 +366,11 @@ class NodeState:
                 self._last_hello_ms,
                 handshake.ephemeral.public,
                 seen,
-                hello_features(handshake.offered, partial_csum=self.config.partial_csum),
+                hello_features(
+                    handshake.offered,
+                    partial_csum=self.config.partial_csum,
+                    punch=self.config.punch_sync,
+                ),
             )
             packet_id = _u(self._random(8))
             handshake.sent_to[packet_id] = endpoint
@@ -456,25 +470,10 @@ class NodeState:
         self._echoes[echo_id] = wait
         return echo_id
 
-    def _punch(self, peer: Peer, endpoint: Endpoint, how: str, now: float) -> list[Effect]:
-        if endpoint in self.config.local_endpoints or not punchable(endpoint):
-            return []
-        path = peer.paths.get(endpoint)
-        if path is not None and path.alive(now):
-            return []
-        learned = peer.punch.learned
-        learned[endpoint] = how
-        if len(learned) > MAX_LEARNED_ENDPOINTS:  # keep what still has a path, newest first
-            for stale in [e for e in learned if e not in peer.paths][: len(learned) // 2]:
-                del learned[stale]
-        path = self._path(peer, endpoint, now)
-        if path.last_burst is not None and now - path.last_burst < DEAD_PROBE_S:
-            return []  # a root re-introduces us every few seconds; let NAT state expire
-        path.last_burst = now
-        peer.punch.pending[endpoint] = PUNCH_PROBES
-        if not path.confirmed:  # an authenticated introducer vouches for a few probes
-            path.punch_allowance = PUNCH_PROBES
-        return self._probe(peer, endpoint, now)
+    def _reprobe(self, peer: Peer, path: Path, now: float) -> list[Effect]:
+        """A path's regular probe (path.needs_probe). punch.py sends a dead direct path
+        of a leaf a whole punch round instead."""
+        return self._probe(peer, path.endpoint, now)
 
     def _push_paths(self, peer: Peer, now: float) -> list[Effect]:
         if self.config.is_root or peer.is_root or not self.config.local_endpoints:
@@ -623,7 +622,7 @@ class NodeState:
                 if now - (path.last_probe or 0.0) >= PUNCH_INTERVAL_S:
                     out += self._probe(peer, endpoint, now)
             elif path.needs_probe(now):
-                out += self._probe(peer, endpoint, now)
+                out += self._reprobe(peer, path, now)
             if path.is_direct and path.alive(now):
                 size = path.next_mtu_probe(now)
                 if size is not None:

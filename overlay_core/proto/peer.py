@@ -45,6 +45,16 @@ class Punch:
     last_direct_lost: float | None = None
     last_direct_endpoint: Endpoint | None = None
     pending: dict[Endpoint, int] = field(default_factory=dict)  # endpoint -> probes left
+    # The ordered punch (punch.py): when our low-TTL opener went to each endpoint, the
+    # endpoints opened whose probes wait for the peer's PUNCH, when that last came, and
+    # whether rounds wait for a session to send PUNCH on.
+    opened: dict[Endpoint, float] = field(default_factory=dict)
+    awaiting: dict[Endpoint, float] = field(default_factory=dict)
+    peer_opened: float | None = None
+    want_session: bool = False
+    # ICMP errors our direct attempts drew (unauthenticated: for the relay reason only):
+    # endpoint -> (kind, who sent it, how many).
+    icmp: dict[Endpoint, tuple[str, str | None, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

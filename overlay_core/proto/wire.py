@@ -69,6 +69,7 @@ HELLO_FLAG_ROOT = 0x01
 FEATURE_AESGCM = 0x02  # session suite AES-256-GCM (crypto.Suite.AES256GCM)
 FEATURE_CHACHA = 0x04  # session suite ChaCha20-Poly1305 (crypto.Suite.CHACHA20)
 FEATURE_PARTIAL_CSUM = 0x08  # may be sent FRAME_PARTIAL (it finishes partial TCP checksums)
+FEATURE_PUNCH = 0x10  # understands PUNCH: probes a direct path only once the peer opened its NAT
 FEATURE_SUITES = FEATURE_AESGCM | FEATURE_CHACHA
 # The shortest HELLO: header, the clear key, then a sealed verb byte (tag included).
 HELLO_MIN_BYTES = HEADER_BYTES + PUBLIC_KEY_BYTES + TAG_BYTES + 1
@@ -103,6 +104,10 @@ class Verb(IntEnum):
     # offload.py). Sent only to peers whose HELLO offered FEATURE_PARTIAL_CSUM; the receiver
     # lets its TAP's offload finish the checksum, or computes it.
     FRAME_PARTIAL = 13
+    # Our endpoints as the roots see them (pack_endpoints): "I have just opened my NAT
+    # towards every endpoint of yours I know; probe them now" (punch.py). Sent to peers
+    # whose HELLO offered FEATURE_PUNCH, through the root while there is no direct path.
+    PUNCH = 14
 
 
 class ErrorCode(IntEnum):

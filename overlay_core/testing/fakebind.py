@@ -74,12 +74,12 @@ class LossyBind:
     def local_addresses(self) -> list[tuple[str, int]]:
         return self.inner.local_addresses()
 
-    def send(self, endpoint: Endpoint, data: bytes) -> bool:
+    def send(self, endpoint: Endpoint, data: bytes, ttl: int | None = None) -> bool:
         """As UdpSockets.send; False (and counted) for an unreachable endpoint."""
         if endpoint in self.unreachable:
             self.dropped += 1
             return False
-        return self.inner.send(endpoint, data)
+        return self.inner.send(endpoint, data, ttl)
 
     def send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
         """As UdpSockets.send_many; all of them dropped (and counted) for an unreachable

@@ -200,7 +200,7 @@ def test_suite_choice_and_the_ok_check() -> None:
     assert crypto.choose_suite((Suite.AES256GCM,), wire.FEATURE_CHACHA) is Suite.XCHACHA20
     assert crypto.answer_suite(NEW, both, partial_csum=True) == (
         Suite.AES256GCM,
-        wire.FEATURE_AESGCM | wire.FEATURE_PARTIAL_CSUM,
+        wire.FEATURE_AESGCM | wire.FEATURE_PUNCH | wire.FEATURE_PARTIAL_CSUM,
     )
     assert crypto.suite_in_ok(0, both) is Suite.XCHACHA20
     assert crypto.suite_in_ok(wire.FEATURE_PARTIAL_CSUM, 0) is Suite.XCHACHA20
@@ -251,8 +251,10 @@ def test_negotiation_matrix(
     assert ab.tx_session.suite is ba.tx_session.suite is suite
     assert ab.tx_session.tx_key == ba.tx_session.rx_key
     # b stored what a's HELLO offered; a stored the one suite b's OK named.
-    assert ba.features == crypto.suite_bits(initiator)
-    assert ab.features == crypto.suite_bits([suite])
+    suites = wire.FEATURE_SUITES
+    assert ba.features & suites == crypto.suite_bits(initiator)
+    assert ab.features & suites == crypto.suite_bits([suite])
+    assert ba.features & ab.features & wire.FEATURE_PUNCH  # every version since offers it
     assert not a.node.drops["bad_suite"] and not b.node.drops["bad_mac"]
     # Leaves and the root (both NodeConfig() defaults or the pinned ones) agree too.
     root = net.hosts["root"]
@@ -283,7 +285,8 @@ def test_partial_csum_is_carried_in_hello_and_ok() -> None:
     assert root.node.peers[leaf.address].features & wire.FEATURE_PARTIAL_CSUM  # from HELLO
     assert leaf.node.peers[root.address].features & wire.FEATURE_PARTIAL_CSUM  # from OK
     assert not root.node.peers[plain.address].features & wire.FEATURE_PARTIAL_CSUM
-    assert plain.node.peers[root.address].features == wire.FEATURE_PARTIAL_CSUM  # XChaCha
+    # XChaCha20: no suite bit in the OK, only the other features.
+    assert plain.node.peers[root.address].features & wire.FEATURE_SUITES == 0
 
 
 # --------------------------------------------------------------------------- a forged OK
@@ -330,7 +333,7 @@ def test_an_ok_naming_a_suite_not_offered_is_dropped_and_counted(flags: int) -> 
 
     assert leaf.receive_datagram(ok, ROOT_AT, now)  # the real OK still completes it
     assert peer.tx_session is not None and peer.tx_session.suite is Suite.AES256GCM
-    assert peer.features == wire.FEATURE_AESGCM
+    assert peer.features & wire.FEATURE_SUITES == wire.FEATURE_AESGCM
     assert leaf.drops == {"bad_suite": 1}
 
 

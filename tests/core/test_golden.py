@@ -38,9 +38,11 @@ def exchange(suites: tuple[Suite, ...] = OLD_SUITES, suffix: str = "") -> dict[s
     """A leaf's first HELLO to a root, the root's OK, and the leaf's first session packet."""
     root_id, leaf_id = Identity.generate(_seeded(11)), Identity.generate(_seeded(22))
     roots = [RootEntry(root_id.public(), (ROOT_AT,))]
-    root_config = NodeConfig(version="0.1.0", is_root=True, suites=suites)
+    # punch_sync off: the files pin the bytes of nodes from before FEATURE_PUNCH.
+    root_config = NodeConfig(version="0.1.0", is_root=True, suites=suites, punch_sync=False)
     root = Node(root_id, root_config, _seeded(33))
-    leaf = Node(leaf_id, NodeConfig(version="0.1.0", roots=roots, suites=suites), _seeded(44))
+    leaf_config = NodeConfig(version="0.1.0", roots=roots, suites=suites, punch_sync=False)
+    leaf = Node(leaf_id, leaf_config, _seeded(44))
     root.start(NOW)
     hello = next(e.data for e in leaf.start(NOW) if isinstance(e, Send))
     ok = next(
@@ -97,7 +99,7 @@ def test_a_root_answers_the_golden_hello_and_the_leaf_accepts_the_golden_ok() ->
     """A root with this machine's suites answers an old node's HELLO with an OK naming no
     suite (XChaCha20) and an old-format session."""
     root_id = Identity.generate(_seeded(11))
-    root = Node(root_id, NodeConfig(version="0.1.0", is_root=True), _seeded(33))
+    root = Node(root_id, NodeConfig(version="0.1.0", is_root=True, punch_sync=False), _seeded(33))
     effects = root.receive_datagram((DATA / "hello.bin").read_bytes(), LEAF_AT, NOW + 0.01)
     assert any(isinstance(e, Send) for e in effects) and not root.drops
     (peer,) = root.peers.values()

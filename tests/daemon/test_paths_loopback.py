@@ -76,6 +76,9 @@ async def test_three_leaves_go_direct_lose_a_path_relay_and_recover(
     a_binds.live.unreachable.clear()
     b_binds.live.unreachable.clear()
     await ping_until(a, b, "DIRECT", timeout_s=10)
-    events = [e["message"] for e in a.recent_events()]
+    back = f"{format_address(b.address)}: RELAY -> DIRECT"
+    deadline = time.monotonic() + 2.0  # link events are written on the node's next tick
+    while back not in (events := [e["message"] for e in a.recent_events()]):
+        assert time.monotonic() < deadline, events
+        await asyncio.sleep(0.1)
     assert f"{format_address(b.address)}: DIRECT -> RELAY" in events
-    assert f"{format_address(b.address)}: RELAY -> DIRECT" in events

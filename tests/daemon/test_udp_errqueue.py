@@ -49,7 +49,9 @@ PORT_UNREACHABLE_V6 = bytes.fromhex(
 @little_endian
 def test_fragmentation_needed_gives_the_next_hop_mtu_and_the_original_destination() -> None:
     got = parse_recverr(SOL_IP, IP_RECVERR, FRAG_NEEDED_V4, ("198.18.1.20", 41641))
-    assert got == IcmpError("mtu", udp("198.18.1.20", 41641), errno.EMSGSIZE, 2, 3, 4, 1280)
+    assert got == IcmpError(
+        "mtu", udp("198.18.1.20", 41641), errno.EMSGSIZE, 2, 3, 4, 1280, "198.18.1.11"
+    )
 
 
 @little_endian
@@ -57,8 +59,9 @@ def test_packet_too_big_gives_the_mtu_and_the_original_destination() -> None:
     dest = ("2001:db8::198:18:1:20", 9993, 0, 0)
     got = parse_recverr(SOL_IPV6, IPV6_RECVERR, TOO_BIG_V6, dest)
     assert got == IcmpError(
-        "mtu", udp("2001:db8::198:18:1:20", 9993), errno.EMSGSIZE, 3, 2, 0, 1280
-    )
+        "mtu", udp("2001:db8::198:18:1:20", 9993), errno.EMSGSIZE, 3, 2, 0, 1280,
+        "2001:db8::198:18:1:11",
+    )  # fmt: skip
 
 
 @little_endian
@@ -68,6 +71,7 @@ def test_port_unreachable_is_its_own_kind_without_an_mtu() -> None:
     assert v4 is not None and v6 is not None
     assert (v4.kind, v4.mtu, v4.errno) == ("port_unreachable", None, errno.ECONNREFUSED)
     assert (v6.kind, v6.mtu, v6.endpoint) == ("port_unreachable", None, udp("::1", 4000))
+    assert (v4.offender, v6.offender) == ("127.0.0.1", "::1")  # who sent the ICMP
 
 
 @little_endian
