@@ -43,7 +43,7 @@ from .effects import (
     Transport,
 )
 from .identity import Identity, address_is_cached, derive_address, format_address
-from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, NodeState, _u
+from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, _u
 from .path import PMTU_MIN
 from .peer import Peer
 from .punch import Punching

@@ -39,7 +39,7 @@ from .fragment import Reassembler
 from .hops import HopTrace
 from .identity import Identity, format_address
 from .membership import Memberships
-from .path import DEAD_PROBE_S, LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
+from .path import LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, TokenBucket, punchable
 from .roots import RootEntry
@@ -59,7 +59,6 @@ PUSH_PATHS_EVERY_S = 60.0
 PUSH_ACCEPT_MIN_S = 5.0  # a peer's pushes we act on; both sides push at each handshake
 MAX_WHOIS_QUEUE = 64
 MAX_WHOIS_PENDING = 1024  # addresses being looked up at once
-MAX_LEARNED_ENDPOINTS = 64  # per peer, for the relay reason; paths themselves are capped
 MAX_ECHOES_PENDING = 4096  # probes awaiting an answer (they expire after ECHO_TIMEOUT_S)
 # UDP payload per datagram: 1500-byte Ethernet minus IPv6 (40) and UDP (8) headers, minus
 # a margin for tunnels (PPPoE, VLAN) on the way.

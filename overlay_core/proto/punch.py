@@ -91,16 +91,19 @@ class Punching(NodeState):
         path = peer.paths.get(endpoint)
         if path is not None and path.alive(now):
             return []
-        learned = peer.punch.learned
-        learned[endpoint] = how
-        if len(learned) > MAX_LEARNED_ENDPOINTS:  # keep what still has a path, newest first
-            for stale in [e for e in learned if e not in peer.paths][: len(learned) // 2]:
-                del learned[stale]
+        self._learn(peer, endpoint, how)
         if peer.tx_session is None:
             # PUNCH and the probes need a session: the round starts when it is up.
             peer.punch.want_session = True
             return self._ensure_handshake(peer, now)
         return self._round(peer, self._path(peer, endpoint, now), now)
+
+    def _learn(self, peer: Peer, endpoint: Endpoint, how: str) -> None:
+        learned = peer.punch.learned
+        learned[endpoint] = how
+        if len(learned) > MAX_LEARNED_ENDPOINTS:  # keep what still has a path, newest first
+            for stale in [e for e in learned if e not in peer.paths][: len(learned) // 2]:
+                del learned[stale]
 
     def _reprobe(self, peer: Peer, path: Path, now: float) -> list[Effect]:
         """A learned direct endpoint that has not answered for DEAD_AFTER_S (or never)
@@ -187,9 +190,9 @@ class Punching(NodeState):
         if last is not None and now - last < PUNCH_SEND_MIN_S:
             return []
         self._punch_sent[peer.address] = now
-        mine = [
-            e for e in dict.fromkeys(self.observed.values()) if e.transport is Transport.UDP
-        ][:MAX_PUNCH_ENDPOINTS]
+        mine = [e for e in dict.fromkeys(self.observed.values()) if e.transport is Transport.UDP][
+            :MAX_PUNCH_ENDPOINTS
+        ]
         self.counters["punch_sent"] += 1
         return self._send(peer, Verb.PUNCH, pack_endpoints(mine), now)
 
@@ -206,9 +209,9 @@ class Punching(NodeState):
         learned = peer.punch.learned
         for endpoint in parse_endpoints(reader)[:MAX_PUNCH_ENDPOINTS]:
             if punchable(endpoint) and endpoint not in learned:
-                learned[endpoint] = "the peer's punch"
+                self._learn(peer, endpoint, "the peer's punch")
         out: list[Effect] = []
-        for endpoint, how in list(learned.items()):
+        for endpoint in list(learned):
             path = peer.paths.get(endpoint)
             if path is not None and path.alive(now):
                 continue
@@ -218,7 +221,6 @@ class Punching(NodeState):
                     out += self._start_probes(peer, endpoint, now)
             elif peer.tx_session is not None and endpoint not in self.config.local_endpoints:
                 path = path or self._path(peer, endpoint, now)
-                learned[endpoint] = how
                 out += self._round(peer, path, now, peer_opened=True)
         return out
 

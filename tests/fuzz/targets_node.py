@@ -32,7 +32,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from overlay_core.proto import fragment, outbound, wire
+from overlay_core.proto import fragment, outbound, punch, wire
 from overlay_core.proto import peer as peer_module
 from overlay_core.proto.crypto import Session, seal, static_key
 from overlay_core.proto.effects import Effect, Endpoint, Send, tcp, udp
@@ -66,7 +66,8 @@ GROWTH_PER_INPUT = {
     "whois_queue": 1,
     "echoes": 24,  # a packet can start probes of a burst of paths
     "paths": 17,  # a PUSH_DIRECT_PATHS carries 16 endpoints; plus where it came from
-    "punch": 17,
+    "punch": 17 * 3,  # learned, awaiting an answer, and ICMP seen: one each per path
+    "rendezvous": 2,  # an introduction to an unknown peer, a PUNCH sent
     "relay": 2,
     "learned_macs": 1,
     "coms": 1,
@@ -84,7 +85,16 @@ def state_sizes(node: Node) -> dict[str, int]:
         "whois_queue": sum(len(q) for q in node._whois_queue.values()),
         "echoes": len(node._echoes),
         "paths": max((len(p.paths) for p in peers), default=0),
-        "punch": max((max(len(p.punch.learned), len(p.punch.pending)) for p in peers), default=0),
+        "punch": max(
+            (
+                max(len(p.punch.learned), len(p.punch.pending), len(p.punch.opened))
+                + len(p.punch.awaiting)
+                + len(p.punch.icmp)
+                for p in peers
+            ),
+            default=0,
+        ),
+        "rendezvous": len(node._rendezvous_pending) + len(node._punch_sent),
         "sessions": max((len(p.sessions) for p in peers), default=0),
         "queue": max((len(p.queue) for p in peers), default=0),
         "reassembly_packets": node._reassembler.pending_packets,
@@ -110,10 +120,13 @@ def check_bounds(node: Node, before: dict[str, int], inputs: int) -> None:
     # Absolute caps, whatever the number of inputs: a long hostile run can't pass them.
     if after["paths"] > peer_module.MAX_PATHS:
         problems.append("paths")
-    if after["punch"] > outbound.MAX_LEARNED_ENDPOINTS + wire.MAX_PUSHED_ENDPOINTS:
+    cap = punch.MAX_LEARNED_ENDPOINTS + wire.MAX_PUSHED_ENDPOINTS + 2 * peer_module.MAX_PATHS
+    if after["punch"] > cap:
         problems.append("punch")
     if after["whois"] > outbound.MAX_WHOIS_PENDING or after["echoes"] > outbound.MAX_ECHOES_PENDING:
         problems.append("whois/echoes")
+    if after["rendezvous"] > punch.MAX_RENDEZVOUS_PENDING * 2:
+        problems.append("rendezvous")
     for table, growth in GROWTH_PER_INPUT.items():
         if after[table] > before[table] + growth * inputs:
             problems.append(table)
@@ -232,6 +245,10 @@ def verb_plaintexts(draw: st.DrawFn, verbs: st.SearchStrategy[Verb] | None = Non
         body = wire.addr_bytes(draw(addresses))
         if verb is Verb.RENDEZVOUS:
             body += wire.pack_endpoint(draw(st.one_of(st.none(), endpoints)))
+    elif verb is Verb.PUNCH:
+        listed = draw(st.lists(st.one_of(st.none(), endpoints), max_size=8))
+        count = draw(st.one_of(st.just(len(listed)), st.integers(0, 255)))
+        body = bytes([count]) + b"".join(wire.pack_endpoint(e) for e in listed)
     elif verb is Verb.ECHO:
         body = wire.Echo(draw(st.integers(0, (1 << 32) - 1)), draw(u64)).pack()
     elif verb is Verb.PUSH_DIRECT_PATHS:
