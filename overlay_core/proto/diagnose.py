@@ -65,13 +65,22 @@ def relay_reason(
     elif not punch.learned:
         summary = (
             "no direct endpoint learned yet: the roots have not introduced this peer "
-            "(they do once traffic flows through them) and it advertised no address we can reach"
+            "(they do when either side asks for the other) and it advertised no address we "
+            "can reach"
         )
     elif punch.last_direct_lost is not None and punch.last_direct_endpoint is not None:
         ago = now - punch.last_direct_lost
         summary = (
             f"the direct path to {punch.last_direct_endpoint} stopped answering {ago:.0f} s ago; "
             "probing it again every 2 s"
+        )
+    elif _ports_seen_by_roots(peer) or local_nat == NAT_SYMMETRIC:
+        whose = "this node's" if local_nat == NAT_SYMMETRIC else "the peer's"
+        summary = (
+            f"{punch.attempts} direct attempts to {', '.join(learned)} got no answer: "
+            f"{whose} NAT is symmetric (a new public port for every destination), so "
+            "neither side can know where to send; a UDP port forward on that side "
+            "would allow a direct path"
         )
     else:
         summary = _no_answer(punch, learned)

@@ -49,7 +49,6 @@ HANDSHAKE_RETRY_S = 1.0
 HANDSHAKE_MAX_ATTEMPTS = 8  # for leaves; roots are retried for ever, with backoff
 ROOT_RETRY_MAX_S = 8.0
 WHOIS_RETRY_S = 1.0
-PUNCH_PROBES = 6
 PUNCH_INTERVAL_S = 0.5
 TCP_FALLBACK_AFTER_S = 8.0  # no UDP answer from any root for this long: open TCP
 TCP_UDP_RETRY_S = 5.0  # while tunneled, still try UDP to the roots this often

@@ -28,7 +28,8 @@ def test_two_roots_seeing_the_peer_at_two_ports_name_its_symmetric_nat(alice: Id
     )
     reason = relay_reason(peer, "RELAY", NAT_CONE, tunneled=False, now=20.0)
     assert reason is not None
-    assert "12 direct attempts" in reason.summary and "got 0 answers" in reason.summary
+    assert "12 direct attempts" in reason.summary and "got no answer" in reason.summary
+    assert "the peer's NAT is symmetric" in reason.summary  # what was seen, said first
     symmetric = [d for d in reason.details if "the peer's NAT is symmetric" in d]
     assert symmetric and "198.18.1.15" in symmetric[0] and "8727, 51058" in symmetric[0]
 

@@ -347,11 +347,8 @@ def test_a_peer_pushing_endpoints_gets_bounded_state_and_a_few_small_probes(
     """PUSH_DIRECT_PATHS from an authenticated but hostile peer, naming 1,600 addresses of
     someone else: the receiver keeps at most MAX_PATHS paths and a bounded list of what it
     learned, and sends each named address only a few small probes, never MTU probes."""
-    from overlay_core.proto.outbound import (
-        MAX_LEARNED_ENDPOINTS,
-        PUNCH_PROBES,
-        PUSH_ACCEPT_MIN_S,
-    )
+    from overlay_core.proto.outbound import PUSH_ACCEPT_MIN_S
+    from overlay_core.proto.punch import MAX_LEARNED_ENDPOINTS, PUNCH_PROBES
     from overlay_core.proto.path import PUNCH_PACKET_MAX
     from overlay_core.proto.peer import MAX_PATHS
 
@@ -371,6 +368,7 @@ def test_a_peer_pushing_endpoints_gets_bounded_state_and_a_few_small_probes(
     # 100 pushes in 20 s: only one per PUSH_ACCEPT_MIN_S is acted on, 16 addresses each.
     acted_on = 20 / PUSH_ACCEPT_MIN_S + 1
     assert len({dest for _, dest, _ in net.wiretap if dest in set(victims)}) <= 16 * acted_on
-    assert len(to_victims) <= PUNCH_PROBES * 16 * acted_on
+    # Each round: a low-TTL opener, then PUNCH_PROBES probes.
+    assert len(to_victims) <= (PUNCH_PROBES + 1) * 16 * acted_on
     assert b.node.drops["push_rate_limited"] >= 90
     assert peer.best_path(net.now) is not None  # a's real path survived the churn

@@ -67,7 +67,7 @@ def test_pairs_that_cannot_punch_stay_relayed_with_a_reason(
     assert reason is not None
     assert reason.punch_attempts >= 3 and reason.punch_replies == 0
     assert reason.endpoints_learned, "the root introduced the peer"
-    assert "got 0 answers" in reason.summary
+    assert "got no answer" in reason.summary
     net.run(12)  # relayed peers are probed through the root too: their latency is known
     assert (
         peer.address
