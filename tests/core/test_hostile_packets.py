@@ -348,9 +348,9 @@ def test_a_peer_pushing_endpoints_gets_bounded_state_and_a_few_small_probes(
     someone else: the receiver keeps at most MAX_PATHS paths and a bounded list of what it
     learned, and sends each named address only a few small probes, never MTU probes."""
     from overlay_core.proto.outbound import PUSH_ACCEPT_MIN_S
-    from overlay_core.proto.punch import MAX_LEARNED_ENDPOINTS, PUNCH_PROBES
     from overlay_core.proto.path import PUNCH_PACKET_MAX
     from overlay_core.proto.peer import MAX_PATHS
+    from overlay_core.proto.punch import MAX_LEARNED_ENDPOINTS, PUNCH_PROBES
 
     a, b = net.hosts["a"], net.hosts["b"]
     net.wiretap = []
