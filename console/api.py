@@ -36,6 +36,7 @@ from overlay_core.api.schema import (
     EventJson,
     LeftJson,
     MemberJson,
+    NetcheckJson,
     NetworkJson,
     PeerJson,
     StatusJson,
@@ -123,6 +124,10 @@ class AsyncApiClient:
         """Search the MTU of the peer's live direct paths again."""
         path = f"/peers/{address}/probe-mtu"
         return cast(PeerJson, await self._request("POST", path))
+
+    async def netcheck(self) -> NetcheckJson:
+        """Reachability, NAT and roots as the node sees them (`ztui netcheck`)."""
+        return cast(NetcheckJson, await self._request("GET", "/netcheck"))
 
     async def metrics(self) -> str:
         return cast(str, await self._request("GET", "/metrics", text=True))

@@ -27,6 +27,7 @@ from .screens.help import HelpScreen
 from .screens.main import MainScreen
 from .screens.members import MembersView
 from .screens.modals import ConfirmModal, PromptModal
+from .screens.netcheck import NetcheckScreen
 from .screens.networks import NetworksView
 from .screens.peer_detail import PeerScreen
 from .screens.peers import PeersTable, PeersView
@@ -66,9 +67,10 @@ class ZtuiApp(ActionsApp):
         Binding("3", "show_tab('members')", "Members", show=False),
         Binding("4", "show_tab('traffic')", "Traffic", show=False),
         Binding("5", "show_tab('events')", "Events", show=False),
+        Binding("N", "netcheck", "Network check: UDP, NAT type, roots", show=False),
     ]
     # Actions that must not fire from under a dialog or the too-small notice.
-    SCREEN_ACTIONS = frozenset({"show_tab", "help", "command_palette"})
+    SCREEN_ACTIONS = frozenset({"show_tab", "help", "netcheck", "command_palette"})
 
     def __init__(
         self,
@@ -175,6 +177,9 @@ class ZtuiApp(ActionsApp):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(help_sections()))
+
+    def action_netcheck(self) -> None:
+        self.push_screen(NetcheckScreen())
 
     def member_requested(self, member: MemberJson) -> None:
         hosted = self.store.hosted.get(member["nwid"])

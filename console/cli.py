@@ -2,7 +2,7 @@
 
     ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
                                                        (no command: the console, app.py)
-         info | peers | ping ADDR [-c N] [-i S] [--timeout S]
+         info | peers | ping ADDR [-c N] [-i S] [--timeout S] | netcheck
          networks | join NWID [--allow-global] [--allow-default] [--no-allow-managed]
          leave NWID | set NWID KEY=VALUE...
          net create NAME [--pool P] [--route R] [--public] [--mtu N] [--mss M] [--preset P]
@@ -16,8 +16,9 @@ The member-side commands live in commands/networks.py, the controller's in
 commands/controller.py.
 
 Exit codes: 0 success, 1 the daemon could not be reached or refused (one line on stderr),
-2 bad usage such as a mistyped address or network id, or a value the daemon rejected
-(HTTP 400). No traceback is ever printed.
+2 bad usage such as a mistyped address or network id, an unknown option, or a value the
+daemon rejected (HTTP 400). No traceback is ever printed, and a usage error is one line
+too (`ztui COMMAND --help` has the rest).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from overlay_core.api.schema import EchoJson
 
@@ -38,6 +39,7 @@ from .commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     Handler,
+    Subparsers,
     UsageError,
     add_json,
     ascii_number,
@@ -63,8 +65,16 @@ def _connection_options(defaults: bool) -> argparse.ArgumentParser:
     return parent
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit 2, like every other
+    `ztui` failure: the full usage block buries the one thing that was wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ztui",
         description=(
             "Console for a ztui overlay node (overlayd): the node and its peers, the networks "
@@ -72,7 +82,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         ),
         parents=[_connection_options(defaults=True)],
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Any, as in commands/: typeshed ties subparsers' parents to the parser's own class.
+    sub: Subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = [_connection_options(defaults=False)]
     info = sub.add_parser("info", parents=common, help="this node: address, state, roots, NAT")
     peers = sub.add_parser("peers", parents=common, help="known peers, their links and paths")
@@ -85,9 +96,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     ping.add_argument(
         "--timeout", type=_positive_float, default=2.0, help="seconds to wait for each reply"
     )
-    for command in (info, peers, ping):
+    netcheck = sub.add_parser(
+        "netcheck",
+        parents=common,
+        help="can this node connect directly? UDP, NAT type, roots, and what to do",
+    )
+    for command in (info, peers, ping, netcheck):
         add_json(command)
-    handlers: dict[str, Handler] = {"info": cmd_info, "peers": cmd_peers, "ping": cmd_ping}
+    handlers: dict[str, Handler] = {
+        "info": cmd_info,
+        "peers": cmd_peers,
+        "ping": cmd_ping,
+        "netcheck": cmd_netcheck,
+    }
     handlers.update(networks.add_parsers(sub, common))
     handlers.update(controller.add_parsers(sub, common))
     demo.add_parser(sub)  # no API client: main runs it before connecting
@@ -129,6 +150,15 @@ def cmd_peers(client: ApiClient, args: argparse.Namespace) -> int:
         _print_json(peers)
     else:
         print("\n".join(render.peers_lines(peers)))
+    return EXIT_OK
+
+
+def cmd_netcheck(client: ApiClient, args: argparse.Namespace) -> int:
+    report = client.netcheck()
+    if args.json:
+        _print_json(report)
+    else:
+        print("\n".join(render.netcheck_lines(report)))
     return EXIT_OK
 
 

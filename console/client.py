@@ -20,6 +20,7 @@ from overlay_core.api.schema import (
     EchoJson,
     LeftJson,
     MemberJson,
+    NetcheckJson,
     NetworkJson,
     PeerJson,
     StatusJson,
@@ -108,6 +109,10 @@ class ApiClient:
     def probe_mtu(self, address: str) -> PeerJson:
         """Search the MTU of the peer's live direct paths again."""
         return cast(PeerJson, self._request("POST", f"/peers/{address}/probe-mtu"))
+
+    def netcheck(self) -> NetcheckJson:
+        """Reachability, NAT and roots as the node sees them (`ztui netcheck`)."""
+        return cast(NetcheckJson, self._request("GET", "/netcheck"))
 
     def metrics(self) -> str:
         return cast(str, self._request("GET", "/metrics", text=True))

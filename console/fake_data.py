@@ -17,6 +17,8 @@ from overlay_core.api.schema import (
     EventJson,
     LatencyJson,
     MemberJson,
+    NetcheckJson,
+    NetcheckRootJson,
     NetworkJson,
     PathJson,
     PeerJson,
@@ -318,3 +320,93 @@ def event(event_id: int, at: float, kind: str, message: str, **about: str | None
 def total_counters(peers: dict[str, PeerJson]) -> dict[str, int]:
     keys = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes")
     return {key: sum(p["counters"].get(key, 0) for p in peers.values()) for key in keys}
+
+
+# --------------------------------------------------------------------------- netcheck
+
+# What the NAS's hop trace found: one home router. The verdicts are the daemon's words
+# (overlay_core/proto/netcheck.py) for the NATs the story uses.
+NAS_NAT_HOPS = ["192.168.1.1"]
+NETCHECK_VERDICTS = {
+    "endpoint-independent": (
+        "ok",
+        "Direct connections should work (endpoint-independent NAT)",
+        "nothing to do",
+    ),
+    "endpoint-dependent (symmetric)": (
+        "warn",
+        "Symmetric NAT: peers behind another symmetric NAT will be relayed",
+        "forward UDP port 9993 to this device on the router",
+    ),
+}
+TUNNELED_VERDICT = (
+    "bad",
+    "UDP blocked: everything goes through the roots over TCP",
+    "allow outbound UDP to port 9993 in the firewall",
+)
+
+OFFLINE_VERDICT = (
+    "bad",
+    "Offline: no root answers, over UDP or TCP",
+    "check the internet connection and the roots file",
+)
+
+
+def netcheck(state: FakeState) -> NetcheckJson:
+    """GET /netcheck for the fake: the roots among the peers, the status's NAT and
+    external endpoint, and the daemon's verdict for them."""
+    mapping = (
+        "endpoint-dependent (symmetric)"
+        if state.status["nat"] == NAT_SYMMETRIC
+        else "endpoint-independent"
+    )
+    external = list(state.status["external_endpoints"])
+    roots: list[NetcheckRootJson] = []
+    for item in state.peers.values():
+        if item["role"] != "ROOT":
+            continue
+        link = {"DIRECT": "UDP", "TCP": "TCP"}.get(item["link"], "NONE")
+        roots.append(
+            {
+                "address": item["address"],
+                "link": link,
+                "endpoint": item["preferred_path"]
+                or (item["paths"][0]["endpoint"] if item["paths"] else None),
+                "latency_ms": item["latency"]["smoothed_ms"] if link != "NONE" else None,
+                "external_v4": external[0] if external and link == "UDP" else None,
+                "external_v6": None,
+            }
+        )
+    udp = any(r["link"] == "UDP" for r in roots)
+    tunneled = not udp and any(r["link"] == "TCP" for r in roots)
+    if not udp:  # only UDP answers report our endpoint: nothing to name the NAT by
+        external, mapping = [], "unknown"
+    if udp:
+        level, verdict, advice = NETCHECK_VERDICTS[mapping]
+    else:
+        level, verdict, advice = TUNNELED_VERDICT if tunneled else OFFLINE_VERDICT
+    measured = [r for r in roots if r["latency_ms"] is not None]
+    nearest = min(measured, key=lambda r: r["latency_ms"] or 0.0, default=None)
+    return {
+        "api_version": API_VERSION,
+        "role": state.status["role"],
+        "udp": udp,
+        "tunneled": tunneled,
+        "ipv4": udp,
+        "ipv6": False,
+        "last_udp_ago_s": 1.3 if udp else None,
+        "local_port": 9993,
+        "external_v4": external,
+        "external_v6": [],
+        "mapping": mapping,
+        "port_preserved": all(e.endswith(":9993") for e in external) if external else None,
+        "hops_traced": True,
+        "nat_hops": list(NAS_NAT_HOPS),
+        "opener_ttl": len(NAS_NAT_HOPS) + 1,
+        "hops": f"behind 1 NAT ({NAS_NAT_HOPS[0]})",
+        "nearest_root": nearest["address"] if nearest is not None else None,
+        "roots": roots,
+        "level": level,
+        "verdict": verdict,
+        "advice": advice,
+    }

@@ -25,6 +25,7 @@ def commands(app: ZtuiApp) -> list[Command]:
         ("Join a network…", "paste a 16-digit network id", app.join_network),
         ("Create a network…", "host a new network on this node's controller", app.create_network),
         ("Help: all keys", "every key binding", app.action_help),
+        ("Network check (netcheck)", "UDP, NAT type, roots, what to do", app.action_netcheck),
     ]
     found += [(f"Show {label}", f"tab {label}", partial(app.show_tab, tab)) for tab, label in TABS]
     for nwid, network in sorted(store.networks.items()):

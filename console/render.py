@@ -8,12 +8,14 @@ on indented lines or at the end of a line.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from overlay_core.api.schema import (
     ControllerNetworkJson,
     EchoJson,
     MemberJson,
+    NetcheckJson,
     NetworkJson,
     PeerJson,
     StatusJson,
@@ -124,6 +126,76 @@ def ping_summary(address: str, sent: int, rtts_ms: Sequence[float]) -> list[str]
         avg = sum(rtts_ms) / received
         line += f", rtt min/avg/max {min(rtts_ms):.1f}/{avg:.1f}/{max(rtts_ms):.1f} ms"
     return [f"--- {address} ping statistics ---", line]
+
+
+# --------------------------------------------------------------------------- netcheck
+
+NETCHECK_WIDTH = 80  # `ztui netcheck` wraps its sentences to a classic terminal
+
+
+def netcheck_facts(report: NetcheckJson) -> list[tuple[str, str]]:
+    """(label, value) rows of `ztui netcheck`, shared with the console's netcheck screen."""
+    ago_text = ago(report["last_udp_ago_s"])
+    if report["udp"]:
+        udp = f"yes, a root answered {ago_text} ago"
+    elif report["last_udp_ago_s"] is not None:
+        udp = f"no, the last UDP answer from a root was {ago_text} ago"
+    else:
+        udp = "no, no root has answered over UDP"
+    tcp = "in use: everything goes through the roots" if report["tunneled"] else "not in use"
+    port = report["local_port"]
+    if report["port_preserved"] is None:
+        kept = "unknown (no root has reported our port yet)"
+    elif report["port_preserved"]:
+        kept = f"preserved ({port})"
+    else:
+        seen = sorted({int(e.rsplit(":", 1)[1]) for e in report["external_v4"]})
+        local = port if port is not None else "?"
+        kept = f"not preserved (local {local}, roots see {', '.join(map(str, seen))})"
+    hops = report["hops"]
+    if report["hops_traced"]:
+        hops += f"; punch TTL {report['opener_ttl']}"
+    return [
+        ("udp", udp),
+        ("tcp", tcp),
+        ("ipv4", _family(report["ipv4"], report["external_v4"])),
+        ("ipv6", _family(report["ipv6"], report["external_v6"])),
+        ("mapping", report["mapping"]),
+        ("port", kept),
+        ("nat hops", hops),
+    ]
+
+
+def _family(live: bool, seen: Sequence[str]) -> str:
+    answer = "yes" if live else "no"
+    return f"{answer}, roots see us at {', '.join(seen)}" if seen else answer
+
+
+def netcheck_root_lines(report: NetcheckJson) -> list[str]:
+    """Two lines per root, nearest first: how we reach it, and where it sees us."""
+    lines: list[str] = []
+    unmeasured = float("inf")
+    for root in sorted(report["roots"], key=lambda r: r["latency_ms"] or unmeasured):
+        seen = root["external_v4"] or root["external_v6"] or "(not reported)"
+        lines.append(
+            f"{root['address']}  {root['link']:<4}  {ms(root['latency_ms']):>7}  "
+            f"reached at {root['endpoint'] or '-'}"
+        )
+        lines.append(f"{'':<27}sees us at {seen}")
+    return lines or ["(no roots configured)"]
+
+
+def netcheck_lines(report: NetcheckJson, width: int = NETCHECK_WIDTH) -> list[str]:
+    """`ztui netcheck`: the verdict and what to do first, then the facts behind it."""
+    lines = textwrap.wrap(report["verdict"], width, subsequent_indent="  ")
+    lines += textwrap.wrap(
+        report["advice"], width, initial_indent="  next step: ", subsequent_indent=" " * 13
+    )
+    lines.append("")
+    lines += [f"  {label:<9} {value}" for label, value in netcheck_facts(report)]
+    lines.append("  roots")
+    lines += [f"    {line}" for line in netcheck_root_lines(report)]
+    return lines
 
 
 # --------------------------------------------------------------------------- networks

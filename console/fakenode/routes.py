@@ -16,7 +16,7 @@ import httpx
 
 from overlay_core.api.schema import PeerJson, RelayReasonJson
 
-from ..fake_data import member, network, relay_reason
+from ..fake_data import member, netcheck, network, relay_reason
 from . import metrics
 from .controller import (
     assign_ip,
@@ -119,6 +119,10 @@ def post_probe_mtu(node: FakeNode, request: httpx.Request, args: dict[str, str])
         if item["alive"] and item["transport"] == "udp":
             item["mtu_searching"] = True
     return reply(peer, 202)
+
+
+def get_netcheck(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    return reply(netcheck(node.state))
 
 
 def get_metrics(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
@@ -265,6 +269,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/peers/{address}/echo", post_echo),
     ("POST", "/peers/{address}/retry-direct", post_retry_direct),
     ("POST", "/peers/{address}/probe-mtu", post_probe_mtu),
+    ("GET", "/netcheck", get_netcheck),
     ("GET", "/metrics", get_metrics),
     ("GET", "/events", get_events),
     ("GET", "/networks", get_networks),

@@ -13,6 +13,7 @@ from aiohttp import web
 from overlay_core.controller import Controller
 from overlay_core.proto.effects import EchoReply, NetworkStatus, NodeStatus, PeerStatus
 from overlay_core.proto.identity import parse_address
+from overlay_core.proto.netcheck import NetcheckReport
 from overlay_core.proto.vnet import NetworkSettings
 
 from . import schema
@@ -48,6 +49,8 @@ class ControlService(Protocol):
     def probe_mtu(self, address: int) -> None: ...
 
     def io_counters(self) -> dict[str, int]: ...
+
+    def netcheck(self) -> NetcheckReport: ...
 
     @property
     def events(self) -> EventBus: ...

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 from overlay_core.proto.effects import (
     EchoReply,
@@ -25,6 +25,9 @@ from overlay_core.proto.effects import (
     PeerStatus,
     RelayReason,
 )
+
+if TYPE_CHECKING:  # hints only: the console imports this module and needs none of proto's
+    from overlay_core.proto.netcheck import NetcheckReport
 
 API_VERSION = 1
 
@@ -162,6 +165,45 @@ class EchoJson(TypedDict):
     endpoint: str
     link: str
     relay: str | None
+
+
+class NetcheckRootJson(TypedDict):
+    address: str
+    link: str  # "UDP", "TCP" or "NONE"
+    endpoint: str | None  # where this node reaches the root
+    latency_ms: float | None
+    external_v4: str | None  # this node's endpoint as the root reports it
+    external_v6: str | None
+
+
+NetcheckLevel = Literal["ok", "warn", "bad"]
+
+
+class NetcheckJson(TypedDict):
+    """GET /netcheck: this node's reachability, NAT and roots (overlay_core/proto/netcheck.py
+    says how each field is worked out)."""
+
+    api_version: int
+    role: str  # "ROOT" or "LEAF"
+    udp: bool  # a root answered over UDP within the last few seconds
+    tunneled: bool  # the TCP fallback to the roots is in use
+    ipv4: bool
+    ipv6: bool
+    last_udp_ago_s: float | None
+    local_port: int | None
+    external_v4: list[str]
+    external_v6: list[str]
+    mapping: str  # "endpoint-independent", "endpoint-dependent (symmetric)", "none (...)", ...
+    port_preserved: bool | None  # None: no root has reported our endpoint yet
+    hops_traced: bool
+    nat_hops: list[str]  # our NAT routers' inside addresses, nearest first
+    opener_ttl: int
+    hops: str  # the NAT hops in words ("behind 2 NATs (...)", "tracing")
+    nearest_root: str | None
+    roots: list[NetcheckRootJson]
+    level: str  # NetcheckLevel
+    verdict: str
+    advice: str
 
 
 class ErrorJson(TypedDict):
@@ -407,6 +449,42 @@ def echo_to_json(reply: EchoReply) -> EchoJson:
         "endpoint": str(reply.endpoint),
         "link": reply.link,
         "relay": None if reply.relay is None else format_address(reply.relay),
+    }
+
+
+def netcheck_to_json(report: NetcheckReport) -> NetcheckJson:
+    return {
+        "api_version": API_VERSION,
+        "role": "ROOT" if report.is_root else "LEAF",
+        "udp": report.udp,
+        "tunneled": report.tunneled,
+        "ipv4": report.ipv4,
+        "ipv6": report.ipv6,
+        "last_udp_ago_s": report.last_udp_ago_s,
+        "local_port": report.local_port,
+        "external_v4": list(report.external_v4),
+        "external_v6": list(report.external_v6),
+        "mapping": report.mapping,
+        "port_preserved": report.port_preserved,
+        "hops_traced": report.hops_traced,
+        "nat_hops": list(report.nat_hops),
+        "opener_ttl": report.opener_ttl,
+        "hops": report.hops,
+        "nearest_root": report.nearest_root,
+        "roots": [
+            {
+                "address": r.address,
+                "link": r.link,
+                "endpoint": r.endpoint,
+                "latency_ms": r.latency_ms,
+                "external_v4": r.external_v4,
+                "external_v6": r.external_v6,
+            }
+            for r in report.roots
+        ],
+        "level": report.level,
+        "verdict": report.verdict,
+        "advice": report.advice,
     }
 
 

@@ -11,6 +11,7 @@ Routes (JSON unless noted; shapes in schema.py):
     GET  /peers                   [PeerJson]
     GET  /peers/{address}         PeerJson; 400 malformed address, 404 unknown peer
     POST /peers/{address}/echo    EchoJson; body optional {"timeout_s": 2}; 504 on timeout
+    GET  /netcheck                NetcheckJson: UDP, NAT mapping, NAT hops, roots, verdict
     GET  /metrics                 Prometheus text
     GET  /events                  server-sent events (EventJson); ?since=N: routes_events.py
     /networks..., /controller/... joined networks and the local controller: routes_networks.py
@@ -148,6 +149,12 @@ async def get_peer(request: web.Request) -> web.Response:
     return web.json_response(schema.peer_to_json(peer))
 
 
+async def get_netcheck(request: web.Request) -> web.Response:
+    """Read from the node's state (proto/netcheck.py): it sends nothing, so it is cheap."""
+    report = request.app[SERVICE_KEY].netcheck()
+    return web.json_response(schema.netcheck_to_json(report))
+
+
 async def post_echo(request: web.Request) -> web.Response:
     address = _address(request)
     timeout_s = await _echo_timeout(request)
@@ -225,6 +232,7 @@ def build_app(service: ControlService, token: str) -> web.Application:
     app.router.add_post("/peers/{address}/echo", post_echo)
     app.router.add_post("/peers/{address}/retry-direct", post_retry_direct)
     app.router.add_post("/peers/{address}/probe-mtu", post_probe_mtu)
+    app.router.add_get("/netcheck", get_netcheck)
     app.router.add_get("/metrics", get_metrics)
     routes_networks.add_routes(app)
     routes_events.add_routes(app)

@@ -75,6 +75,8 @@ from overlay_core.proto.effects import (
     udp,
 )
 from overlay_core.proto.identity import Identity, format_address
+from overlay_core.proto.netcheck import NetcheckReport
+from overlay_core.proto.netcheck import netcheck as node_netcheck
 from overlay_core.proto.netconf import format_nwid
 from overlay_core.proto.node import TICK_S, Node, NodeConfig
 from overlay_core.proto.roots import RootEntry
@@ -369,12 +371,17 @@ class Daemon:
 
     def _on_udp_error(self, error: IcmpError) -> None:
         """An ICMP error for one of our datagrams (udp.py, already counted by kind). A
-        smaller path MTU goes to the node at once; the other kinds are left for later
-        (port unreachable could mark a path dead early, issue 10)."""
+        smaller path MTU goes to the node at once; time exceeded and unreachable ones feed
+        hole punching's hop trace and relay reasons (proto/punch.py)."""
         node = self.node
-        if node is None or error.kind != "mtu" or error.mtu is None:
+        if node is None:
             return
-        self._execute(self._guard(node.path_mtu_hint, error.endpoint, error.mtu, self._clock()))
+        now = self._clock()
+        if error.kind == "mtu" and error.mtu is not None:
+            self._execute(self._guard(node.path_mtu_hint, error.endpoint, error.mtu, now))
+        elif error.kind in ("ttl_exceeded", "port_unreachable", "unreachable"):
+            icmp = node.icmp_error
+            self._execute(self._guard(icmp, error.kind, error.endpoint, error.offender, now))
 
     def _on_tcp_up(self, endpoint: Endpoint) -> None:
         log.info("TCP fallback connected to %s", endpoint)
@@ -404,7 +411,7 @@ class Daemon:
     def _execute(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
-                self._send(effect.endpoint, effect.data)
+                self._send(effect.endpoint, effect.data, effect.ttl)
             elif isinstance(effect, SendMany):
                 self._send_many(effect.endpoint, effect.datagrams)
             elif isinstance(effect, Deliver):
@@ -440,11 +447,11 @@ class Daemon:
         self.events.publish_effect(admitted)
         log.info("%s: %s", admitted.kind, admitted.message)
 
-    def _send(self, endpoint: Endpoint, data: bytes) -> None:
+    def _send(self, endpoint: Endpoint, data: bytes, ttl: int | None = None) -> None:
         if endpoint.transport is Transport.TCP:
             self._tcp.send(endpoint, data)
         elif self._udp is not None:
-            self._udp.send(endpoint, data)
+            self._udp.send(endpoint, data, ttl)
 
     def _send_many(self, endpoint: Endpoint, datagrams: list[bytes]) -> None:
         if endpoint.transport is Transport.TCP:
@@ -482,6 +489,11 @@ class Daemon:
             merged.update(self._udp.counters)
         merged.update(self._tcp.counters)
         return dict(merged)
+
+    def netcheck(self) -> NetcheckReport:
+        """GET /netcheck: reachability, NAT and roots as the node sees them now."""
+        port = self._udp.port if self._udp is not None else None  # the NAT may keep it
+        return node_netcheck(self._running_node(), self._clock(), local_port=port)
 
     def recent_events(self) -> list[EventJson]:
         return self.events.recent()
