@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.installed
 SYSDEPS := ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping tmux:tmux \
            conntrack:conntrack rsvg-convert:librsvg2-bin tincd:tinc ethtool:ethtool
 
-.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console bench-hostile demo screenshots fuzz
+.PHONY: venv sysdeps lint fmt test bench bench-core bench-overlay bench-console bench-hostile bench-nat demo screenshots fuzz
 
 venv: $(STAMP)
 
@@ -81,7 +81,17 @@ bench-console: venv
 bench-hostile: venv
 	$(BIN)/python bench/bench_hostile.py
 
-bench: bench-core bench-overlay bench-console bench-hostile fuzz
+# Time to DIRECT (first ping to first DIRECT echo or link, median and range of 5 runs, fresh
+# leaves each run) through pairs of NATs in namespaces: plain MASQUERADE without an input
+# firewall behind ISP routers, a home behind a carrier-grade NAT, one input firewall, and
+# the flat rig with input firewalls on both (bench/bench_nat.py; ~1 min, longer per run
+# that never goes DIRECT). Needs root, otherwise it says why and exits 0.
+# BENCH_NAT_ARGS: e.g. --runs 3 --cap 10 --pairings a b flat
+BENCH_NAT_ARGS ?=
+bench-nat: venv
+	$(BIN)/python bench/bench_nat.py $(BENCH_NAT_ARGS)
+
+bench: bench-core bench-overlay bench-console bench-hostile bench-nat fuzz
 
 # Every fuzz target of tests/fuzz (decoders, Node.receive_datagram with mutated and sealed
 # packets) for FUZZ_SECONDS in all, with fresh inputs; prints executions per target and any

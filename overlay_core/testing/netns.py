@@ -24,6 +24,12 @@ The world, for `add_public_host("root1")` and `add_nat_site("home1").add_host("n
   filtering by conntrack); with `--random-fully` every new flow gets a random port, which
   behaves like a symmetric NAT: the port the root sees is not the one a peer will see.
   Home LANs are IPv4 only, like most NATed homes; hole punching is what we test there.
+* Routed uplinks (testing/netns_isp.py): `add_nat_site(isp_hop=True)` puts an ISP router
+  namespace (`<site>isp`, its own public address) between the site's WAN and the bridge,
+  a real L3 hop that decrements the TTL and sends ICMP from a public address, while the
+  site's public address stays on-link for everyone else (proxy ARP/NDP). `upstream=cgnat`
+  puts a home router's WAN on a carrier-grade NAT site's LAN (100.64.0.0/10), NAT behind
+  NAT.
 * Names: the rig prefix is `zt` + 4 hex digits, namespaces are `<prefix>-<name>` with
   names of at most 8 characters, so namespace names stay within 15 characters and interface
   names derived from node names (`v-<name>`) well within the kernel's IFNAMSIZ limit.
@@ -63,6 +69,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from . import netns_isp
 
 OWNER_DIR = Path("/run/ztui-rigs")
 INTERNET_V4 = ipaddress.IPv4Network("198.18.0.0/15")
@@ -277,21 +285,40 @@ class Site(_Attached):
     """A home: a NAT router namespace (`ns`) with hosts on its LAN.
 
     Attributes:
-        addr: the router's public IPv4 address, the source of masqueraded packets.
-        addr6: the router's own IPv6 address on the internet (the LAN has no IPv6).
+        addr: the router's WAN IPv4 address, the source of masqueraded packets: public, or
+            on the upstream's LAN behind a carrier-grade NAT (see `public_addr`).
+        addr6: the router's own IPv6 address on the internet (the LAN has no IPv6); None
+            behind a carrier-grade NAT.
         lan: the LAN prefix; `gateway` is the router's address on it.
         random_fully, udp_blocked: the current NAT behaviour (change through the Rig).
+        isp: the ISP router between the WAN and the internet (isp_hop), or None.
+        upstream: the carrier-grade NAT site whose LAN the WAN is on, or None.
+        downstream: the sites whose WAN is on this site's LAN (this one is their CGNAT).
     """
 
     WAN_IF = "wan0"
     LAN_IF = "lan0"
 
     def __init__(
-        self, rig: Rig, name: str, ns: str, outer: Node, addr: str, lan: ipaddress.IPv4Network
+        self,
+        rig: Rig,
+        name: str,
+        ns: str,
+        outer: Node,
+        addr: str,
+        lan: ipaddress.IPv4Network,
+        *,
+        isp: IspRouter | None = None,
+        upstream: Site | None = None,
     ) -> None:
         super().__init__(rig, name, ns, outer, self.WAN_IF)
         self.addr = addr
-        self.addr6 = _v6_for(ipaddress.IPv4Address(addr))
+        self.addr6: str | None = None
+        if upstream is None:
+            self.addr6 = _v6_for(ipaddress.IPv4Address(addr))
+        self.isp = isp
+        self.upstream = upstream
+        self.downstream: dict[str, Site] = {}
         self.lan = lan
         self.gateway = str(next(lan.hosts()))
         self.random_fully = False
@@ -299,9 +326,37 @@ class Site(_Attached):
         self.hosts: dict[str, Host] = {}
         self._used_lan: set[ipaddress.IPv4Address] = {ipaddress.IPv4Address(self.gateway)}
 
+    @property
+    def public_addr(self) -> str:
+        """The address the internet sees this site's traffic come from."""
+        return self.upstream.public_addr if self.upstream is not None else self.addr
+
+    @property
+    def routers(self) -> list[Site]:
+        """This site's NAT routers, innermost first: itself, then its upstreams."""
+        return [self, *(self.upstream.routers if self.upstream is not None else [])]
+
     def add_host(self, name: str, addr: str | None = None) -> Host:
         """Add a host on this site's LAN with a default route via the router."""
         return self.rig._add_lan_host(self, name, addr)
+
+
+class IspRouter(_Attached):
+    """The ISP's access router of one site (add_nat_site(isp_hop=True)): a routed hop
+    between the site's WAN and the internet bridge; see testing/netns_isp.py.
+
+    Attributes:
+        addr, addr6: its own public addresses, the source of the ICMP it sends.
+        site: the Site it serves (set once that exists).
+    """
+
+    UP_IF = "up0"
+
+    def __init__(self, rig: Rig, name: str, ns: str, outer: Node, addr: str) -> None:
+        super().__init__(rig, name, ns, outer, self.UP_IF)
+        self.addr = addr
+        self.addr6 = _v6_for(ipaddress.IPv4Address(addr))
+        self.site: Site | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -503,6 +558,8 @@ class Rig:
         block_udp: bool = False,
         underlay_mtu: int | None = None,
         input_firewall: bool = True,
+        isp_hop: bool = False,
+        upstream: Site | None = None,
     ) -> Site:
         """A home: NAT router namespace with its WAN on the internet and a LAN bridge.
 
@@ -511,7 +568,8 @@ class Rig:
 
         Args:
             name: short node name, also the router namespace's suffix.
-            public_addr: the router's WAN address in 198.18.0.0/15 (auto if omitted).
+            public_addr: the router's WAN address in 198.18.0.0/15 (auto if omitted); with
+                `upstream`, a free address on the upstream's LAN (the next one if omitted).
             lan_cidr: LAN prefix; the router takes the first host address.
             random_fully: MASQUERADE with --random-fully (symmetric-NAT-like mapping).
             block_udp: drop forwarded UDP in both directions (TCP still passes).
@@ -523,12 +581,37 @@ class Rig:
                 probe); it holds the router's public port, so the host's own punch is
                 masqueraded to another port the peer's NAT does not expect, and the pair
                 never goes DIRECT. A dropped packet leaves no confirmed entry.
+            isp_hop: reach the internet through an ISP router namespace (`<name>isp`, the
+                next free public address): a routed hop with its own public address, as
+                between any two homes on the real internet (testing/netns_isp.py).
+            upstream: a home behind a carrier-grade NAT: the WAN is on this site's LAN
+                (give it lan_cidr="100.64.0.0/24"), default route via its gateway. The
+                upstream site can have the isp_hop; this one cannot.
         """
         inet = self.add_internet()
-        v4 = self._public_addr(public_addr)
         lan = ipaddress.IPv4Network(lan_cidr)
-        site = Site(self, name, self._new_namespace(name), inet, str(v4), lan)
-        self._attach_to_internet(site, v4)
+        if upstream is not None:
+            if isp_hop:
+                raise RigError("a site behind a carrier NAT has no ISP hop; its upstream has")
+            wan = self._claim_lan_addr(upstream, public_addr)
+            ns = self._new_namespace(name)
+            site = Site(self, name, ns, upstream, str(wan), lan, upstream=upstream)
+            netns_isp.wire_upstream(self, site, upstream)
+            upstream.downstream[name] = site
+        elif isp_hop:
+            v4 = self._public_addr(public_addr)
+            isp_name = netns_isp.isp_name(name, self.nodes)
+            isp_v4 = self._public_addr(None)
+            isp = IspRouter(self, isp_name, self._new_namespace(isp_name), inet, str(isp_v4))
+            self._attach_to_internet(isp, isp_v4)
+            self.nodes[isp_name] = isp
+            site = Site(self, name, self._new_namespace(name), isp, str(v4), lan, isp=isp)
+            isp.site = site
+            netns_isp.wire_isp_hop(self, isp, site)
+        else:
+            v4 = self._public_addr(public_addr)
+            site = Site(self, name, self._new_namespace(name), inet, str(v4), lan)
+            self._attach_to_internet(site, v4)
         site.ip("link", "add", Site.LAN_IF, "type", "bridge")
         site.ip("addr", "add", f"{site.gateway}/{lan.prefixlen}", "dev", Site.LAN_IF)
         site.ip("link", "set", Site.LAN_IF, "up")
@@ -562,7 +645,7 @@ class Rig:
             a.ip("link", "set", a_if, "up")
             b.ip("link", "set", b_if, "up")
 
-    def _add_lan_host(self, site: Site, name: str, addr: str | None) -> Host:
+    def _claim_lan_addr(self, site: Site, addr: str | None) -> ipaddress.IPv4Address:
         if addr is None:
             free = (a for a in site.lan.hosts() if a not in site._used_lan)
             chosen = next(free, None)
@@ -573,7 +656,10 @@ class Rig:
             if chosen not in site.lan or chosen in site._used_lan:
                 raise RigError(f"{addr} is not a free address on {site.name}'s LAN {site.lan}")
         site._used_lan.add(chosen)
-        addr = str(chosen)
+        return chosen
+
+    def _add_lan_host(self, site: Site, name: str, addr: str | None) -> Host:
+        addr = str(self._claim_lan_addr(site, addr))
         host = Host(self, name, self._new_namespace(name), site, addr, None, site)
         self._veth(site, host.outer_if, host.ns, host.iface)
         site.ip("link", "set", host.outer_if, "master", Site.LAN_IF, "up")
@@ -627,7 +713,8 @@ class Rig:
         On a site, oversized DF packets leaving the LAN get ICMP "fragmentation needed" from
         the router (a routed hop). Oversized frames arriving from the internet are dropped
         silently by the internet bridge (bridges send no ICMP): a PMTU black hole, which
-        the overlay's own path-MTU probing has to detect. Hosts that learned a smaller
+        the overlay's own path-MTU probing has to detect (behind an ISP hop the ISP router
+        answers them with "fragmentation needed" instead). Hosts that learned a smaller
         path MTU keep it after the MTU is restored (the kernel caches it for ~10 min):
         `host.run(["ip", "route", "flush", "cache"])` forgets it."""
         node.set_mtu(mtu)

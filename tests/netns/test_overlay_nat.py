@@ -451,7 +451,7 @@ def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
         assert row is not None and "RELAY" in lines[row], net.fail(f"ztui peers:\n{text}")
         because = lines[row + 1] if row + 1 < len(lines) else ""
         assert because.strip().startswith("relay because:"), net.fail(f"ztui peers:\n{text}")
-        assert "direct attempts" in because and "NAT or firewall" in because, net.fail(
+        assert "direct attempts" in because and "NAT is symmetric" in because, net.fail(
             f"ztui peers:\n{text}"
         )
 
