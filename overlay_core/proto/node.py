@@ -12,9 +12,11 @@ ECHO probes (paths.py), and everything else rides on sessions:
 2. With the identity it sends HELLO: through a root if it has no direct path (the root
    relays it), otherwise directly. HELLO and its OK are sealed with the static
    identity-to-identity key; everything after is sealed with the session key.
-3. A root that relays between two UDP nodes tells each where the other is (RENDEZVOUS).
-   Both then probe each other's endpoint a few times ("punching"); the first
-   authenticated packet that arrives directly makes that path alive and preferred.
+3. A root tells two UDP nodes where the other is (RENDEZVOUS) as soon as one asks for
+   the other (WHOIS), and again while it relays between them. Both then punch in an
+   order every common NAT lets through (punch.py: a low-TTL opener, PUNCH through the
+   root, then probes); the first authenticated packet that arrives directly makes that
+   path alive and preferred.
 4. When no direct path is alive, traffic goes through a root (RELAY, or TCP when the
    node reaches its roots only over the TCP fallback), and the node keeps probing the
    direct endpoints it knows so it returns to DIRECT as soon as they answer.

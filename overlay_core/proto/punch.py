@@ -133,7 +133,7 @@ class Punching(NodeState):
         return out
 
     def _remember_rendezvous(self, address: int, endpoint: Endpoint, how: str, now: float) -> None:
-        """An introduction to a peer we can't name yet (its WHOIS is on the way)."""
+        """An introduction to a peer we can't name yet (its HELLO is on the way)."""
         pending = self._rendezvous_pending
         if address not in pending and len(pending) >= MAX_RENDEZVOUS_PENDING:
             del pending[next(iter(pending))]
