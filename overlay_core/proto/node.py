@@ -253,7 +253,7 @@ class Node(Punching):
             self._whois_queue.pop(address, None)
         out += self._contact_roots(now)
         out += self._tcp_fallback(now)
-        out += self._tick_hops(now)
+        out += self._tick_punching(now)
         for peer in list(self.peers.values()):
             out += self._tick_peer(peer, now)
         out += self._link_events(now)

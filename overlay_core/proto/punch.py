@@ -242,8 +242,8 @@ class Punching(NodeState):
             del peer.punch.opened[endpoint]
         return out
 
-    def _tick_hops(self, now: float) -> list[Effect]:
-        """Drive the hop trace (hops.py) towards the first root with a live UDP path."""
+    def _tick_punching(self, now: float) -> list[Effect]:
+        """Expire the node-wide punch tables and drive the hop trace."""
         if self.config.is_root:
             return []
         pending = self._rendezvous_pending
@@ -252,6 +252,10 @@ class Punching(NodeState):
         for quiet in [a for a, t in self._punch_sent.items() if now - t > PUNCH_SEND_MIN_S]:
             del self._punch_sent[quiet]
         self._punches.expire(now)
+        return self._tick_hops(now)
+
+    def _tick_hops(self, now: float) -> list[Effect]:
+        """Drive the hop trace (hops.py) towards the first root with a live UDP path."""
         trace = self.hops
         if trace.due(now):
             target = self._trace_target(now)

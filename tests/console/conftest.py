@@ -5,8 +5,11 @@ between runs (cursor blink, animations, the local time zone) held still."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -83,3 +86,13 @@ async def second_poll(pilot: Pilot[None], node: FakeNode, seconds: float = 1.0) 
     app.poke("networks")
     await wait_for(pilot, lambda: app.store.node_rates.last["node"].at != before)
     await pilot.pause()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """Under /tmp: pytest's tmp_path can exceed the 107-byte UNIX socket limit."""
+    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -4,9 +4,7 @@ the event stream, and every way of failing as one line (down, 400 with field, 40
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +16,6 @@ from overlay_core.io.daemon import Daemon
 from overlay_core.io.loopback import LoopbackOverlay
 
 from .shapes import assert_shape
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """Under /tmp: pytest's tmp_path can exceed the 107-byte UNIX socket limit."""
-    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -27,16 +25,6 @@ from overlay_core.proto.netcheck import MAPPING_NONE
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """Under /tmp: a control socket path must stay within 107 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
