@@ -39,6 +39,7 @@ from overlay_core.api.schema import (
     NetcheckJson,
     NetworkJson,
     PeerJson,
+    PoolsJson,
     StatusJson,
 )
 
@@ -153,6 +154,10 @@ class AsyncApiClient:
 
     async def controller_networks(self) -> list[ControllerNetworkJson]:
         return cast(list[ControllerNetworkJson], await self._request("GET", "/controller/networks"))
+
+    async def controller_pools(self) -> PoolsJson:
+        """A free pool to suggest for a new network, and the ranges hosted ones use."""
+        return cast(PoolsJson, await self._request("GET", "/controller/pools"))
 
     async def controller_network(self, nwid: str) -> ControllerNetworkJson:
         path = f"/controller/networks/{nwid}"

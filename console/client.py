@@ -23,6 +23,8 @@ from overlay_core.api.schema import (
     NetcheckJson,
     NetworkJson,
     PeerJson,
+    PoolsJson,
+    RootsJson,
     StatusJson,
 )
 
@@ -114,6 +116,14 @@ class ApiClient:
         """Reachability, NAT and roots as the node sees them (`ztui netcheck`)."""
         return cast(NetcheckJson, self._request("GET", "/netcheck"))
 
+    def roots(self) -> RootsJson:
+        """The roots the node uses, and its link to each (`ztui roots`)."""
+        return cast(RootsJson, self._request("GET", "/roots"))
+
+    def set_roots(self, text: str) -> RootsJson:
+        """Give the running node new roots (a roots file's text); it saves them too."""
+        return cast(RootsJson, self._request("PUT", "/roots", json={"roots": text}))
+
     def metrics(self) -> str:
         return cast(str, self._request("GET", "/metrics", text=True))
 
@@ -138,6 +148,10 @@ class ApiClient:
 
     def controller_networks(self) -> list[ControllerNetworkJson]:
         return cast(list[ControllerNetworkJson], self._request("GET", "/controller/networks"))
+
+    def controller_pools(self) -> PoolsJson:
+        """A free pool to suggest for a new network, and the ranges hosted ones use."""
+        return cast(PoolsJson, self._request("GET", "/controller/pools"))
 
     def controller_network(self, nwid: str) -> ControllerNetworkJson:
         path = f"/controller/networks/{nwid}"

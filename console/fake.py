@@ -82,7 +82,7 @@ DEFAULT_REASON = "the daemon hit an internal error; see its log"
 class _Failure:
     make: Callable[[], Exception] | None  # raised by the transport
     status: int  # else answered with this status and an ErrorJson
-    body: dict[str, str]
+    body: dict[str, str | None]  # an ErrorJson
     path: str | None
     times: int | None
 
@@ -349,9 +349,7 @@ class FakeNode:
         transport as httpx raises a broken connection's (httpx.ConnectError,
         httpx.ReadTimeout, ...); an int is answered as that HTTP status with
         {"error", "reason", "field"}, the daemon's error shape."""
-        body = {"error": error, "reason": reason}
-        if field is not None:
-            body["field"] = field
+        body = {"error": error, "reason": reason, "field": field}
         if isinstance(failure, int):
             self._failures.append(_Failure(None, failure, body, path, times))
         else:

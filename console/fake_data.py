@@ -234,6 +234,7 @@ def hosted(
         "created": now,
         "updated": now,
         "members": {"authorized": 0, "pending": 0, "deauthorized": 0},
+        "warnings": [],  # filled in on reads, like the counts
     }
 
 

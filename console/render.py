@@ -300,7 +300,9 @@ def controller_networks_lines(networks: Sequence[ControllerNetworkJson]) -> list
         )
         for n in networks
     ]
-    return _table(CONTROLLER_COLUMNS, rows, [[] for _ in rows])
+    # .get: a daemon from before warnings existed has none to give.
+    notes = [[f"! {w}" for w in n.get("warnings", [])] for n in networks]
+    return _table(CONTROLLER_COLUMNS, rows, notes)
 
 
 def _since(then: float | None, now: float) -> str:

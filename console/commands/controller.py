@@ -1,10 +1,19 @@
 """Networks this node's controller hosts: `ztui net create | list | delete`, `ztui members`,
-`approve`, `deauth` and `member`. They act on the controller of the node `ztui` talks to,
-so run them against the node whose address starts the network id."""
+`approve`, `deauth`, `remove` and `member`. They act on the controller of the node `ztui`
+talks to, so run them against the node whose address starts the network id.
+
+`approve` lets in a node that has asked to join (`ztui join NWID` on it); one that never
+asked is refused (exit 1, with what to do) unless `--force` pre-authorizes it. `deauth`
+cuts a member off but keeps its addresses for a later `approve`; `remove` forgets it and
+frees them. `net create` without `--pool` takes the controller's first free pool; a pool
+or route that overlaps another hosted network's is created all the same, with a warning
+on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,13 +43,16 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
         "create", parents=common, help="create a network; prints its id", description=_CREATE
     )
     create.add_argument("name", help="a name members see (at most 64 characters)")
-    create.add_argument(
+    pools = create.add_mutually_exclusive_group()
+    pools.add_argument(
         "--pool",
         action="append",
         default=[],
         metavar="CIDR|RANGE",
-        help="IPv4 pool for automatic addresses: 10.147.17.0/24 or 10.147.17.10-10.147.17.99",
+        help="IPv4 pool for automatic addresses: 10.147.17.0/24 or 10.147.17.10-10.147.17.99 "
+        "(default: the first free of 10.147.17.0/24, 10.147.18.0/24, ...)",
     )
+    pools.add_argument("--no-pool", action="store_true", help="no pool: assign addresses by hand")
     create.add_argument(
         "--route",
         action="append",
@@ -75,14 +87,24 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
     members = sub.add_parser(
         "members", parents=common, help="a hosted network's members, pending ones first"
     )
-    approve = sub.add_parser("approve", parents=common, help="let a member into a network")
-    deauth = sub.add_parser("deauth", parents=common, help="cut a member off a network")
+    approve = sub.add_parser(
+        "approve", parents=common, help="let a node that asked to join into a network"
+    )
+    approve.add_argument(
+        "--force",
+        action="store_true",
+        help="pre-authorize a node that has not asked yet (it gets an address when it does)",
+    )
+    deauth = sub.add_parser(
+        "deauth", parents=common, help="cut a member off a network (it keeps its addresses)"
+    )
+    remove = sub.add_parser("remove", parents=common, help="forget a member and free its addresses")
     member = sub.add_parser(
         "member", parents=common, help="show a member, or set its name, IPs, bridging"
     )
-    for parser in (members, approve, deauth, member):
+    for parser in (members, approve, deauth, remove, member):
         parser.add_argument("nwid", help="16-hex-digit network id")
-    for parser in (approve, deauth, member):
+    for parser in (approve, deauth, remove, member):
         parser.add_argument("address", help="the member's 10-hex-digit address")
     member.add_argument("--name", help="a name for the member")
     member.add_argument(
@@ -98,13 +120,14 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
         default=None,
         help="may carry frames for other MACs (a bridge to a LAN)",
     )
-    for parser in (create, listing, delete, members, approve, deauth, member):
+    for parser in (create, listing, delete, members, approve, deauth, remove, member):
         add_json(parser)
     return {
         "net": cmd_net,
         "members": cmd_members,
         "approve": cmd_approve,
         "deauth": cmd_deauth,
+        "remove": cmd_remove,
         "member": cmd_member,
     }
 
@@ -118,10 +141,13 @@ _CREATE = (
 def cmd_net(client: ApiClient, args: argparse.Namespace) -> int:
     if args.net_command == "create":
         record = client.create_network(create_body(args))
+        # stderr, so NWID=$(ztui net create ...) still captures the id alone.
+        for warning in record.get("warnings", []):
+            print(f"ztui: warning: {warning}", file=sys.stderr)
         if args.json:
             print_json(record)
         else:
-            print(record["nwid"])  # alone, for NWID=$(ztui net create ...)
+            print(record["nwid"])
     elif args.net_command == "list":
         networks = client.controller_networks()
         if args.json:
@@ -142,10 +168,11 @@ def create_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": args.name,
         "private": not args.public,
-        "pools": list(args.pool),
         "routes": [route(text) for text in args.route],
         "presets": list(args.preset),
     }
+    if args.pool or args.no_pool:  # else the controller picks a free one
+        body["pools"] = list(args.pool)
     if args.mtu is not None:
         body["mtu"] = args.mtu
     if args.mss is not None:
@@ -185,11 +212,17 @@ def cmd_members(client: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
     target, who = nwid(args.nwid), address(args.address)
-    member = _hosted(
-        client, target, lambda: client.update_member(target, who, {"authorized": True})
-    )
+    body: dict[str, Any] = {"authorized": True}
+    if args.force:
+        body["force"] = True
+    member = _hosted(client, target, lambda: client.update_member(target, who, body))
     if args.json:
         print_json(member)
+    elif member["last_seen"] is None:
+        print(
+            f"pre-authorized {who} on {target}; it is let in, and gets an address, "
+            f"when it joins (`ztui join {target}` on it)"
+        )
     else:
         ips = f" with {', '.join(member['ips'])}" if member["ips"] else ""
         print(f"approved {who} on {target}{ips}; it gets its config within seconds")
@@ -205,6 +238,19 @@ def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
         print_json(member)
     else:
         print(f"deauthorized {who} on {target}; it is cut off within seconds")
+    return EXIT_OK
+
+
+def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
+    target, who = nwid(args.nwid), address(args.address)
+    deleted = _hosted(client, target, lambda: client.delete_member(target, who))
+    if args.json:
+        print_json(deleted)
+    else:
+        print(
+            f"removed {who} from {target}; its addresses are free, it is cut off within "
+            "seconds, and if it asks again it is a new pending request"
+        )
     return EXIT_OK
 
 

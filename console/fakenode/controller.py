@@ -1,6 +1,9 @@
 """The fake daemon's controller routes: networks hosted here and their members, checked
 and changed like overlay_core/api/routes_networks.py and the controller do, with the same
-`controller` and `member` events."""
+`controller` and `member` events: a network created without pools gets the first free
+10.147.N.0/24, overlaps with other hosted networks are `warnings`, and approving a node
+that never asked is 409 "not_asked" unless forced (overlay_core/controller/overlap.py and
+controller.py say why)."""
 
 from __future__ import annotations
 
@@ -10,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from overlay_core.api.schema import ControllerNetworkJson, MemberJson
+from overlay_core.api.schema import ControllerNetworkJson, MemberJson, PoolsJson, UsedRangeJson
 
 from ..fake_data import hosted, member
 from .http import (
     Problem,
     address_arg,
     body_of,
-    controller_json,
     flag,
     invalid,
     known_keys,
@@ -36,6 +38,7 @@ NETWORK_FIELDS = (
 )
 LIST_FIELDS = ("pools", "routes", "rules", "presets")
 MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
+MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")
 PRESETS = ("block-dhcp", "block-ra")
 POOL_RULE = 'a pool is "10.147.17.0/24" or "10.147.17.1-10.147.17.254"'
 
@@ -54,8 +57,82 @@ def member_record(node: FakeNode, nwid: str, address: str) -> MemberJson:
     return found
 
 
+def controller_json(node: FakeNode, record: ControllerNetworkJson) -> ControllerNetworkJson:
+    """As GET answers it: member counts and overlap warnings worked out on the read."""
+    members = node.state.members.get(record["nwid"], {}).values()
+    counts = {"authorized": 0, "pending": 0, "deauthorized": 0}
+    for item in members:
+        counts[item["state"]] += 1
+    return {**record, "members": counts, "warnings": warnings(node, record)}  # type: ignore[typeddict-item]
+
+
 def words(record: ControllerNetworkJson) -> str:
     return f"{record['name']} ({record['nwid']})" if record["name"] else record["nwid"]
+
+
+# --------------------------------------------------------------------------- address space
+
+
+def used_ranges(record: ControllerNetworkJson) -> list[UsedRangeJson]:
+    """A network's pools and on-link routes (overlap.spans)."""
+    used: list[UsedRangeJson] = [
+        {"nwid": record["nwid"], "name": record["name"], "kind": "pool", "range": pool}
+        for pool in record["pools"]
+    ]
+    used += [
+        {"nwid": record["nwid"], "name": record["name"], "kind": "route", "range": r["target"]}
+        for r in record["routes"]
+        if r["via"] is None
+    ]
+    return used
+
+
+def span(text: str) -> tuple[int, int, int]:
+    """(version, first, last) of a pool ("CIDR" or "first-last") or a route target."""
+    if "-" in text:
+        low, _, high = text.partition("-")
+        return 4, int(ipaddress.IPv4Address(low)), int(ipaddress.IPv4Address(high))
+    net = ipaddress.ip_network(text)
+    return net.version, int(net.network_address), int(net.broadcast_address)
+
+
+def overlap(a: str, b: str) -> bool:
+    (va, fa, la), (vb, fb, lb) = span(a), span(b)
+    return va == vb and fa <= lb and fb <= la
+
+
+def suggest_pool(node: FakeNode) -> str | None:
+    used = [u["range"] for r in node.state.hosted.values() for u in used_ranges(r)]
+    for third in range(17, 256):
+        candidate = f"10.147.{third}.0/24"
+        if not any(overlap(candidate, text) for text in used):
+            return candidate
+    return None
+
+
+def warnings(node: FakeNode, record: ControllerNetworkJson) -> list[str]:
+    """overlap.overlap_warnings: one line per other network sharing address space."""
+    said: list[str] = []
+    mine = used_ranges(record)
+    for nwid in sorted(node.state.hosted):
+        other = node.state.hosted[nwid]
+        if nwid == record["nwid"]:
+            continue
+        pairs = ((a, b) for a in mine for b in used_ranges(other))
+        pair = next(((a, b) for a, b in pairs if overlap(a["range"], b["range"])), None)
+        if pair is not None:
+            ours, theirs = pair
+            said.append(
+                f"{ours['kind']} {ours['range']} overlaps {theirs['kind']} {theirs['range']} of "
+                f"network {words(other)}: a member of both would get clashing addresses"
+            )
+    return said
+
+
+def get_pools(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    used = [u for r in node.state.hosted.values() for u in used_ranges(r)]
+    body: PoolsJson = {"suggested": suggest_pool(node), "used": used}
+    return reply(body)
 
 
 # --------------------------------------------------------------------------- checks
@@ -181,6 +258,9 @@ def post_controller_network(
         raise invalid("number", rule)
     number = number if number is not None else min(set(range(1, len(taken) + 2)) - taken)
     nwid = f"{node.address}{number:06x}"
+    if "pools" not in changes:
+        free = suggest_pool(node)
+        changes["pools"] = [free] if free is not None else []
     record = hosted(nwid, changes.pop("name"), node.now)
     record.update(changes)  # type: ignore[typeddict-item]
     node.state.hosted[nwid] = record
@@ -283,13 +363,25 @@ def assign_ip(node: FakeNode, nwid: str, record: MemberJson) -> None:
 
 
 def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
-    """Name, IPs and bridging first, then (de)authorization; a member that never asked is
-    created (pre-approval). Approval without IPs takes the next free pool address."""
+    """Name, IPs and bridging first, then (de)authorization. Approving a node that never
+    asked is 409 unless forced; forced, it is pre-authorized without an address (it would
+    take one when it first asks). Approval without IPs takes the next free pool address."""
     nwid, address = nwid_arg(args), address_arg(args)
     network = hosted_record(node, nwid)
     data = body_of(request)
-    known_keys(data, MEMBER_FIELDS)
+    known_keys(data, MEMBER_REQUEST_FIELDS)
     authorized = flag(data, "authorized") if "authorized" in data else None
+    force = flag(data, "force") if "force" in data else False
+    if "force" in data and authorized is not True:
+        raise invalid("force", 'only goes with "authorized": true')
+    existing = node.state.members.get(nwid, {}).get(address)
+    asked = existing is not None and (existing["authorized"] or existing["last_seen"] is not None)
+    if authorized is True and not force and not asked:
+        reason = (
+            f"{address} has not asked to join {nwid} yet: run `ztui join {nwid}` on it first, "
+            'or pre-authorize it with `ztui approve --force` (API: "force": true)'
+        )
+        raise Problem(409, "not_asked", reason, "authorized")
     ips = check_ips(node, nwid, address, data["ips"]) if "ips" in data else None
     if "name" in data and (not isinstance(data["name"], str) or len(data["name"]) > 64):
         raise invalid("name", "must be text of at most 64 characters")
@@ -308,7 +400,7 @@ def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -
     if authorized is True and not record["authorized"]:
         record["state"], record["authorized"] = "authorized", True
         record["last_authorized"] = node.now
-        if not record["ips"]:
+        if not record["ips"] and record["last_seen"] is not None:
             assign_ip(node, nwid, record)
     elif authorized is False and record["state"] != "deauthorized":
         record["state"], record["authorized"] = "deauthorized", False

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from overlay_core.api.schema import (
-    ControllerNetworkJson,
-    MemberJson,
-    check_address_text,
-    check_nwid_text,
-)
-
-if TYPE_CHECKING:
-    from ..fake import FakeNode
+from overlay_core.api.schema import MemberJson, check_address_text, check_nwid_text
 
 
 class Problem(Exception):
@@ -70,9 +62,9 @@ def address_arg(args: dict[str, str]) -> str:
     try:
         text = check_address_text(args["address"])
     except ValueError as exc:
-        raise Problem(400, "bad_address", str(exc)) from None
+        raise Problem(400, "bad_address", str(exc), "address") from None
     if text == "0000000000" or text.startswith("ff"):
-        raise Problem(400, "bad_address", f"address {text} is reserved")
+        raise Problem(400, "bad_address", f"address {text} is reserved", "address")
     return text
 
 
@@ -80,15 +72,7 @@ def nwid_arg(args: dict[str, str]) -> str:
     try:
         return check_nwid_text(args["nwid"])
     except ValueError as exc:
-        raise Problem(400, "bad_network_id", str(exc)) from None
-
-
-def controller_json(node: FakeNode, record: ControllerNetworkJson) -> ControllerNetworkJson:
-    members = node.state.members.get(record["nwid"], {}).values()
-    counts = {"authorized": 0, "pending": 0, "deauthorized": 0}
-    for item in members:
-        counts[item["state"]] += 1
-    return {**record, "members": counts}  # type: ignore[typeddict-item]
+        raise Problem(400, "bad_network_id", str(exc), "nwid") from None
 
 
 def sorted_members(members: Mapping[str, MemberJson]) -> list[MemberJson]:

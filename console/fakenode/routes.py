@@ -26,6 +26,7 @@ from .controller import (
     get_controller_networks,
     get_member,
     get_members,
+    get_pools,
     patch_controller_network,
     patch_member,
     post_controller_network,
@@ -243,16 +244,28 @@ def delete_network(node: FakeNode, request: httpx.Request, args: dict[str, str])
 
 
 def resolve_join(node: FakeNode, nwid: str) -> None:
-    """A join's first answer: from this node's own controller, or ACCESS_DENIED."""
+    """A join's first answer: from this node's own controller, which lets its own node in
+    at once (unless an admin deauthorized it), or ACCESS_DENIED."""
     if nwid in node.state.hosted:
-        record = node.state.hosted[nwid]
         members = node.state.members.setdefault(nwid, {})
-        if node.address not in members:
-            if record["private"]:
-                node.add_pending_member(nwid, node.address, physical=None)
-            else:
-                members[node.address] = member(nwid, node.address, node.now, state="authorized")
-                assign_ip(node, nwid, members[node.address])
+        me = members.get(node.address)
+        first = me is None or me["last_seen"] is None  # pre-authorized: its address now
+        admitted = me is None or me["state"] == "pending"
+        if me is None:
+            me = members[node.address] = member(nwid, node.address, node.now, state="authorized")
+        elif admitted:
+            me["state"], me["authorized"], me["last_authorized"] = "authorized", True, node.now
+        me["last_seen"] = node.now
+        if me["authorized"] and (first or admitted) and not me["ips"]:
+            assign_ip(node, nwid, me)
+        if admitted:  # as ControllerLink says it
+            record = node.state.hosted[nwid]
+            ips = ", ".join(me["ips"]) or "no IP assigned"
+            message = (
+                f"{node.address} in {record['name']} ({nwid}): admitted, the controller's "
+                f"own node: {ips}"
+            )
+            node.push_event("member", message, nwid=nwid, address=node.address)
         node.own_network_changed(nwid)
         return
     node.state.networks[nwid]["state"] = "ACCESS_DENIED"
@@ -279,6 +292,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("DELETE", "/networks/{nwid}", delete_network),
     ("GET", "/controller/networks", get_controller_networks),
     ("POST", "/controller/networks", post_controller_network),
+    ("GET", "/controller/pools", get_pools),
     ("GET", "/controller/networks/{nwid}", get_controller_network),
     ("PATCH", "/controller/networks/{nwid}", patch_controller_network),
     ("DELETE", "/controller/networks/{nwid}", delete_controller_network),
@@ -308,9 +322,7 @@ def dispatch(node: FakeNode, request: httpx.Request) -> httpx.Response:
             raise Problem(405, "method_not_allowed", reason)
         raise Problem(404, "not_found", f"no such resource: {request.method} {path}")
     except Problem as problem:
-        body = {"error": problem.error, "reason": problem.reason}
-        if problem.field is not None:
-            body["field"] = problem.field
+        body = {"error": problem.error, "reason": problem.reason, "field": problem.field}
         return reply(body, problem.status)
 
 

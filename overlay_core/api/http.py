@@ -91,7 +91,9 @@ TOKEN_KEY = web.AppKey("token", str)
 
 
 class ApiProblem(Exception):
-    """Raised by handlers; rendered as a JSON error by the middleware."""
+    """Raised by handlers; rendered as a JSON error by the middleware, always with all
+    three keys: `{"error", "reason", "field"}`, field None when no single part of the
+    request is at fault (a body that is not JSON, an unknown route, a state conflict)."""
 
     def __init__(self, status: int, error: str, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
@@ -110,14 +112,14 @@ def path_address(request: web.Request) -> int:
     try:
         return parse_address(text)
     except ValueError as exc:
-        raise ApiProblem(400, "bad_address", str(exc)) from None
+        raise ApiProblem(400, "bad_address", str(exc), "address") from None
 
 
 def path_nwid(request: web.Request) -> int:
     try:
         return int(schema.check_nwid_text(request.match_info["nwid"]), 16)
     except ValueError as exc:
-        raise ApiProblem(400, "bad_network_id", str(exc)) from None
+        raise ApiProblem(400, "bad_network_id", str(exc), "nwid") from None
 
 
 async def read_body(request: web.Request) -> object:

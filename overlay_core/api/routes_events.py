@@ -45,7 +45,9 @@ def _since(request: web.Request) -> int | None:
     if text is None or text == "":
         return None
     if not text.isascii() or not text.isdigit():
-        raise ApiProblem(400, "bad_request", "since must be an event id (a whole number >= 0)")
+        raise ApiProblem(
+            400, "bad_request", "since must be an event id (a whole number >= 0)", "since"
+        )
     return int(text)
 
 

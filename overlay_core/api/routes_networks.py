@@ -10,13 +10,27 @@ Member side (this node on a network; shapes NetworkJson, NetworkSettingsJson):
 Controller side (networks whose id starts with this node's address):
     GET    /controller/networks                           [ControllerNetworkJson]
     POST   /controller/networks                           create; 201 ControllerNetworkJson
+    GET    /controller/pools                              PoolsJson: used ranges, a free pool
     GET    /controller/networks/{nwid}                    ControllerNetworkJson
     PATCH  /controller/networks/{nwid}                    change settings (partial)
     DELETE /controller/networks/{nwid}                    DeletedJson
     GET    /controller/networks/{nwid}/members            [MemberJson], pending first
     GET    /controller/networks/{nwid}/members/{address}  MemberJson
     PATCH  /controller/networks/{nwid}/members/{address}  authorized, name, ips, active_bridge
-    DELETE /controller/networks/{nwid}/members/{address}  DeletedJson
+                                                          (+ force, see below)
+    DELETE /controller/networks/{nwid}/members/{address}  DeletedJson; frees its IPs
+
+Creating a network without "pools" gives it the first free suggested pool (the one GET
+/controller/pools names); `"pools": []` means none. Every ControllerNetworkJson carries
+`warnings`: pools or on-link routes that overlap another hosted network's, which is
+allowed (see controller/overlap.py) but worth saying.
+
+Approving (`"authorized": true`) a node that has never asked to join is 409 "not_asked",
+with a reason saying to run `ztui join NWID` on it first: a mistyped address would
+otherwise sit authorized. `"force": true` in the same body pre-authorizes it; it takes its
+pool address when it first asks. `force` is a flag of the request, not something stored,
+but it travels in the body like every other input here (so it is checked, and a typo in
+its name is refused, the same way); it is only valid beside `"authorized": true`.
 
 A malformed id is 400 ("a network id is 16 hex digits"); a value that breaks a rule is 400
 "validation" naming the field, whether this module or the controller caught it.
@@ -33,7 +47,8 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from overlay_core.controller import MemberRecord, NetworkRecord
+from overlay_core.controller import MemberRecord, NetworkRecord, NotAskedError
+from overlay_core.controller.overlap import spans
 from overlay_core.proto.effects import NetworkStatus
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import format_nwid
@@ -71,6 +86,7 @@ NETWORK_FIELDS = (
 )
 LIST_FIELDS = ("pools", "routes", "rules", "presets")
 MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
+MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")  # force: see the module docstring
 
 
 def add_routes(app: web.Application) -> None:
@@ -82,6 +98,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/networks/{nwid}", delete_network)
     r.add_get("/controller/networks", get_controller_networks)
     r.add_post("/controller/networks", post_controller_network)
+    r.add_get("/controller/pools", get_pools)
     r.add_get("/controller/networks/{nwid}", get_controller_network)
     r.add_patch("/controller/networks/{nwid}", patch_controller_network)
     r.add_delete("/controller/networks/{nwid}", delete_controller_network)
@@ -176,10 +193,12 @@ def _counts(members: list[MemberRecord]) -> schema.MemberCountsJson:
 
 
 def _controller_network_json(
-    svc: ControlService, record: NetworkRecord
+    svc: ControlService, record: NetworkRecord, others: list[NetworkRecord] | None = None
 ) -> schema.ControllerNetworkJson:
+    """`others`: every hosted network, when the caller has listed them already."""
     data = record.to_json()
     data["members"] = _counts(svc.controller.list_members(record.nwid))
+    data["warnings"] = svc.controller.warnings(record, others)
     return cast(schema.ControllerNetworkJson, data)
 
 
@@ -225,7 +244,20 @@ def _network_changes(body: object, *, creating: bool) -> dict[str, Any]:
 async def get_controller_networks(request: web.Request) -> web.Response:
     svc = service(request)
     records = svc.controller.list_networks()
-    return web.json_response([_controller_network_json(svc, r) for r in records])
+    return web.json_response([_controller_network_json(svc, r, records) for r in records])
+
+
+async def get_pools(request: web.Request) -> web.Response:
+    """What a create dialog needs to pick a pool: a free one, and what the others use."""
+    svc = service(request)
+    records = svc.controller.list_networks()
+    used: list[schema.UsedRangeJson] = [
+        {"nwid": format_nwid(s.nwid), "name": s.name, "kind": s.kind, "range": s.text}
+        for record in records
+        for s in spans(record)
+    ]
+    body: schema.PoolsJson = {"suggested": svc.controller.suggest_pool(), "used": used}
+    return web.json_response(body)
 
 
 def _network_words(record: NetworkRecord) -> str:
@@ -292,18 +324,24 @@ async def get_member(request: web.Request) -> web.Response:
 
 async def patch_member(request: web.Request) -> web.Response:
     """Name, IPs and bridging first, then (de)authorization: IPs given together with an
-    approval are the member's, instead of one picked from the pools. Patching a member
-    that never asked creates it (pre-approval)."""
+    approval are the member's, instead of one picked from the pools. Naming a node that
+    never asked creates its row (pending); approving one needs force (module docstring)."""
     svc = service(request)
     nwid, address = path_nwid(request), path_address(request)
     network = _hosted(svc, nwid)
     data = check_object(await read_body(request))
-    check_known_keys(data, MEMBER_FIELDS)
+    check_known_keys(data, MEMBER_REQUEST_FIELDS)
     authorized = check_flag(data["authorized"], "authorized") if "authorized" in data else None
+    force = check_flag(data["force"], "force") if "force" in data else False
+    if "force" in data and authorized is not True:
+        raise ValidationError("force", 'only goes with "authorized": true')
     if "ips" in data and not isinstance(data["ips"], list):
         raise ValidationError("ips", "must be a list of addresses")
     controller, now = svc.controller, svc.now()
     before = controller.get_member(nwid, address)
+    if authorized is True and not force:
+        # Before any change: a refused approval must not leave a half-made member behind.
+        _refuse_unasked(nwid, address, before)
     if any(key in data for key in ("name", "ips", "active_bridge")):
         controller.set_member(
             nwid,
@@ -314,7 +352,10 @@ async def patch_member(request: web.Request) -> web.Response:
             now=now,
         )
     if authorized is True:
-        controller.authorize(nwid, address, now)
+        try:
+            controller.authorize(nwid, address, now, force=force)
+        except NotAskedError as exc:  # asked state changed since the check above? never mind
+            raise _not_asked(exc) from None
     elif authorized is False:
         _member(svc, nwid, address)
         controller.deauthorize(nwid, address, now)
@@ -323,12 +364,28 @@ async def patch_member(request: web.Request) -> web.Response:
     return web.json_response(_member_json(after))
 
 
+def _refuse_unasked(nwid: int, address: int, before: MemberRecord | None) -> None:
+    if before is None or not (before.authorized or before.has_asked):
+        raise _not_asked(NotAskedError(nwid, address))
+
+
+def _not_asked(exc: NotAskedError) -> ApiProblem:
+    nwid, text = format_nwid(exc.nwid), format_address(exc.address)
+    reason = (
+        f"{text} has not asked to join {nwid} yet: run `ztui join {nwid}` on it first, or "
+        f'pre-authorize it with `ztui approve --force` (API: "force": true)'
+    )
+    return ApiProblem(409, "not_asked", reason, "authorized")
+
+
 def _member_changes(before: MemberRecord | None, after: MemberRecord) -> list[str]:
     """What a PATCH changed, in words: "approved: 10.147.17.3", "renamed to 'phone'"."""
     words: list[str] = []
     was_authorized = before is not None and before.authorized
     approved = after.authorized and not was_authorized
-    if approved:
+    if approved and not after.has_asked and not after.ips:
+        words.append("pre-authorized: it gets an address when it first asks")
+    elif approved:
         words.append(f"approved: {', '.join(after.ips) or 'no IP assigned'}")
     elif not after.authorized and was_authorized:
         words.append("deauthorized")

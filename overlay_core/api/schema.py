@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
+from overlay_core import __version__
 from overlay_core.proto.effects import (
     EchoReply,
     LatencyStatus,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # hints only: the console imports this module and needs none 
     from overlay_core.proto.netcheck import NetcheckReport
 
 API_VERSION = 1
+VERSION = __version__  # the software's, for `ztui --version` (console may import only this)
 
 # --------------------------------------------------------------------------- home layout
 
@@ -40,14 +42,22 @@ AUTHTOKEN_NAME = "authtoken.secret"
 DEFAULT_UDP_PORT = 9993
 
 
+def user_home() -> Path:
+    """A non-root user's own home: ~/.local/share/ztui."""
+    return Path.home() / ".local" / "share" / "ztui"
+
+
 def default_home() -> Path:
-    """`$ZTUI_HOME`, else /var/lib/ztui for root, else ~/.local/share/ztui."""
+    """overlayd's home: `$ZTUI_HOME`, else /var/lib/ztui for root, else ~/.local/share/ztui.
+
+    The console does not use this to find a node: it looks for the system node's socket
+    first, whoever runs it (console/discovery.py)."""
     override = os.environ.get(HOME_ENV)
     if override:
         return Path(override)
     if os.geteuid() == 0:
         return SYSTEM_HOME
-    return Path.home() / ".local" / "share" / "ztui"
+    return user_home()
 
 
 # --------------------------------------------------------------------------- addresses
@@ -206,10 +216,31 @@ class NetcheckJson(TypedDict):
     advice: str
 
 
+class RootJson(TypedDict):
+    """One root of GET /roots: its roots-file line, and how this node reaches it now."""
+
+    address: str
+    identity: str  # public identity text: the first word of its roots-file line
+    endpoints: list[str]  # where the roots file says it listens
+    link: str  # "UDP", "TCP", "NONE" (not reached), or "SELF" (this node is that root)
+    endpoint: str | None  # the path in use, else the first endpoint listed
+    latency_ms: float | None
+
+
+class RootsJson(TypedDict):
+    """GET /roots, and the answer to PUT /roots (body {"roots": "<roots file text>"})."""
+
+    api_version: int
+    roots: list[RootJson]
+    saved_in: str | None  # the roots file the node starts with next time, if any
+    added: list[str]  # PUT only: addresses of roots new to the node (else empty)
+    removed: list[str]  # PUT only: addresses of roots it dropped
+
+
 class ErrorJson(TypedDict):
     error: str  # a short stable code: "bad_address", "unknown_peer", "timeout", ...
     reason: str  # one line for a human
-    field: NotRequired[str]  # with error "validation": the request field that broke a rule
+    field: str | None  # the request field at fault ("mtu", "pools[0]"); None: no single one
 
 
 # -- virtual networks, member side (GET /networks)
@@ -302,6 +333,23 @@ class ControllerNetworkJson(TypedDict):
     created: float
     updated: float
     members: MemberCountsJson
+    # What an admin should know, one line each: pools or on-link routes overlapping another
+    # hosted network's (allowed, but a member of both gets clashing addresses).
+    warnings: list[str]
+
+
+class UsedRangeJson(TypedDict):
+    nwid: str
+    name: str
+    kind: str  # "pool" or "route" (an on-link route)
+    range: str  # as the network has it: "10.147.17.0/24" or "10.147.17.10-10.147.17.99"
+
+
+class PoolsJson(TypedDict):
+    """GET /controller/pools: the address space the hosted networks use, and a free pool."""
+
+    suggested: str | None  # first free of 10.147.17.0/24, 10.147.18.0/24, ...; None: all used
+    used: list[UsedRangeJson]
 
 
 class MemberJson(TypedDict):
@@ -333,6 +381,7 @@ EVENT_KINDS: dict[str, str] = {
     "handshake": "a peer did not answer HELLOs (peer)",
     "whois": "the roots could not say who an address is",
     "tcp": "the TCP fallback to the roots opened or closed",
+    "roots": "the node was given new roots at run time (PUT /roots): added, removed",
     "network": "a joined network changed state (nwid), or networks.json could not be saved",
     "member_request": "an unauthorized member asked to join a network hosted here (nwid, address)",
     "member": "a member was approved, deauthorized, deleted or changed (nwid, address)",
@@ -489,10 +538,7 @@ def netcheck_to_json(report: NetcheckReport) -> NetcheckJson:
 
 
 def error_json(error: str, reason: str, field: str | None = None) -> ErrorJson:
-    body: ErrorJson = {"error": error, "reason": reason}
-    if field is not None:
-        body["field"] = field
-    return body
+    return {"error": error, "reason": reason, "field": field}
 
 
 def _settings_json(settings: dict[str, object]) -> NetworkSettingsJson:

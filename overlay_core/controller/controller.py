@@ -7,7 +7,22 @@ Two sides, one database:
   network's revision and marks the network dirty.
 * protocol (the node): `handle_config_request` answers a member's NETWORK_CONFIG_REQUEST
   with signed config bytes or a `Denied`. An unknown member of a private network becomes a
-  pending row and is denied until an admin authorizes it; a public network lets it in.
+  pending row and is denied until an admin authorizes it; a public network lets it in, and
+  so does any network for the controller's own node (its admin is the one who joined).
+  `answer_request` also says whether the request is news for an admin: a pending member
+  asking for the first time, or again after REQUEST_SILENCE_S, not every retry.
+
+Approval and addresses, as ZeroTier does it:
+
+* Only a node that has asked (sent a config request) can be approved; approving anyone
+  else is refused with NotAskedError, since a mistyped address would otherwise sit
+  authorized, holding a pool address, for whoever owns it. `force=True` pre-authorizes
+  such a node, and it gets its pool address when it first asks, not before.
+* Deauthorizing keeps a member's addresses, so authorizing it again gives them back;
+  deleting the member frees them for the next one.
+* A network created without pools gets the first free one of 10.147.17.0/24,
+  10.147.18.0/24, ... (overlap.py), and overlapping another hosted network's address
+  space is reported by `warnings`, never refused.
 
 Pushing changes: on its tick the node calls `take_dirty()` and, for each network returned,
 sends `build_config(nwid, address, now)` to every address in `members_to_notify(nwid)`:
@@ -38,9 +53,22 @@ from overlay_core.proto.netfields import check_bool, check_name
 from overlay_core.proto.netrules import Rule
 
 from . import queries as q
-from .records import ConfigReply, Denied, MemberRecord, NetworkRecord, NotFoundError
+from .overlap import overlap_warnings, suggest_pool
+from .records import (
+    ConfigReply,
+    Denied,
+    MemberRecord,
+    NetworkRecord,
+    NotAskedError,
+    NotFoundError,
+    RequestOutcome,
+)
 from .settings import check_settings
 from .store import Store
+
+# A pending member retries every few seconds while it waits; it is news for an admin when
+# it first asks, and again only when it comes back after this long a silence.
+REQUEST_SILENCE_S = 600.0
 
 
 class Controller:
@@ -67,7 +95,7 @@ class Controller:
         name: str,
         *,
         private: bool = True,
-        pools: Iterable[str] = (),
+        pools: Iterable[str] | None = None,
         routes: Iterable[object] = (),
         mtu: int = 2800,
         mss: str = "auto",
@@ -83,7 +111,12 @@ class Controller:
         the same id. An explicit free `number` (0-16777215) may be chosen instead.
 
         `rules` are Rule objects or their JSON; `presets` are PRESETS names (netrules.py).
+        `pools=None` picks the first free suggested pool (suggest_pool; none if all are
+        taken); `pools=()` means no pool, addresses assigned by hand.
         """
+        if pools is None:
+            free = self.suggest_pool()
+            pools = [free] if free is not None else []
         settings = check_settings(
             {
                 "name": name,
@@ -115,6 +148,17 @@ class Controller:
     def list_networks(self) -> list[NetworkRecord]:
         rows = self._store.conn.execute("SELECT * FROM networks ORDER BY nwid").fetchall()
         return [NetworkRecord.from_row(row) for row in rows]
+
+    def suggest_pool(self) -> str | None:
+        """The first of 10.147.17.0/24, 10.147.18.0/24, ... no hosted network uses."""
+        return suggest_pool(self.list_networks())
+
+    def warnings(
+        self, record: NetworkRecord, others: list[NetworkRecord] | None = None
+    ) -> list[str]:
+        """What an admin should know about a network's settings: overlaps with the other
+        hosted networks (`others`: list_networks(), if the caller has it already)."""
+        return overlap_warnings(record, self.list_networks() if others is None else others)
 
     def update_network(self, nwid: int, *, now: float, **changes: object) -> NetworkRecord:
         """Change any settings create_network takes, except the number; bumps the revision.
@@ -163,20 +207,31 @@ class Controller:
         with self._store.transaction(write=False) as db:
             return q.member(db, nwid, address)
 
-    def authorize(self, nwid: int, address: int, now: float) -> MemberRecord:
-        """Let a member in, creating its row if it never asked (pre-approval). On its first
-        authorization a member without IPs gets one from the pools; if they are full this
-        raises PoolsFullError and nothing changes (assign one by hand with set_member)."""
+    def authorize(
+        self, nwid: int, address: int, now: float, *, force: bool = False
+    ) -> MemberRecord:
+        """Let a member in. A member without IPs gets one from the pools; if they are full
+        this raises PoolsFullError and nothing changes (assign one by hand with set_member).
+
+        A node that never asked raises NotAskedError, unless `force`: then it is
+        pre-authorized (its row created if need be) and takes its pool address only when
+        it first asks, so a mistyped address holds none.
+        """
         with self._store.transaction() as db:
             net = self._network(db, nwid)
-            member = q.member(db, nwid, _check_member_address(address), create_at=now)
-            if member is not None and not member.authorized:
-                self._authorize(db, net, address, now, strict=True)
+            member = q.member(db, nwid, _check_member_address(address))
+            if member is not None and member.authorized:
+                return member
+            asked = member is not None and member.has_asked
+            if not asked and not force:
+                raise NotAskedError(nwid, address)
+            q.member(db, nwid, address, create_at=now)
+            self._authorize(db, net, address, now, strict=True, assign=asked)
             return q.existing_member(db, nwid, address)
 
     def deauthorize(self, nwid: int, address: int, now: float) -> MemberRecord:
-        """Cut a member off, or refuse a pending one. It keeps its IPs, so authorizing it
-        again restores them; delete the member to free them."""
+        """Cut a member off, or refuse a pending one. It keeps its IPs (as in ZeroTier), so
+        authorizing it again restores them; delete the member to free them."""
         with self._store.transaction() as db:
             self._network(db, nwid)
             member = q.existing_member(db, nwid, address)
@@ -225,8 +280,10 @@ class Controller:
             return q.existing_member(db, nwid, address)
 
     def delete_member(self, nwid: int, address: int) -> None:
-        """Forget a member and free its IPs; if it was authorized it is told on the next
-        push. If it asks again it is a new member: pending, or let in on a public network."""
+        """Forget a member and free its IPs (the next member may take them); if it was
+        authorized it is told on the next push, so peers drop it from their members lists
+        and refuse its frames as after a deauthorization. If it asks again it is a new
+        member: pending (and announced), or let in on a public network."""
         with self._store.transaction() as db:
             self._network(db, nwid)
             member = q.existing_member(db, nwid, address)
@@ -249,25 +306,56 @@ class Controller:
         physical: str | None,
         now: float,
     ) -> ConfigReply:
+        """A member asks for its config: answer_request's reply alone."""
+        outcome = self.answer_request(nwid, member, version=version, physical=physical, now=now)
+        return outcome.reply
+
+    def answer_request(
+        self,
+        nwid: int,
+        member: Identity,
+        *,
+        version: str | None,
+        physical: str | None,
+        now: float,
+    ) -> RequestOutcome:
         """A member asks for its config. Records when and from where (None keeps the last
-        version or physical address), then answers like build_config. A public network
-        authorizes whoever asks, except a member an admin deauthorized."""
+        version or physical address), then answers like build_config.
+
+        Let in without an admin, unless an admin deauthorized it: whoever asks for a
+        public network, and the controller's own node (whoever runs the controller
+        approves it anyway). A pre-authorized member takes its pool address now, on its
+        first request.
+        """
         with self._store.transaction() as db:
             net = self._network_or_none(db, nwid)
             if net is None:
-                return Denied("NOT_FOUND")
+                return RequestOutcome(Denied("NOT_FOUND"))
             record = q.member(db, nwid, member.address, create_at=now)
-            assert record is not None  # create_at makes one
+            assert record is not None  # create_at makes one; `record` is from before
             db.execute(
                 "UPDATE members SET last_seen = ?, version = coalesce(?, version),"
                 " physical_address = coalesce(?, physical_address)"
                 " WHERE nwid = ? AND address = ?",
                 (now, version, physical, format_nwid(nwid), format_address(member.address)),
             )
-            if not record.authorized and not net.private and record.last_deauthorized is None:
-                self._authorize(db, net, member.address, now, strict=False)
-                net = q.network(db, nwid)  # the new revision
-            return q.signed_config(db, self.identity, net, member.address, now)
+            admitted = False
+            if record.authorized and not record.has_asked:
+                q.assign_from_pools(db, net, member.address, strict=False)
+            elif not record.authorized and record.last_deauthorized is None:
+                if not net.private or member.address == self.identity.address:
+                    self._authorize(db, net, member.address, now, strict=False, assign=True)
+                    net = q.network(db, nwid)  # the new revision
+                    admitted = True
+            after = q.existing_member(db, nwid, member.address)
+            silent = record.last_seen is None or now - record.last_seen >= REQUEST_SILENCE_S
+            return RequestOutcome(
+                q.signed_config(db, self.identity, net, member.address, now),
+                network=net,
+                member=after,
+                announce=after.state == "pending" and silent,
+                admitted=admitted,
+            )
 
     def build_config(self, nwid: int, address: int, now: float) -> ConfigReply:
         """A member's config as of `now`, for pushes; records nothing."""
@@ -301,8 +389,12 @@ class Controller:
         now: float,
         *,
         strict: bool,
+        assign: bool,
     ) -> None:
-        q.assign_from_pools(db, net, address, strict=strict)
+        """Set the member authorized; with `assign`, give it a pool address if it has
+        none (`strict`: PoolsFullError if the pools are full, else it goes without)."""
+        if assign:
+            q.assign_from_pools(db, net, address, strict=strict)
         db.execute(
             "UPDATE members SET authorized = 1, last_authorized = ? WHERE nwid = ? AND address = ?",
             (now, format_nwid(net.nwid), format_address(address)),

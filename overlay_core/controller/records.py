@@ -26,6 +26,19 @@ class NotFoundError(LookupError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class NotAskedError(Exception):
+    """An approval of a node that has never asked to join: most likely a mistyped address,
+    which would otherwise sit authorized for whoever owns it. Pass force to pre-authorize."""
+
+    def __init__(self, nwid: int, address: int) -> None:
+        self.nwid, self.address = nwid, address
+        nwid_text, text = format_nwid(nwid), format_address(address)
+        super().__init__(
+            f"{text} has not asked to join {nwid_text} yet: run `ztui join {nwid_text}` on "
+            "it first, or authorize with force to pre-authorize it"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Denied:
     """The answer to a config request that gets no config.
@@ -120,6 +133,12 @@ class MemberRecord:
     physical_address: str | None  # where its last request came from
 
     @property
+    def has_asked(self) -> bool:
+        """It sent a config request at least once (rows also come from pre-approval and
+        from naming a node in advance)."""
+        return self.last_seen is not None
+
+    @property
     def state(self) -> MemberState:
         """pending: waiting for an admin; deauthorized: was let in or refused, now out."""
         if self.authorized:
@@ -159,3 +178,20 @@ class MemberRecord:
             version=row["version"],
             physical_address=row["physical_address"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """What a config request did, beyond the answer (Controller.answer_request).
+
+    announce: a pending member asked for the first time (or again after a long silence,
+    REQUEST_SILENCE_S), so an admin should hear of it once, not at every retry.
+    admitted: this request authorized the member (a public network, or the controller's
+    own node joining its own network).
+    """
+
+    reply: ConfigReply
+    network: NetworkRecord | None = None
+    member: MemberRecord | None = None  # after the request
+    announce: bool = False
+    admitted: bool = False

@@ -5,15 +5,20 @@ The node decides; this module does what it asks and reports back:
 1. OpenPort / ConfigurePort / ClosePort -> a TAP device per network. Opening and
    configuring are coroutines (netlink), so each network's port operations run as a chain
    of tasks, strictly in the order the node asked for them; a TapError anywhere becomes
-   `node.port_failed(nwid, reason)`, which the console shows as PORT_ERROR.
+   `node.port_failed(nwid, reason)`, which the console shows as PORT_ERROR. So does a
+   configuration whose addresses or routes clash with another port's (two networks with
+   the same pool): the port is left without addresses and the reason names the network
+   and device that hold them, instead of the kernel getting one subnet on two devices.
 2. DeliverFrame(s) -> `tap.write(frame)`, synchronously (it never blocks or raises).
 3. Frames the host sends into a TAP -> `node.receive_frames(nwid, frames, now)`, a batch
    per wakeup. A TAP is opened with offloads when `offload` is set and the kernel can
    (virtio_net_hdr, TSO); the node is told which with `node.port_opened(nwid, offload)`.
-4. ConfigRequest (a member asks this node's controller) -> `controller.handle_config_
-   request(...)` -> `node.answer_config_request(...)`. A pending member's request is also
-   a `member_request` event (at most one per member per MEMBER_REQUEST_EVERY_S, since a
-   waiting member asks again and again), so the console can offer to approve it.
+4. ConfigRequest (a member asks this node's controller) -> `controller.answer_request(
+   ...)` -> `node.answer_config_request(...)`. A pending member's request is also a
+   `member_request` event when the controller says it is news (its first request, or the
+   first after a long silence; a waiting member asks again every few seconds), so the
+   console can offer to approve it once; a member let in by its request (a public
+   network, or this node joining a network it hosts) is a `member` event.
 5. Every tick, `push()`: for each network the controller changed since the last tick
    (an approval, a deauthorization, a new MTU), each member it names is sent its fresh
    answer right away, so nobody waits for their next periodic request.
@@ -26,14 +31,15 @@ entered from the event loop thread, one call at a time.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from overlay_core.api.events import EventBus
 from overlay_core.api.validate import settings_from_json
-from overlay_core.controller import ConfigReply, Controller, Denied
+from overlay_core.controller import ConfigReply, Controller, Denied, RequestOutcome
 from overlay_core.proto.effects import (
     ClosePort,
     ConfigRequest,
@@ -56,8 +62,50 @@ log = logging.getLogger(__name__)
 NodeCall = Callable[[Node, float], list[Effect]]
 Drive = Callable[[NodeCall], None]
 PORT_EFFECTS = (OpenPort, ConfigurePort, ClosePort, DeliverFrame, DeliverFrames)
-MEMBER_REQUEST_EVERY_S = 30.0
-REQUESTS_REMEMBERED = 1024  # beyond this many members, forget those not heard from lately
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The address space a configured port holds on this host.
+
+    on_link: the subnets of its addresses and its routes without a gateway, each with the
+    text it came from; the kernel treats each as a LAN on that device. targets: every
+    route's destination. Two ports clash when their LANs overlap (one machine on the same
+    subnet twice: the kernel picks either device), or when one routes to exactly a prefix
+    the other has (the second route cannot be added). A route via a gateway overlapping
+    another's LAN is fine: the more specific prefix wins.
+    """
+
+    on_link: tuple[tuple[IPNetwork, str], ...] = ()
+    targets: tuple[tuple[IPNetwork, str], ...] = ()
+
+    @classmethod
+    def of(cls, addresses: Iterable[str], routes: Iterable[tuple[str, str | None]]) -> Claim:
+        on_link: list[tuple[IPNetwork, str]] = []
+        targets: list[tuple[IPNetwork, str]] = []
+        for text in addresses:
+            on_link.append((ipaddress.ip_interface(text).network, text))
+        for target, via in routes:
+            net = ipaddress.ip_network(target, strict=False)
+            targets.append((net, target))
+            if via is None:
+                on_link.append((net, target))
+        return cls(tuple(on_link), tuple(targets))
+
+    def clash(self, other: Claim) -> tuple[str, str] | None:
+        """(ours, theirs) for the first clash with `other`, as configured; None if none."""
+        for net, text in self.on_link:
+            for theirs, their_text in other.on_link:
+                if net.version == theirs.version and net.overlaps(theirs):
+                    return text, their_text
+        for routing, holder in ((self, other), (other, self)):
+            prefixes = dict((*holder.on_link, *holder.targets))
+            for net, text in routing.targets:
+                if net in prefixes:
+                    pair = (text, prefixes[net])
+                    return pair if routing is self else (pair[1], pair[0])
+        return None
 
 
 @dataclass(slots=True)
@@ -65,6 +113,9 @@ class _Port:
     nwid: int
     tap: TapLike | None = None
     last_op: asyncio.Task[None] | None = None  # the tail of this port's operation chain
+    # What this port's addresses and routes hold, from the moment its configure starts
+    # (before the netlink await), so two ports configuring at once still see each other.
+    claim: Claim = field(default_factory=Claim)
 
 
 @dataclass(slots=True)
@@ -167,15 +218,48 @@ class NetworkPorts:
         if tap is None:
             self.counters["configure_without_port"] += 1
             return
+        addresses, routes = effect.addresses, effect.routes
         try:
-            await tap.configure(mtu=effect.mtu, addresses=effect.addresses, routes=effect.routes)
+            claim = Claim.of(addresses, routes)
+        except ValueError:  # the node checked them already; a bad one is netlink's to report
+            claim = Claim()
+        clash = self._clash(port, claim)
+        if clash is not None:
+            self.counters["port_clashes"] += 1
+            claim, addresses, routes = Claim(), (), ()  # and take back what it had
+        port.claim = claim
+        try:
+            await tap.configure(mtu=effect.mtu, addresses=addresses, routes=routes)
         except TapError as exc:
+            port.claim = Claim()
             self._failed(effect.nwid, str(exc))
+            return
         except Exception as exc:
+            port.claim = Claim()
             log.exception("configuring %s failed", tap.name)
             self._failed(effect.nwid, f"cannot configure {tap.name}: {exc}")
+            return
+        if clash is not None:
+            self._failed(effect.nwid, clash)
+
+    def _clash(self, port: _Port, claim: Claim) -> str | None:
+        """Why `claim` cannot go on `port`'s device: the first other port it clashes with,
+        named by network and device, and what to do; None when it fits."""
+        for other in self._ports.values():
+            if other is port or other.tap is None:
+                continue
+            pair = claim.clash(other.claim)
+            if pair is not None:
+                ours, theirs = pair
+                return (
+                    f"{ours} clashes with {theirs} on {other.tap.name} (network "
+                    f"{format_nwid(other.nwid)}), so no address is set here: change one "
+                    "network's pool or leave one of them"
+                )
+        return None
 
     async def _close(self, port: _Port) -> None:
+        port.claim = Claim()
         if port.tap is not None:
             port.tap.close()
             port.tap = None
@@ -199,46 +283,39 @@ class ControllerLink:
     drive: Drive
     events: EventBus | None = None
     counters: Counter[str] = field(default_factory=Counter)
-    _requests_seen: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def answer(self, request: ConfigRequest, now: float) -> None:
         physical = None if request.physical is None else str(request.physical)
         nwid, member = request.nwid, request.member
         try:
-            reply = self.controller.handle_config_request(
+            outcome = self.controller.answer_request(
                 nwid, member, version=request.version, physical=physical, now=now
             )
         except Exception:
-            self._failed("handle_config_request")
+            self._failed("answer_request")
             return
         self.counters["config_replies"] += 1
-        self._send(nwid, member.address, reply)
-        if isinstance(reply, Denied) and reply.code == "ACCESS_DENIED":
-            try:
-                self._member_request(nwid, member.address, physical, now)
-            except Exception:
-                self._failed("get_member")
+        self._send(nwid, member.address, outcome.reply)
+        self._publish(outcome, physical)
 
-    def _member_request(self, nwid: int, address: int, physical: str | None, now: float) -> None:
-        """Tell the console a pending member is asking, unless it was told lately."""
-        if self.events is None:
+    def _publish(self, outcome: RequestOutcome, physical: str | None) -> None:
+        """A pending member's first request asks the console to approve it (the controller
+        decides what is news: deauthorized members are refused without asking anyone); a
+        member its request let in is news too."""
+        network, member = outcome.network, outcome.member
+        if self.events is None or network is None or member is None:
             return
-        key = (nwid, address)
-        last = self._requests_seen.get(key)
-        if last is not None and now - last < MEMBER_REQUEST_EVERY_S:
-            return
-        record = self.controller.get_member(nwid, address)
-        network = self.controller.get_network(nwid)
-        if record is None or record.state != "pending" or network is None:
-            return  # deauthorized members are refused without asking anyone
-        if len(self._requests_seen) >= REQUESTS_REMEMBERED:
-            cutoff = now - MEMBER_REQUEST_EVERY_S
-            self._requests_seen = {k: t for k, t in self._requests_seen.items() if t > cutoff}
-        self._requests_seen[key] = now
-        text, nwid_text = format_address(address), format_nwid(nwid)
-        where = f" from {physical}" if physical else ""
-        message = f"{text} asks to join {network.name} ({nwid_text}){where}; approve it?"
-        self.events.publish("member_request", message, nwid=nwid_text, address=text)
+        text, nwid_text = format_address(member.address), format_nwid(network.nwid)
+        if outcome.announce:
+            where = f" from {physical}" if physical else ""
+            message = f"{text} asks to join {network.name} ({nwid_text}){where}; approve it?"
+            self.events.publish("member_request", message, nwid=nwid_text, address=text)
+        elif outcome.admitted:
+            own = member.address == self.controller.identity.address
+            why = "the controller's own node" if own else "a public network"
+            ips = ", ".join(member.ips) or "no IP assigned"
+            message = f"{text} in {network.name} ({nwid_text}): admitted, {why}: {ips}"
+            self.events.publish("member", message, nwid=nwid_text, address=text)
 
     def push(self, now: float) -> None:
         """Send every member of every network changed since the last call its new answer:

@@ -122,9 +122,9 @@ async def test_errors_have_the_daemon_shapes(client: AsyncApiClient) -> None:
             "ips[0]",
         ),
         (client.network("0000000000000001"), 404, "not_joined", None),
-        (client.network("nothex"), 400, "bad_network_id", None),
+        (client.network("nothex"), 400, "bad_network_id", "nwid"),
         (client.peer("0123456789"), 404, "unknown_peer", None),
-        (client.peer("xyz"), 400, "bad_address", None),
+        (client.peer("xyz"), 400, "bad_address", "address"),
         (client.controller_network("0000000001000001"), 404, "unknown_network", None),
         (client.member(HOME_NWID, "0123456789"), 404, "unknown_member", None),
         (client.echo("0123456789"), 404, "unknown_address", None),
@@ -175,7 +175,7 @@ async def test_join_leave_and_settings(node: FakeNode, client: AsyncApiClient) -
 async def test_controller_networks_and_members(node: FakeNode, client: AsyncApiClient) -> None:
     """create returns a new nwid under this node's address; approving the pending phone
     gives it the next pool address and is a member event; deauthorize, rename, delete;
-    joining a network hosted here makes this node a pending member until approved."""
+    joining a network hosted here lets this node in at once, as its controller does."""
     created = await client.create_network({"name": "lab", "pools": ["10.5.0.0/24"], "mss": 1200})
     assert created["nwid"].startswith(NODE) and created["nwid"] != HOME_NWID
     assert created["mss"] == "fixed:1200" and created["revision"] == 1
@@ -200,15 +200,14 @@ async def test_controller_networks_and_members(node: FakeNode, client: AsyncApiC
 
     await client.join(lab)
     node.tick(1)
-    assert (await client.network(lab))["state"] == "ACCESS_DENIED"
-    assert (await client.member(lab, NODE))["state"] == "pending"
-    await client.update_member(lab, NODE, {"authorized": True})
     mine = await client.network(lab)
     assert (mine["state"], mine["addresses"], mine["mtu"]) == ("OK", ["10.5.0.1/24"], 1500)
+    assert (await client.member(lab, NODE))["state"] == "authorized"
     assert await client.delete_network(lab) == {"deleted": lab}
     assert (await client.network(lab))["state"] == "NOT_FOUND"
     kinds = [e["kind"] for e in node.state.events if e["nwid"] == lab]
-    assert kinds[:2] == ["controller", "controller"] and "member_request" in kinds
+    assert kinds[:2] == ["controller", "controller"] and "member_request" not in kinds
+    assert "member" in kinds
 
 
 async def test_echo_and_metrics(node: FakeNode, client: AsyncApiClient) -> None:

@@ -117,6 +117,7 @@ async def test_route_takes_only_get(overlay: LoopbackOverlay) -> None:
     assert body == {
         "error": "method_not_allowed",
         "reason": "POST is not allowed on /netcheck; use GET, HEAD",
+        "field": None,
     }
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,17 @@ from overlay_core.proto.netconf import (
     format_nwid,
     make_nwid,
 )
+from overlay_core.testing.fakenet import _seeded
 
 T0 = 1_000.0
 CAROL = 0x0A0B0C0D0E  # members known only by address (pre-approved, or filler)
 DAVE = 0x0A0B0C0D0F
+
+
+@cache
+def node(n: int) -> Identity:
+    """Filler members that really ask (`asked`); the same identity for the same n."""
+    return Identity.generate(_seeded(500 + n))
 
 
 @pytest.fixture
@@ -56,6 +64,12 @@ def request(ctl: Controller, nwid: int, member: Identity, now: float) -> bytes |
     return ctl.handle_config_request(
         nwid, member.public(), version="0.1.0", physical="198.51.100.7:9993", now=now
     )
+
+
+def asked(ctl: Controller, nwid: int, *members: Identity, now: float = T0) -> None:
+    """Each member sends its config request, as `ztui join` makes it do."""
+    for member in members:
+        request(ctl, nwid, member, now)
 
 
 def config_of(reply: bytes | Denied, controller: Identity) -> NetworkConfig:
@@ -152,7 +166,7 @@ def test_update_network_bumps_revision_and_marks_dirty(
     with pytest.raises(ValidationError, match="color: not a network setting"):
         ctl.update_network(net.nwid, color="blue", now=T0 + 2)
     assert ctl.get_network(net.nwid) == updated
-    ctl.authorize(net.nwid, bob.address, T0 + 3)
+    ctl.authorize(net.nwid, bob.address, T0 + 3, force=True)
     config = config_of(request(ctl, net.nwid, bob, T0 + 4), alice)
     assert config.mtu == 1400 and config.revision == 3
     assert config.rules == PRESETS["block-ra"]
@@ -215,11 +229,11 @@ def test_members_list_holds_every_authorized_member(
     """A config lists all authorized members (pre-approved ones included, bridges marked),
     sorted, and never pending or deauthorized ones."""
     net = ctl.create_network("home", now=T0)
-    request(ctl, net.nwid, mallory, T0)  # stays pending
+    asked(ctl, net.nwid, mallory, bob)  # mallory stays pending
     ctl.authorize(net.nwid, bob.address, T0)
-    ctl.authorize(net.nwid, CAROL, T0)  # never asked yet
+    ctl.authorize(net.nwid, CAROL, T0, force=True)  # never asked yet
     ctl.set_member(net.nwid, CAROL, active_bridge=True, name="nas", now=T0)
-    ctl.authorize(net.nwid, DAVE, T0)
+    ctl.authorize(net.nwid, DAVE, T0, force=True)
     ctl.deauthorize(net.nwid, DAVE, T0 + 1)
     config = config_of(request(ctl, net.nwid, bob, T0 + 2), alice)
     assert config.members == tuple(
@@ -237,16 +251,19 @@ def test_two_members_never_share_an_ip(ctl: Controller) -> None:
     """Every member authorized from a /30 gets its own address; when the pool is full the
     next authorization fails with a clear error and leaves that member pending."""
     net = ctl.create_network("tiny", pools=["10.0.0.0/30"], now=T0)
-    first = ctl.authorize(net.nwid, CAROL, T0)
-    second = ctl.authorize(net.nwid, DAVE, T0)
+    asked(ctl, net.nwid, node(1), node(2), node(3))
+    first = ctl.authorize(net.nwid, node(1).address, T0)
+    second = ctl.authorize(net.nwid, node(2).address, T0)
     assert sorted(first.ips + second.ips) == ["10.0.0.1", "10.0.0.2"]
     with pytest.raises(
         PoolsFullError, match=r"pools: all pools are full \(10.0.0.0/30: 2 of 2 taken\)"
     ):
-        ctl.authorize(net.nwid, 0x0A0B0C0D10, T0)
-    assert ctl.get_member(net.nwid, 0x0A0B0C0D10) is None  # rolled back with the failure
+        ctl.authorize(net.nwid, node(3).address, T0)
+    third = ctl.get_member(net.nwid, node(3).address)
+    assert third is not None and third.state == "pending"  # rolled back with the failure
+    other = second if first.ips == ("10.0.0.1",) else first
     with pytest.raises(ValidationError, match=r"ips\[0\]: 10.0.0.1 is already assigned to member"):
-        ctl.set_member(net.nwid, DAVE, ips=["10.0.0.1"], now=T0)
+        ctl.set_member(net.nwid, other.address, ips=["10.0.0.1"], now=T0)
     with pytest.raises(
         ValidationError, match=re.escape("10.0.0.3 is the broadcast address of 10.0.0.0/30")
     ):
@@ -256,7 +273,8 @@ def test_two_members_never_share_an_ip(ctl: Controller) -> None:
 def test_the_database_refuses_duplicate_ips(ctl: Controller, db: Path) -> None:
     """The guarantee is a constraint in the schema, not only a check in Python."""
     net = ctl.create_network("home", pools=["10.0.0.0/24"], now=T0)
-    held = ctl.authorize(net.nwid, CAROL, T0).ips[0]
+    asked(ctl, net.nwid, node(1))
+    held = ctl.authorize(net.nwid, node(1).address, T0).ips[0]
     ctl.set_member(net.nwid, DAVE, name="dave", now=T0)
     raw = sqlite3.connect(db)
     with pytest.raises(sqlite3.IntegrityError):
@@ -279,7 +297,7 @@ def test_hand_assigned_ips_are_checked(ctl: Controller, alice: Identity, bob: Id
         ctl.set_member(net.nwid, bob.address, ips=["10.147.17.0"], now=T0)
     member = ctl.set_member(net.nwid, bob.address, ips=["fd00:1::50", "10.147.17.50"], now=T0)
     assert member.ips == ("10.147.17.50", "fd00:1::50")
-    ctl.authorize(net.nwid, bob.address, T0)
+    ctl.authorize(net.nwid, bob.address, T0, force=True)
     assert ctl.get_member(net.nwid, bob.address).ips == member.ips  # type: ignore[union-attr]
     config = config_of(request(ctl, net.nwid, bob, T0), alice)
     assert config.assigned_ips == ("10.147.17.50/24", "fd00:1::50/64")
@@ -291,6 +309,7 @@ def test_assignment_is_deterministic(alice: Identity, bob: Identity, tmp_path: P
     for name in ("one.db", "two.db"):
         controller = Controller(alice, tmp_path / name)
         net = controller.create_network("home", pools=["10.147.17.0/24"], now=T0)
+        asked(controller, net.nwid, bob)
         got.append(controller.authorize(net.nwid, bob.address, T0).ips)
         controller.close()
     assert got[0] == got[1] and len(got[0]) == 1
@@ -303,6 +322,7 @@ def test_deauthorized_member_is_denied_and_notified(
     new config no longer lists the member, and to the member itself, whose next request is
     denied. It stays on the notify list for one push round, and keeps its IP."""
     net = ctl.create_network("home", pools=["10.147.17.0/24"], now=T0)
+    asked(ctl, net.nwid, bob, mallory)
     for member in (bob, mallory):
         ctl.authorize(net.nwid, member.address, T0)
     ctl.take_dirty()
@@ -322,13 +342,14 @@ def test_deauthorized_member_is_denied_and_notified(
 def test_delete_member_frees_ip_and_notifies(ctl: Controller, bob: Identity) -> None:
     """Deleting an authorized member frees its address and tells it on the next push."""
     net = ctl.create_network("tiny", pools=["10.0.0.0/31"], now=T0)
+    asked(ctl, net.nwid, bob, node(1), node(2))
     ctl.authorize(net.nwid, bob.address, T0)
-    ctl.authorize(net.nwid, CAROL, T0)
+    ctl.authorize(net.nwid, node(1).address, T0)
     ctl.take_dirty()
     ctl.delete_member(net.nwid, bob.address)
     assert ctl.take_dirty() == {net.nwid}
     assert bob.address in ctl.members_to_notify(net.nwid)
-    assert ctl.authorize(net.nwid, DAVE, T0).ips  # bob's address was freed
+    assert ctl.authorize(net.nwid, node(2).address, T0).ips  # bob's address was freed
     with pytest.raises(NotFoundError, match="no member"):
         ctl.delete_member(net.nwid, bob.address)
 
@@ -348,6 +369,7 @@ def test_unknown_network_is_not_found(
 def test_deleted_network_tells_its_members(ctl: Controller, bob: Identity) -> None:
     """Deleting a network pushes NOT_FOUND to its former members."""
     net = ctl.create_network("home", now=T0)
+    asked(ctl, net.nwid, bob)
     ctl.authorize(net.nwid, bob.address, T0)
     ctl.take_dirty()
     ctl.delete_network(net.nwid)
@@ -411,6 +433,7 @@ def test_approval_survives_a_crash(alice: Identity, bob: Identity, db: Path) -> 
     leaves the approval on disk for the next connection."""
     setup = Controller(alice, db)
     net = setup.create_network("home", pools=["10.147.17.0/24"], now=T0)
+    asked(setup, net.nwid, bob)
     setup.close()
     script = textwrap.dedent(
         f"""
@@ -439,6 +462,7 @@ def test_second_connection_sees_an_approval_before_close(
     (nothing waits for close())."""
     ctl = Controller(alice, db)
     net = ctl.create_network("home", now=T0)
+    asked(ctl, net.nwid, bob)
     ctl.authorize(net.nwid, bob.address, T0)
     other = Controller(alice, db)
     assert other.get_member(net.nwid, bob.address).authorized  # type: ignore[union-attr]

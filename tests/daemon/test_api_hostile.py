@@ -68,7 +68,8 @@ def assert_4xx_with_reason(response: httpx.Response, what: str) -> None:
     assert 400 <= response.status_code < 500, f"{what}: {response.status_code} {response.text}"
     assert response.headers["content-type"].startswith("application/json"), what
     body = response.json()
-    assert isinstance(body, dict) and set(body) <= {"error", "reason", "field"}, what
+    assert isinstance(body, dict) and set(body) == {"error", "reason", "field"}, what
+    assert body["field"] is None or isinstance(body["field"], str), what
     assert isinstance(body["error"], str) and body["error"], what
     assert isinstance(body["reason"], str) and body["reason"], what
     assert "Traceback" not in response.text, what

@@ -35,6 +35,7 @@ def assert_json_error(response: httpx.Response, status: int, error: str) -> None
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
+    assert set(body) == {"error", "reason", "field"}, body  # field: None when no one field
     assert body["error"] == error
     assert isinstance(body["reason"], str) and body["reason"]
     assert "Traceback" not in response.text
@@ -63,6 +64,7 @@ async def test_malformed_address_is_400_with_reason(api: httpx.AsyncClient) -> N
     response = await api.get("/peers/nothex")
     assert_json_error(response, 400, "bad_address")
     assert "10 hex digits" in response.json()["reason"]
+    assert response.json()["field"] == "address"
 
 
 async def test_unknown_peer_is_404(api: httpx.AsyncClient) -> None:
@@ -71,9 +73,14 @@ async def test_unknown_peer_is_404(api: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_route_and_wrong_method_are_json(api: httpx.AsyncClient) -> None:
-    """Even the router's own errors come back as {"error", "reason"} JSON."""
-    assert_json_error(await api.get("/no/such/thing"), 404, "not_found")
-    assert_json_error(await api.delete("/status"), 405, "method_not_allowed")
+    """Even the router's own errors come back as {"error", "reason", "field"} JSON, with no
+    field to blame."""
+    for response, status, error in (
+        (await api.get("/no/such/thing"), 404, "not_found"),
+        (await api.delete("/status"), 405, "method_not_allowed"),
+    ):
+        assert_json_error(response, status, error)
+        assert response.json()["field"] is None
 
 
 async def test_tcp_api_requires_the_token(leaf: Daemon) -> None:

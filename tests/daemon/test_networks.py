@@ -279,6 +279,7 @@ async def test_network_api_errors_are_json_with_reasons(tap_overlay: LoopbackOve
             assert response.json() == {
                 "error": "bad_network_id",
                 "reason": "a network id is 16 hex digits",
+                "field": "nwid",
             }
         assert (await api.get("/networks/0123456789abcdef")).json()["error"] == "not_joined"
         unknown = await api.get("/controller/networks/0123456789abcdef")

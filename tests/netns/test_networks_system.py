@@ -411,7 +411,9 @@ def test_bridged_sites_share_a_lan_and_block_dhcp(net: OverlayWorld) -> None:
     """
     a = net.add_home("home5", "pc5")
     b = net.add_home("home6", "pc6")
-    nwid = net.create_network("bridged")  # no pools: the LANs bring their own addresses
+    # No pools (without the key the controller would pick a free one): the LANs bring
+    # their own addresses.
+    nwid = net.create_network("bridged", pools=[])
     net.bring_up(nwid, [a, b], JOIN_TIMEOUT_S, active_bridge=True)
     for node in (a, b):
         assert (node.network(nwid) or {}).get("bridge") is True, net.fail(f"{node.name} bridge")
