@@ -55,6 +55,7 @@ EVENT_POKES = {
     "link": "node",
     "handshake": "node",
     "tcp": "node",
+    "roots": "node",
     "network": "networks",
     "member_request": "hosted",
     "member": "hosted",

@@ -14,9 +14,11 @@ Routes (JSON unless noted; shapes in schema.py):
     GET  /netcheck                NetcheckJson: UDP, NAT mapping, NAT hops, roots, verdict
     GET  /metrics                 Prometheus text
     GET  /events                  server-sent events (EventJson); ?since=N: routes_events.py
+    GET  /roots, PUT /roots       the roots in use; new ones for the running node: routes_node.py
     /networks..., /controller/... joined networks and the local controller: routes_networks.py
 
-Every error, including unknown routes and wrong methods, is `{"error", "reason"}` JSON; a
+Every error, including unknown routes and wrong methods, is `{"error", "reason", "field"}`
+JSON (field null unless one part of the request is at fault); a
 middleware turns anything unexpected into a 500 of the same shape, never a traceback. A
 value that breaks a rule is `400 {"error": "validation", "reason": "mtu: must be
 1280-9000", "field": "mtu"}`. Bodies are JSON objects of at most MAX_BODY_BYTES (413
@@ -31,13 +33,14 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
 from overlay_core.controller import NotFoundError
 from overlay_core.proto.netfields import ValidationError
 
-from . import routes_events, routes_networks, schema
+from . import routes_events, routes_networks, routes_node, schema
 from .http import (
     MAX_BODY_BYTES,
     SERVICE_KEY,
@@ -60,7 +63,15 @@ ECHO_TIMEOUT_MAX_S = 30.0
 UNIX_PATH_MAX_BYTES = 107
 
 
-__all__ = ["SERVICE_KEY", "ApiError", "ApiProblem", "ApiServer", "ControlService", "build_app"]
+__all__ = [
+    "SERVICE_KEY",
+    "ApiError",
+    "ApiProblem",
+    "ApiServer",
+    "ControlService",
+    "NodeService",
+    "build_app",
+]
 
 
 def _error(status: int, error: str, reason: str, field: str | None = None) -> web.Response:
@@ -202,9 +213,11 @@ async def _echo_timeout(request: web.Request) -> float:
     check_known_keys(body, ("timeout_s",))  # as every route: a typo is not ignored
     value = body.get("timeout_s", ECHO_TIMEOUT_DEFAULT_S)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiProblem(400, "bad_request", "timeout_s must be a number of seconds")
+        reason = "timeout_s must be a number of seconds"
+        raise ApiProblem(400, "bad_request", reason, "timeout_s")
     if not 0 < value <= ECHO_TIMEOUT_MAX_S:
-        raise ApiProblem(400, "bad_request", f"timeout_s must be in (0, {ECHO_TIMEOUT_MAX_S:g}]")
+        reason = f"timeout_s must be in (0, {ECHO_TIMEOUT_MAX_S:g}]"
+        raise ApiProblem(400, "bad_request", reason, "timeout_s")
     return float(value)
 
 
@@ -220,7 +233,11 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
-def build_app(service: ControlService, token: str) -> web.Application:
+class NodeService(ControlService, routes_node.NodeConfigService, Protocol):
+    """Everything the routes need from the daemon (`overlay_core.io.daemon.Daemon`)."""
+
+
+def build_app(service: NodeService, token: str) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
@@ -236,6 +253,7 @@ def build_app(service: ControlService, token: str) -> web.Application:
     app.router.add_get("/metrics", get_metrics)
     routes_networks.add_routes(app)
     routes_events.add_routes(app)
+    routes_node.add_routes(app, service)
     return app
 
 
@@ -249,7 +267,7 @@ class ApiError(Exception):
 class ApiServer:
     """Serves `build_app` on the control socket and, optionally, on TCP loopback."""
 
-    def __init__(self, service: ControlService, token: str) -> None:
+    def __init__(self, service: NodeService, token: str) -> None:
         self._runner = web.AppRunner(build_app(service, token), access_log=None)
         self.unix_path: Path | None = None
         self.tcp_port: int | None = None

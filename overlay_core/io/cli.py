@@ -1,17 +1,25 @@
-"""`overlayd`: run the node, or print this node's roots-file line.
+"""`overlayd`: run the node, hand options to the one running, print this node's roots-file
+line, or show and reset the remembered options.
 
     overlayd [--home DIR] [--port N] [--root] [--roots FILE] [--bind ADDR ...]
              [--advertise CIDR ...] [--tcp-fallback auto|force|off] [--api-tcp PORT|off]
              [--log-level LEVEL]
     overlayd [--home DIR] roots-entry [--endpoint HOST:PORT ...]
+    overlayd [--home DIR] options [--reset NAME ... | --reset-all] [--json]
 
 Options given on the command line are remembered in `<home>/settings.json`, so a later
 plain `overlayd --home DIR` (or a systemd unit) starts the node the same way; an option
 given again replaces the remembered value. Precedence: command line > settings.json >
-built-in default. `roots-entry` reads the settings but never changes them.
+built-in default. `roots-entry` reads the settings but never changes them. A roots file
+is copied into the home (roots.txt, see roots_live.py), so the node keeps its roots when
+the file given is edited or deleted.
 
-Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 could not start (one line on stderr, no
-traceback), 2 bad arguments (argparse).
+When a node already runs on the home, `overlayd --roots FILE` gives it the roots through
+the API instead of failing on the taken port, and other options are remembered for its
+next start (options.py).
+
+Exit codes: 0 clean shutdown (SIGTERM/SIGINT) or done, 1 could not start or hand over
+(one line on stderr, no traceback), 2 bad arguments (one line).
 """
 
 from __future__ import annotations
@@ -23,14 +31,13 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from overlay_core import __version__
 from overlay_core.api.schema import DEFAULT_UDP_PORT
 from overlay_core.proto.roots import RootEntry, parse_endpoint, parse_roots
 
 from .daemon import (
-    DEFAULT_BINDS,
     OFFLOAD_MODES,
     TCP_FALLBACK_MODES,
     Daemon,
@@ -39,25 +46,20 @@ from .daemon import (
 )
 from .home import Home, HomeError
 from .interfaces import interface_addresses, parse_networks, select_advertised
+from .options import (
+    DEFAULTS,
+    ConfigError,
+    UsageError,
+    add_parser,
+    hand_over,
+    options_command,
+    running_node,
+)
+from .roots_live import save_roots
 
 log = logging.getLogger("overlayd")
 
-# settings.json key -> built-in default. Everything else in the file is ignored.
-DEFAULTS: dict[str, Any] = {
-    "port": DEFAULT_UDP_PORT,
-    "bind": list(DEFAULT_BINDS),
-    "root": False,
-    "roots": None,
-    "advertise": None,
-    "tcp_fallback": "auto",
-    "api_tcp": None,
-    "api_group": None,
-    "offload": "auto",
-}
-
-
-class ConfigError(Exception):
-    """A bad setting or file found after argument parsing; one line for the operator."""
+__all__ = ["DEFAULTS", "ConfigError", "build_parser", "main", "merge_settings"]
 
 
 def _port(text: str) -> int:
@@ -70,11 +72,20 @@ def _api_port(text: str) -> int | str:
     return "off" if text == "off" else _port(text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2: the usage block buries the one
+    thing that was wrong (`overlayd --help` has the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see overlayd --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="overlayd",
         description="Run a ztui overlay node (leaf or root).",
-        epilog="Options are remembered in HOME/settings.json for the next start.",
+        epilog="Options are remembered in HOME/settings.json for the next start; a node "
+        "already running on HOME takes --roots at once (the others at its next start).",
     )
     parser.add_argument("--version", action="version", version=f"overlayd {__version__}")
     parser.add_argument(
@@ -92,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="act as a root: relay, answer WHOIS, accept TCP fallback",
     )
-    parser.add_argument("--roots", type=Path, metavar="FILE", help="roots file to use")
+    parser.add_argument(
+        "--roots",
+        type=Path,
+        metavar="FILE",
+        help="roots file to use (copied into HOME; a running node takes it at once)",
+    )
     parser.add_argument(
         "--bind",
         nargs="+",
@@ -139,13 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="where others reach this root (default: bound address and port)",
     )
+    add_parser(sub)
     return parser
 
 
-def merge_settings(home: Home, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    """Defaults < settings.json < command line. Returns (settings, command line changed any)."""
-    stored = home.load_settings()
-    settings = {key: stored.get(key, default) for key, default in DEFAULTS.items()}
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings.json keys the command line gave, with their values."""
     given: dict[str, Any] = {}
     for key in ("port", "bind", "root", "advertise", "tcp_fallback", "api_group", "offload"):
         value = getattr(args, key)
@@ -155,6 +170,14 @@ def merge_settings(home: Home, args: argparse.Namespace) -> tuple[dict[str, Any]
         given["roots"] = str(args.roots.resolve())
     if args.api_tcp is not None:
         given["api_tcp"] = None if args.api_tcp == "off" else args.api_tcp
+    return given
+
+
+def merge_settings(home: Home, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """Defaults < settings.json < command line. Returns (settings, command line changed any)."""
+    stored = home.load_settings()
+    settings = {key: stored.get(key, default) for key, default in DEFAULTS.items()}
+    given = given_options(args)
     changed = any(settings[key] != value for key, value in given.items())
     settings.update(given)
     return settings, changed
@@ -167,6 +190,8 @@ def load_roots(path: str | None) -> list[RootEntry]:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read roots file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a roots file (not text)") from None
     try:
         return parse_roots(text)
     except ValueError as exc:
@@ -242,19 +267,41 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO: noise around the one line a hand-over prints.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     home = Home(args.home)
     try:
+        if args.command == "options":
+            print("\n".join(options_command(home, args)))
+            return 0
+        given = given_options(args)
+        node = None if args.command == "roots-entry" else running_node(home)
+        if node is not None:  # not a second node on this home: hand the options over
+            # Before reading settings.json: a member of the API group may hand over roots
+            # without being able to read that file (0600, the service's).
+            roots = given.get("roots")
+            handed = None if roots is None else (roots, load_roots(roots))
+            print("\n".join(hand_over(home, node, given, handed)))
+            return 0
         settings, changed = merge_settings(home, args)
         if args.command == "roots-entry":
             print(roots_entry_line(home, settings, args.endpoint))
             return 0
+        config = daemon_config(home, settings)
 
         def remember() -> None:
-            # Only once the node is up, so a typo that stopped it is not remembered.
-            if changed:
-                home.save_settings({**home.load_settings(), **settings})
+            # Only once the node is up, so a typo that stopped it is not remembered. Only
+            # what was given: a default changed by a later version must not be pinned.
+            if not changed:
+                return
+            if "roots" in given:  # the node keeps its own copy (roots_live.py)
+                given["roots"] = str(save_roots(home, config.roots))
+            home.save_settings({**home.load_settings(), **given})
 
-        return asyncio.run(run(daemon_config(home, settings), remember))
+        return asyncio.run(run(config, remember))
+    except UsageError as exc:
+        print(f"overlayd: {exc}", file=sys.stderr)
+        return 2
     except (StartupError, HomeError, ConfigError) as exc:
         print(f"overlayd: {exc}", file=sys.stderr)
         return 1

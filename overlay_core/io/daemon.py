@@ -93,6 +93,7 @@ from .interfaces import (
 )
 from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_joined
 from .ratelog import RateLimitedLog
+from .roots_live import LiveRoots
 from .tap import TapCounters, TapDevice, TapOpener
 from .tcp import TCP_LOG_INTERVAL_S, TcpLinks
 from .udp import UdpSockets
@@ -166,6 +167,8 @@ class Daemon:
         self.ports = NetworkPorts(config.tap_factory, self._drive, config.offload != "off")
         self._controller: ControllerLink | None = None
         self._last_advertise_refresh = 0.0
+        # GET/PUT /roots: new roots for the running node, saved for the next start.
+        self.live_roots = LiveRoots(self.home, config, self._running_node, self._drive, clock)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -49,6 +49,7 @@ from .outbound import ECHO_TIMEOUT_S, HANDSHAKE_RETRY_S, EchoWait, NodeConfig, _
 from .path import PMTU_MIN
 from .peer import Peer
 from .punch import Punching
+from .roots import RootEntry, replace_roots
 from .vnet import NetworkSettings
 from .wire import Cipher, MalformedError, Reader, Verb
 
@@ -70,6 +71,11 @@ class Node(Punching):
             out += self._want_tcp(now)
         out += self._contact_roots(now, force=True)
         return out
+
+    def set_roots(self, entries: list[RootEntry], now: float) -> list[Effect]:
+        """Replace the roots at run time (PUT /roots): new roots get a HELLO now, removed
+        ones are forgotten with their TCP links; roots.py's docstring has the details."""
+        return replace_roots(self, entries, now)
 
     def set_local_endpoints(self, endpoints: list[Endpoint]) -> None:
         self.config.local_endpoints = list(endpoints)
