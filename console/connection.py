@@ -5,13 +5,16 @@ asynchronous `AsyncApiClient` (console/api.py, the Textual app), so both connect
 way and fail with the same words.
 
 Where it connects:
-- `home=DIR` (or nothing: the default home) -> the UNIX socket `DIR/control.sock`;
+- `home=DIR`                                 -> the UNIX socket `DIR/control.sock`;
+- nothing                                    -> the system node's socket if there is one,
+                                                else the user's own (console/discovery.py);
 - `api="unix:PATH"`                          -> that UNIX socket;
 - `api="http://127.0.0.1:PORT"`              -> TCP, with a bearer token from `token=` or,
                                                 failing that, the home's authtoken.secret.
 
 Every failure surfaces as `ApiError` whose message is one line a person can act on
-("overlayd is not running ...", "permission denied ...", or the daemon's own reason).
+("overlayd is not running ...", "permission denied ...", or the daemon's own reason); the
+words for the first two are console/discovery.py's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pathlib import Path
 
 import httpx
 
-from overlay_core.api.schema import AUTHTOKEN_NAME, CONTROL_SOCKET_NAME, default_home
+from overlay_core.api.schema import AUTHTOKEN_NAME, CONTROL_SOCKET_NAME
+
+from . import discovery
 
 DEFAULT_TIMEOUT_S = 5.0
 UNIX_BASE_URL = "http://overlayd"
@@ -62,6 +67,7 @@ class Connection:
     socket_path: Path | None  # None for a TCP API
     base_url: str
     where: str  # the socket path or the URL, for messages
+    choice: discovery.Choice  # how `home` was chosen, and where the system node is
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -72,16 +78,25 @@ class Connection:
         api: str | None = None,
         token: str | None = None,
     ) -> Connection:
-        """Raises ApiError for an `api` that is neither unix:PATH nor http(s)://."""
-        home_path = Path(home) if home is not None else default_home()
+        """Raises ApiError for an `api` that is neither unix:PATH nor http(s)://.
+
+        Without `home`, the home is found (discovery.discover): for the socket when there
+        is no `api`, and for the token file of an http `api`."""
+        if home is not None:
+            choice = discovery.given(Path(home))
+        else:
+            choice = discovery.discover()
+            if api is not None:  # the user named the socket or URL: advise for that
+                choice = discovery.given(choice.home)
+        home_path = choice.home
         if api is None or api.startswith("unix:"):
             socket_path = Path(api[5:]) if api else home_path / CONTROL_SOCKET_NAME
-            return cls(home_path, socket_path, UNIX_BASE_URL, str(socket_path))
+            return cls(home_path, socket_path, UNIX_BASE_URL, str(socket_path), choice)
         if api.startswith(("http://", "https://")):
             token = token or read_token(home_path)
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            return cls(home_path, None, api.rstrip("/"), api, headers)
-        raise ApiError(f"--api {api!r}: expected unix:PATH or http://HOST:PORT")
+            return cls(home_path, None, api.rstrip("/"), api, choice, headers)
+        raise ApiError(f"--api {api!r}: expected unix:PATH or http://HOST:PORT", error="usage")
 
     @property
     def endpoint(self) -> str:
@@ -109,11 +124,7 @@ class Connection:
 
     def not_running(self, detail: str) -> ApiError:
         home = self.home if self.socket_path == self.home / CONTROL_SOCKET_NAME else None
-        start = f"overlayd --home {home}" if home is not None else "overlayd --home DIR"
-        return ApiError(
-            f"overlayd is not running ({detail}): start it with `{start}` "
-            "or `systemctl start overlayd`"
-        )
+        return ApiError(discovery.not_running_message(detail, home, self.choice, os.geteuid()))
 
     def timeout_error(self) -> ApiError:
         return ApiError(f"overlayd at {self.where} did not answer in time")
@@ -174,6 +185,5 @@ def read_token(home: Path) -> str | None:
 
 
 def permission_error(path: Path) -> ApiError:
-    return ApiError(
-        f"cannot open {path}: permission denied — run as root or join the group that owns it"
-    )
+    """EACCES or EPERM on the socket: which group to join, or to log in again for."""
+    return ApiError(discovery.permission_message(path, discovery.access_facts(path)))

@@ -1,8 +1,17 @@
-"""This node's network memberships: `ztui networks | join | leave | set`."""
+"""This node's network memberships: `ztui networks | join | leave | set`.
+
+`ztui join` waits briefly for the controller's first answer, and its exit status says how
+that went: OK, ACCESS_DENIED (waiting for an admin's approval: the expected next step)
+and no answer yet (still REQUESTING_CONFIGURATION) exit 0; NOT_FOUND (the controller has
+no such network) and PORT_ERROR (no TAP device) exit 1 with the reason on stderr, as
+every failed `ztui` command does. The network stays joined either way, and the message
+says how to get rid of it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -11,6 +20,7 @@ from overlay_core.api.schema import NetworkJson
 from .. import render
 from ..client import ApiClient
 from .common import (
+    EXIT_FAIL,
     EXIT_OK,
     Handler,
     Subparsers,
@@ -26,6 +36,8 @@ POLL_S = 0.2
 SETTING_NAMES = ("mtu", "mss", "allow-managed", "allow-global", "allow-default")
 YES = ("yes", "y", "true", "on", "1")
 NO = ("no", "n", "false", "off", "0")
+# States a join ends in that did not work: nothing will flow until someone fixes something.
+FAILED_JOIN_STATES = ("NOT_FOUND", "PORT_ERROR")
 
 
 def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -100,14 +112,37 @@ def cmd_join(client: ApiClient, args: argparse.Namespace) -> int:
         settings["allow_managed"] = False
     network = client.join(target, settings or None)
     deadline = time.monotonic() + max(0.0, args.wait)
-    while network["state"] == "REQUESTING_CONFIGURATION" and time.monotonic() < deadline:
+    # OK can come before the TAP is open (the controller's own network answers at once).
+    while time.monotonic() < deadline and (
+        network["state"] == "REQUESTING_CONFIGURATION"
+        or (network["state"] == "OK" and network["device"] is None)
+    ):
         time.sleep(POLL_S)
         network = client.network(target)
+    failed = network["state"] in FAILED_JOIN_STATES
     if args.json:
-        print_json(network)
+        print_json(network)  # the state is in it; the exit status says the rest
+    elif failed:
+        print(f"ztui: {join_failure(network)}", file=sys.stderr)
     else:
         print("\n".join(render.joined_lines(network, _my_address(client, [network]))))
-    return EXIT_OK
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def join_failure(network: NetworkJson) -> str:
+    """Why a join that ended NOT_FOUND or PORT_ERROR failed, and how to stop it, one line."""
+    nwid = network["nwid"]
+    if network["state"] == "NOT_FOUND":
+        # The node keeps asking (the network may yet be created): say how to stop it.
+        return (
+            f"controller {render.controller_of(nwid)} has no network {nwid}: check the id "
+            f"(still joined and retrying; `ztui leave {nwid}` stops that)"
+        )
+    # The node does not retry a TAP that failed: leaving and joining again does.
+    reason = network["port_error"] or "the TAP device failed"
+    # A device that exists but was refused its addresses (they clash with another network's).
+    where = f"{nwid} on {network['device']}" if network["device"] else f"no device for {nwid}"
+    return f"{where}: {reason} (`ztui leave {nwid}`, fix that, and join again)"
 
 
 def cmd_leave(client: ApiClient, args: argparse.Namespace) -> int:

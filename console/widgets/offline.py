@@ -37,7 +37,9 @@ class OfflineBanner(Static):
         text.append(f"{app.offline_reason}\n\n")
         text.append(
             f"{SPINNER[self._ticks % len(SPINNER)]} retrying in {app.retry_left_s:.1f} s "
-            f"(attempt {app.attempt}); the console reconnects by itself when the node is back.\n",
+            # Not "when the node is back": a refused socket may be the user's groups, and
+            # the reason above already says what to do about those.
+            f"(attempt {app.attempt}); the console reconnects by itself once overlayd answers.\n",
             style="yellow",
         )
         text.append("q quits.", style="dim")

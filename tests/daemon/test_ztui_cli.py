@@ -7,18 +7,24 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from overlay_core import __version__
 from overlay_core.io.loopback import LoopbackOverlay
 
-from .conftest import subprocess_env, ztui_cmd
+from .conftest import overlayd_cmd, subprocess_env, ztui_cmd
 
 
-async def ztui(*args: str, timeout_s: float = 30) -> tuple[int, str, str]:
-    """Run ztui without blocking the event loop (the daemon under test runs on it)."""
+async def ztui(
+    *args: str, timeout_s: float = 30, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run ztui without blocking the event loop (the daemon under test runs on it); `env`
+    adds to the environment."""
     proc = await asyncio.create_subprocess_exec(
         *ztui_cmd(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
@@ -49,6 +55,17 @@ def test_no_daemon_is_one_line_and_nonzero(short_tmp: Path) -> None:
     assert f"overlayd --home {short_tmp}" in lines[0]
 
 
+def test_version_is_the_packages() -> None:
+    """`ztui --version` prints `ztui X.Y.Z` from the same source as `overlayd --version`,
+    exit 0, no daemon needed."""
+    result = ztui_sync("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"ztui {__version__}\n", "")
+    overlayd = subprocess.run(
+        overlayd_cmd("--version"), capture_output=True, text=True, env=subprocess_env()
+    )
+    assert overlayd.stdout.split() == ["overlayd", __version__]
+
+
 def test_mistyped_address_is_usage_error(short_tmp: Path) -> None:
     """`ztui ping nothex` exits 2 with one line, before trying to reach any daemon."""
     result = ztui_sync("--home", str(short_tmp), "ping", "nothex")
@@ -56,6 +73,15 @@ def test_mistyped_address_is_usage_error(short_tmp: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "10 hex digits" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["info", "doctor"])
+def test_malformed_api_is_usage_error(command: str) -> None:
+    """`--api bogus` is a typo like a bad address: exit 2, one line, nothing sent."""
+    result = ztui_sync("--api", "bogus", command)
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "expected unix:PATH" in lines[0], result.stderr
 
 
 def test_no_subcommand_without_a_terminal_points_to_the_subcommands() -> None:
@@ -90,6 +116,7 @@ async def test_info_and_peers_text(overlay: LoopbackOverlay) -> None:
     assert code == 0, err
     assert out.splitlines()[0] == f"info {leaf.identity.address_text} 0.1.0 ONLINE"
     assert "1/1 reachable" in out
+    assert out.splitlines()[-1] == f"  api       unix:{leaf.home.path / 'control.sock'}"
     code, out, err = await ztui("--home", str(leaf.home.path), "peers")
     assert code == 0, err
     header, *rows = out.splitlines()
@@ -141,6 +168,24 @@ async def test_ping_to_an_address_nobody_has_says_so(overlay: LoopbackOverlay) -
         err.strip()
         == "ztui: no node 0123456789 is known to root " + overlay.roots[0].identity.address_text
     )
+
+
+async def test_plain_ztui_finds_the_system_node_and_says_so(
+    overlay: LoopbackOverlay, short_tmp: Path
+) -> None:
+    """No --home and no $ZTUI_HOME: `ztui info` reaches the node in the system home
+    ($ZTUI_SYSTEM_HOME stands in for /var/lib/ztui) even though the user has a home of
+    their own, and its last line names the socket it used."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    await overlay.wait_online()
+    own = short_tmp / "user"
+    (own / ".local" / "share" / "ztui").mkdir(parents=True)
+    env = {"ZTUI_SYSTEM_HOME": str(leaf.home.path), "HOME": str(own)}
+    code, out, err = await ztui("info", env=env)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(f"info {leaf.identity.address_text} ")
+    assert out.splitlines()[-1] == f"  api       unix:{leaf.home.path / 'control.sock'}"
 
 
 async def test_tcp_api_with_token_from_home(overlay: LoopbackOverlay) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.io.tap_contract import TapError
 
 from .netstory import POOL, story, unix_client, wait_state
 from .test_ztui_cli import ztui, ztui_sync
@@ -206,3 +207,43 @@ async def test_leave_from_the_command_line(tap_overlay: LoopbackOverlay) -> None
         assert code == 0 and json.loads(out) == []
         code, out, err = await ztui("--home", home, "leave", s.nwid)
         assert (code, err) == (1, f"ztui: this node has not joined network {s.nwid}\n")
+
+
+async def test_join_of_a_network_the_controller_lacks_exits_1(
+    tap_overlay: LoopbackOverlay,
+) -> None:
+    """The controller answers NOT_FOUND: that join failed, so exit 1 with one line on
+    stderr naming the controller and the id, and how to stop the node asking; --json
+    still prints the network (state NOT_FOUND) for scripts, and exits 1 too. ACCESS_DENIED
+    stays exit 0: waiting for approval is the expected next step (the story test above)."""
+    await tap_overlay.add_root()
+    ctl = await tap_overlay.add_leaf("ctl")
+    member = await tap_overlay.add_leaf("member")
+    await tap_overlay.wait_online()
+    home, controller = str(member.home.path), ctl.identity.address_text
+    missing = controller + "0000ff"
+    code, out, err = await ztui("--home", home, "join", missing)
+    assert (code, out) == (1, ""), err
+    assert err == (
+        f"ztui: controller {controller} has no network {missing}: check the id "
+        f"(still joined and retrying; `ztui leave {missing}` stops that)\n"
+    )
+    other = controller + "0000fe"
+    code, out, err = await ztui("--home", home, "join", other, "--json")
+    assert (code, err) == (1, "")
+    assert json.loads(out)["state"] == "NOT_FOUND"
+
+
+async def test_join_whose_device_cannot_be_made_exits_1(tap_overlay: LoopbackOverlay) -> None:
+    """PORT_ERROR (no TAP: no root, say) is a failed join as well: exit 1, the device's
+    own reason in one line on stderr."""
+    await tap_overlay.add_root()
+    leaf = await tap_overlay.add_leaf("leaf")
+    tap_overlay.taps["leaf"].open_error = TapError("creating a TAP device needs root")
+    nwid = "0123456789000002"
+    code, out, err = await ztui("--home", str(leaf.home.path), "join", nwid)
+    assert (code, out) == (1, ""), err
+    assert err == (
+        f"ztui: no device for {nwid}: creating a TAP device needs root "
+        f"(`ztui leave {nwid}`, fix that, and join again)\n"
+    )
