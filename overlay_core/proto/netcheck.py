@@ -240,7 +240,7 @@ def _verdict(
         return (
             "bad",
             "No roots configured: this node cannot find its peers",
-            ("start overlayd with --roots FILE"),
+            ("give it a roots file: ztui roots set FILE (the running node takes it at once)"),
         )
     if all(r.link == LINK_NONE for r in roots):
         return (

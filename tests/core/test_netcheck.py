@@ -197,7 +197,7 @@ def test_no_roots_configured() -> None:
     leaf = net.add_host("leaf")
     report = check(net, leaf)
     assert report.roots == () and report.level == "bad"
-    assert "--roots" in report.advice
+    assert "ztui roots set FILE" in report.advice
 
 
 # --------------------------------------------------------------------------- pure pieces
