@@ -55,7 +55,10 @@ fmt: venv
 	$(BIN)/ruff check --fix .
 
 test: venv sysdeps lint
-	$(BIN)/pytest -q
+	@seed=$${TEST_SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; \
+	echo "pytest in random order (modules, and tests within each), seed $$seed"; \
+	$(BIN)/pytest -q --random-order-bucket=module --random-order-seed=$$seed || { \
+	echo "failed with test order seed $$seed: make test TEST_SEED=$$seed replays it"; exit 1; }
 
 # Benchmarks print numbers beside a baseline measured in the same run; they never fail on
 # speed. Results are also written as JSON under bench/results/.

@@ -14,7 +14,8 @@ Either way the world is stopped and waited for when this ends (quit, Ctrl-C, SIG
 exception). The child also dies with us: PR_SET_PDEATHSIG, a watch on its parent PID,
 and EOF on its stdin pipe each make it clean up, and a later `ztui demo` clears whatever a
 SIGKILLed run left. Without root the world is simulated on loopback; its notice is shown
-in the summary and handed to the console in $ZTUI_DEMO_NOTICE.
+in the summary and handed to the console app itself, never through the environment (an
+environment variable outlived the demo and changed every later console in the process).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import collections
 import contextlib
 import ctypes
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,8 +36,7 @@ from typing import Any
 from .commands.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Subparsers
 
 DEMO_MODULE = "overlay_core.demo"
-NOTICE_ENV = "ZTUI_DEMO_NOTICE"
-STOP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 90.0  # the world stops in seconds; under load its bounded steps add up
 PR_SET_PDEATHSIG = 1
 
 
@@ -175,9 +174,6 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_FAIL
         ready = True
-        notice = info.get("notice")
-        if notice:
-            os.environ[NOTICE_ENV] = str(notice)
         if args.no_console:
             print("\n".join(summary_lines(info)), flush=True)
             return _wait(world, args.keep_running_seconds)
@@ -194,11 +190,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _console(world: DemoWorld, info: dict[str, Any]) -> int:
-    from .cli import main as ztui_main  # the same path as `ztui --home HOME`
+    # The same path as `ztui --home HOME`, plus the notice on the app.
+    from .cli import build_parser, run_console
 
+    args = build_parser()[0].parse_args(["--home", str(info["home"])])
+    args.demo_notice = str(info["notice"]) if info.get("notice") else None
     world.echo = False
     try:
-        return ztui_main(["--home", str(info["home"])])
+        return run_console(args)
     finally:
         world.echo = True
 

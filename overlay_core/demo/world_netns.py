@@ -14,7 +14,10 @@ members, and traffic.py's TCP sink/send pairs inside the namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -45,6 +48,10 @@ TCP_EVERY_S = 10
 # sender -> receiver, and the sender's offset within the period
 TRANSFERS = [("laptop", "ctl", 0), ("phone", "nas", 5)]
 HEALTH_EVERY_S = 5.0
+# A daemon's API is up in ~1 s; five starting at once on a loaded 2-core machine took
+# over the test rig's 15 s. A demo that gives up on a slow NAS helps nobody.
+NODE_START_S = 60.0
+DAEMON_STOP_S = 10.0  # SIGTERM to SIGKILL, one deadline for all; an idle one takes < 1 s
 
 
 def unavailable() -> str | None:
@@ -83,9 +90,29 @@ def run(
     finally:
         shield()
         progress("stopping the daemons and the traffic ...")
+        stop_daemons(world)
         world.close()
         progress(f"deleting {len(rig.namespaces)} namespaces ...")
         rig.close()
+
+
+def stop_daemons(world: OverlayWorld, grace_s: float = DAEMON_STOP_S) -> None:
+    """SIGTERM every daemon at once, SIGKILL what still runs `grace_s` later, reap them:
+    at most 2 x grace_s however many there are. world.close alone stops them one after
+    the other, up to 10 s each: on a loaded machine seven slow ones can outlast what
+    `ztui demo` waits for us, and it then kills us halfway, namespaces left behind."""
+    procs = [n.proc for n in world.nodes if n.proc is not None and n.proc.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        procs = [proc for proc in procs if proc.returncode is None]
+        if not procs:
+            return
 
 
 def build(world: OverlayWorld, state: DemoState, progress: Progress) -> dict[str, Any]:
@@ -108,7 +135,7 @@ def build(world: OverlayWorld, state: DemoState, progress: Progress) -> dict[str
         else:
             nodes[name] = world.add_home(site, name, random_fully=random_fully, start=False)
     progress("starting overlayd on ctl, nas, laptop, phone, guest ...")
-    parallel([node.start for node in nodes.values()])
+    parallel([functools.partial(node.start, NODE_START_S) for node in nodes.values()])
     record(state, world)
     done(", ".join(f"{n.name} {n.address}" for n in nodes.values()))
 

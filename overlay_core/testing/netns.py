@@ -152,7 +152,13 @@ def _owner_alive(prefix: str) -> bool:
         pid = int((OWNER_DIR / prefix).read_text().strip())
     except (OSError, ValueError):
         return False
-    return Path(f"/proc/{pid}").exists()
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie owner closes nothing any more. An orphan's zombie lingers until PID 1 reaps
+    # it (slowly, in some containers), and its rig was then taken for a live one.
+    return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X")
 
 
 def cleanup_leftovers(prefix_glob: str = "zt????", *, only_orphans: bool = True) -> list[str]:

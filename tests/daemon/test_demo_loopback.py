@@ -163,24 +163,28 @@ def test_console_gets_the_home_and_the_notice(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without --no-console the console runs as `ztui --home HOME` would, in this process,
-    with the simulated world's notice in $ZTUI_DEMO_NOTICE; when it returns, the world
-    is stopped and removed."""
+    with the simulated world's notice handed to it; when it returns, the world is stopped
+    and removed. The notice is never put in the environment: $ZTUI_DEMO_NOTICE used to
+    outlive the demo and mark every later console in the process SIMULATED."""
     monkeypatch.setenv("ZTUI_DEMO_DIR", str(demo_dir))
-    monkeypatch.delenv(console_demo.NOTICE_ENV, raising=False)
+    monkeypatch.delenv("ZTUI_DEMO_NOTICE", raising=False)
+    environ_before = dict(os.environ)
     seen: dict[str, Any] = {}
 
-    def fake_console(argv: list[str]) -> int:
-        seen["argv"] = argv
-        seen["notice"] = os.environ.get(console_demo.NOTICE_ENV)
-        seen["members"] = ztui_json(argv[1], "net", "list")[0]["members"]
+    def fake_console(args: argparse.Namespace) -> int:
+        seen["home"] = args.home
+        seen["notice"] = args.demo_notice
+        seen["environ"] = dict(os.environ)
+        seen["members"] = ztui_json(args.home, "net", "list")[0]["members"]
         seen["state"] = read_state(demo_dir)
         return 0
 
-    monkeypatch.setattr("console.cli.main", fake_console)
+    monkeypatch.setattr("console.cli.run_console", fake_console)
     args = argparse.Namespace(no_console=False, keep_running_seconds=None, loopback=True)
     assert console_demo.run(args) == 0
-    assert seen["argv"] == ["--home", str(demo_dir / "homes" / "ctl")]
+    assert seen["home"] == str(demo_dir / "homes" / "ctl")
     assert seen["notice"] == FORCED_NOTICE
+    assert seen["environ"] == environ_before and dict(os.environ) == environ_before
     assert seen["members"]["pending"] == 1
     assert leftovers(demo_dir, seen["state"]) == []
 
