@@ -1,8 +1,10 @@
 """ActionsApp: what the keys do to the node — join, leave, settings, approve, deauthorize,
-name, IPs, create. Each opens a dialog when it needs an answer, then runs the API call in
-a worker. Success is one notification; an ApiError is one notification with the daemon's
-own reason (never a traceback); either way the poller concerned is poked so the tables
-show the result at once."""
+remove, name, IPs, create, and a peer's retry-direct and MTU probe. The screens' keys and
+the command palette both call these, so an action does the same whichever way it is
+asked. Each opens a dialog when it needs an answer, then runs the API call in a worker.
+Success is one notification; an ApiError is one notification with the daemon's own reason
+(never a traceback); either way the poller concerned is poked so the tables show the
+result at once."""
 
 from __future__ import annotations
 
@@ -113,19 +115,20 @@ class ActionsApp(SyncedApp):
 
     # -- networks this node's controller hosts
 
-    def _where(self, member: MemberJson) -> str:
+    def where(self, member: MemberJson) -> str:
+        """The member's network as people call it: its name, else its id."""
         hosted = self.store.hosted.get(member["nwid"])
         return hosted["name"] if hosted and hosted["name"] else member["nwid"]
 
     def approve_member(self, member: MemberJson) -> None:
         nwid, address = member["nwid"], member["address"]
         if member["state"] == "authorized":
-            self.notify(f"{address} is already a member of {self._where(member)}")
+            self.notify(f"{address} is already a member of {self.where(member)}")
             return
 
         def approved(result: MemberJson) -> str:
             ips = f" with {', '.join(result['ips'])}" if result["ips"] else ""
-            return f"approved {address} on {self._where(member)}{ips}"
+            return f"approved {address} on {self.where(member)}{ips}"
 
         call = self.client.update_member(nwid, address, {"authorized": True})
         self.run_api(call, success=approved, poke="hosted")
@@ -133,7 +136,7 @@ class ActionsApp(SyncedApp):
     def deauthorize_member(self, member: MemberJson) -> None:
         nwid, address = member["nwid"], member["address"]
         question = (
-            f"Deauthorize {address} ({member['name'] or 'no name'}) on {self._where(member)}? "
+            f"Deauthorize {address} ({member['name'] or 'no name'}) on {self.where(member)}? "
             "Peers refuse its frames within seconds; approve it again to undo."
         )
 
@@ -143,6 +146,25 @@ class ActionsApp(SyncedApp):
                 self.run_api(call, success=lambda _: f"deauthorized {address}", poke="hosted")
 
         self.push_screen(ConfirmModal("Deauthorize member", question, yes="Deauthorize"), answered)
+
+    def remove_member(self, member: MemberJson) -> None:
+        """Delete the member from the controller, after a dialog that names it."""
+        nwid, address = member["nwid"], member["address"]
+        network = self.where(member)
+        ips = f" and frees {', '.join(member['ips'])}" if member["ips"] else ""
+        question = (
+            f"Remove {address} ({member['name'] or 'no name'}, {member['state']}) from "
+            f"{network} ({nwid})? The controller forgets it{ips}; peers refuse its frames "
+            "within seconds. It can ask to join again, and then needs approval."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                call = self.client.delete_member(nwid, address)
+                done = f"removed {address} from {network}"
+                self.run_api(call, success=lambda _: done, poke="hosted")
+
+        self.push_screen(ConfirmModal("Remove member", question, yes="Remove"), answered)
 
     def name_member(self, member: MemberJson) -> None:
         nwid, address = member["nwid"], member["address"]
@@ -185,6 +207,21 @@ class ActionsApp(SyncedApp):
                 )
 
         self.push_screen(prompt, answered)
+
+    # -- peers
+
+    def retry_direct(self, address: str) -> None:
+        call = self.client.retry_direct(address)
+        done = f"{address}: punching again to every endpoint we know; watch LINK"
+        # 202 Accepted: the node acts within seconds; the next polls show the outcome.
+        self.run_api(call, success=lambda _: done, poke="node")
+
+    def probe_mtu(self, address: str) -> None:
+        call = self.client.probe_mtu(address)
+        done = f"{address}: searching the path MTU again; MTU shows … meanwhile"
+        self.run_api(call, success=lambda _: done, poke="node")
+
+    # -- networks this node's controller hosts, continued
 
     def create_network(self) -> None:
         def created(network: ControllerNetworkJson) -> str:

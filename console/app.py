@@ -17,24 +17,17 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.widgets import TabbedContent
 
-from overlay_core.api.schema import MemberJson
-
 from .actions import ActionsApp
 from .palette import ZtuiCommands
-from .screens.edit_network import EditNetworkModal
-from .screens.events import EventsView
+from .screens import keymap
 from .screens.help import HelpScreen
 from .screens.main import MainScreen
-from .screens.members import MembersView
-from .screens.modals import ConfirmModal, PromptModal
 from .screens.netcheck import NetcheckScreen
-from .screens.networks import NetworksView
 from .screens.peer_detail import PeerScreen
-from .screens.peers import PeersTable, PeersView
 from .screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
-from .screens.traffic import TrafficView
 from .sync import Intervals
 from .widgets.base import LiveView
+from .widgets.requests_bar import JoinRequests
 
 if TYPE_CHECKING:
     from .api import AsyncApiClient
@@ -68,9 +61,15 @@ class ZtuiApp(ActionsApp):
         Binding("4", "show_tab('traffic')", "Traffic", show=False),
         Binding("5", "show_tab('events')", "Events", show=False),
         Binding("N", "netcheck", "Network check: UDP, NAT type, roots", show=False),
+        # The join request in the bar above the footer, from any tab or a peer's view. Not
+        # in the footer: the bar shows these keys beside the member they act on.
+        Binding("a", "approve_request", "Approve request", show=False),
+        Binding("x", "dismiss_request", "Dismiss request", show=False),
     ]
     # Actions that must not fire from under a dialog or the too-small notice.
-    SCREEN_ACTIONS = frozenset({"show_tab", "help", "netcheck", "command_palette"})
+    SCREEN_ACTIONS = frozenset(
+        {"show_tab", "help", "netcheck", "command_palette", "approve_request", "dismiss_request"}
+    )
 
     def __init__(
         self,
@@ -84,20 +83,20 @@ class ZtuiApp(ActionsApp):
         super().__init__(client, intervals=intervals, clock=clock, wall_clock=wall_clock)
         self._theme_name = theme or pick_theme(os.environ)
         self._too_small = False
+        self.join_requests = JoinRequests()
 
     def on_mount(self) -> None:
         self.theme = self._theme_name
         self.changed.subscribe(self, self._changed)
         self._check_size(self.size.width, self.size.height)
         self.start_sync()
-        self.call_after_refresh(self._focus_tab)
+        self.call_after_refresh(self.focus_tab)
         if self.demo_notice:
             self.notify(self.demo_notice, title="Simulated demo", severity="warning", timeout=20)
 
-    @property
-    def demo_notice(self) -> str | None:
-        """Set by `ztui demo` when its world is simulated (not root: loopback only)."""
-        return os.environ.get("ZTUI_DEMO_NOTICE") or None
+    demo_notice: str | None = None
+    """Set by `ztui demo` when its world is simulated (not root: loopback only). Handed to
+    the app, not read from the environment, so it cannot leak into another app."""
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
@@ -118,10 +117,14 @@ class ZtuiApp(ActionsApp):
             self._too_small = False
             if isinstance(self.screen, TooSmallScreen):
                 self.pop_screen()
-                self.call_after_refresh(self._focus_tab)
+                self.call_after_refresh(self.focus_tab)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in self.SCREEN_ACTIONS and isinstance(self.screen, ModalScreen))
+        if action in self.SCREEN_ACTIONS and isinstance(self.screen, ModalScreen):
+            return False
+        if action in ("approve_request", "dismiss_request"):
+            return self.join_requests.chosen is not None
+        return True
 
     # -- tabs
 
@@ -142,9 +145,21 @@ class ZtuiApp(ActionsApp):
         while self.screen is not main and len(self.screen_stack) > 1:
             self.pop_screen()  # 1-5 from a peer's detail goes back to the tabs
         main.query_one(TabbedContent).active = tab
-        self.call_after_refresh(self._focus_tab)
+        self.call_after_refresh(self.focus_tab)
 
-    def _focus_tab(self) -> None:
+    def run_view_action(self, tab: str, action: str) -> None:
+        """Show `tab`, then run one of its view's actions (as its key would). Queued now,
+        not after the refresh: the focus it may ask for (a filter bar's) then lands before
+        focus_tab looks at where the focus is, so the tab switch does not take it back."""
+        self.show_tab(tab)
+        main = self.main
+        if main is not None:
+            self.call_later(self.run_action, action, main.query_one(f"#{tab}-view", LiveView))
+
+    def focus_tab(self) -> None:
+        """Give the tab in front's table the focus (after a tab switch or a dialog),
+        unless something in that tab has it already: a filter the palette just opened
+        there must keep it when the tab switch's own refocus lands after it."""
         main = self.main
         if main is None or main is not self.screen:
             return
@@ -153,12 +168,22 @@ class ZtuiApp(ActionsApp):
         if pane is not None:
             view = pane.query_one(LiveView)
             view.catch_up()
+            # Decided when it runs: Widget.focus is deferred, so a focus asked for before
+            # (the palette opening that tab's filter) has landed by then.
+            self.call_later(self._focus_view, view)
+
+    def _focus_view(self, view: LiveView) -> None:
+        focused = self.focused
+        if focused is None or view not in focused.ancestors_with_self:
             view.focus_main()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.call_after_refresh(self._focus_tab)
+        self.call_after_refresh(self.focus_tab)
 
     def _changed(self, topic: str) -> None:
+        if topic == "members":
+            self.join_requests.sync(self.store.pending_members)
+            self.changed.publish("requests")
         main = self.main
         if main is None:
             return
@@ -166,7 +191,7 @@ class ZtuiApp(ActionsApp):
             was_offline = main.has_class("-offline")
             main.set_class(self.offline_reason is not None, "-offline")
             if was_offline and self.offline_reason is None:
-                self.call_after_refresh(self._focus_tab)  # the tabs were hidden: refocus
+                self.call_after_refresh(self.focus_tab)  # the tabs were hidden: refocus
 
     # -- screens
 
@@ -181,27 +206,29 @@ class ZtuiApp(ActionsApp):
     def action_netcheck(self) -> None:
         self.push_screen(NetcheckScreen())
 
-    def member_requested(self, member: MemberJson) -> None:
-        hosted = self.store.hosted.get(member["nwid"])
-        where = hosted["name"] if hosted and hosted["name"] else member["nwid"]
-        self.notify(
-            f"{member['address']} asks to join {where}: press 3, highlight it, then a to approve",
-            title="Member waiting for approval",
-            severity="warning",
-            timeout=15,
-        )
+    # -- join requests (the bar above the footer; SyncedApp.member_requested needs no
+    # override: the bar follows the controller's pending members on every poll)
+
+    def action_approve_request(self) -> None:
+        member = self.join_requests.chosen
+        if member is not None and self.join_requests.start_approving(member):
+            self.approve_member(member)
+            self.changed.publish("requests")
+
+    def action_dismiss_request(self) -> None:
+        member = self.join_requests.chosen
+        if member is not None:
+            self.join_requests.dismiss(member)
+            self.changed.publish("requests")
+            self.notify(
+                f"{member['address']} still waits on tab 3 (Members), listed first", timeout=4
+            )
 
 
 def help_sections() -> list[tuple[str, list[BindingType]]]:
-    """What `?` lists, from the classes' own BINDINGS."""
+    """What `?` lists, from the classes' own BINDINGS (keymap.sections, which the command
+    palette reads too)."""
     return [
-        ("Anywhere (1-5 switch tabs)", ZtuiApp.BINDINGS),
-        ("1 Peers", [*PeersTable.BINDINGS, *PeersView.BINDINGS]),
-        ("Peer detail (Enter on a peer)", PeerScreen.BINDINGS),
-        ("2 Networks", NetworksView.BINDINGS),
-        ("Network settings dialog (e)", EditNetworkModal.BINDINGS),
-        ("3 Members", MembersView.BINDINGS),
-        ("4 Traffic", TrafficView.BINDINGS),
-        ("5 Events", EventsView.BINDINGS),
-        ("Dialogs", [*ConfirmModal.BINDINGS, *PromptModal.BINDINGS]),
+        (title, [b for owner in owners for b in keymap.bindings_of(owner)])
+        for title, owners in keymap.sections(ZtuiApp)
     ]

@@ -2,6 +2,7 @@
 
     ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
                                                        (no command: the console, app.py)
+         --version
          info | peers | ping ADDR [-c N] [-i S] [--timeout S] | netcheck
          networks | join NWID [--allow-global] [--allow-default] [--no-allow-managed]
          leave NWID | set NWID KEY=VALUE...
@@ -13,7 +14,8 @@
          demo [--no-console] [--keep-running-seconds N] [--loopback]   (console/demo.py)
 
 The member-side commands live in commands/networks.py, the controller's in
-commands/controller.py.
+commands/controller.py. With no --home or --api, the node is the system one if its socket
+is there, else the user's own (console/discovery.py); `ztui info` says which it reached.
 
 Exit codes: 0 success, 1 the daemon could not be reached or refused (one line on stderr),
 2 bad usage such as a mistyped address or network id, an unknown option, or a value the
@@ -29,11 +31,11 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from overlay_core.api.schema import EchoJson
+from overlay_core.api.schema import VERSION, EchoJson
 
 from . import demo, render
 from .client import ApiClient, ApiError
-from .commands import controller, networks
+from .commands import controller, doctor, networks, node
 from .commands.common import (
     EXIT_FAIL,
     EXIT_OK,
@@ -82,6 +84,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         ),
         parents=[_connection_options(defaults=True)],
     )
+    parser.add_argument("--version", action="version", version=f"ztui {VERSION}")
     # Any, as in commands/: typeshed ties subparsers' parents to the parser's own class.
     sub: Subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = [_connection_options(defaults=False)]
@@ -111,6 +114,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     }
     handlers.update(networks.add_parsers(sub, common))
     handlers.update(controller.add_parsers(sub, common))
+    handlers.update(node.add_parsers(sub, common))
+    handlers.update(doctor.add_parsers(sub, common))
     demo.add_parser(sub)  # no API client: main runs it before connecting
     return parser, handlers
 
@@ -140,7 +145,10 @@ def cmd_info(client: ApiClient, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(status)
     else:
-        print("\n".join(render.info_lines(status)))
+        # Which node answered matters when several could have (the system node, or one
+        # in the user's own home): say where this one was reached.
+        lines = render.info_lines(status)
+        print("\n".join([*lines, f"  {'api':<9} {client.endpoint}"]))
     return EXIT_OK
 
 
@@ -224,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except ApiError as exc:
         print(f"ztui: {exc}", file=sys.stderr)
-        return EXIT_USAGE if exc.status == 400 else EXIT_FAIL
+        # 400: a value the daemon rejected; "usage": a malformed --api, caught before sending
+        return EXIT_USAGE if exc.status == 400 or exc.error == "usage" else EXIT_FAIL
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -253,8 +262,12 @@ def run_console(args: argparse.Namespace) -> int:
     except ApiError as exc:  # a malformed --api: nothing to retry
         print(f"ztui: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    ZtuiApp(client).run()  # the app closes the client as it unmounts
-    return EXIT_OK
+    from .terminal import run_app
+
+    app = ZtuiApp(client)  # the app closes the client as it unmounts
+    app.demo_notice = getattr(args, "demo_notice", None)  # only `ztui demo` sets it
+    # Ends the app when its terminal goes away, even unsignalled (su): console/terminal.py
+    return run_app(app)
 
 
 if __name__ == "__main__":

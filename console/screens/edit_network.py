@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Static
+from textual.widgets import Button, Input, Static
 
 from overlay_core.api.schema import NetworkJson
 
 from .. import mtu as calc
+from ..widgets.toggles import Checkbox
 
 ALLOW_FLAGS: list[tuple[Literal["allow_managed", "allow_global", "allow_default"], str]] = [
     ("allow_managed", "managed addresses/routes"),

@@ -17,16 +17,19 @@ from textual.widgets import Static
 EXTRA_KEYS = [
     ("↑ ↓ PgUp PgDn Home End", "move in a table"),
     ("Tab / Shift+Tab", "next / previous field or widget"),
-    ("Ctrl+P", "command palette: every action by name (join, approve, leave, MTU…)"),
+    ("Ctrl+P", "command palette: every action here by its name (retry direct, approve…)"),
 ]
 
 
-def _describe(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
-    rows = []
+def _describe(bindings: Iterable[BindingType]) -> list[tuple[list[str], str]]:
+    """(keys, what they do), one row per action name: two dialogs' Escape "Cancel" is one
+    row, and `D` and Delete for "Remove" share theirs."""
+    rows: dict[str, list[str]] = {}
     for binding in bindings:
         if isinstance(binding, Binding) and binding.description:
-            rows.append((binding.key, binding.description))
-    return rows
+            keys = rows.setdefault(binding.description, [])
+            keys += [key for key in binding.key.split(",") if key not in keys]
+    return [(keys, description) for description, keys in rows.items()]
 
 
 def _section(title: str, rows: Iterable[tuple[str, str]]) -> Group:
@@ -52,9 +55,9 @@ class HelpScreen(ModalScreen[None]):
         self.sections = sections
         # (section, key, what it does): what the screen lists, for tests and the palette.
         self.rows = [
-            (title, key, description)
+            (title, " / ".join(keys), description)
             for title, bindings in sections
-            for key, description in _describe(bindings)
+            for keys, description in _describe(bindings)
         ]
 
     def compose(self) -> ComposeResult:
@@ -62,8 +65,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static("ztui keys — Escape closes", classes="dialog-title")
             for title, bindings in self.sections:
                 rows = [
-                    (self.app.get_key_display(Binding(key, "")), description)
-                    for key, description in _describe(bindings)
+                    (" / ".join(self.app.get_key_display(Binding(k, "")) for k in keys), what)
+                    for keys, what in _describe(bindings)
                 ]
                 if rows:
                     yield Static(_section(title, rows))

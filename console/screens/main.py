@@ -1,5 +1,6 @@
-"""The main screen: header, the five tabs (switched with 1-5), footer. While overlayd is
-unreachable the offline banner takes the tabs' place (class -offline)."""
+"""The main screen: header, the five tabs (switched with 1-5), the join requests bar (only
+while a member waits), footer. While overlayd is unreachable the offline banner takes the
+tabs' place (class -offline)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from ..widgets.base import LiveView
 from ..widgets.header import NodeHeader
 from ..widgets.offline import OfflineBanner
+from ..widgets.requests_bar import RequestsBar
 from .events import EventsView
 from .members import MembersView
 from .networks import NetworksView
@@ -63,6 +65,7 @@ class MainScreen(Screen[None]):
                 yield TrafficView(id="traffic-view")
             with TabPane(TAB_LABELS["events"], id="events"):
                 yield EventsView(id="events-view")
+        yield RequestsBar()
         yield Footer()
 
     def on_mount(self) -> None:

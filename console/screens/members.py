@@ -1,19 +1,19 @@
 """Tab 3, Members: who belongs to the networks this node's controller hosts.
 
 Pending members (asked to join, waiting for an admin) come first and stand out; the tab's
-label counts them. Rows are keyed "nwid/address". `a` approves, `d` deauthorizes (after
-asking), `n` names, `i` sets IPs, `c` creates a network.
+label counts them. Rows are keyed "nwid/address". `a` approves the highlighted member (on
+one that is in already it says so, and `p` jumps to the first pending), `d` deauthorizes
+and `D` removes (after asking), `n` names, `i` sets IPs, `c` creates a network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
+from rich.markup import escape
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
 from overlay_core.api.schema import ControllerNetworkJson, MemberJson
 
@@ -21,40 +21,41 @@ from .. import fmt
 from ..live import member_key
 from ..render import ago
 from ..widgets.base import LiveView, show
-from ..widgets.keyed_table import Cell, KeyedTable
+from ..widgets.keyed_table import Cell, Column, KeyedTable
 
+# The ids first and never cut (two networks differ only in their last digits); at 80
+# columns the least important columns are dropped, and the detail under the table shows
+# the highlighted member in full.
 COLUMNS = [
-    ("mark", " "),
-    ("address", "ADDRESS"),
-    ("state", "STATE"),
-    ("name", "NAME"),
-    ("ips", "IPS"),
-    ("seen", "SEEN"),
-    ("version", "VER"),
-    ("nwid", "NETWORK"),
-    ("bridge", "BRIDGE"),
+    Column("mark", " "),
+    Column("address", "ADDRESS"),
+    Column("nwid", "NETWORK"),
+    Column("state", "STATE", priority=1),
+    Column("ips", "IPS", priority=2, max_width=32),
+    Column("name", "NAME", priority=3, max_width=16),
+    Column("seen", "SEEN", priority=4),
+    Column("bridge", "BRIDGE", priority=5),
+    Column("version", "VER", priority=6),
 ]
-ADDRESS_COLUMN, NWID_COLUMN = 1, 7
+KEY_COLUMNS = ("nwid", "address")
+ADDRESS_COLUMN, NWID_COLUMN = 1, 2
 STATE_ORDER = {"pending": 0, "authorized": 1, "deauthorized": 2}
 PENDING_STYLE = "bold yellow"
-
-
-def _key_of(cells: Sequence[Any]) -> str:
-    return member_key(str(cells[NWID_COLUMN]), str(cells[ADDRESS_COLUMN]))
+PENDING_MARK = "●"
 
 
 def member_cells(member: MemberJson, now: float) -> tuple[Cell, ...]:
     seen = member["last_seen"]
     cells: list[Cell] = [
-        "●" if member["state"] == "pending" else "",
+        PENDING_MARK if member["state"] == "pending" else "",
         member["address"],
-        fmt.state(member["state"], member["state"].upper()),
-        member["name"] or fmt.DASH,
-        ", ".join(member["ips"]) or fmt.DASH,
-        "never" if seen is None else ago(max(0.0, now - seen)),
-        member["version"] or fmt.DASH,
         member["nwid"],
+        fmt.state(member["state"], member["state"].upper()),
+        ", ".join(member["ips"]) or fmt.DASH,
+        member["name"] or fmt.DASH,
+        "never" if seen is None else ago(max(0.0, now - seen)),
         "yes" if member["active_bridge"] else "no",
+        member["version"] or fmt.DASH,
     ]
     if member["state"] == "pending":
         # Highlight the whole row, but keep the ids plain strings: they are the row's key.
@@ -66,27 +67,49 @@ def member_cells(member: MemberJson, now: float) -> tuple[Cell, ...]:
 
 
 def hosted_line(network: ControllerNetworkJson) -> str:
+    """One line at 80 columns: the detail under the table has room for few."""
     counts = network["members"]
     pools = ", ".join(network["pools"]) or "no pools"
     kind = "private" if network["private"] else "public"
+    members = f"{counts['authorized']} member{'' if counts['authorized'] == 1 else 's'}"
     return (
-        f"{network['name'] or '-'} {network['nwid']} ({kind}): {counts['authorized']} members, "
-        f"{counts['pending']} pending · {pools} · MTU {network['mtu']} MSS {network['mss']}"
+        f"{network['name'] or '-'} {network['nwid']}: {kind}, {members}, "
+        f"{counts['pending']} pending, {pools}"
     )
+
+
+def member_line(member: MemberJson, where: str, now: float) -> str:
+    """The highlighted member in full: what the narrow table may have dropped."""
+    seen = member["last_seen"]
+    name = f" {escape(member['name'])}" if member["name"] else ""
+    parts = [
+        f"[b]{member['address']}[/b]{name} on {where} {member['nwid']}: {member['state']}",
+        ", ".join(member["ips"]) or "no IPs",
+        "never seen" if seen is None else f"seen {ago(max(0.0, now - seen))} ago",
+    ]
+    if member["physical_address"]:
+        parts.append(f"from {member['physical_address']}")
+    parts.append(f"v{member['version'] or '-'}")
+    if member["active_bridge"]:
+        parts.append("bridge")
+    return " · ".join(parts)
 
 
 class MembersView(LiveView):
     TOPICS = frozenset({"members"})
     BINDINGS = [
         Binding("a", "approve", "Approve"),
+        Binding("p", "jump_pending", "Jump to pending", show=False),
         Binding("d", "deauthorize", "Deauth"),
-        Binding("n", "name", "Name"),
-        Binding("i", "ips", "IPs"),
+        Binding("D", "remove", "Remove"),
+        Binding("delete", "remove", "Remove", show=False),
+        Binding("n", "name", "Name", show=False),
+        Binding("i", "ips", "IPs", show=False),
         Binding("c", "create", "New network"),
     ]
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, key_of=_key_of, id="members-table")
+        yield KeyedTable(COLUMNS, key_columns=KEY_COLUMNS, id="members-table")
         yield Static(id="members-detail", classes="detail")
 
     @property
@@ -96,16 +119,22 @@ class MembersView(LiveView):
     def focus_main(self) -> None:
         self.table.focus()
 
-    def refresh_view(self) -> None:
-        store = self.store
-        now = self.ztui.wall_clock()
-        members = sorted(
-            store.members.values(),
+    def ordered(self) -> list[MemberJson]:
+        """Pending first (new requests are listed first), then by network and address."""
+        return sorted(
+            self.store.members.values(),
             key=lambda m: (STATE_ORDER.get(m["state"], 3), m["nwid"], m["address"]),
         )
+
+    def refresh_view(self) -> None:
+        now = self.ztui.wall_clock()
         self.table.sync(
-            [(member_key(m["nwid"], m["address"]), member_cells(m, now)) for m in members]
+            [(member_key(m["nwid"], m["address"]), member_cells(m, now)) for m in self.ordered()]
         )
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        store = self.store
         detail = self.query_one("#members-detail", Static)
         if not store.members_loaded:
             show(detail, "asking the controller…")
@@ -117,15 +146,25 @@ class MembersView(LiveView):
                 "members join it with its id.",
             )
             return
-        lines = [hosted_line(n) for n in sorted(store.hosted.values(), key=lambda n: n["nwid"])]
+        lines: list[str] = []
+        key = self.table.selected_key
+        member = store.members.get(key) if key else None
+        if member is not None:
+            lines.append(member_line(member, self.ztui.where(member), self.ztui.wall_clock()))
         pending = len(store.pending_members)
         if pending:
             lines.append(
-                f"[b yellow]{pending} waiting for approval[/]: highlight one and press [b]a[/b]"
+                f"[b yellow]{pending} waiting for approval[/] (listed first): [b]p[/b] goes "
+                "there, [b]a[/b] approves the row"
             )
         elif not store.members:
             lines.append("No members yet: nobody has asked to join.")
+        lines += [hosted_line(n) for n in sorted(store.hosted.values(), key=lambda n: n["nwid"])]
         show(detail, "\n".join(lines))
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
 
     def _selected(self) -> MemberJson | None:
         key = self.table.selected_key
@@ -135,12 +174,40 @@ class MembersView(LiveView):
         return member
 
     def action_approve(self) -> None:
-        if (member := self._selected()) is not None:
+        """Approve the highlighted row, and only it. On a member that is in already, say
+        so and how to reach the pending ones: the cursor stays where the user left it
+        when a request arrives, so `a` there must never approve some other row."""
+        member = self._selected()
+        if member is None:
+            return
+        if member["state"] != "authorized":
             self.ztui.approve_member(member)
+            return
+        pending = len(self.store.pending_members)
+        waiting = (
+            f"pending: {pending} — press p to jump to the first pending"
+            if pending
+            else "nobody is waiting for approval"
+        )
+        self.notify(
+            f"{member['address']} is already a member of {self.ztui.where(member)}; {waiting}",
+            timeout=6,
+        )
+
+    def action_jump_pending(self) -> None:
+        first = next((m for m in self.ordered() if m["state"] == "pending"), None)
+        if first is None:
+            self.notify("Nobody is waiting for approval", timeout=4)
+            return
+        self.table.select_key(member_key(first["nwid"], first["address"]))
 
     def action_deauthorize(self) -> None:
         if (member := self._selected()) is not None:
             self.ztui.deauthorize_member(member)
+
+    def action_remove(self) -> None:
+        if (member := self._selected()) is not None:
+            self.ztui.remove_member(member)
 
     def action_name(self) -> None:
         if (member := self._selected()) is not None:

@@ -16,19 +16,21 @@ from overlay_core.api.schema import NetworkJson
 
 from .. import fmt, render
 from ..widgets.base import LiveView, show
-from ..widgets.keyed_table import Cell, KeyedTable
+from ..widgets.keyed_table import Cell, Column, KeyedTable
 
-# What matters most first: at 80 columns the last ones scroll off to the right.
+# The id and the TAP device name are identities (two TAPs may differ only in their last
+# letter): never cut. At 80 columns the least important columns are dropped instead; the
+# detail under the table has the highlighted network in full.
 COLUMNS = [
-    ("nwid", "NWID"),
-    ("name", "NAME"),
-    ("state", "STATUS"),
-    ("addresses", "ADDRESSES"),
-    ("mtu", "MTU"),
-    ("mss", "MSS"),
-    ("device", "DEV"),
-    ("type", "TYPE"),
-    ("mac", "MAC"),
+    Column("nwid", "NWID"),
+    Column("name", "NAME", priority=2, max_width=16),
+    Column("state", "STATUS", priority=1),
+    Column("addresses", "ADDRESSES", priority=3, max_width=34),
+    Column("mtu", "MTU", priority=4),
+    Column("mss", "MSS", priority=5),
+    Column("device", "DEV", priority=1),
+    Column("type", "TYPE", priority=6),
+    Column("mac", "MAC", priority=7),
 ]
 STATE_LABELS = {"REQUESTING_CONFIGURATION": "REQUESTING", "ACCESS_DENIED": "AWAITING APPROVAL"}
 
@@ -59,6 +61,11 @@ def network_detail(network: NetworkJson, my_address: str | None) -> str:
         ):
             hint += " — this node hosts it: approve it on tab 3 with a"
         lines.append(f"[b]{hint}[/b]")
+    kind = {None: "", True: " · private", False: " · public"}[network["private"]]
+    lines.append(
+        f"device {network['device'] or '-'} · MAC {network['mac']}{kind} · "
+        f"{', '.join(network['addresses']) or 'no addresses'}"
+    )
     lines.append(render.settings_line(network))
     routes = ", ".join(
         f"{r['target']} via {r['via']}" if r["via"] else r["target"] for r in network["routes"]

@@ -3,13 +3,13 @@ relayed in plain words, and the actions that help: ping through the overlay, ret
 direct path, probe the path MTU.
 
 It shows what the app's pollers already fetched (the store), so opening it costs no
-request; only the actions call the API.
+request; only the actions call the API. The ping log sits under the scrolling part, so at
+80x24 the replies show where the user is looking, however long the relay reason is.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -28,25 +28,27 @@ from ..client import ApiError
 from ..live import peer_latency_ms
 from ..widgets.base import show
 from ..widgets.header import NodeHeader
-from ..widgets.keyed_table import Cell, KeyedTable
+from ..widgets.keyed_table import Cell, Column, KeyedTable
+from ..widgets.requests_bar import RequestsBar
 
 if TYPE_CHECKING:
     from ..app import ZtuiApp
 
 PING_COUNT = 4
 PING_TIMEOUT_S = 2.0
+# The endpoint is the path's identity: never cut. At 80 columns the counters go first.
 PATH_COLUMNS = [
-    ("endpoint", "ENDPOINT"),
-    ("pref", "PREF"),
-    ("kind", "KIND"),
-    ("transport", "VIA"),
-    ("alive", "ALIVE"),
-    ("latency", "LATENCY"),
-    ("mtu", "MTU"),
-    ("last_tx", "LAST TX"),
-    ("last_rx", "LAST RX"),
-    ("packets", "PKTS TX/RX"),
-    ("bytes", "BYTES TX/RX"),
+    Column("endpoint", "ENDPOINT"),
+    Column("pref", "PREF", priority=2),
+    Column("kind", "KIND", priority=6),
+    Column("transport", "VIA", priority=3),
+    Column("alive", "ALIVE", priority=1),
+    Column("latency", "LATENCY", priority=1),
+    Column("mtu", "MTU", priority=3),
+    Column("last_tx", "LAST TX", priority=5),
+    Column("last_rx", "LAST RX", priority=4),
+    Column("packets", "PKTS TX/RX", priority=7),
+    Column("bytes", "BYTES TX/RX", priority=6),
 ]
 
 
@@ -129,7 +131,8 @@ class PeerScreen(Screen[None]):
             yield KeyedTable(PATH_COLUMNS, id="peer-paths")
             yield Static(id="latency-label", classes="label")
             yield Sparkline([], id="latency-spark")
-            yield RichLog(id="ping-log", max_lines=200, wrap=True)
+        yield RichLog(id="ping-log", max_lines=200, wrap=True)
+        yield RequestsBar()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -171,7 +174,9 @@ class PeerScreen(Screen[None]):
     # -- actions
 
     def action_ping(self) -> None:
-        self.query_one("#ping-log", RichLog).write(f"ping {self.address} through the overlay:")
+        log = self.query_one("#ping-log", RichLog)
+        log.add_class("-active")
+        log.write(f"ping {self.address} through the overlay:")
         self._ping()
 
     @work(exclusive=True, group="ping")
@@ -201,13 +206,7 @@ class PeerScreen(Screen[None]):
         self.query_one("#ping-log", RichLog).write(message.text)
 
     def action_retry_direct(self) -> None:
-        call = self.ztui.client.retry_direct(self.address)
-        self._peer_action(call, "punching again to every endpoint we know; watch LINK")
+        self.ztui.retry_direct(self.address)
 
     def action_probe_mtu(self) -> None:
-        call = self.ztui.client.probe_mtu(self.address)
-        self._peer_action(call, "searching the path MTU again; MTU shows … meanwhile")
-
-    def _peer_action(self, call: Awaitable[PeerJson], done: str) -> None:
-        # 202 Accepted: the node acts within seconds; the next polls show the outcome.
-        self.ztui.run_api(call, success=lambda _: f"{self.address}: {done}", poke="node")
+        self.ztui.probe_mtu(self.address)

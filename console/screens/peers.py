@@ -20,19 +20,21 @@ from .. import fmt
 from ..live import LiveStore, peer_latency_ms
 from ..widgets.base import LiveView, show
 from ..widgets.filter_bar import FilterBar
-from ..widgets.keyed_table import Cell, KeyedTable
+from ..widgets.keyed_table import Cell, Column, KeyedTable
 
+# The address is the peer's identity: never cut. At 80 columns the least important
+# columns are dropped whole; Enter shows the peer in full.
 COLUMNS = [
-    ("address", "ADDRESS"),
-    ("link", "LINK"),
-    ("latency", "LATENCY"),
-    ("tx", "TX/s"),
-    ("rx", "RX/s"),
-    ("last_tx", "LAST TX"),
-    ("last_rx", "LAST RX"),
-    ("role", "ROLE"),
-    ("version", "VER"),
-    ("path", "PREFERRED PATH"),
+    Column("address", "ADDRESS"),
+    Column("link", "LINK", priority=1),
+    Column("latency", "LATENCY", priority=2),
+    Column("tx", "TX/s", priority=3),
+    Column("rx", "RX/s", priority=3),
+    Column("last_tx", "LAST TX", priority=6),
+    Column("last_rx", "LAST RX", priority=4),
+    Column("role", "ROLE", priority=5),
+    Column("version", "VER", priority=7),
+    Column("path", "PREFERRED PATH", priority=4),
 ]
 LINK_ORDER = {"DIRECT": 0, "RELAY": 1, "TCP": 2, "NONE": 3}
 FAR = float("inf")  # unknown values sort last

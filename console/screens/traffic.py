@@ -12,28 +12,29 @@ from textual.widgets import Sparkline, Static
 from .. import fmt
 from ..live import LiveStore
 from ..widgets.base import LiveView, show
-from ..widgets.keyed_table import Cell, KeyedTable
+from ..widgets.keyed_table import Cell, Column, KeyedTable
 
 BARS = "▁▂▃▄▅▆▇█"
 STRIP_SAMPLES = 16
+# Ids never cut; at 80 columns the totals go before the rates and the history strip.
 NETWORK_COLUMNS = [
-    ("nwid", "NWID"),
-    ("name", "NAME"),
-    ("tx", "OUT/s"),
-    ("rx", "IN/s"),
-    ("history", "LAST 16 s"),
-    ("frames", "FRAMES OUT/IN"),
-    ("bytes", "BYTES OUT/IN"),
-    ("drops", "WRITE DROPS"),
+    Column("nwid", "NWID"),
+    Column("name", "NAME", priority=2, max_width=16),
+    Column("tx", "OUT/s", priority=1),
+    Column("rx", "IN/s", priority=1),
+    Column("history", "LAST 16 s", priority=3),
+    Column("frames", "FRAMES OUT/IN", priority=5),
+    Column("bytes", "BYTES OUT/IN", priority=4),
+    Column("drops", "WRITE DROPS", priority=4),
 ]
 PEER_COLUMNS = [
-    ("address", "PEER"),
-    ("link", "LINK"),
-    ("tx", "TX/s"),
-    ("rx", "RX/s"),
-    ("history", "LAST 16 s"),
-    ("sent", "SENT"),
-    ("received", "RECEIVED"),
+    Column("address", "PEER"),
+    Column("link", "LINK", priority=1),
+    Column("tx", "TX/s", priority=1),
+    Column("rx", "RX/s", priority=1),
+    Column("history", "LAST 16 s", priority=2),
+    Column("sent", "SENT", priority=3),
+    Column("received", "RECEIVED", priority=3),
 ]
 
 

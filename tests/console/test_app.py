@@ -193,14 +193,20 @@ async def test_retry_direct_and_mtu_probe_ask_the_node(node: FakeNode) -> None:
         assert f"{PHONE}: punching again" in notifications(app)
 
 
-async def test_member_request_pops_a_notification_anywhere(node: FakeNode) -> None:
+async def test_member_request_shows_in_the_bar_anywhere(node: FakeNode) -> None:
+    """A request is listed in the bar above the footer (tests/console/test_approvals.py
+    has the rest), and counted on the Members tab, without a toast."""
+    from console.widgets.requests_bar import RequestsBar
+
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
         app.clear_notifications()
         await pilot.press("4")
         node.add_pending_member(HOME_NWID, "c0ffee0001")
-        await wait_for(pilot, lambda: "c0ffee0001 asks to join home" in notifications(app))
+        bar = app.screen.query_one(RequestsBar)
+        await wait_for(pilot, lambda: "c0ffee0001 asks to join home" in str(bar.render()))
         assert "2 pending" in str(app.screen.query_one("#tabs").get_tab("members").label)
+        assert "c0ffee0001" not in notifications(app)
 
 
 async def test_help_lists_the_bindings(node: FakeNode) -> None:
@@ -253,11 +259,11 @@ async def test_palette_offers_the_actions(node: FakeNode) -> None:
 
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        names = [name for name, _, _ in commands(app)]
+        names = [command.name for command in commands(app)]
         assert f"Approve {PHONE} on home" in names
-        assert f"Leave network home ({HOME_NWID})" in names
-        assert any(name.startswith("Edit MTU/MSS of home") for name in names)
-        assert "Join a network…" in names
+        assert f"Leave home ({HOME_NWID})" in names
+        assert f"MTU/MSS home ({HOME_NWID})" in names
+        assert "Join" in names
 
 
 async def test_events_are_live_and_filterable(node: FakeNode) -> None:
@@ -317,7 +323,8 @@ async def test_create_a_network(node: FakeNode) -> None:
         await pilot.press(*"lab", "enter")
         await wait_for(pilot, lambda: any(n["name"] == "lab" for n in app.store.hosted.values()))
         created = next(n for n in node.state.hosted.values() if n["name"] == "lab")
-        assert created["pools"] == ["10.147.17.0/24"] and created["private"]
+        # home holds 10.147.17.0/24, so the first free pool is the next /24.
+        assert created["pools"] == ["10.147.18.0/24"] and created["private"]
         assert f"members join with id {created['nwid']}" in notifications(app)
 
 
@@ -335,10 +342,11 @@ def test_ztui_alone_launches_the_console(monkeypatch, tmp_path) -> None:  # type
     assert launched[0].client.endpoint.endswith(f"{tmp_path}/control.sock")
 
 
-async def test_a_simulated_demo_says_so(node: FakeNode, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_simulated_demo_says_so(node: FakeNode) -> None:
     """`ztui demo` without root passes its notice: it pops up and the header marks it."""
-    monkeypatch.setenv("ZTUI_DEMO_NOTICE", "not root: loopback only, no TAP devices or NAT")
-    async with make_app(node).run_test(size=(120, 40)) as pilot:
+    app = make_app(node)
+    app.demo_notice = "not root: loopback only, no TAP devices or NAT"
+    async with app.run_test(size=(120, 40)) as pilot:
         app = pilot.app
         assert isinstance(app, ZtuiApp)
         await wait_for(pilot, lambda: app.store.status is not None)

@@ -264,7 +264,7 @@ def test_create_join_approve_in_two_consoles(story: Story) -> None:
     tmux.keys("ctl", "Enter")
     story.see("ctl", r"✓ lab with 192\.168\.191\.0/24")
     tmux.keys("ctl", "C-s")
-    nwid = story.see("ctl", r"^ lab ([0-9a-f]{16}) \(private\): 0 members, 0 pending").group(1)
+    nwid = story.see("ctl", r"^ lab ([0-9a-f]{16}): private, 0 members, 0 pending").group(1)
     assert nwid.startswith(ctl.address)
     hosted = ctl.get("/controller/networks")
     assert [(n["nwid"], n["pools"]) for n in hosted] == [(nwid, ["192.168.191.0/24"])]
@@ -281,10 +281,12 @@ def test_create_join_approve_in_two_consoles(story: Story) -> None:
     story.see("mem", rf"^ {nwid}\s+-\s+AWAITING APPROVAL")
 
     # 3. It shows up pending on the admin's screen, unasked; `a` lets it in.
-    story.see("ctl", rf"●\s+{mem.address}\s+PENDING\s+.*{nwid}")
+    story.see("ctl", rf"●\s+{mem.address}\s+{nwid}\s+PENDING")
     story.see("ctl", r"3 Members \(1 pending\)")
     tmux.keys("ctl", "a")
-    row = story.see("ctl", rf"^\s+{mem.address}\s+AUTHORIZED\s+-\s+({re.escape(POOL_PREFIX)}\d+)\s")
+    row = story.see(
+        "ctl", rf"^\s+{mem.address}\s+{nwid}\s+AUTHORIZED\s+({re.escape(POOL_PREFIX)}\d+)\s"
+    )
     ip = row.group(1)
     story.see("ctl", rf"approved {mem.address} on lab with {re.escape(ip)}")
 

@@ -54,9 +54,12 @@ def test_screen(snap_compare, screen: str, size: str) -> None:  # type: ignore[n
     assert snap_compare(app, terminal_size=SIZES[size], run_before=_prepare(node, SCREENS[screen]))
 
 
-@pytest.mark.parametrize("screen", ["peers", "members", "peer_detail", "edit_network"])
+@pytest.mark.parametrize(
+    "screen", ["peers", "networks", "members", "events", "peer_detail", "edit_network"]
+)
 def test_sixteen_colours(snap_compare, screen: str) -> None:  # type: ignore[no-untyped-def]
-    """The ANSI theme chosen for TERM=linux / screen: the terminal's palette draws it."""
+    """The ANSI theme chosen for TERM=linux / screen: the terminal's palette draws it. The
+    phone's join request shows in the bar above the footer on every screen."""
     node = FakeNode.sample()
     app = make_app(node, theme="ansi-dark")
     assert snap_compare(app, terminal_size=(80, 24), run_before=_prepare(node, SCREENS[screen]))
