@@ -183,10 +183,19 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if world is not None:
             print("ztui demo: stopping the demo world ...", file=sys.stderr, flush=True)
-            with contextlib.suppress(KeyboardInterrupt, _Stop):
-                world.stop()
+            _stop_world(world)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stop_world(world: DemoWorld) -> None:
+    """world.stop(), which a second Ctrl-C or SIGTERM must not cut short: leaving then
+    would leave the world cleaning up alone, unobserved. Says so when it went wrong."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    code = world.stop()
+    if code not in (0, None):  # None: killed after STOP_TIMEOUT_S, already said
+        print(f"ztui demo: the demo world exited with {code}", file=sys.stderr, flush=True)
 
 
 def _console(world: DemoWorld, info: dict[str, Any]) -> int:

@@ -4,12 +4,13 @@
 Without them, `pick_home` decides, in this order:
 
 1. `$ZTUI_HOME`: that home, as overlayd itself would use.
-2. The system node, `/var/lib/ztui/control.sock`, when the socket is there, or when a
-   directory on the way will not let this user look (a home 0750 of the `ztui` group):
-   a member of the group then reaches the node, and anyone else is told which group to
-   join. Root always uses the system home, as overlayd does for root.
+2. The system node, `/var/lib/ztui/control.sock`, when the socket is there. Root always
+   uses the system home, as overlayd does for root.
 3. The per-user home's socket, `~/.local/share/ztui/control.sock`, when it is there.
-4. Neither socket: the system home when its directory exists (its overlayd is stopped, so
+4. The system node when a directory on the way will not let this user look (a home 0750
+   of the `ztui` group): a member of the group then reaches the node, and anyone else is
+   told which group to join.
+5. Neither socket: the system home when its directory exists (its overlayd is stopped, so
    the advice is `sudo systemctl start overlayd`), else the per-user home.
 
 Looking at the system home before the per-user one is the point: a member of `ztui` who
@@ -81,10 +82,16 @@ def pick_home(
     override = env.get(HOME_ENV)
     if override:
         return Choice(Path(override), "env", system, system_exists)
-    if euid == 0 or seen(system / CONTROL_SOCKET_NAME) is not Seen.ABSENT:
+    system_socket = Seen.PRESENT if euid == 0 else seen(system / CONTROL_SOCKET_NAME)
+    if system_socket is Seen.PRESENT:
         return Choice(system, "system", system, system_exists)
+    # A system home that hides its socket from us loses to a node of our own that is
+    # there: whoever runs one meant it. With none, the hidden system node is the one the
+    # user wants, and the permission error then names its group.
     if seen(per_user / CONTROL_SOCKET_NAME) is not Seen.ABSENT:
         return Choice(per_user, "user", system, system_exists)
+    if system_socket is Seen.HIDDEN:
+        return Choice(system, "system", system, system_exists)
     if system_exists:
         return Choice(system, "system", system, system_exists)
     return Choice(per_user, "user", system, system_exists)

@@ -156,8 +156,12 @@ class TerminalWatch:
         finally:
             os.close(devnull)
         self.hang_up(reason)
-        # The main thread runs the handler, where the event loop can be reached.
-        os.kill(os.getpid(), signal.SIGHUP)
+        # The main thread runs the handler, where the event loop can be reached. Aimed at
+        # it: a process-wide signal may land on this or Textual's input thread, and the
+        # main thread would only see it at its next wakeup.
+        main = threading.main_thread().ident
+        if main is not None:
+            signal.pthread_kill(main, signal.SIGHUP)
 
     def hang_up(self, reason: str) -> None:
         """Record why, once, and start the deadline."""

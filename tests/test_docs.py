@@ -95,3 +95,23 @@ def test_documented_commands_parse(page: Path) -> None:
             except SystemExit as exc:
                 failures.append(f"{line!r}: exit {exc.code}")
     assert failures == []
+
+
+def test_the_systemd_unit_starts_on_a_fresh_install() -> None:
+    """The unit's ExecStart parses, and the home it names is one systemd creates: a
+    ReadWritePaths= entry that does not exist yet stops the unit with 226/NAMESPACE, and
+    no README step creates /var/lib/ztui."""
+    import shlex
+
+    from overlay_core.io.cli import build_parser as overlayd_parser
+
+    unit = (REPO / "contrib" / "overlayd.service").read_text(encoding="utf-8")
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[:1].isalpha()
+    )
+    argv = shlex.split(settings["ExecStart"])
+    args = overlayd_parser().parse_args(argv[1:])
+    assert str(args.home) == "/var/lib/" + settings["StateDirectory"]
+    assert settings["StateDirectoryMode"] == "0750"  # what --api-group expects of the home
+    for path in settings.get("ReadWritePaths", "").split():
+        assert path.startswith("-"), f"ReadWritePaths={path} must exist before the unit starts"

@@ -56,6 +56,11 @@ class RootsNotSaved(Exception):
     """The new roots could not be saved in the home, so they were not applied either."""
 
 
+class RootsNotApplied(Exception):
+    """The new roots were saved, but the running node did not take them (a bug: the
+    daemon logged it); the next start uses them."""
+
+
 class RootsControl(Protocol):
     """The daemon's side of /roots (overlay_core.io.roots_live.LiveRoots)."""
 
@@ -108,6 +113,8 @@ async def put_roots(request: web.Request) -> web.Response:
         change = roots.replace(entries)
     except RootsNotSaved as exc:
         raise ApiProblem(500, "not_saved", f"roots not changed: {exc}") from None
+    except RootsNotApplied as exc:
+        raise ApiProblem(500, "not_applied", f"{exc}; restart overlayd to use them") from None
     return web.json_response(_roots_json(roots, change))
 
 

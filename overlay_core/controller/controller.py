@@ -341,7 +341,12 @@ class Controller:
             )
             admitted = False
             if record.authorized and not record.has_asked:
+                # Pre-authorized (approve --force): it joins now. The new address is a
+                # change the other members' configs and the event stream must carry.
                 q.assign_from_pools(db, net, member.address, strict=False)
+                self._changed(db, nwid, now)
+                net = q.network(db, nwid)
+                admitted = True
             elif not record.authorized and record.last_deauthorized is None:
                 if not net.private or member.address == self.identity.address:
                     self._authorize(db, net, member.address, now, strict=False, assign=True)

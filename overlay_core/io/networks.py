@@ -312,7 +312,12 @@ class ControllerLink:
             self.events.publish("member_request", message, nwid=nwid_text, address=text)
         elif outcome.admitted:
             own = member.address == self.controller.identity.address
-            why = "the controller's own node" if own else "a public network"
+            if own:
+                why = "the controller's own node"
+            elif network.private:
+                why = "approved before it asked"
+            else:
+                why = "a public network"
             ips = ", ".join(member.ips) or "no IP assigned"
             message = f"{text} in {network.name} ({nwid_text}): admitted, {why}: {ips}"
             self.events.publish("member", message, nwid=nwid_text, address=text)

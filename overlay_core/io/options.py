@@ -225,8 +225,8 @@ def running_node(home: Home) -> RunningNode | None:
         status = _request(sock, "GET", "/status")
     except PermissionError:
         raise ConfigError(
-            f"a node runs on {home.path} but {sock} refuses you (permission denied): "
-            "run as root, or as a member of the node's --api-group"
+            f"cannot tell whether a node runs on {home.path}: {sock} refuses you "
+            "(permission denied); run as root, or as a member of the node's --api-group"
         ) from None
     except (httpx.TransportError, OSError):
         return None  # stale: the start removes it

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from overlay_core.api.routes_node import RootsChange, RootsNotSaved, RootState
+from overlay_core.api.routes_node import RootsChange, RootsNotApplied, RootsNotSaved, RootState
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netcheck import netcheck
 from overlay_core.proto.node import Node
@@ -109,7 +109,8 @@ class LiveRoots:
 
     def replace(self, entries: Sequence[RootEntry]) -> RootsChange:
         """Save `entries` as the node's roots, then hand them to the running node.
-        Raises RootsNotSaved when they cannot be saved; then nothing has changed."""
+        Raises RootsNotSaved when they cannot be saved; then nothing has changed.
+        Raises RootsNotApplied when saved but the running node did not take them."""
         node = self._node()
         before = set(node.roots)
         try:
@@ -119,6 +120,10 @@ class LiveRoots:
         self._config.roots = list(entries)
         self._drive(lambda running, now: running.set_roots(list(entries), now))
         after = set(node.roots)
+        # _drive logs and swallows an exception (one bad call must not stop the daemon),
+        # so the outcome is checked rather than a quiet return trusted.
+        if after != {e.identity.address for e in entries} - {node.address}:
+            raise RootsNotApplied("saved for the next start, but the running node kept others")
         return RootsChange(
             added=[format_address(a) for a in sorted(after - before)],
             removed=[format_address(a) for a in sorted(before - after)],

@@ -136,6 +136,9 @@ def replace_roots(node: NodeState, entries: Sequence[RootEntry], now: float) -> 
     if not dropped and not contact:
         return []
     out: list[Effect] = []
+    # Read before dropping: dropping every root empties _tcp_wanted, and a tunneled node
+    # would then give the new roots no TCP link until a later tick noticed.
+    tunneled = bool(node._tcp_wanted) or node.config.force_tcp
     for address in dropped:
         out += _drop_root(node, node.roots[address])
     moved = [a for a in contact if a in node.roots]
@@ -144,7 +147,7 @@ def replace_roots(node: NodeState, entries: Sequence[RootEntry], now: float) -> 
     node._root_by_hostport = {
         (e.host, e.port): a for a, r in node.roots.items() for e in r.endpoints
     }
-    if contact and (node._tcp_wanted or node.config.force_tcp):
+    if contact and tunneled:
         out += node._want_tcp(now)  # tunneled: the new roots get their TCP links too
     for address in contact:
         peer = node._peer(wanted[address].identity, now)

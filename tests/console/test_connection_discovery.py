@@ -7,13 +7,14 @@ second one, which made a second identity and then failed on the system node's po
 
 from __future__ import annotations
 
-import contextlib
 import os
+import pickle
 import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -27,6 +28,7 @@ USER = Path("/home/alice/.local/share/ztui")
 SOCK = SYSTEM / "control.sock"
 ALICE = 1000
 NOBODY = 65534
+T = TypeVar("T")
 
 
 def world(**paths: Seen) -> Callable[[Path], Seen]:
@@ -61,6 +63,13 @@ def test_a_system_home_closed_to_the_user_is_still_the_system_node() -> None:
     node that never existed."""
     choice = pick(system=Seen.PRESENT, system_sock=Seen.HIDDEN)
     assert (choice.home, choice.origin, choice.system_exists) == (SYSTEM, "system", True)
+
+
+def test_the_users_own_running_node_beats_a_system_home_closed_to_them() -> None:
+    """Someone outside the group who runs a node of their own meant that one: a hidden
+    system socket must not send them to a permission error instead."""
+    choice = pick(system=Seen.HIDDEN, system_sock=Seen.HIDDEN, user_sock=Seen.PRESENT)
+    assert (choice.home, choice.origin, choice.system_exists) == (USER, "user", True)
 
 
 def test_the_users_own_node_when_only_it_runs() -> None:
@@ -218,18 +227,30 @@ def tmp() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def as_nobody() -> Iterator[None]:
-    groups = os.getgroups()
-    os.setgroups([])
-    os.setegid(NOBODY)
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
-        os.setgroups(groups)
+def as_nobody(call: Callable[[], T]) -> T:
+    """`call()` in a forked child that has become nobody, its result pickled back: the
+    test process itself never changes user (another thread would run as nobody too)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            with os.fdopen(write_fd, "wb") as out:
+                pickle.dump(call(), out)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as back:
+        data = back.read()
+    _, wait_status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(wait_status) == 0 and data, "the child as nobody failed"
+    result: T = pickle.loads(data)
+    return result
 
 
 def test_look_tells_present_absent_and_hidden(tmp: Path) -> None:
@@ -237,13 +258,14 @@ def test_look_tells_present_absent_and_hidden(tmp: Path) -> None:
     assert discovery.look(tmp / "there") is Seen.PRESENT
     assert discovery.look(tmp / "missing") is Seen.ABSENT
     assert discovery.look(tmp / "there" / "below") is Seen.ABSENT  # a file, not a dir
-    if os.geteuid() != 0:
-        return  # HIDDEN needs another user to be hidden from
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="HIDDEN needs another user to hide from")
+def test_look_tells_hidden(tmp: Path) -> None:
     closed = tmp / "closed"
     closed.mkdir(mode=0o700)
     (closed / "control.sock").touch()
-    with as_nobody():
-        assert discovery.look(closed / "control.sock") is Seen.HIDDEN
+    assert as_nobody(lambda: discovery.look(closed / "control.sock")) is Seen.HIDDEN
 
 
 def test_plain_client_reaches_the_system_socket_from_the_environment(
@@ -281,8 +303,7 @@ def test_access_facts_names_the_group_that_refused(tmp: Path) -> None:
     sock = tmp / "control.sock"
     sock.touch()
     tmp.chmod(0o700)
-    with as_nobody():
-        seen = discovery.access_facts(sock)
+    seen = as_nobody(lambda: discovery.access_facts(sock))
     assert (seen.blocked, seen.gid, seen.group, seen.user) == (tmp, 0, "root", "nobody")
     assert not seen.in_database and not seen.in_session
     mine = discovery.access_facts(sock)

@@ -82,7 +82,12 @@ def test_forced_preauthorization_takes_an_address_only_when_the_node_asks(
     member = ctl.get_member(net.nwid, bob.address)
     assert member is not None and member.ips == (address.split("/")[0],)
     assert assigned(ask(ctl, net.nwid, bob, T0 + 10), alice) == (address,)
-    assert (first.announce, first.admitted) == (False, False)
+    # Its first request is when it joins: announced as admitted, the revision bumped so
+    # the other members' configs carry its address. The second changes nothing.
+    assert (first.announce, first.admitted) == (False, True)
+    assert first.network is not None and first.network.revision > net.revision
+    second = ask(ctl, net.nwid, bob, T0 + 15)
+    assert second.admitted is False and second.network == first.network
 
 
 def test_deauthorize_keeps_addresses_and_delete_frees_them(

@@ -145,6 +145,24 @@ def test_a_tunneled_node_opens_tcp_to_new_roots_and_closes_it_to_removed_ones() 
     assert any(e.transport is Transport.TCP for e in paths)
 
 
+def test_a_tunneled_node_whose_roots_are_all_replaced_tunnels_to_the_new_ones() -> None:
+    """Dropping every old root empties the node's TCP links; whether it was tunneled is
+    read before that, so the new roots get TCP links at once, not at a later tick."""
+    net = FakeNet()
+    first = net.add_host("first", root=True)
+    leaf = net.add_host("leaf", nat=net.add_nat("nat", NatKind.BLOCK_UDP))
+    second = net.add_host("second", root=True)
+    net.run(TCP_SETTLE_S)
+    assert leaf.node.snapshot(net.now).tunneled
+
+    effects = leaf.node.set_roots([entry_of(second)], net.now)
+    assert OpenTcp(tcp(second.endpoint.host, second.endpoint.port)) in effects
+    assert CloseTcp(tcp(first.endpoint.host, first.endpoint.port)) in effects
+    net.call(leaf, effects)
+    net.run(SETTLE_S)
+    assert root_status(leaf, second, net.now) == ("ROOT", "TCP")
+
+
 def test_a_roots_file_listing_the_node_itself_is_fine() -> None:
     """Every node, roots included, can be handed the same file: a root skips its own line."""
     net = FakeNet()

@@ -83,6 +83,29 @@ async def test_put_roots_gives_a_running_node_roots_it_then_reaches(
     assert leaf.home.load_settings()["roots"] == str(saved.resolve())
 
 
+async def test_roots_the_running_node_refused_are_a_500_that_says_so(
+    overlay: LoopbackOverlay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon logs and swallows an exception inside the node (one bad call must not
+    stop it). PUT /roots must not then answer 200 as if the roots were in use: it says
+    they were saved, not applied, and what to do."""
+    from overlay_core.proto.node import Node
+
+    leaf = await overlay.add_leaf("leaf")
+    await overlay.add_root()
+
+    def broken(self: Node, entries: object, now: float) -> list[object]:
+        raise RuntimeError("a bug in set_roots")
+
+    monkeypatch.setattr(Node, "set_roots", broken)
+    async with unix_client(leaf) as api:
+        response = await api.put("/roots", json={"roots": overlay.roots[0].to_text()})
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["error"] == "not_applied" and "restart overlayd" in body["reason"]
+    assert parse_roots((leaf.home.path / "roots.txt").read_text()) == overlay.roots
+
+
 async def test_roots_set_at_run_time_are_used_after_a_restart(
     overlay: LoopbackOverlay,
 ) -> None:

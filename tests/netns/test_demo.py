@@ -203,7 +203,7 @@ def test_demo_comes_up_and_a_signal_removes_it(
     stopping = time.monotonic()
     assert stop(run, sig, STOP_S) == 0, run.stderr
     stop_s = time.monotonic() - stopping
-    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == [], run.stderr
     assert "deleting 13 namespaces" in run.stderr
     print(f"ready after {ready_s:.1f} s, stopped in {stop_s:.1f} s")
 
@@ -231,7 +231,7 @@ def test_a_killed_demo_is_cleared_by_the_next(runs: list[DemoRun], tmp_path: Pat
     assert [p for p in started_processes(old) if is_alive(p)] == []
     state, _ = check_world(second)
     assert stop(second, signal.SIGTERM, STOP_S) == 0, second.stderr
-    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == [], second.stderr
     assert leftovers(NETNS_DIR, old, DEMO_PREFIX) == []
 
 
@@ -248,7 +248,7 @@ def test_ctrl_c_while_building_removes_what_was_built(runs: list[DemoRun], tmp_p
     state = read_state(NETNS_DIR)
     assert state["processes"], state  # the roots at least
     assert stop(run, signal.SIGINT, STOP_S) == 130, run.stderr
-    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == []
+    assert leftovers(NETNS_DIR, state, DEMO_PREFIX) == [], run.stderr
     assert "deleting 13 namespaces" in run.stderr
 
 
