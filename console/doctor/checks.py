@@ -28,7 +28,6 @@ from .result import DAEMON_DOWN, NAMES, CheckResult, Status, fail, ok, skip, war
 __all__ = ["NAMES", "CheckResult", "Status", "diagnose"]
 
 TUN_PATH = "/dev/net/tun"
-SYSTEM_HOME = "/var/lib/ztui"  # the systemd unit's home (README, Install)
 # A root that has not answered within this long after start is news, not a start-up lag.
 ROOTS_GRACE_S = 15.0
 # The clock is checked on this machine only: the API carries no root's time to compare
@@ -117,8 +116,7 @@ def check_cap(cap: CapFacts, socket: SocketFacts) -> CheckResult:
         return fail(
             name,
             f"{whose} runs without it: it cannot create or configure TAP devices",
-            "run overlayd as root, or give it the capability "
-            "(systemd: AmbientCapabilities=CAP_NET_ADMIN)",
+            _cap_fix(cap.uid),
         )
     unchecked = f"overlayd's own not checked: {_why_not_daemon(socket)}"
     if cap.net_admin:
@@ -130,10 +128,28 @@ def check_cap(cap: CapFacts, socket: SocketFacts) -> CheckResult:
     )
 
 
-def _start_fix(home: str) -> str:
-    if home == SYSTEM_HOME:
+def _cap_fix(uid: int | None) -> str:
+    """How a running overlayd gets CAP_NET_ADMIN. Root has every capability unless
+    whatever starts it took some away (a unit's CapabilityBoundingSet=, a container's
+    --cap-drop), so "run it as root" would be no help to a daemon that already does."""
+    if uid == 0:
+        return (
+            "root lacks it only when whatever starts overlayd took it away: allow "
+            "CAP_NET_ADMIN there (systemd: in CapabilityBoundingSet=; a container: "
+            "--cap-add NET_ADMIN)"
+        )
+    return (
+        "run overlayd as root, or give it the capability "
+        "(systemd: AmbientCapabilities=CAP_NET_ADMIN)"
+    )
+
+
+def _start_fix(daemon: DaemonFacts) -> str:
+    # The system node (wherever $ZTUI_SYSTEM_HOME put it) is the unit's; any other home
+    # is one the user runs by hand.
+    if daemon.home == daemon.system_home:
         return "start it: `sudo systemctl start overlayd`"
-    return f"start it: `overlayd --home {home}` (or `sudo systemctl start overlayd`)"
+    return f"start it: `overlayd --home {daemon.home}` (or `sudo systemctl start overlayd`)"
 
 
 def check_daemon(daemon: DaemonFacts, socket: SocketFacts) -> CheckResult:
@@ -147,7 +163,7 @@ def check_daemon(daemon: DaemonFacts, socket: SocketFacts) -> CheckResult:
             f"running ({pid}address {node.address}, {node.version}, up "
             f"{duration(node.uptime_s)}) at {daemon.endpoint}",
         )
-    start = _start_fix(daemon.home)
+    start = _start_fix(daemon)
     if socket.path is not None:
         if socket.exists is False or socket.connect_errno == errno.ENOENT:
             return fail(name, f"not running: no socket at {socket.path}", start)
@@ -162,8 +178,9 @@ def check_daemon(daemon: DaemonFacts, socket: SocketFacts) -> CheckResult:
     return fail(
         name,
         f"no usable answer at {daemon.endpoint}: {daemon.error}",
-        "see its log (`journalctl -u overlayd`, or HOME/overlayd.log), then "
-        "`sudo systemctl restart overlayd`",
+        "see overlayd's log: `journalctl -u overlayd` under systemd, or wherever your "
+        "boot task sends overlayd's stderr; then restart it (`sudo systemctl restart "
+        "overlayd` under systemd)",
     )
 
 

@@ -281,6 +281,9 @@ class DaemonFacts:
 
     endpoint: str  # "unix:/var/lib/ztui/control.sock" or the URL
     home: str  # the daemon's home: the socket's directory, else the client's --home
+    # The system node's home, whose overlayd the unit starts: /var/lib/ztui unless
+    # $ZTUI_SYSTEM_HOME moves it (console/discovery.py), as `ztui` itself looks for it.
+    system_home: str
     status: NodeFacts | None = None
     error: str = ""
     netcheck: NetcheckFacts | None = None

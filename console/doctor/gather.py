@@ -30,6 +30,7 @@ import httpx
 
 from overlay_core.api.schema import CONTROL_SOCKET_NAME
 
+from .. import discovery
 from ..client import ApiClient, ApiError
 from .checks import TUN_PATH
 from .facts import (
@@ -222,12 +223,18 @@ def _reason(exc: Exception) -> str:
 
 def ask_daemon(client: ApiClient) -> DaemonFacts:
     """GET /status, and when it answered, /netcheck and /networks; every failure as
-    words. httpx errors other than transport ones (a decoding error) are caught too."""
+    words. httpx errors other than transport ones (a decoding error) are caught too.
+    The system home is where `ztui` itself looks for the system node, so that advice
+    for a home moved with $ZTUI_SYSTEM_HOME names the unit, not a second overlayd."""
     # `--api unix:PATH` leaves the client's home at the default; the socket's directory
     # is the home of the daemon that made it.
     sock = client.socket_path
     home = sock.parent if sock is not None and sock.name == CONTROL_SOCKET_NAME else client.home
-    base: dict[str, Any] = {"endpoint": client.endpoint, "home": str(home)}
+    base: dict[str, Any] = {
+        "endpoint": client.endpoint,
+        "home": str(home),
+        "system_home": str(discovery.system_home(os.environ)),
+    }
     try:
         status = NodeFacts.from_json(client.status())
     except (ApiError, httpx.HTTPError, OddReply) as exc:

@@ -70,6 +70,7 @@ def healthy() -> Facts:
         daemon=DaemonFacts(
             endpoint=f"unix:{SOCK}",
             home="/var/lib/ztui",
+            system_home="/var/lib/ztui",
             status=NodeFacts("8056c2e21c", "0.1.0", "LEAF", 2, 2, False, 3600.0),
             netcheck=NetcheckFacts(
                 udp=True,
@@ -206,8 +207,8 @@ def test_tun_that_is_not_a_device_and_another_path() -> None:
 def test_cap_names_whose_capability_was_checked() -> None:
     """The daemon's own (pid from its socket) when known, else 'this shell' with why."""
     facts = healthy()
-    lacking = checks.check_cap(replace(facts.cap, cap_eff=0), facts.socket)
-    assert lacking.status == "fail" and lacking.detail.startswith("overlayd (pid 42, uid 0)")
+    lacking = checks.check_cap(replace(facts.cap, cap_eff=0, uid=108), facts.socket)
+    assert lacking.status == "fail" and lacking.detail.startswith("overlayd (pid 42, uid 108)")
     assert lacking.fix is not None and "AmbientCapabilities=CAP_NET_ADMIN" in lacking.fix
     shell = replace(facts.cap, daemon=False, pid=7, uid=1000)
     down = replace(facts.socket, exists=False)
@@ -220,6 +221,17 @@ def test_cap_names_whose_capability_was_checked() -> None:
     assert "its socket refuses this user" in refused.detail
     unread = checks.check_cap(replace(facts.cap, cap_eff=None, error="gone"), facts.socket)
     assert unread.status == "skipped" and "gone" in unread.detail
+
+
+def test_cap_missing_from_a_root_daemon_is_not_fixed_by_running_it_as_root() -> None:
+    """Root lacks it only when whatever started overlayd cut the capability away (a
+    unit's CapabilityBoundingSet=, a container's --cap-drop): the fix says to allow it
+    there, not to "run overlayd as root", which it already does."""
+    facts = healthy()
+    result = checks.check_cap(replace(facts.cap, cap_eff=0, uid=0), facts.socket)
+    assert result.status == "fail" and result.detail.startswith("overlayd (pid 42, uid 0)")
+    assert result.fix is not None and "run overlayd as root" not in result.fix
+    assert "CapabilityBoundingSet=" in result.fix and "--cap-add NET_ADMIN" in result.fix
 
 
 # --------------------------------------------------------------------------- daemon
@@ -251,6 +263,17 @@ def test_daemon_down_says_why_and_how_to_start_it_for_that_home() -> None:
     assert refused.status == "skipped" and "(socket)" in refused.detail
 
 
+def test_daemon_down_at_a_moved_system_home_is_started_with_systemctl() -> None:
+    """$ZTUI_SYSTEM_HOME (a packager's /srv/ztui) moves the system node: its home gets the
+    unit's fix, and /var/lib/ztui is then just another home, started by hand."""
+    facts = with_daemon(healthy(), **DOWN, system_home="/srv/ztui")
+    gone = replace(facts.socket, exists=False)
+    moved = checks.check_daemon(replace(facts.daemon, home="/srv/ztui"), gone)
+    assert moved.fix == "start it: `sudo systemctl start overlayd`"
+    usual = checks.check_daemon(facts.daemon, gone)
+    assert usual.fix is not None and "`overlayd --home /var/lib/ztui`" in usual.fix
+
+
 def test_daemon_with_odd_answers_fails_with_the_reason() -> None:
     """The socket connects but the API answers nothing usable (odd JSON, a TCP API that
     is not there): fail, quoting the reason, and point at the log."""
@@ -258,7 +281,10 @@ def test_daemon_with_odd_answers_fails_with_the_reason() -> None:
     result = only(facts, "daemon")
     assert result.status == "fail"
     assert result.detail.endswith("GET /status has no 'roots_total'")
-    assert result.fix is not None and "journalctl -u overlayd" in result.fix
+    # overlayd logs to stderr only: no HOME/overlayd.log exists to be looked at.
+    assert result.fix is not None and "overlayd.log" not in result.fix
+    assert "`journalctl -u overlayd` under systemd" in result.fix
+    assert "wherever your boot task sends overlayd's stderr" in result.fix
 
 
 # --------------------------------------------------------------------------- socket
@@ -377,6 +403,9 @@ def test_root_links_fall_back_on_the_status_counts() -> None:
 
 
 def test_clock_sane_year_and_synchronisation_and_it_says_it_is_local() -> None:
+    """Only here, on made-up times: a test cannot set this machine's clock (a time
+    namespace moves CLOCK_MONOTONIC and CLOCK_BOOTTIME, never the wall clock)."""
+
     def clock(now: float, synced: bool | None = True) -> CheckResult:
         return checks.check_clock(ClockFacts(now, synced))
 

@@ -93,6 +93,19 @@ def test_ask_daemon_turns_every_odd_answer_into_words() -> None:
     assert facts.networks == () and facts.home == "/nonexistent"
 
 
+def test_ask_daemon_finds_the_system_home_where_ztui_looks_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """$ZTUI_SYSTEM_HOME moves the system node for ztui (console/discovery.py), so the
+    doctor's idea of it moves too; without it, the unit's /var/lib/ztui."""
+    monkeypatch.setenv("ZTUI_SYSTEM_HOME", "/srv/ztui")
+    with mock_client({}) as client:
+        assert gather.ask_daemon(client).system_home == "/srv/ztui"
+    monkeypatch.delenv("ZTUI_SYSTEM_HOME")
+    with mock_client({}) as client:
+        assert gather.ask_daemon(client).system_home == "/var/lib/ztui"
+
+
 # --------------------------------------------------------------------------- this machine
 
 
@@ -151,7 +164,7 @@ def test_pyroute2_failing_is_a_skipped_check_not_a_crash(monkeypatch: pytest.Mon
     monkeypatch.setattr(pyroute2, "IPRoute", broken)
     kernel = gather.read_kernel()
     assert kernel.error is not None and "Operation not permitted" in kernel.error
-    result = kernel_checks.check_mtu(kernel, DaemonFacts("unix:/x", "/x"))
+    result = kernel_checks.check_mtu(kernel, DaemonFacts("unix:/x", "/x", "/var/lib/ztui"))
     assert result.status == "skipped" and "Operation not permitted" in result.detail
 
 
@@ -180,6 +193,20 @@ def test_doctor_with_no_daemon_prints_a_report_and_exits_1(
     assert cli.main(["doctor", "--home", str(short_tmp)]) == 1
     out, _ = capsys.readouterr()
     assert out.splitlines()[-1].startswith("something failed: ")
+
+
+def test_doctor_for_a_moved_system_node_advises_systemctl(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plain `ztui doctor` with $ZTUI_SYSTEM_HOME set finds the stopped system node there
+    (as `ztui info` would) and says to start the unit, not a second overlayd by hand."""
+    monkeypatch.setenv("ZTUI_SYSTEM_HOME", str(short_tmp))
+    monkeypatch.delenv("ZTUI_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(short_tmp / "user"))  # no per-user node to find first
+    assert cli.main(["doctor", "--json"]) == 1
+    report = {r["check"]: r for r in json.loads(capsys.readouterr().out)}
+    assert report["daemon"]["detail"] == f"not running: no socket at {short_tmp}/control.sock"
+    assert report["daemon"]["fix"] == "start it: `sudo systemctl start overlayd`"
 
 
 def test_doctor_usage_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,8 +26,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import termios
 import threading
@@ -40,6 +38,7 @@ import psutil
 import pytest
 
 from overlay_core.testing.world import child_env, overlayd_argv, ztui_argv
+from tests.nonroot import user_python
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -223,26 +222,6 @@ def test_sighup_exits_and_restores_the_terminal(console: PtyConsole) -> None:
 # --------------------------------------------------------------------------- su in tmux
 
 
-def user_python(user: str) -> tuple[str, str] | str:
-    """(interpreter, PYTHONPATH) with which `user` can import the console, or why none.
-    The venv's interpreter may live where only root can reach (pyenv under /root); the
-    system's python3 of the same version can run this checkout with the venv's packages."""
-    paths = child_env()["PYTHONPATH"].split(os.pathsep)  # this checkout first, as ztui's
-    paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    pythonpath = os.pathsep.join(dict.fromkeys(paths))
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [sys.executable, *filter(None, [shutil.which(version, path="/usr/bin")])]
-    for python in candidates:
-        probe = f"{shlex.quote(python)} -c 'import console.app'"
-        env = f"PYTHONPATH={shlex.quote(pythonpath)}"
-        found = subprocess.run(
-            ["su", user, "-c", f"{env} {probe}"], capture_output=True, timeout=60
-        )
-        if found.returncode == 0:
-            return python, pythonpath
-    return f"user {user} can run none of {candidates} with this checkout's packages"
-
-
 def alive(proc: psutil.Process) -> bool:
     """Running and not a zombie (PID 1 here may take its time to reap an orphan)."""
     try:
@@ -262,7 +241,7 @@ def test_su_console_ends_with_its_tmux_session(node: Node) -> None:
     found = user_python(user)
     if isinstance(found, str):
         pytest.skip(found)
-    python, pythonpath = found
+    python, pythonpath = found.python, found.pythonpath
     inner = " ".join(
         ["exec", "env", f"PYTHONPATH={shlex.quote(pythonpath)}", "TERM=screen-256color",
          shlex.quote(python), "-m", "console", "--home", shlex.quote(str(node.home))]

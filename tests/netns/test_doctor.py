@@ -16,23 +16,38 @@ the thing back, so the stories do not depend on each other or on their order:
 - a home whose router drops UDP: the node reaches its root over TCP, and root links warns
   that the TCP fallback is in use;
 - /dev/net/tun without a driver: a character device with no driver behind it (what a
-  Synology has before `insmod tun.ko`), made with mknod and given to the check.
+  Synology has before `insmod tun.ko`), made with mknod and given to the check;
+- overlayd running as root without CAP_NET_ADMIN (setpriv takes it out of the bounding
+  set, as a unit's CapabilityBoundingSet= or a container's --cap-drop does): the
+  capability fails with the fix for that; once it is stopped, doctor run from such a
+  shell says the capability it read is its own;
+- a socket shared with a group (`--api-group`, as the unit starts it), and doctor run
+  through `su` by throwaway users: a member gets in, an outsider is told `usermod -aG`,
+  and the member in a session from before joining (setpriv --clear-groups) is told to
+  log out and back in. The users are made for the story and removed however it ends.
+
+A wrong clock stays a pure test (test_doctor.py): no test can set this machine's wall
+clock, and a time namespace moves only CLOCK_MONOTONIC and CLOCK_BOOTTIME.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
-from collections.abc import Iterator
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.doctor import checks, gather
-from overlay_core.testing.netns import unavailable_reason
+from overlay_core.testing.netns import Host, unavailable_reason
 from overlay_core.testing.world import OverlayNode, OverlayWorld, child_env, ztui_argv
+from tests import nonroot
 
 pytestmark = [
     pytest.mark.netns,
@@ -47,6 +62,9 @@ TUNNEL_TIMEOUT_S = 25.0  # the node opens TCP after ~8 s without a UDP answer
 # reserves 42 for "demo/sample use"): opening it fails with ENXIO or ENODEV, as the TUN
 # node does on a NAS whose tun module is not loaded.
 UNUSED_MAJOR = 42
+# Root without CAP_NET_ADMIN: out of the bounding set, so exec does not grant it to root,
+# and out of the inheritable set (and so the ambient one), which would carry it across.
+NO_NET_ADMIN = ("setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--")
 
 
 class Story:
@@ -72,14 +90,32 @@ def story() -> Iterator[Story]:
         yield Story(world)
 
 
-def doctor(node: OverlayNode) -> tuple[int, dict[str, dict[str, Any]]]:
-    """`ztui --api unix:SOCK doctor --json` inside the node's namespace; exit code and the
-    checks by name."""
-    proc = node.host.run(
-        ztui_argv("--api", f"unix:{node.socket_path}", "doctor", "--json"), env=child_env()
-    )
+class NoNetAdminHost(Host):
+    """A rig host whose commands run as root without CAP_NET_ADMIN: the namespace is
+    entered with it (`ip netns exec` needs it), then setpriv drops it for the command."""
+
+    @classmethod
+    def of(cls, host: Host) -> NoNetAdminHost:
+        return cls(host.rig, host.name, host.ns, host.outer, host.addr, host.addr6, host.site)
+
+    def argv(self, cmd: Sequence[str]) -> list[str]:
+        return super().argv([*NO_NET_ADMIN, *cmd])
+
+
+Report = dict[str, dict[str, Any]]
+
+
+def report_of(proc: subprocess.CompletedProcess[str]) -> tuple[int, Report]:
+    """The exit code of `ztui doctor --json` and its checks by name; nothing on stderr."""
     assert proc.stderr == "", proc.stderr
     return proc.returncode, {r["check"]: r for r in json.loads(proc.stdout)}
+
+
+def doctor(node: OverlayNode, host: Host | None = None) -> tuple[int, Report]:
+    """`ztui --api unix:SOCK doctor --json` inside the node's namespace, run by `host`
+    (the node's own unless given); exit code and the checks by name."""
+    argv = ztui_argv("--api", f"unix:{node.socket_path}", "doctor", "--json")
+    return report_of((host or node.host).run(argv, env=child_env()))
 
 
 def failed(report: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -210,3 +246,88 @@ def test_a_tun_device_without_a_driver(tmp_path: Path) -> None:
     assert "no driver" in result.detail and "insmod /lib/modules/tun.ko" in (result.fix or "")
     missing = checks.check_tun(gather.open_tun(str(tmp_path / "none")), daemon_uid=0)
     assert missing.status == "fail" and "missing" in missing.detail
+
+
+def test_a_daemon_without_cap_net_admin(story: Story) -> None:
+    """overlayd as root without CAP_NET_ADMIN still serves its API, so doctor finds it by
+    its socket and reads its own capabilities: that check fails, naming its pid and uid 0,
+    and the fix is to allow the capability where it is started, not to run it as root;
+    nothing else fails. Stopped, and doctor run from a shell without it: a warning that
+    names this shell, not overlayd, and says why overlayd's own was not read."""
+    world = story.world
+    host = world.rig.add_public_host("nocap")
+    args = ["--port", "9993", "--bind", "0.0.0.0", "--advertise", f"{host.addr}/32",
+            "--roots", str(world.roots_file)]  # fmt: skip
+    node = OverlayNode("nocap", NoNetAdminHost.of(host), world.base / "nocap", "member", args)
+    world.members.append(node)  # the world stops it with the others
+    node.start()
+    assert node.proc is not None  # `ip netns exec` and setpriv exec overlayd: one pid
+    code, report = doctor(node, host)  # from a shell with the capability
+    assert code == 1 and set(failed(report)) == {"CAP_NET_ADMIN"}, report
+    cap = report["CAP_NET_ADMIN"]
+    assert cap["detail"] == (
+        f"overlayd (pid {node.proc.pid}, uid 0) runs without it: it cannot create or "
+        "configure TAP devices"
+    )
+    assert "CapabilityBoundingSet=" in cap["fix"] and "run overlayd as root" not in cap["fix"]
+    node.stop()
+    code, report = doctor(node)  # from a shell without it, as the daemon had
+    cap = report["CAP_NET_ADMIN"]
+    assert cap["status"] == "warn" and cap["detail"].startswith("this shell (pid "), cap
+    assert "lacks it" in cap["detail"] and "not checked: it is not running" in cap["detail"]
+    assert code == 1 and report["daemon"]["status"] == "fail"
+
+
+def test_a_socket_shared_with_a_group(story: Story) -> None:
+    """`overlayd --api-group GROUP` in a home others may reach, and `ztui doctor --json`
+    through su in the node's namespace, as three users: a member of GROUP connects (the
+    daemon is then named by its pid); an outsider is refused by the 0750 home, told to
+    join with usermod, and the daemon cannot be told; the member in a session that
+    predates joining is told to log out and back in."""
+    reason = nonroot.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    world = story.world
+    with nonroot.throwaway_accounts() as accounts:
+        group, member, outsider = accounts.group, accounts.member, accounts.outsider
+        parent = Path(tempfile.mkdtemp(prefix="ztd", dir="/tmp"))
+        parent.chmod(0o755)  # the home's own mode and group are what is tested
+        home = parent / "grp"
+        host = world.rig.add_public_host("grp")
+        args = ["--port", "9993", "--bind", "0.0.0.0", "--advertise", f"{host.addr}/32",
+                "--roots", str(world.roots_file), "--api-group", group]  # fmt: skip
+        node = OverlayNode("grp", host, home, "member", args)
+        world.members.append(node)
+        try:
+            node.start()
+            ztui = accounts.python.ztui("--api", f"unix:{node.socket_path}", "doctor", "--json")
+            code, report = report_of(host.run(nonroot.as_user(member, ztui)))
+            assert code == 0 and failed(report) == {}, report
+            assert report["socket"] == {
+                "check": "socket",
+                "status": "ok",
+                "detail": f"{node.socket_path} srw-rw---- root:{group}: {member} can connect",
+                "fix": None,
+            }
+            assert node.proc is not None
+            assert f"pid {node.proc.pid}," in report["daemon"]["detail"], report["daemon"]
+
+            code, report = report_of(host.run(nonroot.as_user(outsider, ztui)))
+            assert code == 1 and set(failed(report)) == {"socket"}, report
+            assert (
+                report["socket"]["detail"] == f"{home} drwxr-x--- root:{group} refuses {outsider}"
+            )
+            assert report["socket"]["fix"] == (
+                f"`sudo usermod -aG {group} {outsider}`, then log out and back in"
+            )
+            assert report["daemon"]["status"] == "skipped", report["daemon"]
+
+            code, report = report_of(host.run(nonroot.in_stale_session(member, ztui)))
+            assert code == 1 and set(failed(report)) == {"socket"}, report
+            assert report["socket"]["fix"] == (
+                f"{member} is in group {group}, but this login session is not yet: "
+                f"log out and back in (or `newgrp {group}`)"
+            )
+        finally:
+            node.stop()
+            shutil.rmtree(parent, ignore_errors=True)
