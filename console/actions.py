@@ -34,21 +34,33 @@ class ActionsApp(SyncedApp):
         *,
         success: Callable[[T], str] | None = None,
         poke: str | None = None,
+        answered: Callable[[bool], None] | None = None,
     ) -> None:
-        """Await `call` in a worker; notify its outcome; refresh the poller `poke`."""
-        self._run_api(call, success, poke)
+        """Await `call` in a worker; notify its outcome; refresh the poller `poke`.
+        `answered` hears whether the call succeeded, before the notification."""
+        self._run_api(call, success, poke, answered)
 
     @work(group="actions")
     async def _run_api(
-        self, call: Awaitable[Any], success: Callable[[Any], str] | None, poke: str | None
+        self,
+        call: Awaitable[Any],
+        success: Callable[[Any], str] | None,
+        poke: str | None,
+        answered: Callable[[bool], None] | None,
     ) -> None:
         try:
             result = await call
         except ApiError as exc:
+            if answered is not None:
+                answered(False)
             self.notify(str(exc), title="overlayd refused", severity="error", timeout=8)
         except Exception as exc:  # a bug must read as a message, not kill the console
+            if answered is not None:
+                answered(False)
             self.notify(f"{type(exc).__name__}: {exc}", title="ztui error", severity="error")
         else:
+            if answered is not None:
+                answered(True)
             if success is not None:
                 self.notify(success(result), timeout=5)
         if poke is not None:
@@ -121,17 +133,28 @@ class ActionsApp(SyncedApp):
         return hosted["name"] if hosted and hosted["name"] else member["nwid"]
 
     def approve_member(self, member: MemberJson) -> None:
+        """Every way to approve comes here (`a` on the bar or a row, Enter on the bar, the
+        palette), so a pending member's approval is sent once: the join requests hold a
+        mark from the key press until a poll shows the controller's answer."""
         nwid, address = member["nwid"], member["address"]
         if member["state"] == "authorized":
             self.notify(f"{address} is already a member of {self.where(member)}")
             return
+        requests = self.join_requests
+        if member["state"] == "pending" and not requests.start_approving(member):
+            return  # sent already: the bar says "approving…" until a poll settles it
 
         def approved(result: MemberJson) -> str:
             ips = f" with {', '.join(result['ips'])}" if result["ips"] else ""
             return f"approved {address} on {self.where(member)}{ips}"
 
+        def answered(ok: bool) -> None:
+            requests.approval_answered(member, ok, self.hosted_polls_started)
+            self.changed.publish("requests")
+
         call = self.client.update_member(nwid, address, {"authorized": True})
-        self.run_api(call, success=approved, poke="hosted")
+        self.run_api(call, success=approved, poke="hosted", answered=answered)
+        self.changed.publish("requests")
 
     def deauthorize_member(self, member: MemberJson) -> None:
         nwid, address = member["nwid"], member["address"]
@@ -152,10 +175,20 @@ class ActionsApp(SyncedApp):
         nwid, address = member["nwid"], member["address"]
         network = self.where(member)
         ips = f" and frees {', '.join(member['ips'])}" if member["ips"] else ""
+        me = self.store.status["address"] if self.store.status else None
+        if address == me:
+            # The controller lets its own node in without an admin: removing it alone
+            # lasts until the node's next config request, seconds later.
+            after = (
+                "This is this node; while it stays joined it is let in again at once — "
+                f"leave the network on it first (ztui leave {nwid}) to keep it out."
+            )
+        else:
+            after = "It can ask to join again, and then needs approval."
         question = (
             f"Remove {address} ({member['name'] or 'no name'}, {member['state']}) from "
             f"{network} ({nwid})? The controller forgets it{ips}; peers refuse its frames "
-            "within seconds. It can ask to join again, and then needs approval."
+            f"within seconds. {after}"
         )
 
         def answered(yes: bool | None) -> None:

@@ -27,7 +27,6 @@ from .screens.peer_detail import PeerScreen
 from .screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
 from .sync import Intervals
 from .widgets.base import LiveView
-from .widgets.requests_bar import JoinRequests
 
 if TYPE_CHECKING:
     from .api import AsyncApiClient
@@ -83,7 +82,6 @@ class ZtuiApp(ActionsApp):
         super().__init__(client, intervals=intervals, clock=clock, wall_clock=wall_clock)
         self._theme_name = theme or pick_theme(os.environ)
         self._too_small = False
-        self.join_requests = JoinRequests()
 
     def on_mount(self) -> None:
         self.theme = self._theme_name
@@ -181,9 +179,6 @@ class ZtuiApp(ActionsApp):
         self.call_after_refresh(self.focus_tab)
 
     def _changed(self, topic: str) -> None:
-        if topic == "members":
-            self.join_requests.sync(self.store.pending_members)
-            self.changed.publish("requests")
         main = self.main
         if main is None:
             return
@@ -206,14 +201,14 @@ class ZtuiApp(ActionsApp):
     def action_netcheck(self) -> None:
         self.push_screen(NetcheckScreen())
 
-    # -- join requests (the bar above the footer; SyncedApp.member_requested needs no
-    # override: the bar follows the controller's pending members on every poll)
+    # -- join requests (the bar above the footer; SyncedApp keeps it in step with the
+    # controller's pending members on every hosted poll)
 
     def action_approve_request(self) -> None:
+        """Approve the member the bar names (approve_member sends it only once)."""
         member = self.join_requests.chosen
-        if member is not None and self.join_requests.start_approving(member):
+        if member is not None:
             self.approve_member(member)
-            self.changed.publish("requests")
 
     def action_dismiss_request(self) -> None:
         member = self.join_requests.chosen

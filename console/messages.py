@@ -34,10 +34,13 @@ class NetworksPolled(Message):
 
 @dataclass
 class HostedPolled(Message):
-    """The networks this node's controller hosts and all their members."""
+    """The networks this node's controller hosts and all their members, from the hosted
+    poll numbered `poll` (counted as they start: JoinRequests tells a poll that started
+    before an approval was answered from one after)."""
 
     hosted: list[ControllerNetworkJson]
     members: list[MemberJson]
+    poll: int = 0
 
 
 @dataclass

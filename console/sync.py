@@ -28,10 +28,8 @@ from textual import on, work
 from textual.app import App
 from textual.signal import Signal
 
-from overlay_core.api.schema import MemberJson
-
 from .client import ApiError
-from .live import LiveStore, member_key
+from .live import LiveStore
 from .messages import (
     Disconnected,
     EventArrived,
@@ -42,12 +40,12 @@ from .messages import (
     Reconnected,
     RetryCountdown,
 )
+from .widgets.requests_bar import JoinRequests
 
 if TYPE_CHECKING:
     from .api import AsyncApiClient
 
 COUNTDOWN_TICK_S = 0.25
-ASK_POLLS = 3
 MANY_PEERS = 200
 # Which poller an event kind concerns (schema.EVENT_KINDS).
 EVENT_POKES = {
@@ -98,7 +96,10 @@ class SyncedApp(App[None]):
         self.attempt = 0
         self._wake = {name: asyncio.Event() for name in ("node", "networks", "hosted")}
         self._said: dict[str, str] = {}  # last error shown per poller, to say it only once
-        self._asked: dict[str, int] = {}  # member_request keys -> hosted polls left to see them
+        # The join requests the bar shows, in step with every hosted poll; a poll's number
+        # tells whether it started before or after an approval was answered.
+        self.join_requests = JoinRequests()
+        self.hosted_polls_started = 0
 
     # -- lifecycle
 
@@ -172,6 +173,8 @@ class SyncedApp(App[None]):
     @work(exclusive=True, group="poll-hosted")
     async def poll_hosted(self) -> None:
         while True:
+            self.hosted_polls_started += 1
+            poll = self.hosted_polls_started
             try:
                 hosted = await self.client.controller_networks()
                 members = []
@@ -181,7 +184,7 @@ class SyncedApp(App[None]):
                 if exc.status is not None:
                     self.post_message(PollFailed("controller", str(exc)))
             else:
-                self.post_message(HostedPolled(hosted, members))
+                self.post_message(HostedPolled(hosted, members, poll))
             await self._nap("hosted", self.intervals.hosted_s)
 
     @work(exclusive=True, group="events")
@@ -218,15 +221,10 @@ class SyncedApp(App[None]):
     def _hosted_polled(self, message: HostedPolled) -> None:
         self.store.set_hosted(message.hosted, message.members)
         self._said.pop("controller", None)
+        # Before "members": the Members tab's detail names the bar's chosen member.
+        self.join_requests.sync(self.store.pending_members, message.poll)
         self.changed.publish("members")
-        for key, polls_left in list(self._asked.items()):
-            member = self.store.members.get(key)
-            if member is None and polls_left > 1:
-                self._asked[key] = polls_left - 1  # the poll may have started before it asked
-                continue
-            del self._asked[key]
-            if member is not None and member["state"] == "pending":
-                self.member_requested(member)
+        self.changed.publish("requests")
 
     @on(EventArrived)
     def _event_arrived(self, message: EventArrived) -> None:
@@ -234,14 +232,9 @@ class SyncedApp(App[None]):
         self.store.add_event(event)
         self.changed.publish("events")
         if (poller := EVENT_POKES.get(event["kind"])) is not None:
+            # A join request shows in the bar once the hosted poll this starts lists the
+            # member as pending: a replayed request approved meanwhile never shows.
             self.poke(poller)
-        if event["kind"] == "member_request" and event["nwid"] and event["address"]:
-            # Say so once the controller lists the member as still pending: a replayed
-            # request that was approved meanwhile is history, not news.
-            self._asked[member_key(event["nwid"], event["address"])] = ASK_POLLS
-
-    def member_requested(self, member: MemberJson) -> None:
-        """A member asked to join a network hosted here; ZtuiApp says so wherever we are."""
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:

@@ -1,9 +1,10 @@
 """Tab 3, Members: who belongs to the networks this node's controller hosts.
 
 Pending members (asked to join, waiting for an admin) come first and stand out; the tab's
-label counts them. Rows are keyed "nwid/address". `a` approves the highlighted member (on
-one that is in already it says so, and `p` jumps to the first pending), `d` deauthorizes
-and `D` removes (after asking), `n` names, `i` sets IPs, `c` creates a network.
+label counts them. Rows are keyed "nwid/address". `a` approves the highlighted member if
+it is not in (the user picked it); on one that is in, `a` approves the member the request
+bar names, as it does on every other tab. `p` jumps to the first pending, `d`
+deauthorizes and `D` removes (after asking), `n` names, `i` sets IPs, `c` creates a network.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ class MembersView(LiveView):
             key=lambda m: (STATE_ORDER.get(m["state"], 3), m["nwid"], m["address"]),
         )
 
+    def _changed(self, topic: str) -> None:
+        if topic == "requests":
+            # The bar's choice moved (x, ↑/↓): the detail names whom `a` approves. Only
+            # the detail: the table is the same, and redrawing it costs with many rows.
+            if self.in_front:
+                self._show_detail()
+            else:
+                self._behind = True
+            return
+        super()._changed(topic)
+
     def refresh_view(self) -> None:
         now = self.ztui.wall_clock()
         self.table.sync(
@@ -155,7 +167,7 @@ class MembersView(LiveView):
         if pending:
             lines.append(
                 f"[b yellow]{pending} waiting for approval[/] (listed first): [b]p[/b] goes "
-                "there, [b]a[/b] approves the row"
+                f"there, [b]a[/b] approves {self._approves(member)}"
             )
         elif not store.members:
             lines.append("No members yet: nobody has asked to join.")
@@ -166,6 +178,13 @@ class MembersView(LiveView):
     def _highlighted(self) -> None:
         self._show_detail()
 
+    def _approves(self, row: MemberJson | None) -> str:
+        """Whom `a` approves with `row` highlighted, for the detail line."""
+        if row is not None and row["state"] != "authorized":
+            return "the row"
+        chosen = self.ztui.join_requests.chosen
+        return chosen["address"] if chosen is not None else "a pending row"
+
     def _selected(self) -> MemberJson | None:
         key = self.table.selected_key
         member = self.store.members.get(key) if key else None
@@ -174,14 +193,22 @@ class MembersView(LiveView):
         return member
 
     def action_approve(self) -> None:
-        """Approve the highlighted row, and only it. On a member that is in already, say
-        so and how to reach the pending ones: the cursor stays where the user left it
-        when a request arrives, so `a` there must never approve some other row."""
-        member = self._selected()
-        if member is None:
-            return
-        if member["state"] != "authorized":
+        """Approve the highlighted row if it is not in: the user picked it. Otherwise
+        approve the member the bar names (its `a approve`, which this key hides on this
+        tab): the cursor stays where the user left it when a request arrives, and `a`
+        there must neither say "already a member" under a bar offering to approve
+        someone, nor approve whichever row happens to be listed first. With no request
+        in the bar, say the row is in already and how to reach the pending ones."""
+        key = self.table.selected_key
+        member = self.store.members.get(key) if key else None
+        if member is not None and member["state"] != "authorized":
             self.ztui.approve_member(member)
+            return
+        if self.ztui.join_requests.chosen is not None:
+            self.ztui.action_approve_request()
+            return
+        if member is None:
+            self.notify("No member selected", severity="warning")
             return
         pending = len(self.store.pending_members)
         waiting = (

@@ -10,8 +10,9 @@ covered) and names the one member `a` approves and `x` dismisses (app-level keys
 work from any tab or a peer's view): approving never depends on where a table's cursor
 happens to be. Tab reaches the bar; there Enter approves, Escape dismisses and ↑/↓ choose.
 
-JoinRequests is the bar's model (which members, in what order, which one is chosen); the
-app keeps one and both screens' bars draw it.
+JoinRequests is the bar's model (which members, in what order, which one is chosen, which
+are being approved); SyncedApp keeps one in step with every hosted poll, ActionsApp marks
+approvals in it, and both screens' bars draw it.
 """
 
 from __future__ import annotations
@@ -45,11 +46,14 @@ class JoinRequests:
         self._order: list[str] = []
         self._members: dict[str, MemberJson] = {}
         self._dismissed: set[str] = set()
-        self._approving: set[str] = set()
+        # Approvals sent: None while the call is out, then the number of hosted polls
+        # started when the controller said yes (see sync).
+        self._approving: dict[str, int | None] = {}
         self._chosen: str | None = None
 
-    def sync(self, pending: Iterable[MemberJson]) -> None:
-        """Follow the controller's latest list of pending members."""
+    def sync(self, pending: Iterable[MemberJson], poll: int) -> None:
+        """Follow the controller's list of pending members from hosted poll number `poll`
+        (SyncedApp counts them as they start)."""
         members = {member_key(m["nwid"], m["address"]): m for m in pending}
         index = self._index()
         self._order = [k for k in self._order if k in members]
@@ -57,8 +61,15 @@ class JoinRequests:
         self._members = members
         # A member approved, removed or deauthorized and asking again is a new request.
         self._dismissed &= members.keys()
-        # A fresh poll settles whether an approval took; if it failed, `a` may try again.
-        self._approving.clear()
+        # An approval is settled by a poll that no longer lists the member as pending, or
+        # by one that started after the controller said yes (pending again then: it was
+        # removed and asked anew). A poll that started earlier may still list it as
+        # pending, and must not let `a` send it a second time.
+        self._approving = {
+            key: answered
+            for key, answered in self._approving.items()
+            if key in members and (answered is None or poll <= answered)
+        }
         self._choose(index)
 
     @property
@@ -93,13 +104,26 @@ class JoinRequests:
         self._choose(index)
 
     def start_approving(self, member: MemberJson) -> bool:
-        """Mark the member as being approved; False if it already was (a second `a`
-        before the controller's answer shows must not send it twice)."""
+        """Mark the member as being approved; False if it already was (a second `a`, or
+        a row's `a` after the bar's, before the controller's answer shows in a poll must
+        not send it twice)."""
         key = member_key(member["nwid"], member["address"])
         if key in self._approving:
             return False
-        self._approving.add(key)
+        self._approving[key] = None
         return True
+
+    def approval_answered(self, member: MemberJson, ok: bool, polls_started: int) -> None:
+        """The controller answered the approval. A refusal clears the mark at once, so `a`
+        may try again; a yes keeps it until a poll started after now (`polls_started` is
+        the count so far) shows the member approved."""
+        key = member_key(member["nwid"], member["address"])
+        if key not in self._approving:
+            return  # a poll has settled it already
+        if ok:
+            self._approving[key] = polls_started
+        else:
+            del self._approving[key]
 
     def approving(self, member: MemberJson) -> bool:
         return member_key(member["nwid"], member["address"]) in self._approving

@@ -10,10 +10,12 @@ from textual.widgets import Static
 
 from console.app import ZtuiApp
 from console.fake import ROOT_A, ROOT_B, FakeNode
+from console.fake_data import PHONE
 from console.palette import commands
 from console.screens.netcheck import NetcheckScreen
 
 from .conftest import STILL, loaded, make_app, second_poll, wait_for
+from .test_approvals import bar_text
 
 
 def verdict_of(app: ZtuiApp) -> str:
@@ -94,7 +96,7 @@ def _prepare(node: FakeNode):  # type: ignore[no-untyped-def]
     async def run_before(pilot: Pilot[None]) -> None:
         app = await loaded(pilot)
         await second_poll(pilot, node)
-        await wait_for(pilot, lambda: not app._asked)
+        await wait_for(pilot, lambda: f"▶ {PHONE}" in bar_text(app))  # the phone's request
         app.clear_notifications()
         await open_netcheck(pilot)
 

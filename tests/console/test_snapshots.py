@@ -16,6 +16,7 @@ from console.fake_data import PHONE
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, second_poll, wait_for
+from .test_approvals import bar_text
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 SCREENS: dict[str, list[str]] = {
@@ -35,7 +36,7 @@ def _prepare(node: FakeNode, keys: list[str]):  # type: ignore[no-untyped-def]
     async def run_before(pilot: Pilot[None]) -> None:
         app = await loaded(pilot)
         await second_poll(pilot, node)
-        await wait_for(pilot, lambda: not app._asked)  # the replayed request has been told
+        await wait_for(pilot, lambda: f"▶ {PHONE}" in bar_text(app))  # the replayed request
         app.clear_notifications()
         app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
         for key in keys:
