@@ -38,6 +38,7 @@ from .commands.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Subparsers
 DEMO_MODULE = "overlay_core.demo"
 STOP_TIMEOUT_S = 90.0  # the world stops in seconds; under load its bounded steps add up
 PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Stop(BaseException):
@@ -191,9 +192,14 @@ def run(args: argparse.Namespace) -> int:
 def _stop_world(world: DemoWorld) -> None:
     """world.stop(), which a second Ctrl-C or SIGTERM must not cut short: leaving then
     would leave the world cleaning up alone, unobserved. Says so when it went wrong."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    code = world.stop()
+    # Restored after: `run` may be called in a process that goes on (tests), and an
+    # ignored SIGINT would be inherited by every child it starts later.
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        code = world.stop()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
     if code not in (0, None):  # None: killed after STOP_TIMEOUT_S, already said
         print(f"ztui demo: the demo world exited with {code}", file=sys.stderr, flush=True)
 

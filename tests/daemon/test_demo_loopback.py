@@ -181,7 +181,12 @@ def test_console_gets_the_home_and_the_notice(
 
     monkeypatch.setattr("console.cli.run_console", fake_console)
     args = argparse.Namespace(no_console=False, keep_running_seconds=None, loopback=True)
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers_before = [signal.getsignal(sig) for sig in stop_signals]
     assert console_demo.run(args) == 0
+    # Nothing stays ignored: an ignored SIGINT is inherited by every child started later
+    # (a later `ztui demo` subprocess then could not be stopped with Ctrl-C).
+    assert [signal.getsignal(sig) for sig in stop_signals] == handlers_before
     assert seen["home"] == str(demo_dir / "homes" / "ctl")
     assert seen["notice"] == FORCED_NOTICE
     assert seen["environ"] == environ_before and dict(os.environ) == environ_before
