@@ -82,6 +82,12 @@ def check_tun(tun: TunFacts, daemon_uid: int | None) -> CheckResult:
                 f"{where}present; uid {tun.uid} may not open it, which is as it should be: "
                 "overlayd runs as root and can",
             )
+        if daemon_uid is None:  # overlayd not seen (down, or its socket refuses us)
+            return ok(
+                name,
+                f"{where}present; uid {tun.uid} may not open it, which is as it should be "
+                "when overlayd runs as root (not confirmed: see daemon)",
+            )
         return warn(
             name,
             f"{where}present, but uid {tun.uid} may not open it ({tun.strerror}), so only "

@@ -278,7 +278,15 @@ async def post_controller_network(request: web.Request) -> web.Response:
     name = changes.pop("name")
     record = svc.controller.create_network(name, now=svc.now(), **changes)
     _publish_network(svc, "created network", record)
-    return web.json_response(_controller_network_json(svc, record), status=201)
+    body = _controller_network_json(svc, record)
+    if "pools" not in changes and not record.pools:
+        # Asked for the default pool and every suggested one is taken: say so, or the
+        # network's members would silently get no address.
+        body["warnings"].append(
+            "no free pool among 10.147.17.0/24 ... 10.147.255.0/24: give one with --pool, "
+            "or assign addresses by hand (ztui member NWID ADDR --ip IP)"
+        )
+    return web.json_response(body, status=201)
 
 
 async def get_controller_network(request: web.Request) -> web.Response:

@@ -182,11 +182,15 @@ def test_tun_missing_or_driverless_fails_with_the_module_to_load() -> None:
 
 
 def test_tun_refused_depends_on_who_asked_and_who_runs_the_daemon() -> None:
-    """A user refused a 0600 device is fine when overlayd runs as root (ok), a warning
-    when that is unknown; root itself refused is a container's rule (fail)."""
+    """A user refused a 0600 device is fine when overlayd runs as root (ok), and when
+    overlayd could not be seen (ok, saying it was not confirmed: advising to start an
+    overlayd that may well be running misleads); a warning when overlayd runs as another
+    user; root itself refused is a container's rule (fail)."""
     denied = {"errno": errno.EACCES, "strerror": "Permission denied", "uid": 1000}
     assert tun(**denied, daemon_uid=0).status == "ok"
-    warned = tun(**denied, daemon_uid=None)
+    unseen = tun(**denied, daemon_uid=None)
+    assert unseen.status == "ok" and "not confirmed" in unseen.detail and unseen.fix is None
+    warned = tun(**denied, daemon_uid=1000)
     assert warned.status == "warn" and "uid 1000" in warned.detail
     as_root = tun(**{**denied, "uid": 0})
     assert as_root.status == "fail" and as_root.fix is not None and "--device" in as_root.fix

@@ -161,6 +161,17 @@ async def test_pools_default_to_a_free_one_and_overlaps_are_warned(
             f"pool 10.147.17.0/24 overlaps pool 10.147.17.0/24 of network again "
             f"({again.json()['nwid']}): a member of both would get clashing addresses"
         ]
+        # An on-link route over all of 10.147/16 leaves no suggestion free: a network
+        # created without pools then says it has none, and one created with `pools: []`
+        # (asked for none) does not.
+        wide = await ctl.post(
+            "/controller/networks", json={"name": "wide", "pools": [], "routes": ["10.147.0.0/16"]}
+        )
+        assert wide.status_code == 201, wide.text
+        full = (await ctl.post("/controller/networks", json={"name": "full"})).json()
+        assert full["pools"] == [] and any("no free pool" in w for w in full["warnings"])
+        bare = (await ctl.post("/controller/networks", json={"name": "bare", "pools": []})).json()
+        assert bare["pools"] == [] and not any("no free pool" in w for w in bare["warnings"])
 
 
 async def test_a_second_network_on_the_same_subnet_is_refused_on_the_member(
