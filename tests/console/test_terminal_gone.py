@@ -246,7 +246,10 @@ def test_su_console_ends_with_its_tmux_session(node: Node) -> None:
         ["exec", "env", f"PYTHONPATH={shlex.quote(pythonpath)}", "TERM=screen-256color",
          shlex.quote(python), "-m", "console", "--home", shlex.quote(str(node.home))]
     )  # fmt: skip
-    tmux = ["tmux", "-L", f"ztg-{os.getpid()}", "-f", "/dev/null"]
+    # A socket of our own, removed with its directory: kill-server leaves the socket file
+    # behind, and `-L` would leave one per run in /tmp/tmux-0.
+    sockets = Path(tempfile.mkdtemp(prefix="ztg-tmux-", dir="/tmp"))
+    tmux = ["tmux", "-S", str(sockets / "s"), "-f", "/dev/null"]
     started: list[psutil.Process] = []
     try:
         subprocess.run([*tmux, "new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT),
@@ -282,3 +285,4 @@ def test_su_console_ends_with_its_tmux_session(node: Node) -> None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 if alive(proc):
                     proc.kill()
+        shutil.rmtree(sockets, ignore_errors=True)
