@@ -27,6 +27,7 @@ are the thin I/O that gathers those facts.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -186,6 +187,19 @@ def permission_message(socket_path: Path, facts: AccessFacts) -> str:
     )
 
 
+def group_standing(gid: int) -> tuple[bool | None, bool]:
+    """How this process's user stands with group `gid`: (the user database puts them in
+    it, as their next login would; None when the user or group has no entry), and (this
+    login session has it: a session only learns its groups at login)."""
+    in_session = gid == os.getegid() or gid in os.getgroups()
+    try:
+        user = pwd.getpwuid(os.geteuid())
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return None, in_session
+    return user.pw_gid == gid or user.pw_name in group.gr_mem, in_session
+
+
 def access_facts(socket_path: Path) -> AccessFacts:
     """Which group stands between this user and the socket, and whether they are in it."""
     blocked, gid = socket_path, None
@@ -203,22 +217,14 @@ def access_facts(socket_path: Path) -> AccessFacts:
         break
     euid = os.geteuid()
     try:
-        entry = pwd.getpwuid(euid)
-        user, primary = entry.pw_name, entry.pw_gid
+        user = pwd.getpwuid(euid).pw_name
     except KeyError:  # a uid with no name (a container's): still say something useful
-        user, primary = os.environ.get("USER") or f"uid {euid}", os.getegid()
-    group, members = None, []
+        user = os.environ.get("USER") or f"uid {euid}"
+    group: str | None = None
+    in_database = in_session = False
     if gid is not None:
-        try:
-            record = grp.getgrgid(gid)
-            group, members = record.gr_name, list(record.gr_mem)
-        except KeyError:
-            pass
-    return AccessFacts(
-        blocked=blocked,
-        gid=gid,
-        group=group,
-        user=user,
-        in_database=gid is not None and (user in members or primary == gid),
-        in_session=gid is not None and (gid in os.getgroups() or gid == os.getegid()),
-    )
+        with contextlib.suppress(KeyError):
+            group = grp.getgrgid(gid).gr_name
+        listed, in_session = group_standing(gid)
+        in_database = bool(listed)
+    return AccessFacts(blocked, gid, group, user, in_database, in_session)

@@ -150,16 +150,6 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def _in_group_db(uid: int, gid: int) -> bool | None:
-    """Whether the user database puts this user in the group, as a login would."""
-    try:
-        user = pwd.getpwuid(uid)
-        group = grp.getgrgid(gid)
-    except KeyError:
-        return None
-    return user.pw_gid == gid or user.pw_name in group.gr_mem
-
-
 def probe_socket(path: Path | None) -> SocketFacts:
     """The socket's (or its directory's) owner, group and mode, and one connection: the
     errno if it failed, the listener's pid and uid (SO_PEERCRED) if it worked."""
@@ -182,13 +172,13 @@ def probe_socket(path: Path | None) -> SocketFacts:
         except OSError:
             info = None
     if info is not None:
-        gid = info.st_gid
+        in_db, in_session = discovery.group_standing(info.st_gid)  # as `ztui` words it
         owner: dict[str, Any] = {
             "mode": info.st_mode,
             "owner": _user_name(info.st_uid),
-            "group": _group_name(gid),
-            "in_group_session": gid == os.getegid() or gid in os.getgroups(),
-            "in_group_db": _in_group_db(uid, gid),
+            "group": _group_name(info.st_gid),
+            "in_group_session": in_session,
+            "in_group_db": in_db,
         }
     else:
         owner = {}
