@@ -38,6 +38,7 @@ from overlay_core.api.schema import (
     MemberJson,
     NetcheckJson,
     NetworkJson,
+    PathsJson,
     PeerJson,
     PoolsJson,
     StatusJson,
@@ -177,6 +178,11 @@ class AsyncApiClient:
     async def members(self, nwid: str) -> list[MemberJson]:
         path = f"/controller/networks/{nwid}/members"
         return cast(list[MemberJson], await self._request("GET", path))
+
+    async def paths(self, nwid: str, limit: int | None = None) -> PathsJson:
+        path = f"/controller/networks/{nwid}/paths"
+        query = "" if limit is None else f"?limit={limit}"
+        return cast(PathsJson, await self._request("GET", path + query))
 
     async def member(self, nwid: str, address: str) -> MemberJson:
         path = f"/controller/networks/{nwid}/members/{address}"

@@ -35,7 +35,7 @@ from overlay_core.api.schema import VERSION, EchoJson
 
 from . import demo, render
 from .client import ApiClient, ApiError
-from .commands import controller, doctor, networks, node
+from .commands import controller, doctor, networks, node, paths
 from .commands.common import (
     EXIT_FAIL,
     EXIT_OK,
@@ -114,6 +114,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     }
     handlers.update(networks.add_parsers(sub, common))
     handlers.update(controller.add_parsers(sub, common))
+    handlers.update(paths.add_parsers(sub, common))
     handlers.update(node.add_parsers(sub, common))
     handlers.update(doctor.add_parsers(sub, common))
     demo.add_parser(sub)  # no API client: main runs it before connecting

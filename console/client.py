@@ -22,6 +22,7 @@ from overlay_core.api.schema import (
     MemberJson,
     NetcheckJson,
     NetworkJson,
+    PathsJson,
     PeerJson,
     PoolsJson,
     RootsJson,
@@ -171,6 +172,11 @@ class ApiClient:
     def members(self, nwid: str) -> list[MemberJson]:
         path = f"/controller/networks/{nwid}/members"
         return cast(list[MemberJson], self._request("GET", path))
+
+    def paths(self, nwid: str, limit: int | None = None) -> PathsJson:
+        path = f"/controller/networks/{nwid}/paths"
+        query = "" if limit is None else f"?limit={limit}"
+        return cast(PathsJson, self._request("GET", path + query))
 
     def member(self, nwid: str, address: str) -> MemberJson:
         path = f"/controller/networks/{nwid}/members/{address}"

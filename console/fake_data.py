@@ -22,6 +22,7 @@ from overlay_core.api.schema import (
     NetworkJson,
     PathJson,
     PeerJson,
+    PeerNameJson,
     RelayReasonJson,
     StatusJson,
 )
@@ -107,6 +108,7 @@ def peer(
     role: str = "LEAF",
     relay_reason: RelayReasonJson | None = None,
     session_age_s: float | None = 3600.0,
+    names: list[PeerNameJson] | None = None,
 ) -> PeerJson:
     best = next((p for p in paths if p["preferred"]), None)
     sent = sum(p["packets_sent"] for p in paths)
@@ -124,6 +126,7 @@ def peer(
         "rekeys": int((session_age_s or 0) // 3600),
         "paths": sorted(paths, key=lambda p: p["endpoint"]),
         "relay_reason": relay_reason,
+        "names": names or [],
         "counters": {
             "tx_packets": sent,
             "tx_bytes": sent * 420,
@@ -141,6 +144,7 @@ def relay_reason(
     *,
     nat: str = NAT_CONE,
     verdict: str | None = None,
+    code: str = "filtered",
 ) -> RelayReasonJson:
     """Like the daemon's diagnosis; `verdict` is a first detail line (a NAT verdict)."""
     details = [] if verdict is None else [verdict]
@@ -148,6 +152,7 @@ def relay_reason(
     details += [f"learned {endpoint} from {how}" for endpoint, how in learned.items()]
     return {
         "summary": summary,
+        "code": code,
         "endpoints_learned": list(learned),
         "punch_attempts": attempts,
         "punch_replies": replies,
@@ -194,6 +199,7 @@ def network(nwid: str, address: str, *, state: str = "REQUESTING_CONFIGURATION")
             "allow_default": False,
             "mtu": None,
             "mss": None,
+            "report": True,
         },
         "counters": {},
         "rule_drops": [],

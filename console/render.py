@@ -279,7 +279,8 @@ def settings_line(network: NetworkJson) -> str:
         f"{network['nwid']}: mtu {mtu}, mss {mss}, "
         f"allow-managed {_yes(settings['allow_managed'])}, "
         f"allow-global {_yes(settings['allow_global'])}, "
-        f"allow-default {_yes(settings['allow_default'])}"
+        f"allow-default {_yes(settings['allow_default'])}, "
+        f"report {_yes(settings.get('report', True))}"
     )
 
 

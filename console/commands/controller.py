@@ -156,7 +156,7 @@ def cmd_net(client: ApiClient, args: argparse.Namespace) -> int:
             print("\n".join(render.controller_networks_lines(networks)))
     else:
         target = nwid(args.nwid)
-        deleted = _hosted(client, target, lambda: client.delete_network(target))
+        deleted = hosted(client, target, lambda: client.delete_network(target))
         if args.json:
             print_json(deleted)
         else:
@@ -202,7 +202,7 @@ def mss(text: str) -> str | int:
 
 def cmd_members(client: ApiClient, args: argparse.Namespace) -> int:
     target = nwid(args.nwid)
-    members = _hosted(client, target, lambda: client.members(target))
+    members = hosted(client, target, lambda: client.members(target))
     if args.json:
         print_json(members)
     else:
@@ -215,7 +215,7 @@ def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"authorized": True}
     if args.force:
         body["force"] = True
-    member = _hosted(client, target, lambda: client.update_member(target, who, body))
+    member = hosted(client, target, lambda: client.update_member(target, who, body))
     if args.json:
         print_json(member)
     elif member["last_seen"] is None:
@@ -231,7 +231,7 @@ def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
     target, who = nwid(args.nwid), address(args.address)
-    member = _hosted(
+    member = hosted(
         client, target, lambda: client.update_member(target, who, {"authorized": False})
     )
     if args.json:
@@ -243,7 +243,7 @@ def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
     target, who = nwid(args.nwid), address(args.address)
-    deleted = _hosted(client, target, lambda: client.delete_member(target, who))
+    deleted = hosted(client, target, lambda: client.delete_member(target, who))
     if args.json:
         print_json(deleted)
     else:
@@ -266,9 +266,9 @@ def cmd_member(client: ApiClient, args: argparse.Namespace) -> int:
     if args.bridge is not None:
         body["active_bridge"] = args.bridge
     if body:
-        member = _hosted(client, target, lambda: client.update_member(target, who, body))
+        member = hosted(client, target, lambda: client.update_member(target, who, body))
     else:
-        member = _hosted(client, target, lambda: client.member(target, who))
+        member = hosted(client, target, lambda: client.member(target, who))
     if args.json:
         print_json(member)
     else:
@@ -276,7 +276,7 @@ def cmd_member(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hosted(client: ApiClient, target: str, call: Callable[[], T]) -> T:
+def hosted(client: ApiClient, target: str, call: Callable[[], T]) -> T:
     """Run `call`; if this node's controller does not host `target`, say which node does."""
     try:
         return call()

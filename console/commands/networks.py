@@ -33,7 +33,7 @@ from .common import (
 
 JOIN_WAIT_S = 3.0  # long enough for a controller on the same continent to answer
 POLL_S = 0.2
-SETTING_NAMES = ("mtu", "mss", "allow-managed", "allow-global", "allow-default")
+SETTING_NAMES = ("mtu", "mss", "allow-managed", "allow-global", "allow-default", "report")
 YES = ("yes", "y", "true", "on", "1")
 NO = ("no", "n", "false", "off", "0")
 # States a join ends in that did not work: nothing will flow until someone fixes something.

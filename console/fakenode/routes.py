@@ -150,14 +150,14 @@ def relay_reason_for(
         summary = (
             f"the direct path to {old_path} stopped answering 0 s ago; probing it again every 2 s"
         )
-        return relay_reason(summary, {old_path: "the peer's own list"}, 1, 0)
+        return relay_reason(summary, {old_path: "the peer's own list"}, 1, 0, code="direct_lost")
     if peer["relay_reason"] is not None:
         return peer["relay_reason"]
     summary = (
         "no direct endpoint learned yet: the roots have not introduced this peer "
         "(they do once traffic flows through them) and it advertised no address we can reach"
     )
-    return relay_reason(summary, {}, 0, 0)
+    return relay_reason(summary, {}, 0, 0, code="not_introduced")
 
 
 # --------------------------------------------------------------------------- joined networks

@@ -84,6 +84,7 @@ def sample_state(seed: int = 0) -> FakeState:
                     "different ports, so our probes go to ports that are not open for us; it "
                     "stays RELAY unless its network forwards a UDP port to it"
                 ),
+                code="symmetric_peer",
             ),
             session_age_s=340.0,
         ),
@@ -112,6 +113,7 @@ def sample_state(seed: int = 0) -> FakeState:
                 {"203.0.113.50:9993": f"root {ROOT_A}"},
                 60,
                 41,
+                code="direct_lost",
             ),
         ),
     ]

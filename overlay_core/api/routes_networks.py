@@ -52,7 +52,7 @@ from overlay_core.controller.overlap import spans
 from overlay_core.proto.effects import NetworkStatus
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import format_nwid
-from overlay_core.proto.netfields import ValidationError
+from overlay_core.proto.netfields import ValidationError, ascii_int
 
 from . import schema
 from .http import (
@@ -65,6 +65,7 @@ from .http import (
     refuse_body,
     service,
 )
+from .paths import paths_view
 from .validate import (
     check_flag,
     check_known_keys,
@@ -85,6 +86,7 @@ NETWORK_FIELDS = (
     "presets",
 )
 LIST_FIELDS = ("pools", "routes", "rules", "presets")
+MAX_PATHS_LIMIT = 1_000_000  # pairs; 1,000 members make 499,500
 MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
 MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")  # force: see the module docstring
 
@@ -103,6 +105,7 @@ def add_routes(app: web.Application) -> None:
     r.add_patch("/controller/networks/{nwid}", patch_controller_network)
     r.add_delete("/controller/networks/{nwid}", delete_controller_network)
     r.add_get("/controller/networks/{nwid}/members", get_members)
+    r.add_get("/controller/networks/{nwid}/paths", get_paths)
     r.add_get("/controller/networks/{nwid}/members/{address}", get_member)
     r.add_patch("/controller/networks/{nwid}/members/{address}", patch_member)
     r.add_delete("/controller/networks/{nwid}/members/{address}", delete_member)
@@ -322,6 +325,21 @@ async def get_members(request: web.Request) -> web.Response:
     nwid = path_nwid(request)
     _hosted(svc, nwid)
     return web.json_response([_member_json(m) for m in svc.controller.list_members(nwid)])
+
+
+async def get_paths(request: web.Request) -> web.Response:
+    """Every pair of authorized members with both sides' path reports (api/paths.py);
+    `?limit=N` keeps the N worst pairs (the counts cover all)."""
+    svc = service(request)
+    nwid = path_nwid(request)
+    _hosted(svc, nwid)
+    limit = None
+    if "limit" in request.query:
+        limit = ascii_int(request.query["limit"])
+        if limit is None or not 0 <= limit <= MAX_PATHS_LIMIT:
+            raise ApiProblem(400, "validation", f"limit: must be 0-{MAX_PATHS_LIMIT}", "limit")
+    network, members, reports = svc.controller.path_reports(nwid)
+    return web.json_response(paths_view(network, members, reports, svc.now(), limit))
 
 
 async def get_member(request: web.Request) -> web.Response:

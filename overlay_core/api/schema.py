@@ -128,11 +128,21 @@ class PathJson(TypedDict):
 
 class RelayReasonJson(TypedDict):
     summary: str
+    code: str  # overlay_core/proto/report.py REASONS: tcp_only, symmetric_peer, filtered...
     endpoints_learned: list[str]
     punch_attempts: int
     punch_replies: int
     local_nat: str
     details: list[str]
+
+
+class PeerNameJson(TypedDict):
+    """A peer's name and overlay IPs in one network both are members of (its config)."""
+
+    nwid: str
+    network: str
+    name: str  # "" when the controller's admin gave none
+    ips: list[str]
 
 
 class PeerJson(TypedDict):
@@ -149,6 +159,7 @@ class PeerJson(TypedDict):
     paths: list[PathJson]
     relay_reason: RelayReasonJson | None
     counters: dict[str, int]
+    names: list[PeerNameJson]
 
 
 class StatusJson(TypedDict):
@@ -256,6 +267,7 @@ class NetworkSettingsJson(TypedDict):
     allow_default: bool  # ...even a default route
     mtu: int | None  # local MTU override; None: the network's
     mss: str | None  # local MSS clamping override: "off", "auto", "fixed:N"; None: network's
+    report: bool  # send path reports to the controller (GET /controller/networks/{nwid}/paths)
 
 
 class RouteJson(TypedDict):
@@ -368,6 +380,55 @@ class MemberJson(TypedDict):
     physical_address: str | None
 
 
+class PathSideJson(TypedDict):
+    """How one member of a pair reaches the other, as its last path report said."""
+
+    link: str  # DIRECT, RELAY, TCP or NONE (no contact yet)
+    latency_ms: float | None
+    kind: str  # the endpoint: lan, v4, v6, relay or unknown
+    reason: str | None  # why not DIRECT (overlay_core/proto/report.py REASONS)
+
+
+class PathPairJson(TypedDict):
+    a: str  # member addresses, a < b
+    b: str
+    a_sees: PathSideJson | None  # None: a has sent no report, or its report lacks b
+    b_sees: PathSideJson | None
+    link: str  # the worse of the two sides; UNKNOWN when neither reported
+    reason: str | None  # tcp_only, symmetric_nat, filtered, ... when not DIRECT
+    because_of: str | None  # the member whose side causes it, when one does
+    why: str | None  # the reason in words, naming that member
+
+
+class PathMemberJson(TypedDict):
+    address: str
+    name: str
+    ips: list[str]
+    online: bool  # reported within PathsJson.online_within_s
+    report_age_s: float | None  # None: never reported (reporting off, old version)
+    version: str | None
+    uptime_s: int | None
+    nat: str | None  # its NAT mapping (netcheck's words)
+    tcp_fallback: bool | None  # it reaches the roots only over TCP
+    direct: int  # pairs with this member that are DIRECT / not
+    not_direct: int
+    flag: str | None  # online but not DIRECT with most others: the reason code
+    flag_why: str | None
+
+
+class PathsJson(TypedDict):
+    """GET /controller/networks/{nwid}/paths: every pair of authorized members, worst
+    first (overlay_core/api/paths.py)."""
+
+    nwid: str
+    name: str
+    online_within_s: float
+    members: list[PathMemberJson]
+    pairs: list[PathPairJson]
+    pairs_total: int  # before ?limit=
+    links: dict[str, int]  # pairs per link
+
+
 class DeletedJson(TypedDict):
     deleted: str  # the nwid, or "nwid/address"
 
@@ -442,6 +503,7 @@ def path_to_json(path: PathStatus) -> PathJson:
 def relay_reason_to_json(reason: RelayReason) -> RelayReasonJson:
     return {
         "summary": reason.summary,
+        "code": reason.code,
         "endpoints_learned": list(reason.endpoints_learned),
         "punch_attempts": reason.punch_attempts,
         "punch_replies": reason.punch_replies,
@@ -467,6 +529,10 @@ def peer_to_json(peer: PeerStatus) -> PeerJson:
             None if peer.relay_reason is None else relay_reason_to_json(peer.relay_reason)
         ),
         "counters": dict(peer.counters),
+        "names": [
+            {"nwid": n.nwid, "network": n.network, "name": n.name, "ips": list(n.ips)}
+            for n in peer.names
+        ],
     }
 
 
@@ -549,6 +615,7 @@ def _settings_json(settings: dict[str, object]) -> NetworkSettingsJson:
         "allow_default": bool(settings.get("allow_default", False)),
         "mtu": mtu if isinstance(mtu, int) else None,
         "mss": mss if isinstance(mss, str) else None,
+        "report": bool(settings.get("report", True)),
     }
 
 

@@ -22,7 +22,7 @@ from overlay_core.proto.netfields import (
 )
 from overlay_core.proto.vnet import NetworkSettings
 
-SETTING_FLAGS = ("allow_managed", "allow_global", "allow_default")
+SETTING_FLAGS = ("allow_managed", "allow_global", "allow_default", "report")
 SETTING_KEYS = (*SETTING_FLAGS, "mtu", "mss")
 MAX_MSS = MAX_FIXED_MSS  # the controller's bound too: an MSS beyond MTU 9000's is moot
 MSS_RULE = f'must be "off", "auto" or a number {MIN_MSS}-{MAX_MSS}'

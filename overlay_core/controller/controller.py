@@ -51,8 +51,10 @@ from overlay_core.proto.netconf import (
 )
 from overlay_core.proto.netfields import check_bool, check_name
 from overlay_core.proto.netrules import Rule
+from overlay_core.proto.report import PathReport
 
 from . import queries as q
+from . import reports
 from .overlap import overlap_warnings, suggest_pool
 from .records import (
     ConfigReply,
@@ -243,6 +245,7 @@ class Controller:
             if member.authorized:
                 self._gone_pending.setdefault(nwid, set()).add(address)
                 self._changed(db, nwid, now)
+            reports.delete(db, nwid, address)
             return q.existing_member(db, nwid, address)
 
     def set_member(
@@ -275,7 +278,8 @@ class Controller:
                 )
             if ips is not None:
                 q.set_member_ips(db, net, address, ips)
-            if member.authorized and (ips is not None or active_bridge is not None):
+            renamed = name is not None and name != member.name  # names travel in configs
+            if member.authorized and (ips is not None or active_bridge is not None or renamed):
                 self._changed(db, nwid, now)
             return q.existing_member(db, nwid, address)
 
@@ -294,6 +298,23 @@ class Controller:
                 "DELETE FROM members WHERE nwid = ? AND address = ?",
                 (format_nwid(nwid), format_address(address)),
             )
+
+    # ----------------------------------------------------------------- path reports
+
+    def store_report(self, report: PathReport, now: float) -> str | None:
+        """Keep a member's path report (reports.py); None, or why it was not kept."""
+        with reports.relaxed(self._store.conn), self._store.transaction() as db:
+            if self._network_or_none(db, report.nwid) is None:
+                return "not_member"
+            return reports.store(db, report, now)
+
+    def path_reports(
+        self, nwid: int
+    ) -> tuple[NetworkRecord, list[MemberRecord], dict[int, reports.StoredReport]]:
+        """A network, its members and their newest reports, read in one snapshot."""
+        with self._store.transaction(write=False) as db:
+            net = self._network(db, nwid)
+            return net, q.list_members(db, nwid), reports.load(db, nwid)
 
     # ----------------------------------------------------------------- protocol side
 

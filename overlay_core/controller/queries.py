@@ -6,6 +6,7 @@ the caller decides what is atomic; none commits or touches the controller's dirt
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import sqlite3
@@ -15,12 +16,20 @@ from overlay_core.proto.identity import Identity, format_address
 from overlay_core.proto.netconf import (
     CertificateOfMembership,
     MemberEntry,
+    MemberInfo,
     NetworkConfig,
     ValidationError,
     format_nwid,
 )
 
-from .pools import PoolsFullError, check_member_ip, parse_pool, pick_address, prefix_length
+from .pools import (
+    IPAddress,
+    PoolsFullError,
+    check_member_ip,
+    parse_pool,
+    pick_address,
+    prefix_length,
+)
 from .records import ConfigReply, Denied, MemberRecord, NetworkRecord, NotFoundError
 from .settings import NetworkSettings
 
@@ -121,6 +130,19 @@ def member_ips(db: sqlite3.Connection, nwid: int, address: int) -> tuple[str, ..
     return tuple(str(ip) for ip in ips)
 
 
+def all_member_ips(db: sqlite3.Connection, nwid: int) -> dict[int, tuple[str, ...]]:
+    """member_ips for every member of `nwid`, in one query (a config lists them all)."""
+    found: dict[int, list[IPAddress]] = {}
+    for row in db.execute(
+        "SELECT address, ip FROM ip_assignments WHERE nwid = ?", (format_nwid(nwid),)
+    ):
+        found.setdefault(int(row[0], 16), []).append(ipaddress.ip_address(row[1]))
+    return {
+        address: tuple(str(ip) for ip in sorted(ips, key=lambda ip: (ip.version, ip)))
+        for address, ips in found.items()
+    }
+
+
 def authorized_addresses(db: sqlite3.Connection, nwid: int) -> list[int]:
     rows = db.execute(
         "SELECT address FROM members WHERE nwid = ? AND authorized = 1 ORDER BY address",
@@ -205,6 +227,14 @@ def signed_config(
             (format_nwid(net.nwid),),
         )
     )
+    ips_of = all_member_ips(db, net.nwid)
+    info = tuple(
+        MemberInfo(int(row[0], 16), row[1], ips_of.get(int(row[0], 16), ()))
+        for row in db.execute(
+            "SELECT address, name FROM members WHERE nwid = ? AND authorized = 1 ORDER BY address",
+            (format_nwid(net.nwid),),
+        )
+    )
     config = NetworkConfig(
         nwid=net.nwid,
         name=net.name,
@@ -221,5 +251,11 @@ def signed_config(
         rules=net.effective_rules,
         members=members,
         com=CertificateOfMembership.sign(controller, net.nwid, address, now),
+        member_info=tuple(m for m in info if m.name or m.ips),
     )
-    return config.to_signed_bytes(controller)
+    try:
+        return config.to_signed_bytes(controller)
+    except ValueError:
+        # Over MAX_CONFIG_BYTES (hundreds of long names): members go without names rather
+        # than without a config.
+        return dataclasses.replace(config, member_info=()).to_signed_bytes(controller)

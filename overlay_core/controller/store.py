@@ -87,7 +87,20 @@ _V1 = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT",
 )
 
-MIGRATIONS: Sequence[Sequence[str]] = (_V1,)
+# Path reports (controller/reports.py): the newest from each member, dropped with it.
+_V2 = (
+    """CREATE TABLE path_reports (
+        nwid TEXT NOT NULL,
+        address TEXT NOT NULL,
+        received REAL NOT NULL,
+        sequence INTEGER NOT NULL,
+        report TEXT NOT NULL,  -- JSON: overlay_core.proto.report.PathReport.to_json()
+        PRIMARY KEY (nwid, address),
+        FOREIGN KEY (nwid, address) REFERENCES members (nwid, address) ON DELETE CASCADE
+    ) STRICT""",
+)
+
+MIGRATIONS: Sequence[Sequence[str]] = (_V1, _V2)
 
 
 class StoreError(Exception):

@@ -6,7 +6,7 @@ questions a person at the console asks: "is this DIRECT?", "why not?", "what is 
 
 from __future__ import annotations
 
-from .effects import Endpoint, PeerStatus, RelayReason, Transport
+from .effects import Endpoint, PeerName, PeerStatus, RelayReason, Transport
 from .identity import format_address
 from .path import Latency
 from .peer import Peer, Punch
@@ -49,33 +49,61 @@ def link_of(peer: Peer, root_link: str, now: float) -> str:
     return root_link
 
 
+def reason_code(peer: Peer, link: str, local_nat: str, tunneled: bool) -> str:
+    """Why `peer` is not DIRECT, as one of report.REASONS ("" when it is, or is a root).
+
+    The cheap half of `relay_reason`: the path reports (reporting.py) ask it for every
+    member once a second, the console's sentences only when a person looks."""
+    if link in ("DIRECT", "NONE") or peer.is_root:
+        return ""
+    punch = peer.punch
+    if tunneled:
+        return "tcp_only"
+    if not punch.learned:
+        return "not_introduced"
+    if punch.last_direct_lost is not None and punch.last_direct_endpoint is not None:
+        return "direct_lost"
+    if local_nat == NAT_SYMMETRIC:
+        return "symmetric_local"
+    if _ports_seen_by_roots(peer):
+        return "symmetric_peer"
+    kinds = [kind for kind, _, _ in punch.icmp.values()]
+    if "port_unreachable" in kinds:
+        return "router_answers"
+    unreachable = kinds.count("unreachable")
+    if unreachable and unreachable == len(punch.learned):  # as _no_answer words it
+        return "unreachable"
+    return "filtered"
+
+
 def relay_reason(
     peer: Peer, link: str, local_nat: str, tunneled: bool, now: float
 ) -> RelayReason | None:
-    if link in ("DIRECT", "NONE") or peer.is_root:
+    code = reason_code(peer, link, local_nat, tunneled)
+    if not code:
         return None
     punch = peer.punch
     learned = [str(e) for e in punch.learned]
     details: list[str] = []
-    if tunneled:
+    if code == "tcp_only":
         summary = (
             "this node reaches the roots only over TCP (UDP gets no answer), so every "
             "packet to this peer goes through a root; allow outbound UDP to fix it"
         )
-    elif not punch.learned:
+    elif code == "not_introduced":
         summary = (
             "no direct endpoint learned yet: the roots have not introduced this peer "
             "(they do when either side asks for the other) and it advertised no address we "
             "can reach"
         )
-    elif punch.last_direct_lost is not None and punch.last_direct_endpoint is not None:
-        ago = now - punch.last_direct_lost
+    elif code == "direct_lost":
+        ago = now - (punch.last_direct_lost or now)
         summary = (
             f"the direct path to {punch.last_direct_endpoint} stopped answering {ago:.0f} s ago; "
             "probing it again every 2 s"
         )
-    elif _ports_seen_by_roots(peer) or local_nat == NAT_SYMMETRIC:
-        whose = "this node's" if local_nat == NAT_SYMMETRIC else "the peer's"
+    elif code.startswith("symmetric"):
+        whose = "this node's" if code == "symmetric_local" else "the peer's"
         summary = (
             f"{punch.attempts} direct attempts to {', '.join(learned)} got no answer: "
             f"{whose} NAT is symmetric (a new public port for every destination), so "
@@ -105,6 +133,7 @@ def relay_reason(
         details.append(f"learned {endpoint} from {how}")
     return RelayReason(
         summary=summary,
+        code=code,
         endpoints_learned=learned,
         punch_attempts=punch.attempts,
         punch_replies=punch.replies,
@@ -114,7 +143,13 @@ def relay_reason(
 
 
 def peer_status(
-    peer: Peer, link: str, local_nat: str, tunneled: bool, now: float, is_root_role: bool
+    peer: Peer,
+    link: str,
+    local_nat: str,
+    tunneled: bool,
+    now: float,
+    is_root_role: bool,
+    names: list[PeerName] | None = None,
 ) -> PeerStatus:
     best = peer.best_path(now)
     latency = best.latency if best is not None and best.latency is not None else Latency()
@@ -142,6 +177,7 @@ def peer_status(
         ],
         relay_reason=relay_reason(peer, link, local_nat, tunneled, now),
         counters=dict(peer.counters),
+        names=names or [],
     )
 
 

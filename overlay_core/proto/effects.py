@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .identity import Identity
+    from .report import PathReport
 
 
 class Transport(StrEnum):
@@ -182,6 +183,14 @@ class ConfigRequest:
     physical: Endpoint | None
 
 
+@dataclass(frozen=True, slots=True)
+class PathReportIn:
+    """A member's path report reached this node as its network's controller (signature
+    checked; whether the member is authorized is the controller's to say)."""
+
+    report: PathReport
+
+
 Effect = (
     Send
     | SendMany
@@ -197,6 +206,7 @@ Effect = (
     | DeliverFrame
     | DeliverFrames
     | ConfigRequest
+    | PathReportIn
 )
 
 
@@ -233,11 +243,22 @@ class RelayReason:
     """Why a peer has no direct path, in parts the console can show or phrase."""
 
     summary: str
+    code: str  # one of report.REASONS: the same answer in one word, for scripts and reports
     endpoints_learned: list[str]
     punch_attempts: int
     punch_replies: int
     local_nat: str
     details: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerName:
+    """What a network's config says about a peer: its name and overlay IPs there."""
+
+    nwid: str
+    network: str  # the network's name
+    name: str  # "" when the admin gave none
+    ips: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +276,7 @@ class PeerStatus:
     paths: list[PathStatus]
     relay_reason: RelayReason | None
     counters: dict[str, int]
+    names: list[PeerName] = field(default_factory=list)  # one per shared network
 
 
 @dataclass(frozen=True, slots=True)

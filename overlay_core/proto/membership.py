@@ -19,6 +19,7 @@ from .effects import (
     Event,
     NetworkStatus,
     OpenPort,
+    PeerName,
 )
 from .ethernet import format_mac
 from .identity import Identity
@@ -478,6 +479,20 @@ class Memberships:
             return self.node.identity.public()
         peer = self.node.peers.get(address)
         return peer.identity if peer is not None else None
+
+    def names(self) -> dict[int, list[PeerName]]:
+        """Every member's name and IPs in each network whose config gave them, by address."""
+        out: dict[int, list[PeerName]] = {}
+        for nwid in sorted(self.networks):
+            config = self.networks[nwid].config
+            if config is None:
+                continue
+            nwid_text = format_nwid(nwid)
+            for info in config.member_info:
+                out.setdefault(info.address, []).append(
+                    PeerName(nwid_text, config.name, info.name, list(info.ips))
+                )
+        return out
 
     def status(self, now: float) -> list[NetworkStatus]:
         out = []

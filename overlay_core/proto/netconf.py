@@ -31,6 +31,7 @@ signature on a config from ever passing as one on a COM, and vice versa.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -67,6 +68,7 @@ __all__ = [
     "CertificateOfMembership",
     "MalformedError",
     "MemberEntry",
+    "MemberInfo",
     "MssPolicy",
     "NetconfError",
     "NetworkConfig",
@@ -204,6 +206,19 @@ class MemberEntry(NamedTuple):
     active_bridge: bool  # may carry frames for MACs other than its own
 
 
+class MemberInfo(NamedTuple):
+    """A member's name and overlay IPs as the controller's admin set them, so every member
+    can show `nas (10.147.17.22)` instead of an address. Sent as the optional top-level
+    "member_info" key, which members from before it ignore (unknown keys are)."""
+
+    address: int
+    name: str
+    ips: tuple[str, ...]  # plain addresses
+
+
+MAX_INFO_IPS = 16  # per member; the controller's own limit is far below the config's size
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
     """What a member needs to join `nwid`, issued to one member and signed by the controller."""
@@ -223,6 +238,7 @@ class NetworkConfig:
     rules: tuple[Rule, ...]  # presets first, then the network's own
     members: tuple[MemberEntry, ...]  # every authorized member, sorted by address
     com: CertificateOfMembership  # for issued_to; show it to peers
+    member_info: tuple[MemberInfo, ...] = ()  # names and IPs of members, by address
 
     def member_addresses(self) -> frozenset[int]:
         """Build once per config and keep it; `admits` on every frame would be O(members)."""
@@ -248,6 +264,14 @@ class NetworkConfig:
         )
 
     def to_json(self) -> dict[str, Any]:
+        out = self._required_json()
+        if self.member_info:  # absent when empty: such configs read as before it existed
+            out["member_info"] = [
+                [format_address(m.address), m.name, list(m.ips)] for m in self.member_info
+            ]
+        return out
+
+    def _required_json(self) -> dict[str, Any]:
         return {
             "v": CONFIG_FORMAT_VERSION,
             "nwid": format_nwid(self.nwid),
@@ -327,6 +351,7 @@ class NetworkConfig:
             rules=rules_from_json(obj["rules"]),
             members=tuple(members),
             com=com,
+            member_info=_member_info(obj.get("member_info", []), {m.address for m in members}),
         )
 
     def to_signed_bytes(self, controller: Identity) -> bytes:
@@ -410,6 +435,39 @@ def json_depth(text: bytes) -> int:
         elif token in (b"]", b"}"):
             depth -= 1
     return deepest
+
+
+def _member_info(value: object, members: set[int]) -> tuple[MemberInfo, ...]:
+    """The optional "member_info" list: [address, name, [ip, ...]] per listed member.
+    Names end up on terminals, so one with a control character (an escape sequence) is
+    refused like any other malformed field."""
+    if not isinstance(value, list):
+        raise ValidationError("member_info", "must be a list")
+    out: list[MemberInfo] = []
+    named: set[int] = set()
+    for i, entry in enumerate(value):
+        field = f"member_info[{i}]"
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list)):
+            raise ValidationError(field, "an entry is [address, name, [ips]]")
+        address = check_address(entry[0], field)
+        if address not in members or address in named:
+            raise ValidationError(field, "names an address not listed, or twice")
+        named.add(address)
+        name = check_name(entry[1], field)
+        if not name.isprintable():
+            raise ValidationError(field, "a name holds no control characters")
+        if len(entry[2]) > MAX_INFO_IPS:
+            raise ValidationError(field, f"at most {MAX_INFO_IPS} IPs")
+        ips = []
+        for ip in entry[2]:
+            try:
+                if not isinstance(ip, str):  # ip_address(5) would be 0.0.0.5
+                    raise TypeError
+                ips.append(str(ipaddress.ip_address(ip)))
+            except (TypeError, ValueError):
+                raise ValidationError(field, f"{ip!r} is not an IP address") from None
+        out.append(MemberInfo(address, name, tuple(ips)))
+    return tuple(out)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -264,6 +264,7 @@ class Node(Punching):
             out += self._tick_peer(peer, now)
         out += self._link_events(now)
         out += self.memberships.tick(now)
+        out += self.reporter.tick(self, now)
         return out
 
     def snapshot(self, now: float) -> NodeStatus:
@@ -271,6 +272,7 @@ class Node(Punching):
         root_link = self._root_link(now)
         tunneled = root_link == "TCP"
         reachable = sum(1 for a in self.roots if self.peers[a].best_path(now) is not None)
+        names = self.memberships.names()
         peers = [
             peer_status(
                 p,
@@ -279,6 +281,7 @@ class Node(Punching):
                 tunneled,
                 now,
                 p.is_root,
+                names.get(p.address),
             )
             for p in sorted(self.peers.values(), key=lambda p: p.address)
         ]
@@ -745,6 +748,11 @@ class Node(Punching):
     ) -> list[Effect]:
         return self.memberships.on_config(peer, reader, now)
 
+    def _on_path_report(
+        self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
+    ) -> list[Effect]:
+        return self.reporter.on_report(self, peer.address, reader, now)
+
     def _on_user_data(
         self, peer: Peer, header: wire.Header, reader: Reader, source: Endpoint, now: float
     ) -> list[Effect]:
@@ -767,4 +775,5 @@ class Node(Punching):
         Verb.CREDENTIALS: _on_credentials,
         Verb.NETWORK_CONFIG_REQUEST: _on_config_request,
         Verb.NETWORK_CONFIG: _on_config,
+        Verb.PATH_REPORT: _on_path_report,
     }

@@ -42,6 +42,7 @@ from .membership import Memberships
 from .path import LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
 from .peer import Handshake, Peer
 from .relay import RelayState, TokenBucket, punchable
+from .reporting import Reporter
 from .roots import RootEntry
 from .wire import Cipher, Verb
 
@@ -141,6 +142,7 @@ class NodeState:
         self._rx_bytes = 0  # size of the packet being handled, for the handlers
         self._rx_batch: RxBatch | None = None  # open while receive_datagrams runs
         self.memberships = Memberships(self)
+        self.reporter = Reporter()
         for root in self.roots.values():
             self._peer(root.identity, 0.0).is_root = True
 

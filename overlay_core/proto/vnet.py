@@ -64,9 +64,11 @@ class NetworkSettings:
     allow_default: bool = False  # ...even a default route
     mtu: int | None = None  # local override of the network's MTU
     mss: str | None = None  # local override: "off", "auto" or "fixed:N"
+    report: bool = True  # send path reports to the controller (reporting.py)
 
     def to_json(self) -> dict[str, object]:
         return {
+            "report": self.report,
             "allow_managed": self.allow_managed,
             "allow_global": self.allow_global,
             "allow_default": self.allow_default,

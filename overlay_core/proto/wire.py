@@ -108,6 +108,9 @@ class Verb(IntEnum):
     # towards every endpoint of yours I know; probe them now" (punch.py). Sent to peers
     # whose HELLO offered FEATURE_PUNCH, through the root while there is no direct path.
     PUNCH = 14
+    # A member's signed path report to its network's controller (report.py). Older nodes
+    # count it as an unknown verb and drop it.
+    PATH_REPORT = 15
 
 
 class ErrorCode(IntEnum):

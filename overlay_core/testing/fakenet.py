@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from ..proto.effects import (
     Event,
     OpenPort,
     OpenTcp,
+    PathReportIn,
     Send,
     SendMany,
     Transport,
@@ -103,6 +105,7 @@ class Host:
     failed: list[EchoFailed] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     icmp: list[IcmpError] = field(default_factory=list)  # ICMP errors that reached it
+    reports: Counter[str] = field(default_factory=Counter)  # path reports: kept / refused
 
     @property
     def address(self) -> int:
@@ -275,6 +278,9 @@ class FakeNet:
                     now=self.now,
                 )
                 self._answer(host, effect.nwid, effect.member.address, reply)
+            elif isinstance(effect, PathReportIn) and host.controller is not None:
+                refused = host.controller.store_report(effect.report, self.now)
+                host.reports[refused or "kept"] += 1
             elif isinstance(effect, OpenTcp):
                 self._open_tcp(host, effect.endpoint)
             elif isinstance(effect, CloseTcp):

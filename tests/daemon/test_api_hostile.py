@@ -261,3 +261,45 @@ async def test_every_mutating_route_answers_malformed_requests_with_a_4xx_reason
     assert hosted.status_code == 200 and hosted.json()["name"] == "lab"
     member = f"/controller/networks/{target.nwid}/members/{target.address}"
     assert (await target.api.get(member)).json()["name"] == "r"
+
+
+async def test_paths_view_refuses_a_bad_limit_and_an_unknown_network(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GET /controller/networks/{nwid}/paths: ?limit= is 0-1,000,000 plain digits (400
+    naming limit otherwise); a network this controller does not host is 404."""
+    path = f"/controller/networks/{target.nwid}/paths"
+    for bad in ("-1", "x", "²", "9" * 20, "1000001", ""):
+        response = await target.api.get(path, params={"limit": bad})
+        assert_4xx_with_reason(response, f"limit={bad!r}")
+        assert response.status_code == 400 and response.json()["field"] == "limit"
+    other = target.nwid[:10] + "00abcd"
+    missing = await target.api.get(f"/controller/networks/{other}/paths")
+    assert missing.status_code == 404 and missing.json()["error"] == "unknown_network"
+    view = (await target.api.get(path, params={"limit": "0"})).json()
+    assert view["pairs"] == [] and view["nwid"] == target.nwid
+    assert_no_traceback_logged(caplog)
+
+
+async def test_a_member_of_its_own_controllers_network_reports_and_can_stop(
+    target: Target,
+) -> None:
+    """The controller's own node reports like any member (handed over in-process), and
+    `report: false` in its settings stops that; the setting is refused if not a flag."""
+    path = f"/controller/networks/{target.nwid}/paths"
+    me = target.daemon.identity.address_text
+
+    async def my_row() -> dict[str, object]:
+        view = (await target.api.get(path)).json()
+        return next(m for m in view["members"] if m["address"] == me)
+
+    for _ in range(50):
+        if (await my_row())["report_age_s"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    row = await my_row()
+    assert row["report_age_s"] is not None and row["online"] is True, row
+    bad = await target.api.patch(f"/networks/{target.nwid}", json={"report": "no"})
+    assert bad.status_code == 400 and bad.json()["field"] == "report"
+    off = await target.api.patch(f"/networks/{target.nwid}", json={"report": False})
+    assert off.status_code == 200 and off.json()["settings"]["report"] is False

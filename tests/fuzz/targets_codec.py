@@ -36,6 +36,7 @@ from overlay_core.proto.netfields import (
     check_route,
 )
 from overlay_core.proto.netrules import PRESETS, Rule, check_presets, check_rules, rules_from_json
+from overlay_core.proto.report import SIGN_DOMAIN, PathReport, ReportEntry
 from overlay_core.proto.roots import parse_endpoint, parse_roots
 from overlay_core.proto.rules import RuleSet
 from overlay_core.proto.switch import SwitchTable
@@ -106,6 +107,7 @@ def mutated_config(draw: st.DrawFn) -> Any:
     obj: Any = {k: v for k, v in CONFIG_JSON.items()}
     obj["rules"] = [r.to_json() for r in PRESETS["block-dhcp"]]
     obj["routes"] = [["10.0.0.0/8", None], ["10.1.0.0/16", "10.147.17.1"]]
+    obj["member_info"] = [[m[0], "nas", ["10.147.17.5", "fd00::5"]] for m in obj["members"][:1]]
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from(sorted(obj)))
         where = draw(st.integers(0, 2))
@@ -365,6 +367,37 @@ def fuzz_fields(value: tuple[Any, str]) -> None:
         for arg in (obj, text, [obj], {"action": "drop", "ip_protocol": obj}):
             with expect(ValidationError):
                 check(arg)
+
+
+_REPORTER = WORLD.pristine["a"].identity  # holds the secret: signs fuzzed report bodies
+_REPORT_BODY = PathReport(
+    WORLD.nwid,
+    _REPORTER.address,
+    3,
+    60,
+    "unknown",
+    True,
+    False,
+    "fuzz",
+    tuple(ReportEntry(0x1000000000 + i, "RELAY", "relay", "filtered", i / 3) for i in range(3)),
+).body()
+
+
+@registry.add(
+    "report.from_signed",
+    st.one_of(
+        mutated([_REPORT_BODY]).map(lambda b: b + _REPORTER.sign(SIGN_DOMAIN + b)),
+        mutated([_REPORT_BODY + _REPORTER.sign(SIGN_DOMAIN + _REPORT_BODY)]),
+        st.binary(max_size=200),
+    ),
+)
+def fuzz_path_report(data: bytes) -> None:
+    """PathReport.from_signed: MalformedError only, even for bodies the member really
+    signed; what it accepts encodes back to the same body."""
+    with expect(wire.MalformedError):
+        report = PathReport.from_signed(data, _REPORTER.public())
+        if report.body() != data[:-64]:
+            raise ContractError("path report does not encode back to its body")
 
 
 # --------------------------------------------------------------------------- frames

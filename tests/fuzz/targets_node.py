@@ -39,6 +39,7 @@ from overlay_core.proto.effects import Effect, Endpoint, Send, tcp, udp
 from overlay_core.proto.ethernet import mac_for
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.node import Node
+from overlay_core.proto.report import PathReport, ReportEntry
 from overlay_core.proto.wire import Cipher, Verb
 from overlay_core.testing.fakenet import _seeded
 from tests.fuzz.harness import ContractError, Registry, datagrams, hexed, mutated
@@ -59,6 +60,18 @@ SOURCES = [
     *WORLD.endpoints.values(),
 ]
 PLAINTEXTS = [s.plaintext for s in WORLD.seeds if s.plaintext]
+# A real member's report on the world's network, signed by it: past the signature check.
+REPORT = PathReport(
+    nwid=WORLD.nwid,
+    member=IDENTITIES["a"].address,
+    sequence=7,
+    uptime_s=60,
+    nat="unknown",
+    tcp_fallback=False,
+    truncated=False,
+    version="fuzz",
+    entries=(ReportEntry(IDENTITIES["b"].address, "DIRECT", "v4", "", 1.5),),
+).sign(IDENTITIES["a"])
 
 # Per input, at most this many new entries in a table (see check_bounds).
 GROWTH_PER_INPUT = {
@@ -71,6 +84,7 @@ GROWTH_PER_INPUT = {
     "relay": 2,
     "learned_macs": 1,
     "coms": 1,
+    "report_buckets": 1,  # one per sender of a PATH_REPORT (reporting.py)
 }
 
 
@@ -102,6 +116,7 @@ def state_sizes(node: Node) -> dict[str, int]:
         "relay": len(node._relay._buckets) + len(node._relay._introduced),
         "learned_macs": sum(len(n.switch) for n in networks if n.switch is not None),
         "coms": sum(len(n.coms) for n in networks),
+        "report_buckets": len(node.reporter._buckets),
     }
 
 
@@ -274,6 +289,8 @@ def verb_plaintexts(draw: st.DrawFn, verbs: st.SearchStrategy[Verb] | None = Non
             )
         )
         body = nwid + signed
+    elif verb is Verb.PATH_REPORT:
+        body = draw(st.one_of(st.just(REPORT), mutated([REPORT]), st.binary(max_size=64)))
     else:
         body = draw(st.binary(max_size=64))
     return bytes([verb]) + body + tail

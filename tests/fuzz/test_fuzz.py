@@ -57,6 +57,7 @@ def test_the_seed_world_produces_every_kind_of_packet() -> None:
         "CREDENTIALS",
         "ERROR-ACCESS_DENIED",
         "ERROR-OBJ_NOT_FOUND",
+        "PATH_REPORT",
     }
     assert wanted <= kinds, f"missing: {sorted(wanted - kinds)}"
     assert any(k.startswith("RELAYED-") for k in kinds)

@@ -1,0 +1,108 @@
+"""`ztui paths NWID`: how every pair of a hosted network's members reaches each other.
+
+Run on the network's controller. Each member reports its links to the others every 30 s
+(and at once when one changes), so this answers "which of my members are DIRECT with each
+other, and why not?" for the whole network from one place. Pairs come worst first; each
+shows both sides' view (they can differ: TCP on the side whose UDP is blocked, RELAY on
+the other), and, when not DIRECT, why, naming the member that causes it when one does.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from overlay_core.api.schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
+
+from ..client import ApiClient
+from .common import EXIT_OK, Handler, Subparsers, add_json, nwid, print_json, whole_number
+from .controller import hosted
+
+
+def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[str, Handler]:
+    paths = sub.add_parser(
+        "paths",
+        parents=common,
+        help="how every pair of a hosted network's members connects (run on the controller)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    paths.add_argument("nwid", help="16-hex-digit network id")
+    paths.add_argument(
+        "--limit", type=whole_number, metavar="N", help="show only the N worst pairs"
+    )
+    add_json(paths)
+    return {"paths": cmd_paths}
+
+
+def cmd_paths(client: ApiClient, args: argparse.Namespace) -> int:
+    target = nwid(args.nwid)
+    view = hosted(client, target, lambda: client.paths(target, args.limit))
+    if args.json:
+        print_json(view)
+    else:
+        print("\n".join(paths_lines(view)))
+    return EXIT_OK
+
+
+def member_label(member: PathMemberJson) -> str:
+    """`nas (10.147.17.22)`, or the address when the member has no name."""
+    name = member["name"] or member["address"]
+    return f"{name} ({member['ips'][0]})" if member["ips"] else name
+
+
+def paths_lines(view: PathsJson) -> list[str]:
+    """The view as text; ages are the controller's own (measured on its clock)."""
+    members = view["members"]
+    online = sum(1 for m in members if m["online"])
+    links = ", ".join(f"{n} {link}" for link, n in view["links"].items()) or "none"
+    lines = [
+        f"{view['name']} ({view['nwid']}): {len(members)} members, {online} online; pairs: {links}"
+    ]
+    if not members:
+        return [*lines, "  (no authorized members)"]
+    names = {m["address"]: m["name"] or m["address"] for m in members}
+    width = min(28, max(len(member_label(m)) for m in members))
+    lines.append("members")
+    for m in members:
+        lines.append(f"  {member_label(m):<{width}}  {_member_state(m, view['online_within_s'])}")
+        if m["flag_why"]:
+            lines.append(f"  {'':<{width}}  ! {m['flag_why']}")
+    shown = len(view["pairs"])
+    more = f" ({shown} of {view['pairs_total']})" if shown < view["pairs_total"] else ""
+    lines.append(f"pairs, worst first{more}")
+    for pair in view["pairs"]:
+        lines += _pair_lines(pair, names)
+    return lines
+
+
+def _member_state(m: PathMemberJson, online_within_s: float) -> str:
+    if m["report_age_s"] is None:
+        return "no report yet (reporting off, an older version, or never online)"
+    age = f"{m['report_age_s']:.0f} s ago"
+    state = "online" if m["online"] else f"OFFLINE (no report for over {online_within_s:.0f} s)"
+    words = [f"{state}, reported {age}"]
+    if m["version"]:
+        words.append(f"v{m['version']}")
+    if m["nat"]:
+        words.append(f"NAT {m['nat']}")
+    if m["tcp_fallback"]:
+        words.append("TCP only")
+    return "; ".join(words)
+
+
+def _side(who: str, side: PathSideJson | None) -> str:
+    if side is None:
+        return f"{who}: no report"
+    latency = f" {side['latency_ms']:.1f} ms" if side["latency_ms"] is not None else ""
+    kind = f" via {side['kind']}" if side["kind"] not in ("unknown", "relay") else ""
+    return f"{who}: {side['link']}{latency}{kind}"
+
+
+def _pair_lines(pair: PathPairJson, names: dict[str, str]) -> list[str]:
+    a, b = names.get(pair["a"], pair["a"]), names.get(pair["b"], pair["b"])
+    head = (
+        f"  {pair['link']:<7} {a} <-> {b}   {_side(a, pair['a_sees'])} | {_side(b, pair['b_sees'])}"
+    )
+    return [head] + ([f"          why: {pair['why']}"] if pair["why"] else [])
+
+
+__all__ = ["add_parsers", "member_label", "paths_lines"]

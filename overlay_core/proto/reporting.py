@@ -1,0 +1,174 @@
+"""Sending path reports to a network's controller, and taking them in as one.
+
+The format, and when a member sends, are in report.py. This is the node's side of it:
+
+- `Reporter.tick` (once a second at most) builds, for every network this node is an
+  admitted member of with reporting on, what it would report now, and sends it when it
+  is due. A node that is its own network's controller hands its report over as an effect,
+  as it does its config requests.
+- `Reporter.on_report` is a controller receiving PATH_REPORT. A report costs the
+  controller a signature check and an SQLite write, so each sender gets a token bucket
+  (REPORT_BURST, refilled at REPORT_RATE/s) that is spent before anything is verified;
+  the bucket map is bounded (relay.KeyedBuckets). Whether the sender is an authorized
+  member is the controller's question, answered in the I/O layer (controller/reports.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .diagnose import infer_nat, link_of, reason_code
+from .effects import Effect, PathReportIn
+from .netcheck import netcheck
+from .netconf import controller_of
+from .relay import KeyedBuckets
+from .report import (
+    MAX_ENTRIES,
+    REPORT_EVERY_S,
+    REPORT_MIN_GAP_S,
+    PathReport,
+    ReportEntry,
+    endpoint_kind,
+)
+from .vnet import Network, NetworkState
+from .wire import MalformedError, Reader, Verb
+
+if TYPE_CHECKING:
+    from .outbound import NodeState
+
+CHECK_EVERY_S = 1.0
+# A member in a few networks of one controller reports each at once when its links
+# change; 8 covers that, and 1 per 2 s is 15 times what a steady member needs.
+REPORT_RATE = 0.5
+REPORT_BURST = 8.0
+
+
+@dataclass(slots=True)
+class _Sent:
+    at: float
+    shape: tuple[object, ...]
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self._sent: dict[int, _Sent] = {}  # nwid -> our last report on it
+        self._sequence = 0
+        self._next_check = 0.0
+        self._buckets: KeyedBuckets[int] = KeyedBuckets(REPORT_RATE, REPORT_BURST)
+
+    # ------------------------------------------------------------------ member side
+
+    def tick(self, node: NodeState, now: float) -> list[Effect]:
+        self._buckets.expire(now)
+        if now < self._next_check:
+            return []
+        self._next_check = now + CHECK_EVERY_S
+        out: list[Effect] = []
+        reporting = set()
+        nat: tuple[str, str] | None = None
+        for nwid, network in node.memberships.networks.items():
+            if network.state is not NetworkState.OK or not network.settings.report:
+                continue
+            reporting.add(nwid)
+            if nat is None:  # (the mapping we report, the verdict the reasons use)
+                local = infer_nat(node.observed, node.config.local_endpoints)
+                nat = (netcheck(node, now).mapping, local)
+            report = self.build(node, network, nat[0], nat[1], now)
+            sent = self._sent.get(nwid)
+            if sent is not None:
+                age = now - sent.at
+                if 0 <= age < REPORT_MIN_GAP_S:
+                    continue
+                if 0 <= age < REPORT_EVERY_S and report.shape() == sent.shape:
+                    continue
+            self._sent[nwid] = _Sent(now, report.shape())
+            out += self._send(node, report, now)
+        for nwid in [n for n in self._sent if n not in reporting]:
+            del self._sent[nwid]  # left, denied or switched off: report at once if back
+        return out
+
+    def build(
+        self, node: NodeState, network: Network, nat: str, local_nat: str, now: float
+    ) -> PathReport:
+        """What this node would tell `network`'s controller now (sequence not yet drawn)."""
+        root_link = node._root_link(now)
+        tunneled = root_link == "TCP"
+        entries = []
+        for address in sorted(network.members()):
+            peer = node.peers.get(address)
+            if address == node.address or peer is None:
+                continue
+            best = peer.best_path(now)
+            link = link_of(peer, root_link, now) if peer.last_receive is not None else "NONE"
+            latency = best.latency if best is not None else peer.relay_latency
+            smoothed = latency.smoothed_s if latency is not None else None
+            entries.append(
+                ReportEntry(
+                    address=address,
+                    link=link,
+                    kind=(
+                        "unknown"
+                        if link == "NONE"
+                        else endpoint_kind(
+                            best.endpoint.host if best is not None else None, best is None
+                        )
+                    ),
+                    reason=reason_code(peer, link, local_nat, tunneled) if link != "NONE" else "",
+                    latency_ms=None if smoothed is None or link == "NONE" else smoothed * 1000,
+                )
+            )
+        return PathReport(
+            nwid=network.nwid,
+            member=node.address,
+            sequence=0,
+            uptime_s=int(max(0.0, now - node._started)),
+            nat=nat,
+            tcp_fallback=tunneled,
+            truncated=len(entries) > MAX_ENTRIES,
+            version=node.config.version,
+            entries=tuple(entries[:MAX_ENTRIES]),
+        )
+
+    def _send(self, node: NodeState, report: PathReport, now: float) -> list[Effect]:
+        self._sequence = (self._sequence % 0xFFFFFFFF) + 1
+        numbered = PathReport(
+            report.nwid,
+            report.member,
+            self._sequence,
+            report.uptime_s,
+            report.nat,
+            report.tcp_fallback,
+            report.truncated,
+            report.version,
+            report.entries,
+        )
+        controller = controller_of(report.nwid)
+        if controller == node.address:
+            return [PathReportIn(numbered)]
+        node.counters["reports_sent"] += 1
+        signed = numbered.sign(node.identity)
+        return node._send_to_address(controller, Verb.PATH_REPORT, signed, now)
+
+    # ------------------------------------------------------------------ controller side
+
+    def on_report(self, node: NodeState, sender: int, reader: Reader, now: float) -> list[Effect]:
+        """PATH_REPORT from `sender` (authenticated by its session): checked and handed on."""
+        data = reader.rest()
+        if len(data) < 9 or controller_of(int.from_bytes(data[1:9], "big")) != node.address:
+            node.drops["report_not_ours"] += 1
+            return []
+        if not self._buckets.take(sender, now):
+            node.drops["report_rate"] += 1
+            return []
+        peer = node.peers.get(sender)
+        if peer is None:
+            node.drops["report_not_ours"] += 1
+            return []
+        try:
+            report = PathReport.from_signed(data, peer.identity)
+        except MalformedError:
+            node.drops["bad_report"] += 1
+            return []
+        node.counters["reports_received"] += 1
+        return [PathReportIn(report)]

@@ -1,0 +1,388 @@
+"""Path reports: members tell their controller how they reach each other (issue 12).
+
+Pure parts first (the signed binary format, its bounds, the controller's store), then the
+whole flow over the simulated internet: members behind port-restricted NATs go DIRECT, a
+member behind a symmetric NAT stays relayed and the controller's view says it is the
+cause, a UDP-blocked one reaches the roots over TCP and is blamed for that; reports come
+only from authorized members, at a bounded rate, and vanish with the member.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from overlay_core.api.paths import paths_view
+from overlay_core.controller import Controller
+from overlay_core.proto.identity import Identity, format_address
+from overlay_core.proto.netcheck import MAPPING_DEPENDENT, MAPPING_INDEPENDENT
+from overlay_core.proto.report import (
+    MAX_ENTRIES,
+    MAX_REPORT_BYTES,
+    REPORT_EVERY_S,
+    PathReport,
+    ReportEntry,
+    endpoint_kind,
+)
+from overlay_core.proto.reporting import REPORT_BURST
+from overlay_core.proto.vnet import NetworkSettings
+from overlay_core.proto.wire import MalformedError, Reader
+from overlay_core.testing.fakenet import FakeNet, Host, NatKind
+
+MEMBER = Identity.generate()
+OTHER = Identity.generate()
+NWID = (MEMBER.address << 24) | 1  # any 64-bit id; the codec does not care whose
+
+
+def report(
+    entries: int | tuple[ReportEntry, ...] = 3,
+    sequence: int = 1,
+    identity: Identity = MEMBER,
+    **changes: object,
+) -> PathReport:
+    base = PathReport(
+        nwid=NWID,
+        member=identity.address,
+        sequence=sequence,
+        uptime_s=1234,
+        nat=MAPPING_INDEPENDENT,
+        tcp_fallback=False,
+        truncated=False,
+        version="1.2.3",
+        entries=(
+            entries
+            if isinstance(entries, tuple)
+            else tuple(
+                ReportEntry(0x1000000000 + i, "RELAY", "relay", "filtered", 12.3 + i)
+                for i in range(entries)
+            )
+        ),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the format
+
+
+def test_a_signed_report_reads_back_the_same() -> None:
+    sent = report(
+        tcp_fallback=True,
+        nat=MAPPING_DEPENDENT,
+        entries=(
+            ReportEntry(0x1111111111, "DIRECT", "lan", "", 0.4),
+            ReportEntry(0x2222222222, "TCP", "relay", "tcp_only", None),
+        ),
+    )
+    got = PathReport.from_signed(sent.sign(MEMBER), MEMBER.public())
+    assert got == sent
+    assert got.to_json()["peers"][1] == {
+        "address": "2222222222",
+        "link": "TCP",
+        "kind": "relay",
+        "reason": "tcp_only",
+        "latency_ms": None,
+    }
+
+
+def test_a_report_is_ten_bytes_a_peer_and_the_largest_fits_its_bound() -> None:
+    small, big = report(entries=1).sign(MEMBER), report(entries=MAX_ENTRIES).sign(MEMBER)
+    assert len(big) - len(small) == (MAX_ENTRIES - 1) * 10
+    assert len(big) <= MAX_REPORT_BYTES
+    with pytest.raises(ValueError, match="at most"):
+        report(entries=MAX_ENTRIES + 1).sign(MEMBER)
+
+
+@pytest.mark.parametrize("at", [0, 5, 30, -70, -1])
+def test_a_changed_byte_fails_the_signature(at: int) -> None:
+    data = bytearray(report().sign(MEMBER))
+    data[at] ^= 0x01
+    with pytest.raises(MalformedError):
+        PathReport.from_signed(bytes(data), MEMBER.public())
+
+
+def test_a_report_from_another_key_or_naming_another_member_is_refused() -> None:
+    with pytest.raises(MalformedError, match="signature"):
+        PathReport.from_signed(report().sign(MEMBER), OTHER.public())
+    with pytest.raises(ValueError, match="signed by the member"):
+        report(identity=MEMBER).sign(OTHER)
+
+
+def test_oversized_input_is_refused_before_any_signature_work() -> None:
+    class Counting:
+        address = MEMBER.address
+        checked = 0
+
+        def verify(self, message: bytes, signature: bytes) -> bool:
+            Counting.checked += 1
+            return True
+
+    with pytest.raises(MalformedError, match="at most"):
+        PathReport.from_signed(bytes(MAX_REPORT_BYTES + 1), Counting())  # type: ignore[arg-type]
+    assert Counting.checked == 0
+
+
+def test_entries_that_disagree_with_the_count_or_repeat_are_refused() -> None:
+    body = report(entries=2).body()
+    lying = body[:-22] + (3).to_bytes(2, "big") + body[-20:]  # says 3, holds 2
+    with pytest.raises(MalformedError, match="count"):
+        PathReport.from_signed(lying + MEMBER.sign(b"ztui path report v1\x00" + lying), MEMBER)
+    twice = dataclasses.replace(report(entries=1), entries=report(entries=1).entries * 2)
+    with pytest.raises(MalformedError, match="twice"):
+        PathReport.from_signed(twice.sign(MEMBER), MEMBER.public())
+
+
+def test_codes_from_a_newer_node_read_as_the_first_word_not_a_refusal() -> None:
+    body = bytearray(report(entries=1).body())
+    body[-5:-2] = bytes([200, 200, 200])  # link, kind, reason
+    signed = bytes(body) + MEMBER.sign(b"ztui path report v1\x00" + bytes(body))
+    entry = PathReport.from_signed(signed, MEMBER.public()).entries[0]
+    assert (entry.link, entry.kind, entry.reason) == ("NONE", "unknown", "")
+
+
+@pytest.mark.parametrize(
+    ("host", "relayed", "kind"),
+    [
+        ("192.168.1.20", False, "lan"),
+        ("100.64.3.4", False, "lan"),
+        ("198.18.1.13", False, "v4"),
+        ("2001:db8::5", False, "v6"),
+        ("fe80::1%eth0", False, "lan"),
+        ("::ffff:10.0.0.1", False, "lan"),
+        (None, True, "relay"),
+        ("not an ip", False, "unknown"),
+    ],
+)
+def test_endpoint_kinds(host: str | None, relayed: bool, kind: str) -> None:
+    assert endpoint_kind(host, relayed) == kind
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Controller:
+    ctl = Controller(Identity.generate(), tmp_path / "controller.db")
+    yield ctl  # type: ignore[misc]
+    ctl.close()
+
+
+def _hosted(ctl: Controller, member: Identity, now: float = 100.0) -> int:
+    nwid = int(ctl.create_network("home", now=now).to_json()["nwid"], 16)
+    ctl.answer_request(nwid, member.public(), version="1", physical=None, now=now)
+    return nwid
+
+
+def test_the_controller_keeps_only_authorized_members_reports(controller: Controller) -> None:
+    nwid = _hosted(controller, MEMBER)
+    sent = report(nwid=nwid)
+    assert controller.store_report(sent, 101.0) == "not_member"  # pending
+    stranger = report(nwid=nwid, identity=OTHER, member=OTHER.address)
+    assert controller.store_report(stranger, 101.0) == "not_member"  # never asked
+    other_network = report(nwid=nwid + 5)
+    assert controller.store_report(other_network, 101.0) == "not_member"
+    controller.authorize(nwid, MEMBER.address, 102.0)
+    assert controller.store_report(sent, 103.0) is None
+    _, _, kept = controller.path_reports(nwid)
+    assert list(kept) == [MEMBER.address]
+    assert kept[MEMBER.address].received == 103.0
+    assert kept[MEMBER.address].report == sent.to_json()
+
+
+def test_an_older_report_does_not_replace_a_newer_one_until_a_restart_is_likely(
+    controller: Controller,
+) -> None:
+    nwid = _hosted(controller, MEMBER)
+    controller.authorize(nwid, MEMBER.address, 100.0)
+    assert controller.store_report(report(nwid=nwid, sequence=5), 100.0) is None
+    assert controller.store_report(report(nwid=nwid, sequence=4, uptime_s=1), 101.0) == "stale"
+    assert controller.store_report(report(nwid=nwid, sequence=5), 102.0) == "stale"  # replay
+    later = 100.0 + 2 * REPORT_EVERY_S + 1
+    assert controller.store_report(report(nwid=nwid, sequence=1, uptime_s=3), later) is None
+    assert controller.path_reports(nwid)[2][MEMBER.address].report["uptime_s"] == 3
+
+
+def test_deauthorizing_or_removing_a_member_drops_its_report(controller: Controller) -> None:
+    nwid = _hosted(controller, MEMBER)
+    controller.authorize(nwid, MEMBER.address, 100.0)
+    controller.store_report(report(nwid=nwid), 101.0)
+    controller.deauthorize(nwid, MEMBER.address, 102.0)
+    assert controller.path_reports(nwid)[2] == {}
+    controller.authorize(nwid, MEMBER.address, 103.0)
+    controller.store_report(report(nwid=nwid, sequence=2), 104.0)
+    controller.delete_member(nwid, MEMBER.address)
+    assert controller.path_reports(nwid)[2] == {}
+
+
+def test_reports_survive_a_restart_of_the_controller(tmp_path: Path) -> None:
+    identity = Identity.generate()
+    ctl = Controller(identity, tmp_path / "c.db")
+    nwid = _hosted(ctl, MEMBER)
+    ctl.authorize(nwid, MEMBER.address, 100.0)
+    ctl.store_report(report(nwid=nwid), 101.0)
+    ctl.close()
+    again = Controller(identity, tmp_path / "c.db")
+    try:
+        assert again.path_reports(nwid)[2][MEMBER.address].report == report(nwid=nwid).to_json()
+    finally:
+        again.close()
+
+
+# --------------------------------------------------------------------------- the whole flow
+
+
+class World:
+    """A controller and members behind different NATs on the simulated internet."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.net = FakeNet()
+        self.net.add_host("root1", root=True)
+        self.net.add_host("root2", root=True)
+        self.ctl = self.net.add_host("ctl")
+        self.ctl.controller = Controller(self.ctl.node.identity, tmp / "controller.db")
+        pr = NatKind.PORT_RESTRICTED
+        self.cone1 = self.net.add_host("cone1", nat=self.net.add_nat("n1", pr))
+        self.cone2 = self.net.add_host("cone2", nat=self.net.add_nat("n2", pr))
+        self.sym = self.net.add_host("sym", nat=self.net.add_nat("n3", NatKind.SYMMETRIC))
+        self.net.run(2)
+        record = self.controller.create_network("home", pools=["10.147.17.0/24"], now=self.net.now)
+        self.nwid = int(record.to_json()["nwid"], 16)
+
+    @property
+    def controller(self) -> Controller:
+        assert self.ctl.controller is not None
+        return self.ctl.controller
+
+    @property
+    def members(self) -> tuple[Host, ...]:
+        return (self.cone1, self.cone2, self.sym)
+
+    def join_all(self, **settings: object) -> None:
+        for host in self.members:
+            chosen = NetworkSettings(**settings)  # type: ignore[arg-type]
+            self.net.call(host, host.node.join(self.nwid, self.net.now, chosen))
+        self.net.run(2)
+        for host in self.members:
+            self.controller.authorize(self.nwid, host.address, self.net.now)
+            self.controller.set_member(
+                self.nwid, host.address, name=self.name(host), now=self.net.now
+            )
+        self.net.run(1)
+
+    def name(self, host: Host) -> str:
+        return next(n for n, h in self.net.hosts.items() if h is host)
+
+    def view(self) -> dict[str, object]:
+        network, members, reports = self.controller.path_reports(self.nwid)
+        return dict(paths_view(network, members, reports, self.net.now))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def _pair(view: dict[str, object], a: Host, b: Host) -> dict[str, object]:
+    wanted = sorted((format_address(a.address), format_address(b.address)))
+    pairs = view["pairs"]
+    assert isinstance(pairs, list)
+    return next(p for p in pairs if [p["a"], p["b"]] == wanted)
+
+
+def test_the_controller_sees_every_pair_and_blames_the_symmetric_nat(world: World) -> None:
+    world.join_all()
+    # Get every pair talking: each member pings the others (the console's ping does this).
+    for a in world.members:
+        for b in world.members:
+            if a is not b:
+                world.net.call(a, a.node.echo(b.address, world.net.now)[1])
+    world.net.run(40)
+    view = world.view()
+    assert view["pairs_total"] == 3
+    direct = _pair(view, world.cone1, world.cone2)
+    assert direct["link"] == "DIRECT" and direct["reason"] is None
+    assert direct["a_sees"]["link"] == direct["b_sees"]["link"] == "DIRECT"  # type: ignore[index]
+    for cone in (world.cone1, world.cone2):
+        relayed = _pair(view, cone, world.sym)
+        assert relayed["link"] == "RELAY"
+        assert relayed["reason"] == "symmetric_nat"
+        assert relayed["because_of"] == format_address(world.sym.address)
+        assert str(relayed["why"]).startswith("sym is behind a symmetric NAT")
+    members = {m["name"]: m for m in view["members"]}  # type: ignore[attr-defined]
+    assert all(m["online"] for m in members.values())
+    assert members["sym"]["nat"] == MAPPING_DEPENDENT
+    assert members["sym"]["flag"] == "symmetric_nat"
+    assert members["cone1"]["flag"] is None
+    assert world.ctl.reports["kept"] >= 3
+
+
+def test_a_member_reports_at_once_on_a_change_and_every_30_s_otherwise(world: World) -> None:
+    world.join_all()
+    world.net.run(5)
+    kept = world.ctl.reports["kept"]
+    world.net.run(REPORT_EVERY_S - 6)
+    assert world.ctl.reports["kept"] == kept  # nothing changed: quiet
+    world.net.run(10)
+    assert world.ctl.reports["kept"] == kept + 3  # the heartbeat, once per member
+    before = world.ctl.reports["kept"]
+    world.net.call(
+        world.cone1, world.cone1.node.echo(world.cone2.address, world.net.now)[1]
+    )  # cone1 learns a path to cone2: a change for both
+    world.net.run(3)
+    assert world.ctl.reports["kept"] > before
+
+
+def test_a_member_with_reporting_off_sends_none(world: World) -> None:
+    world.join_all(report=False)
+    world.net.run(40)
+    assert world.ctl.reports["kept"] == 0
+    assert world.controller.path_reports(world.nwid)[2] == {}
+
+
+def test_a_flood_of_reports_is_cut_by_the_rate_limit(world: World) -> None:
+    world.join_all()
+    world.net.run(3)
+    sender, ctl = world.cone1, world.ctl
+    signed = report(nwid=world.nwid, identity=sender.node.identity, member=sender.address)
+    signed_bytes = signed.sign(sender.node.identity)
+    now = world.net.now
+    accepted = 0
+    for _ in range(50):
+        effects = ctl.node.reporter.on_report(ctl.node, sender.address, Reader(signed_bytes), now)
+        accepted += len(effects)
+    assert accepted <= REPORT_BURST
+    assert ctl.node.drops["report_rate"] >= 50 - REPORT_BURST
+
+
+def test_reports_for_another_controllers_network_are_dropped_unverified(world: World) -> None:
+    world.join_all()
+    ctl = world.ctl
+    foreign = report(nwid=0x0123456789000001, identity=world.cone1.node.identity)
+    foreign = dataclasses.replace(foreign, member=world.cone1.address)
+    out = ctl.node.reporter.on_report(
+        ctl.node, world.cone1.address, Reader(foreign.sign(world.cone1.node.identity)), 0.0
+    )
+    assert out == [] and ctl.node.drops["report_not_ours"] == 1
+
+
+def test_a_member_cut_off_stops_appearing_in_the_view(world: World) -> None:
+    world.join_all()
+    world.net.run(5)
+    world.controller.deauthorize(world.nwid, world.sym.address, world.net.now)
+    world.net.run(5)
+    view = world.view()
+    names = [m["name"] for m in view["members"]]  # type: ignore[attr-defined]
+    assert names == ["cone1", "cone2"] or sorted(names) == ["cone1", "cone2"]
+    assert view["pairs_total"] == 1
+    assert world.sym.address not in world.controller.path_reports(world.nwid)[2]
+
+
+def test_members_know_each_others_names_and_ips(world: World) -> None:
+    world.join_all()
+    world.net.call(world.cone1, world.cone1.node.echo(world.cone2.address, world.net.now)[1])
+    world.net.run(3)
+    peers = {p.address: p for p in world.cone1.node.snapshot(world.net.now).peers}
+    names = peers[format_address(world.cone2.address)].names
+    assert [(n.name, n.network) for n in names] == [("cone2", "home")]
+    assert names[0].ips and names[0].ips[0].startswith("10.147.17.")
