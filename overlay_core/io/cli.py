@@ -3,7 +3,7 @@ line, or show and reset the remembered options.
 
     overlayd [--home DIR] [--port N] [--root] [--roots FILE] [--bind ADDR ...]
              [--advertise CIDR ...] [--tcp-fallback auto|force|off] [--api-tcp PORT|off]
-             [--log-level LEVEL]
+             [--on-member-request CMD] [--log-level LEVEL]
     overlayd [--home DIR] roots-entry [--endpoint HOST:PORT ...]
     overlayd [--home DIR] options [--reset NAME ... | --reset-all] [--json]
 
@@ -45,6 +45,7 @@ from .daemon import (
     StartupError,
 )
 from .home import Home, HomeError
+from .hooks import check_command
 from .interfaces import interface_addresses, parse_networks, select_advertised
 from .options import (
     DEFAULTS,
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="let members of GROUP use the control socket (home becomes 0750, socket 0660)",
     )
     parser.add_argument(
+        "--on-member-request",
+        metavar="CMD",
+        help="run CMD with /bin/sh for each join request to a network this node hosts, "
+        "the request as JSON on stdin (see README); '' turns it off",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -159,10 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# settings.json keys whose command-line value is stored as given (roots and api_tcp are not)
+PLAIN_OPTIONS: tuple[str, ...] = ("port", "bind", "root", "advertise", "tcp_fallback")
+PLAIN_OPTIONS += ("api_group", "offload", "on_member_request")
+
+
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The settings.json keys the command line gave, with their values."""
     given: dict[str, Any] = {}
-    for key in ("port", "bind", "root", "advertise", "tcp_fallback", "api_group", "offload"):
+    for key in PLAIN_OPTIONS:
         value = getattr(args, key)
         if value is not None:
             given[key] = value
@@ -214,6 +226,7 @@ def daemon_config(home: Home, settings: dict[str, Any]) -> DaemonConfig:
             api_tcp_port=None if settings["api_tcp"] is None else int(settings["api_tcp"]),
             api_group=settings["api_group"],
             offload=str(settings["offload"]),
+            on_member_request=check_command(settings["on_member_request"]),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad setting (command line or {home.settings_path}): {exc}") from None

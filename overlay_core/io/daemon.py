@@ -68,6 +68,7 @@ from overlay_core.proto.effects import (
     NodeStatus,
     OpenPort,
     OpenTcp,
+    PathReportIn,
     PeerStatus,
     Send,
     SendMany,
@@ -84,6 +85,7 @@ from overlay_core.proto.vnet import NetworkSettings
 
 from .eventlimit import EventLimiter
 from .home import Home, HomeError
+from .hooks import HookRunner
 from .interfaces import (
     interface_addresses,
     interface_mtus,
@@ -131,6 +133,7 @@ class DaemonConfig:
     tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
     udp_factory: BindOpener = UdpSockets.open  # tests may pass LossyBindFactory().open
     offload: str = "auto"  # one of OFFLOAD_MODES
+    on_member_request: str = ""  # a shell command run for each join request (hooks.py)
 
 
 class Daemon:
@@ -166,6 +169,7 @@ class Daemon:
         self._echo_waiters: dict[int, asyncio.Future[EchoReply]] = {}
         self.ports = NetworkPorts(config.tap_factory, self._drive, config.offload != "off")
         self._controller: ControllerLink | None = None
+        self.member_hook = HookRunner(config.on_member_request)  # its counters: io_counters
         self._last_advertise_refresh = 0.0
         # GET/PUT /roots: new roots for the running node, saved for the next start.
         self.live_roots = LiveRoots(self.home, config, self._running_node, self._drive, clock)
@@ -239,6 +243,7 @@ class Daemon:
             self._udp = None
             await asyncio.sleep(0)  # transports release their sockets on the next turn
         await self.ports.close()
+        await self.member_hook.close()
         link, self._controller = self._controller, None
         if link is not None:
             link.controller.close()
@@ -248,7 +253,9 @@ class Daemon:
             controller = Controller(self.identity, self.home.controller_db_path)
         except Exception as exc:  # sqlite3.Error, StoreError: a one-line reason either way
             raise StartupError(f"cannot open {self.home.controller_db_path}: {exc}") from None
-        self._controller = ControllerLink(controller, self._drive, self.events)
+        self._controller = ControllerLink(
+            controller, self._drive, self.events, on_member_request=self.member_hook.run
+        )
 
     async def _open_sockets(self) -> None:
         config = self.config
@@ -317,6 +324,8 @@ class Daemon:
         if self._api is not None and self._api.tcp_port is not None:
             parts.append(f"API 127.0.0.1:{self._api.tcp_port} (token)")
         parts.append(f"{len(self.config.roots)} roots")
+        if self.member_hook.enabled:  # never the command itself: it may hold a token
+            parts.append("on-member-request hook set")
         return "; ".join(parts)
 
     def root_entry(self, hosts: Iterable[str] = ("127.0.0.1",)) -> RootEntry:
@@ -439,6 +448,9 @@ class Daemon:
             elif isinstance(effect, ConfigRequest):
                 if self._controller is not None:
                     self._controller.answer(effect, self._clock())
+            elif isinstance(effect, PathReportIn):
+                if self._controller is not None:
+                    self._controller.report(effect, self._clock())
             elif isinstance(effect, Event):
                 self._event(effect)
 
@@ -491,6 +503,7 @@ class Daemon:
         if self._udp is not None:
             merged.update(self._udp.counters)
         merged.update(self._tcp.counters)
+        merged.update(self.member_hook.counters)
         return dict(merged)
 
     def netcheck(self) -> NetcheckReport:

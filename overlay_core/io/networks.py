@@ -17,8 +17,10 @@ The node decides; this module does what it asks and reports back:
    ...)` -> `node.answer_config_request(...)`. A pending member's request is also a
    `member_request` event when the controller says it is news (its first request, or the
    first after a long silence; a waiting member asks again every few seconds), so the
-   console can offer to approve it once; a member let in by its request (a public
-   network, or this node joining a network it hosts) is a `member` event.
+   console can offer to approve it once, and `on_member_request` (the daemon's
+   --on-member-request command, hooks.py) is given it with the network's name and where
+   the member asked from; a member let in by its request (a public network, or this node
+   joining a network it hosts) is a `member` event.
 5. Every tick, `push()`: for each network the controller changed since the last tick
    (an approval, a deauthorization, a new MTU), each member it names is sent its fresh
    answer right away, so nobody waits for their next periodic request.
@@ -48,6 +50,7 @@ from overlay_core.proto.effects import (
     DeliverFrames,
     Effect,
     OpenPort,
+    PathReportIn,
 )
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import ValidationError, format_nwid, parse_nwid
@@ -55,6 +58,7 @@ from overlay_core.proto.node import Node
 from overlay_core.proto.vnet import NetworkSettings
 
 from .home import Home, HomeError
+from .hooks import MemberRequestJson, member_request_json
 from .tap import TapCounters, TapError, TapLike, TapOpener, tap_name
 
 log = logging.getLogger(__name__)
@@ -283,6 +287,7 @@ class ControllerLink:
     drive: Drive
     events: EventBus | None = None
     counters: Counter[str] = field(default_factory=Counter)
+    on_member_request: Callable[[MemberRequestJson], None] | None = None
 
     def answer(self, request: ConfigRequest, now: float) -> None:
         physical = None if request.physical is None else str(request.physical)
@@ -298,6 +303,15 @@ class ControllerLink:
         self._send(nwid, member.address, outcome.reply)
         self._publish(outcome, physical)
 
+    def report(self, effect: PathReportIn, now: float) -> None:
+        """Keep a member's path report, if the controller will (controller/reports.py)."""
+        try:
+            refused = self.controller.store_report(effect.report, now)
+        except Exception:
+            self._failed("store_report")
+            return
+        self.counters[f"reports_{refused}" if refused else "reports_kept"] += 1
+
     def _publish(self, outcome: RequestOutcome, physical: str | None) -> None:
         """A pending member's first request asks the console to approve it (the controller
         decides what is news: deauthorized members are refused without asking anyone); a
@@ -309,7 +323,13 @@ class ControllerLink:
         if outcome.announce:
             where = f" from {physical}" if physical else ""
             message = f"{text} asks to join {network.name} ({nwid_text}){where}; approve it?"
-            self.events.publish("member_request", message, nwid=nwid_text, address=text)
+            event = self.events.publish("member_request", message, nwid=nwid_text, address=text)
+            if self.on_member_request is not None:
+                node = format_address(self.controller.identity.address)
+                request = member_request_json(
+                    event, network=network.name, physical=physical, node=node
+                )
+                self.on_member_request(request)
         elif outcome.admitted:
             own = member.address == self.controller.identity.address
             if own:

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "api_tcp": None,
     "api_group": None,
     "offload": "auto",
+    "on_member_request": "",  # a shell command (hooks.py); "" is off
 }
 LIVE = frozenset({"roots"})  # what a running node takes without a restart
 RESTART = "systemctl restart overlayd"
@@ -75,6 +76,8 @@ def describe(key: str, value: Any) -> str:
     """A remembered or default value as a person reads it."""
     if key == "root":
         return "yes" if value else "no"
+    if key == "on_member_request" and not value:
+        return "off"
     if value is None:
         return {"roots": "none", "advertise": "every interface address", "api_tcp": "off"}.get(
             key, "none"

@@ -176,7 +176,7 @@ def test_overlayd_options_shows_remembered_options_beside_the_defaults(short_tmp
     assert lines["--roots"].startswith("* ") and "(1 root)" in lines["--roots"]
     assert set(lines) == {
         "--port", "--bind", "--root", "--roots", "--advertise", "--tcp-fallback",
-        "--api-tcp", "--api-group", "--offload",
+        "--api-tcp", "--api-group", "--offload", "--on-member-request",
     }  # fmt: skip
 
     data = json.loads(overlayd("--home", str(home.path), "options", "--json").stdout)
