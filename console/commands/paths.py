@@ -69,8 +69,10 @@ def paths_lines(view: PathsJson) -> list[str]:
     shown = len(view["pairs"])
     more = f" ({shown} of {view['pairs_total']})" if shown < view["pairs_total"] else ""
     lines.append(f"pairs, worst first{more}")
-    for pair in view["pairs"]:
-        lines += _pair_lines(pair, names)
+    labels = [_pair_label(p, names) for p in view["pairs"]]
+    pad = min(32, max((len(label) for label in labels), default=0))
+    for pair, label in zip(view["pairs"], labels, strict=True):
+        lines += _pair_lines(pair, names, label.ljust(pad))
     return lines
 
 
@@ -97,11 +99,14 @@ def _side(who: str, side: PathSideJson | None) -> str:
     return f"{who}: {side['link']}{latency}{kind}"
 
 
-def _pair_lines(pair: PathPairJson, names: dict[str, str]) -> list[str]:
+def _pair_label(pair: PathPairJson, names: dict[str, str]) -> str:
+    return f"{names.get(pair['a'], pair['a'])} <-> {names.get(pair['b'], pair['b'])}"
+
+
+def _pair_lines(pair: PathPairJson, names: dict[str, str], label: str) -> list[str]:
     a, b = names.get(pair["a"], pair["a"]), names.get(pair["b"], pair["b"])
-    head = (
-        f"  {pair['link']:<7} {a} <-> {b}   {_side(a, pair['a_sees'])} | {_side(b, pair['b_sees'])}"
-    )
+    sides = f"{_side(a, pair['a_sees'])} | {_side(b, pair['b_sees'])}"
+    head = f"  {pair['link']:<7} {label}  {sides}"
     return [head] + ([f"          why: {pair['why']}"] if pair["why"] else [])
 
 
