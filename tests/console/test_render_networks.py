@@ -178,6 +178,8 @@ def test_controller_networks_and_member_detail() -> None:
         ("allow-managed=no", ("allow_managed", False)),
         ("allow_global=yes", ("allow_global", True)),
         ("allow-default=on", ("allow_default", True)),
+        ("report=no", ("report", False)),
+        ("report=yes", ("report", True)),
     ],
 )
 def test_set_parses_key_value(text: str, parsed: tuple[str, object]) -> None:
@@ -186,7 +188,7 @@ def test_set_parses_key_value(text: str, parsed: tuple[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["mtu", "=1", "mtu=", "mtu=big", "mss=huge", "x=1", "allow-global=2"]
+    "text", ["mtu", "=1", "mtu=", "mtu=big", "mss=huge", "x=1", "allow-global=2", "report=maybe"]
 )
 def test_set_refuses_malformed_settings(text: str) -> None:
     """A setting that cannot mean anything is a usage error before any request."""
