@@ -114,7 +114,8 @@ def test_join_and_set_lines() -> None:
     local = network("OK", mtu=1400)
     local["settings"]["mtu"] = 1400
     assert render.settings_line(local) == (
-        f"{NWID}: mtu 1400 (local), mss auto, allow-managed yes, allow-global no, allow-default no"
+        f"{NWID}: mtu 1400 (local), mss auto, allow-managed yes, allow-global no, "
+        "allow-default no, report yes"
     )
 
 
