@@ -166,7 +166,7 @@ async def test_set_and_member_report_daemon_validation_as_usage_errors(
         assert code == 0, err
         assert out == (
             f"{s.nwid}: mtu 1400 (local), mss fixed:1360 (local), allow-managed yes, "
-            "allow-global no, allow-default yes\n"
+            "allow-global no, allow-default yes, report yes\n"
         )
         address = s.a.identity.address_text
         code, out, err = await ztui(
