@@ -18,8 +18,10 @@ member whose side causes it, in this order of evidence:
 3. otherwise the first reason either side gave (not_introduced, filtered, ...), with no
    member to blame: a silent firewall could be on either side.
 
-A member is flagged when it is online and fewer than half of its pairs with a known link
-are DIRECT: the reason most of its pairs share, preferring the ones it causes itself.
+A member is flagged when it is online, fewer than half of its pairs with a known link are
+DIRECT, and it is to blame for at least one of them, or nobody is for any: the reason its
+pairs most often share, its own causes first. A member relayed only because each of its
+peers is behind a symmetric NAT or blocked UDP is not flagged; they are.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from overlay_core.proto.report import REASON_TEXT, REPORT_EVERY_S
 
 from .schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
 
+# Reasons that always name the member causing them (_explain): on anyone else's pairs they
+# say nothing against that one.
+_BLAMED = frozenset({"tcp_only", "symmetric_nat", "no_contact"})
 # Two reports missed in a row before a member shows offline (each is due every 30 s).
 ONLINE_WITHIN_S = 2.5 * REPORT_EVERY_S
 BADNESS = {"DIRECT": 0, "UNKNOWN": 1, "RELAY": 2, "TCP": 3, "NONE": 4}
@@ -198,10 +203,14 @@ def _member(
     report = stored.report if stored is not None else {}
     direct, other, reasons = tallies.get(text, (0, 0, Counter()))
     flag = flag_why = None
-    if online and other > direct:
-        # Its own causes first, then the most common; a tie goes to the word's order.
-        ranked = sorted(reasons.items(), key=lambda item: (not item[0][1], -item[1], item[0][0]))
-        flag = ranked[0][0][0] if ranked else "unknown"
+    own = Counter({word: n for (word, mine), n in reasons.items() if mine})
+    # Pairs blamed on nobody (a firewall that could be on either side) may be its doing.
+    unblamed = Counter(
+        {word: n for (word, mine), n in reasons.items() if not mine and word not in _BLAMED}
+    )
+    candidates = own or unblamed
+    if online and other > direct and candidates:
+        flag = min(candidates, key=lambda word: (-candidates[word], word))
         shown = PAIR_REASON_TEXT.get(flag, "reason unknown")
         flag_why = f"{label[member.address]}: not DIRECT with {other} of {other + direct}: {shown}"
     return {

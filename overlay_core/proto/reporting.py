@@ -25,6 +25,7 @@ from .netconf import controller_of
 from .relay import KeyedBuckets
 from .report import (
     MAX_ENTRIES,
+    MAX_LATENCY_MS,
     REPORT_EVERY_S,
     REPORT_MIN_GAP_S,
     PathReport,
@@ -115,7 +116,13 @@ class Reporter:
                         )
                     ),
                     reason=reason_code(peer, link, local_nat, tunneled) if link != "NONE" else "",
-                    latency_ms=None if smoothed is None or link == "NONE" else smoothed * 1000,
+                    # 0.1 ms, as the wire carries it: the controller's own report, handed
+                    # over in-process, reads the same as everyone else's.
+                    latency_ms=(
+                        None
+                        if smoothed is None or link == "NONE"
+                        else round(min(smoothed * 1000, MAX_LATENCY_MS), 1)
+                    ),
                 )
             )
         return PathReport(

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from overlay_core.api.paths import paths_view
-from overlay_core.controller import Controller
+from overlay_core.controller import Controller, MemberRecord
+from overlay_core.controller.reports import StoredReport
 from overlay_core.proto.identity import Identity, format_address
 from overlay_core.proto.netcheck import MAPPING_DEPENDENT, MAPPING_INDEPENDENT
 from overlay_core.proto.report import (
@@ -386,3 +387,78 @@ def test_members_know_each_others_names_and_ips(world: World) -> None:
     names = peers[format_address(world.cone2.address)].names
     assert [(n.name, n.network) for n in names] == [("cone2", "home")]
     assert names[0].ips and names[0].ips[0].startswith("10.147.17.")
+
+
+# --------------------------------------------------------------------------- the view's flags
+
+
+def _stored(address: int, peers: dict[int, str], **report: object) -> StoredReport:
+    entries = [
+        {
+            "address": format_address(peer),
+            "link": link,
+            "kind": "relay" if link != "DIRECT" else "v4",
+            "reason": None if link == "DIRECT" else "filtered",
+            "latency_ms": 5.0,
+        }
+        for peer, link in peers.items()
+    ]
+    body = {"nat": MAPPING_INDEPENDENT, "tcp_fallback": False, "version": "1", "peers": entries}
+    body.update(report)
+    return StoredReport(address, 100.0, body)
+
+
+def _members(*addresses: int) -> list[MemberRecord]:
+    return [
+        MemberRecord(
+            nwid=NWID,
+            address=a,
+            authorized=True,
+            name=f"m{i}",
+            active_bridge=False,
+            ips=(),
+            created=0.0,
+            last_seen=1.0,
+            last_authorized=1.0,
+            last_deauthorized=None,
+            version="1",
+            physical_address=None,
+        )
+        for i, a in enumerate(addresses)
+    ]
+
+
+def test_only_the_member_that_causes_relaying_is_flagged_not_its_victims(
+    controller: Controller,
+) -> None:
+    """Four members: two cones, one behind a symmetric NAT, one with UDP blocked. Each cone
+    is relayed with 2 of its 3 peers, but through no fault of its own: only the symmetric
+    and the blocked member are flagged, each with its own reason."""
+    cone1, cone2, sym, blocked = 0x1000000001, 0x1000000002, 0x1000000003, 0x1000000004
+    everyone = (cone1, cone2, sym, blocked)
+
+    def links(me: int, direct: set[int]) -> dict[int, str]:
+        return {p: "DIRECT" if p in direct else "RELAY" for p in everyone if p != me}
+
+    reports = {
+        cone1: _stored(cone1, links(cone1, {cone2})),
+        cone2: _stored(cone2, links(cone2, {cone1})),
+        sym: _stored(sym, links(sym, set()), nat=MAPPING_DEPENDENT),
+        blocked: _stored(blocked, links(blocked, set()), tcp_fallback=True),
+    }
+    network = controller.create_network("home", now=1.0)
+    view = paths_view(network, _members(*everyone), reports, 110.0)
+    flags = {int(m["address"], 16): m["flag"] for m in view["members"]}
+    assert flags == {cone1: None, cone2: None, sym: "symmetric_nat", blocked: "tcp_only"}
+    assert view["members"][2]["flag_why"] == (
+        "m2: not DIRECT with 3 of 3: is behind a symmetric NAT (a new port per destination); "
+        "forward a UDP port to it, or relay is the best there is"
+    )
+    # A pair blamed on nobody (silent drops) can be anyone's doing: flagged with it.
+    quiet = {
+        cone1: _stored(cone1, links(cone1, set())),
+        cone2: _stored(cone2, links(cone2, set())),
+    }
+    view = paths_view(network, _members(cone1, cone2), quiet, 110.0)
+    assert [m["flag"] for m in view["members"]] == ["filtered", "filtered"]
+    assert view["pairs"][0]["why"] == "probes get no answer: a firewall drops them"
