@@ -3,7 +3,7 @@
     ztui [--home DIR | --api unix:PATH | --api http://127.0.0.1:PORT [--token T]]
                                                        (no command: the console, app.py)
          --version
-         info | peers | ping ADDR [-c N] [-i S] [--timeout S] | netcheck
+         info | peers | ping TARGET [-c N] [-i S] [--timeout S] | netcheck
          networks | join NWID [--allow-global] [--allow-default] [--no-allow-managed]
          leave NWID | set NWID KEY=VALUE...
          net create NAME [--pool P] [--route R] [--public] [--mtu N] [--mss M] [--preset P]
@@ -12,6 +12,9 @@
          member NWID ADDR [--name N] [--ip IP]... [--no-ips] [--bridge | --no-bridge]
                                                                   (each with --json)
          demo [--no-console] [--keep-running-seconds N] [--loopback]   (console/demo.py)
+
+`ping`'s TARGET is an address, or a member's name or overlay IP as `ztui peers` shows
+them (the names this node's networks' configs give its peers): exactly one peer must match.
 
 The member-side commands live in commands/networks.py, the controller's in
 commands/controller.py. With no --home or --api, the node is the system one if its socket
@@ -26,12 +29,20 @@ too (`ztui COMMAND --help` has the rest).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from overlay_core.api.schema import VERSION, EchoJson
+from overlay_core.api.schema import (
+    VERSION,
+    EchoJson,
+    PeerJson,
+    PeerNameJson,
+    check_address_text,
+)
 
 from . import demo, render
 from .client import ApiClient, ApiError
@@ -47,7 +58,6 @@ from .commands.common import (
     ascii_number,
     check_ids,
 )
-from .commands.common import address as _address
 from .commands.common import print_json as _print_json
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -91,7 +101,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     info = sub.add_parser("info", parents=common, help="this node: address, state, roots, NAT")
     peers = sub.add_parser("peers", parents=common, help="known peers, their links and paths")
     ping = sub.add_parser("ping", parents=common, help="overlay echo to a peer, like ping")
-    ping.add_argument("address", help="10-hex-digit node address")
+    # Not "address": check_ids would refuse a name before the daemon could resolve it.
+    ping.add_argument(
+        "target", metavar="TARGET", help="a node address, or a peer's member name or overlay IP"
+    )
     ping.add_argument("-c", "--count", type=_positive_int, default=4, help="echoes (default 4)")
     ping.add_argument(
         "-i", "--interval", type=_positive_float, default=1.0, help="seconds between echoes"
@@ -171,8 +184,63 @@ def cmd_netcheck(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def ping_target(text: str, peers: Sequence[PeerJson]) -> str:
+    """The address `ztui ping TARGET` echoes. An address is taken as it is (known or not:
+    the roots may know it); otherwise exactly one peer must hold `text` as an overlay IP,
+    or as its name in some network (exact case first, then any case). UsageError otherwise:
+    none or several match."""
+    try:
+        return check_address_text(text)
+    except ValueError:
+        pass
+    wanted = text.strip()
+    ip = _ip(wanted)
+    if ip is not None:
+        found = _peers_where(peers, lambda entry: any(_ip(x) == ip for x in entry["ips"]))
+        what, hint = f"the overlay IP {ip}", ""
+    else:
+        found = _peers_where(peers, lambda entry: entry["name"].strip() == wanted)
+        if not found:  # `ztui ping NAS` for "nas": unless some peer is called "NAS"
+            folded = wanted.casefold()
+            found = _peers_where(peers, lambda e: e["name"].strip().casefold() == folded)
+        # It may be a mistyped address as well as an unknown name: say what an address is.
+        what, hint = f"the name {wanted!r}", "an address is 10 hex digits; "
+    addresses = sorted({address for address, _ in found})
+    if not addresses:
+        raise UsageError(
+            f"no peer has {what} ({hint}`ztui peers` lists the names and IPs this node knows)"
+        )
+    if len(addresses) > 1:
+        where = ", ".join(f"{a} in {render.printable(n)}" for a, n in sorted(found))
+        raise UsageError(f"{len(addresses)} peers have {what}: {where}; ping one by its address")
+    return addresses[0]
+
+
+def _peers_where(
+    peers: Sequence[PeerJson], match: Callable[[PeerNameJson], bool]
+) -> set[tuple[str, str]]:
+    """(address, network name) of each peer whose name entry in a network matches."""
+    return {
+        (peer["address"], entry["network"] or entry["nwid"])
+        for peer in peers
+        for entry in peer.get("names", [])
+        if match(entry)
+    }
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an IP address (a config's "10.147.17.2/24" too), None if it is not one."""
+    try:
+        return ipaddress.ip_address(text.split("/", 1)[0])
+    except ValueError:
+        return None
+
+
 def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
-    address = _address(args.address)
+    peers = client.peers()
+    address = ping_target(args.target, peers)
+    # The name the pongs carry; "" for a peer known by address only (a root, a stranger).
+    label = next((render.peer_label(p) for p in peers if p["address"] == address), "")
     replies: list[EchoJson | None] = []
     try:
         for index in range(args.count):
@@ -181,9 +249,9 @@ def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
             replies.append(reply)
             if not args.json:
                 if reply is not None:
-                    print(render.pong_line(reply), flush=True)
+                    print(render.pong_line(reply, label), flush=True)
                 else:
-                    print(f"no reply from {address} within {args.timeout:g} s", flush=True)
+                    print(f"no reply from {label or address} within {args.timeout:g} s", flush=True)
             if index + 1 < args.count:
                 time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
@@ -202,7 +270,7 @@ def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
             }
         )
     else:
-        print("\n".join(render.ping_summary(address, len(replies), rtts)))
+        print("\n".join(render.ping_summary(address, len(replies), rtts, label)))
     return EXIT_OK if rtts else EXIT_FAIL
 
 

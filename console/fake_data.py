@@ -136,6 +136,26 @@ def peer(
     }
 
 
+def peer_names(state: FakeState, address: str) -> list[PeerNameJson]:
+    """What the daemon's /peers says `address` is called: its name and IPs in each network
+    this node has joined (and has a config for) that lists it as an authorized member. The
+    fake knows rosters only of the networks it hosts, so only those name peers."""
+    names: list[PeerNameJson] = []
+    for nwid in sorted(state.networks):
+        joined = state.networks[nwid]
+        found = state.members.get(nwid, {}).get(address)
+        if joined["state"] == "OK" and found is not None and found["authorized"]:
+            names.append(
+                {
+                    "nwid": nwid,
+                    "network": joined["name"] or "",
+                    "name": found["name"],
+                    "ips": list(found["ips"]),
+                }
+            )
+    return names
+
+
 def relay_reason(
     summary: str,
     learned: dict[str, str],

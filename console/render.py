@@ -3,7 +3,8 @@
 The layouts follow `zerotier-cli` where it has an equivalent (`info`, `peers`,
 `listnetworks`), so people who know that tool read these at a glance; what it lacks (why a
 peer is relayed, why a network has no config yet, which path an echo came back on) is added
-on indented lines or at the end of a line.
+on indented lines or at the end of a line: a peer's name and overlay IP, for one, end its
+`ztui peers` line.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from overlay_core.api.schema import (
     NetcheckJson,
     NetworkJson,
     PeerJson,
+    PeerNameJson,
     StatusJson,
 )
 
-PEER_COLUMNS = ("ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH")
+PEER_COLUMNS = ("ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH", "NAME")
 NETWORK_COLUMNS = ("NWID", "NAME", "STATUS", "TYPE", "DEV", "MAC", "MTU", "MSS", "ADDRESSES")
 CONTROLLER_COLUMNS = ("NWID", "NAME", "TYPE", "MEMBERS", "PENDING", "MTU", "MSS", "POOLS")
 MEMBER_COLUMNS = ("", "ADDRESS", "STATE", "NAME", "IPS", "BRIDGE", "SEEN", "VERSION")
@@ -80,6 +82,42 @@ def info_lines(status: StatusJson) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- peers and ping
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (a newline, the ESC that starts a
+    terminal escape sequence, a right-to-left override) shown as "?". Member names are
+    typed by a controller's admin and reach every member: printed as they are, one could
+    move the cursor, recolour the terminal or forge a line of output."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def name_label(entry: PeerNameJson) -> str:
+    """One network's name for a peer as people say it: `nas (10.147.17.22)` with its first
+    overlay IP, the name alone without one, the IP alone when the admin gave no name."""
+    name = printable(entry["name"].strip())
+    ip = printable(entry["ips"][0]) if entry["ips"] else ""
+    if name and ip:
+        return f"{name} ({ip})"
+    return name or ip
+
+
+def peer_label(peer: PeerJson) -> str:
+    """The label of the first network that names the peer (networks in nwid order), else
+    of the first that gives it an IP; "" for a root or a stranger, known by address only.
+    .get: a daemon from before names has none to give."""
+    entries = peer.get("names", [])
+    named = [e for e in entries if e["name"].strip()] or [e for e in entries if e["ips"]]
+    return name_label(named[0]) if named else ""
+
+
+def peer_labels(peer: PeerJson) -> list[str]:
+    """Every distinct label the peer has, one per network that gives it a name or IP."""
+    labels = [name_label(e) for e in peer.get("names", [])]
+    return list(dict.fromkeys(label for label in labels if label))
+
+
 def _peer_row(peer: PeerJson) -> tuple[str, ...]:
     latency = peer["latency"]
     rtt = latency["smoothed_ms"] if latency["smoothed_ms"] is not None else latency["last_ms"]
@@ -92,6 +130,7 @@ def _peer_row(peer: PeerJson) -> tuple[str, ...]:
         ago(peer["last_send_ago_s"]),
         ago(peer["last_receive_ago_s"]),
         peer["preferred_path"] or "-",
+        ", ".join(peer_labels(peer)) or "-",
     )
 
 
@@ -113,19 +152,28 @@ def peers_lines(peers: Sequence[PeerJson]) -> list[str]:
     return lines
 
 
-def pong_line(reply: EchoJson) -> str:
+def who(address: str, label: str) -> str:
+    """A peer in a line of output: `3a91c4e7f2 nas (10.147.17.22)`, or the address alone."""
+    return f"{address} {label}" if label else address
+
+
+def pong_line(reply: EchoJson, label: str = "") -> str:
+    """`pong from nas (10.147.17.22): 1.2 ms via 192.168.1.23:9993 (DIRECT)`, as ping(8)
+    says `from nas (10.147.17.22)`: `label` is the peer's (peer_label); the address stands
+    in for a peer without one. The statistics line under the pongs names both."""
     via = f"{reply['link']} through root {reply['relay']}" if reply["relay"] else reply["link"]
-    return f"pong from {reply['peer']}: {reply['rtt_ms']:.1f} ms via {reply['endpoint']} ({via})"
+    peer = label or reply["peer"]
+    return f"pong from {peer}: {reply['rtt_ms']:.1f} ms via {reply['endpoint']} ({via})"
 
 
-def ping_summary(address: str, sent: int, rtts_ms: Sequence[float]) -> list[str]:
+def ping_summary(address: str, sent: int, rtts_ms: Sequence[float], label: str = "") -> list[str]:
     received = len(rtts_ms)
     loss = 100.0 * (sent - received) / sent if sent else 0.0
     line = f"{sent} sent, {received} received, {loss:.0f}% loss"
     if rtts_ms:
         avg = sum(rtts_ms) / received
         line += f", rtt min/avg/max {min(rtts_ms):.1f}/{avg:.1f}/{max(rtts_ms):.1f} ms"
-    return [f"--- {address} ping statistics ---", line]
+    return [f"--- {who(address, label)} ping statistics ---", line]
 
 
 # --------------------------------------------------------------------------- netcheck

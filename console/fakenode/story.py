@@ -31,6 +31,7 @@ from ..fake_data import (
     network,
     path,
     peer,
+    peer_names,
     relay_reason,
     status,
     total_counters,
@@ -42,7 +43,8 @@ from ..fake_data import (
 def sample_state(seed: int = 0) -> FakeState:
     """This node 8056c2e21c, a NAS behind a cone NAT: two roots, a laptop DIRECT on the LAN,
     a phone RELAY behind a symmetric NAT, an off-site box over TCP, a desktop that stopped
-    answering; it hosts `home` (3 members, the phone pending) and waits for `office`."""
+    answering; it hosts `home` (3 members, the phone pending; the laptop is named there)
+    and waits for `office`."""
     del seed  # the story has no random parts; large_state() uses its seed
     now = EPOCH
     phone_ports = ("100.64.12.9:40123", "100.64.12.9:40877")
@@ -175,6 +177,10 @@ def sample_state(seed: int = 0) -> FakeState:
             physical="192.168.1.23:9993",
         ),
     }
+    # As the daemon's /peers does: the laptop is named by home's config; the phone, still
+    # pending, is not in it yet; roots and the other peers are known by address only.
+    for address, item in state.peers.items():
+        item["names"] = peer_names(state, address)
 
     history = [
         (86_390, "peer", f"{ROOT_A}: new, DIRECT", {"peer": ROOT_A}),

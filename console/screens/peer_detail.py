@@ -1,6 +1,6 @@
-"""The peer detail screen (Enter on a peer): every path, a latency sparkline, why it is
-relayed in plain words, and the actions that help: ping through the overlay, retry a
-direct path, probe the path MTU.
+"""The peer detail screen (Enter on a peer): its name and overlay IPs in each network, every
+path, a latency sparkline, why it is relayed in plain words, and the actions that help:
+ping through the overlay, retry a direct path, probe the path MTU.
 
 It shows what the app's pollers already fetched (the store), so opening it costs no
 request; only the actions call the API. The ping log sits under the scrolling part, so at
@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Sparkline, Static
 
-from overlay_core.api.schema import PathJson, PeerJson
+from overlay_core.api.schema import PathJson, PeerJson, PeerNameJson
 
 from .. import fmt, render
 from ..client import ApiError
@@ -71,17 +72,30 @@ def path_cells(path: PathJson) -> tuple[Cell, ...]:
     )
 
 
+def name_line(entry: PeerNameJson) -> str:
+    """`in home (8056c2e21c000001) as nas: 10.147.17.22, fd00::22`, as markup. The name
+    comes from a controller's admin: escaped, so "[b]" in it is shown, not obeyed."""
+    network = escape(render.printable(entry["network"])) or "a network"
+    name = escape(render.printable(entry["name"].strip()))
+    ips = escape(", ".join(render.printable(ip) for ip in entry["ips"])) or "no IP"
+    as_name = f" as [b]{name}[/b]" if name else ", no name"
+    return f"in {network} ({entry['nwid']}){as_name}: {ips}"
+
+
 def summary_text(peer: PeerJson) -> str:
+    """Who the peer is (its name in each network both are in), its link, and totals."""
     counters = peer["counters"]
     session = fmt.ago(peer["session_age_s"]) if peer["session_age_s"] is not None else "none"
-    return (
+    lines = [
         f"[b]{peer['address']}[/b]  {peer['role']}  version {peer['version'] or '-'}  "
         f"link [b]{peer['link']}[/b]  latency {fmt.ms(peer_latency_ms(peer))}"
-        f"  jitter {fmt.ms(peer['latency']['jitter_ms'])}\n"
+        f"  jitter {fmt.ms(peer['latency']['jitter_ms'])}",
+        *(name_line(entry) for entry in peer.get("names", [])),
         f"preferred path {peer['preferred_path'] or '-'}  session {session}, "
         f"{peer['rekeys']} rekeys  sent {fmt.bytes_count(counters.get('tx_bytes', 0))}  "
-        f"received {fmt.bytes_count(counters.get('rx_bytes', 0))}"
-    )
+        f"received {fmt.bytes_count(counters.get('rx_bytes', 0))}",
+    ]
+    return "\n".join(lines)
 
 
 def reason_text(peer: PeerJson) -> str | None:
@@ -176,8 +190,13 @@ class PeerScreen(Screen[None]):
     def action_ping(self) -> None:
         log = self.query_one("#ping-log", RichLog)
         log.add_class("-active")
-        log.write(f"ping {self.address} through the overlay:")
+        log.write(f"ping {render.who(self.address, self._label())} through the overlay:")
         self._ping()
+
+    def _label(self) -> str:
+        """The peer's name and IP for the ping log; "" while it has none (or is gone)."""
+        peer = self.ztui.store.peers.get(self.address)
+        return render.peer_label(peer) if peer is not None else ""
 
     @work(exclusive=True, group="ping")
     async def _ping(self) -> None:
@@ -195,10 +214,10 @@ class PeerScreen(Screen[None]):
                 self.post_message(self.PingLine(f"no reply within {PING_TIMEOUT_S:g} s"))
             else:
                 rtts.append(reply["rtt_ms"])
-                self.post_message(self.PingLine(render.pong_line(reply)))
+                self.post_message(self.PingLine(render.pong_line(reply, self._label())))
             if index + 1 < PING_COUNT:
                 await asyncio.sleep(self.ztui.intervals.ping_s)
-        for line in render.ping_summary(self.address, sent, rtts):
+        for line in render.ping_summary(self.address, sent, rtts, self._label()):
             self.post_message(self.PingLine(line))
 
     @on(PingLine)

@@ -1,7 +1,10 @@
-"""Tab 1, Peers: every peer with its link, latency and traffic, live; Enter opens one.
+"""Tab 1, Peers: every peer with its name, link, latency and traffic, live; Enter opens one.
 
-Rows are keyed by address. `s` cycles the sort column, `/` filters on any visible text
-(and the relay reason, so `/symmetric` finds the peers a symmetric NAT keeps relayed).
+Rows are keyed by address. The NAME column shows what the networks' configs call a member
+peer, with its first overlay IP (`nas (10.147.17.22)`), so nobody has to remember which
+10 hex digits are the NAS; a root or a stranger has none. `s` cycles the sort column, `/`
+filters on any visible text (and every name and IP, and the relay reason, so `/symmetric`
+finds the peers a symmetric NAT keeps relayed).
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ from textual.widgets import DataTable, Static
 
 from overlay_core.api.schema import PeerJson
 
-from .. import fmt
+from .. import fmt, render
 from ..live import LiveStore, peer_latency_ms
 from ..widgets.base import LiveView, show
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, Column, KeyedTable
 
-# The address is the peer's identity: never cut. At 80 columns the least important
-# columns are dropped whole; Enter shows the peer in full.
+# The address is the peer's identity: never cut. Its name is how people know it: every
+# other column is dropped before it is cut (`fit`). At 80 columns the least important
+# columns are dropped whole; Enter shows the peer in full, with its name in each network.
 COLUMNS = [
     Column("address", "ADDRESS"),
+    Column("name", "NAME", fit=True),
     Column("link", "LINK", priority=1),
     Column("latency", "LATENCY", priority=2),
     Column("tx", "TX/s", priority=3),
@@ -47,6 +52,11 @@ SORTS: list[tuple[str, SortKey]] = [
     ("traffic", lambda p, s: (-(s.peer_rates.rate(p["address"]).total_bps or 0), p["address"])),
     ("last rx", lambda p, s: (_or_far(p["last_receive_ago_s"]), p["address"])),
     ("role", lambda p, s: (p["role"], p["address"])),
+    # Named peers first, A to Z; roots and strangers after them, by address.
+    (
+        "name",
+        lambda p, s: (not render.peer_label(p), render.peer_label(p).casefold(), p["address"]),
+    ),
 ]
 
 
@@ -58,6 +68,7 @@ def peer_cells(peer: PeerJson, store: LiveStore) -> tuple[Cell, ...]:
     rate = store.peer_rates.rate(peer["address"])
     return (
         peer["address"],
+        render.peer_label(peer),
         fmt.link(peer["link"]),
         fmt.ms(peer_latency_ms(peer)),
         fmt.rate(rate.tx_bps),
@@ -75,6 +86,8 @@ def peer_matches(peer: PeerJson, text: str) -> bool:
     haystack = " ".join(
         [
             peer["address"],
+            # every name and every IP, not just the first IP the NAME column shows
+            *(f"{e['name']} {' '.join(e['ips'])}" for e in peer.get("names", [])),
             peer["link"],
             peer["role"],
             peer["version"] or "",
@@ -110,7 +123,9 @@ class PeersView(LiveView):
 
     def compose(self) -> ComposeResult:
         yield PeersTable(COLUMNS, id="peers-table")
-        yield FilterBar("filter peers: address, link, role, path, relay reason", id="peers-filter")
+        yield FilterBar(
+            "filter peers: address, name, IP, link, role, path, relay reason", id="peers-filter"
+        )
         yield Static(id="peers-summary", classes="summary")
 
     @property

@@ -12,7 +12,10 @@ last gets cut mid-word, so two 16-digit network ids or two TAP names that differ
 the end look the same. Each Column has a priority instead: the table shows whole columns,
 most important first, and drops the ones that do not fit (priority 0, the identifiers,
 always stays). A column may cap its width (`max_width`), and one may be `flex`: it takes
-what is left, down to FLEX_MIN_WIDTH. Cut cells end in "…", so a cut is never silent.
+what is left, down to FLEX_MIN_WIDTH. A `fit` column (a peer's name) is never dropped and
+is shown whole while dropping other columns can make room; only when the never-dropped
+columns alone are wider than the table is it cut, to what they leave it. Cut cells end in
+"…", so a cut is never silent.
 The fit is worked out again only when the table is resized or a column's widest cell
 grows; that rebuilds the table once, never on a poll that changes nothing.
 """
@@ -41,13 +44,15 @@ ELLIPSIS = "…"
 @dataclass(frozen=True, slots=True)
 class Column:
     """One column. `priority` 0 is never dropped (identifiers: keep them whole); higher
-    numbers are dropped first when the table is too narrow."""
+    numbers are dropped first when the table is too narrow. `fit` (priority 0 only): cut
+    to the room the other never-dropped columns leave, rather than run off the edge."""
 
     key: str
     label: str
     priority: int = 0
     max_width: int | None = None
     flex: bool = False
+    fit: bool = False
 
 
 def _plain(cell: Any) -> str:
@@ -94,8 +99,11 @@ class KeyedTable(DataTable[Cell]):
         self._specs = [c if isinstance(c, Column) else Column(*c) for c in columns]
         self._key_columns = tuple(key_columns or [self._specs[0].key])
         for spec in self._specs:
-            if spec.key in self._key_columns and (spec.priority or spec.max_width or spec.flex):
+            cuttable = spec.max_width or spec.flex or spec.fit
+            if spec.key in self._key_columns and (spec.priority or cuttable):
                 raise ValueError(f"key column {spec.key!r} must be shown whole (priority 0)")
+            if spec.fit and (spec.priority or spec.flex):
+                raise ValueError(f"fit column {spec.key!r} is never dropped (priority 0)")
         self._cells: dict[str, tuple[Cell, ...]] = {}
         # Widest cell seen per column, uncut. DataTable's own content_width lags (it is
         # measured when idle, and a hidden tab is never idle), so it cannot tell _measure.
@@ -269,6 +277,12 @@ class KeyedTable(DataTable[Cell]):
                 room = width - used + need(spec) - pad
                 limit = room if spec.max_width is None else min(room, spec.max_width)
                 caps[spec.key] = max(limit, need(spec) - pad)
+            elif spec.fit and used > width:
+                # Only the never-dropped columns are left (the loop above added nothing
+                # once they overflowed): this one gets what the others leave it.
+                room = width - (used - need(spec)) - pad
+                cap = max(room, cell_len(spec.label), 1)
+                caps[spec.key] = cap if spec.max_width is None else min(cap, spec.max_width)
         return [s.key for s in self._specs if s.key in chosen], caps
 
     def _refit(self, rows: Sequence[Row] | None = None) -> bool:

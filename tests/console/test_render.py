@@ -86,6 +86,7 @@ def test_peers_table_has_a_reason_line_for_relayed_peers() -> None:
         "0.4s",
         "65s",
         "10.1.0.2:9993",
+        "-",  # NAME: a root has none (tests/console/test_names.py has peers that do)
     ]
     assert lines[2].split()[:5] == ["3a0b1c2d3e", "0.1.0", "LEAF", "-", "RELAY"]
     assert lines[3] == "    relay because: both sides behind symmetric NAT"

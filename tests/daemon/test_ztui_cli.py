@@ -66,13 +66,25 @@ def test_version_is_the_packages() -> None:
     assert overlayd.stdout.split() == ["overlayd", __version__]
 
 
-def test_mistyped_address_is_usage_error(short_tmp: Path) -> None:
-    """`ztui ping nothex` exits 2 with one line, before trying to reach any daemon."""
-    result = ztui_sync("--home", str(short_tmp), "ping", "nothex")
-    assert result.returncode == 2
+async def test_mistyped_address_is_usage_error(overlay: LoopbackOverlay) -> None:
+    """`ztui ping nothex` exits 2 with one line saying what an address is. `ping` also
+    takes a peer's name, so the node is asked first whether a peer is called that."""
+    await overlay.add_root()
+    leaf = await overlay.add_leaf("leaf")
+    code, out, err = await ztui("--home", str(leaf.home.path), "ping", "nothex")
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "10 hex digits" in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_a_name_to_ping_with_no_daemon_says_it_is_not_running(short_tmp: Path) -> None:
+    """Without a node nobody can say whether "nas" is a peer's name: the one-line 'not
+    running' error, exit 1, as for any command that needs the node."""
+    result = ztui_sync("--home", str(short_tmp), "ping", "nas")
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "10 hex digits" in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and "overlayd is not running" in lines[0], result.stderr
 
 
 @pytest.mark.parametrize("command", ["info", "doctor"])
@@ -120,7 +132,9 @@ async def test_info_and_peers_text(overlay: LoopbackOverlay) -> None:
     code, out, err = await ztui("--home", str(leaf.home.path), "peers")
     assert code == 0, err
     header, *rows = out.splitlines()
-    assert header.split() == ["ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH"]
+    assert header.split() == [
+        "ADDRESS", "VER", "ROLE", "LAT", "LINK", "LASTTX", "LASTRX", "PATH", "NAME"
+    ]  # fmt: skip
     assert any(row.startswith(root.identity.address_text) and "ROOT" in row for row in rows)
 
 
