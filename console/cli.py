@@ -34,11 +34,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from overlay_core.api.schema import (
     VERSION,
     EchoJson,
+    NetworkJson,
     PeerJson,
     PeerNameJson,
     check_address_text,
@@ -184,11 +185,14 @@ def cmd_netcheck(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def ping_target(text: str, peers: Sequence[PeerJson]) -> str:
+def ping_target(text: str, peers: Sequence[PeerJson], networks: Sequence[NetworkJson] = ()) -> str:
     """The address `ztui ping TARGET` echoes. An address is taken as it is (known or not:
     the roots may know it); otherwise exactly one peer must hold `text` as an overlay IP,
     or as its name in some network (exact case first, then any case). UsageError otherwise:
-    none or several match."""
+    none or several match. Members of joined `networks` count as peers here even before
+    this node has talked to them: their configs name them (`roster`), and pinging one is
+    how a conversation starts."""
+    peers = [*peers, *_roster_peers(networks, {p["address"] for p in peers})]
     try:
         return check_address_text(text)
     except ValueError:
@@ -216,6 +220,25 @@ def ping_target(text: str, peers: Sequence[PeerJson]) -> str:
     return addresses[0]
 
 
+def _roster_peers(networks: Sequence[NetworkJson], known: set[str]) -> list[PeerJson]:
+    """The members the joined networks' configs name that are not peers yet, shaped as
+    peers with only `address` and `names`, which is all ping_target reads."""
+    out: dict[str, list[PeerNameJson]] = {}
+    for network in networks:
+        for entry in network.get("roster", []):
+            if entry["address"] in known:
+                continue
+            out.setdefault(entry["address"], []).append(
+                {
+                    "nwid": network["nwid"],
+                    "network": network["name"] or "",
+                    "name": entry["name"],
+                    "ips": list(entry["ips"]),
+                }
+            )
+    return [cast(PeerJson, {"address": a, "names": names}) for a, names in sorted(out.items())]
+
+
 def _peers_where(
     peers: Sequence[PeerJson], match: Callable[[PeerNameJson], bool]
 ) -> set[tuple[str, str]]:
@@ -238,9 +261,15 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
     peers = client.peers()
-    address = ping_target(args.target, peers)
+    networks: list[NetworkJson] = []
+    try:
+        check_address_text(args.target)
+    except ValueError:  # a name or IP: members not yet talked to are in the configs
+        networks = client.networks()
+    address = ping_target(args.target, peers, networks)
     # The name the pongs carry; "" for a peer known by address only (a root, a stranger).
-    label = next((render.peer_label(p) for p in peers if p["address"] == address), "")
+    everyone = [*peers, *_roster_peers(networks, {p["address"] for p in peers})]
+    label = next((render.peer_label(p) for p in everyone if p["address"] == address), "")
     replies: list[EchoJson | None] = []
     try:
         for index in range(args.count):

@@ -223,6 +223,7 @@ def network(nwid: str, address: str, *, state: str = "REQUESTING_CONFIGURATION")
         },
         "counters": {},
         "rule_drops": [],
+        "roster": [],
         "port_counters": {
             "frames_read": 0,
             "bytes_read": 0,

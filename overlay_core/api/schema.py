@@ -310,6 +310,13 @@ class NetworkJson(TypedDict):
     counters: dict[str, int]
     rule_drops: list[RuleDropsJson]
     port_counters: PortCountersJson | None
+    roster: list[RosterEntryJson]  # the members the config names, contacted or not
+
+
+class RosterEntryJson(TypedDict):
+    address: str
+    name: str
+    ips: list[str]
 
 
 class LeftJson(TypedDict):
@@ -427,6 +434,15 @@ class PathsJson(TypedDict):
     pairs: list[PathPairJson]
     pairs_total: int  # before ?limit=
     links: dict[str, int]  # pairs per link
+
+
+# A pair's link words, best first (api/paths.py BADNESS), for the console and its fake.
+PATH_LINKS = ("DIRECT", "UNKNOWN", "RELAY", "TCP", "NONE")
+# Reason words of PathSideJson (proto/report.py REASONS) and PathPairJson (api/paths.py).
+PATH_REASONS = (
+    *("tcp_only", "not_introduced", "direct_lost", "symmetric_local", "symmetric_peer"),
+    *("router_answers", "unreachable", "filtered", "symmetric_nat", "no_contact"),
+)
 
 
 class DeletedJson(TypedDict):
@@ -645,4 +661,8 @@ def network_to_json(
         "counters": dict(network.counters),
         "rule_drops": [{"rule": rule, "drops": count} for rule, count in network.rule_drops],
         "port_counters": port_counters,
+        "roster": [
+            {"address": address, "name": name, "ips": list(ips)}
+            for address, name, ips in network.roster
+        ],
     }

@@ -298,6 +298,8 @@ class NetworkStatus:
     settings: dict[str, object]
     counters: dict[str, int]
     rule_drops: list[tuple[str, int]]
+    # (address, name, overlay IPs) of each member the config names (`ztui ping nas`)
+    roster: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from .effects import (
     PeerName,
 )
 from .ethernet import format_mac
-from .identity import Identity
+from .identity import Identity, format_address
 from .netconf import (
     COM_MAX_DELTA_S,
     CertificateOfMembership,
@@ -523,6 +523,10 @@ class Memberships:
                     ),
                     settings=network.settings.to_json(),
                     counters=dict(network.counters),
+                    roster=[
+                        (format_address(m.address), m.name, list(m.ips))
+                        for m in (config.member_info if config is not None else ())
+                    ],
                     rule_drops=[
                         (getattr(rule, "name", f"rule {i}"), count)
                         for i, (rule, count) in enumerate(

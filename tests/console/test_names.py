@@ -11,11 +11,21 @@ from textual.app import App, ComposeResult
 from console import render
 from console.cli import UsageError, ping_target
 from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP, OFFICE_NWID, PHONE, ROOT_A, path, peer
+from console.fake_data import (
+    HOME_NWID,
+    LAPTOP,
+    NODE,
+    OFFICE_NWID,
+    PHONE,
+    ROOT_A,
+    network,
+    path,
+    peer,
+)
 from console.screens.peer_detail import PeerScreen, name_line
 from console.screens.peers import SORTS, peer_matches
 from console.widgets.keyed_table import Column, KeyedTable
-from overlay_core.api.schema import EchoJson, PeerJson, PeerNameJson
+from overlay_core.api.schema import EchoJson, NetworkJson, PeerJson, PeerNameJson
 
 from .conftest import loaded, make_app, second_poll, wait_for
 from .test_app import text_of
@@ -356,3 +366,23 @@ def test_a_fit_column_must_be_one_that_is_never_dropped() -> None:
         KeyedTable([Column("id", "ID"), Column("name", "NAME", priority=2, fit=True)])
     with pytest.raises(ValueError, match="shown whole"):
         KeyedTable([Column("id", "ID", fit=True)])
+
+
+def test_ping_target_finds_a_member_not_yet_talked_to_in_the_networks_rosters() -> None:
+    """Right after joining, /peers lists only roots: `ztui ping nas` still works, because
+    the network's config names every member (the network's `roster`); a peer entry wins
+    over the roster when both exist, and a name in two rosters for two members is refused."""
+    home = fake_network(HOME_NWID, "home", [("1111111111", "printer", ["10.147.17.30"])])
+    lab = fake_network(LAB_NWID, "lab", [("2222222222", "printer", ["10.147.18.30"])])
+    assert ping_target("printer", [ROOT], [home]) == "1111111111"
+    assert ping_target("10.147.17.30", [ROOT], [home]) == "1111111111"
+    assert ping_target("nas", [ROOT, NAS_PEER], [home]) == NAS
+    with pytest.raises(UsageError, match="2 peers have the name 'printer'"):
+        ping_target("printer", [ROOT], [home, lab])
+
+
+def fake_network(nwid: str, name: str, roster: list[tuple[str, str, list[str]]]) -> NetworkJson:
+    joined = network(nwid, NODE, state="OK")
+    joined["name"] = name
+    joined["roster"] = [{"address": a, "name": n, "ips": ips} for a, n, ips in roster]
+    return joined

@@ -106,6 +106,32 @@ async def test_peers_and_ping_by_name_and_ip(named: Named) -> None:
     )
 
 
+async def test_ping_by_name_reaches_a_member_never_talked_to(
+    tap_overlay: LoopbackOverlay,
+) -> None:
+    """Right after joining, a's /peers knows only the root; `ztui ping nas` still reaches b:
+    the network's config names every member (GET /networks' roster), and the first echo
+    is what starts the conversation."""
+    async with story(tap_overlay) as s:
+        nas = s.b.identity.address_text
+        await s.approve(s.a)
+        await s.approve(s.b)
+        code, _, err = await ztui("--home", str(s.ctl.home.path), "member", s.nwid, nas,
+                                  "--name", "nas")  # fmt: skip
+        assert code == 0, err
+
+        async def a_has_the_roster() -> bool:
+            network = (await s.api["a"].get(f"/networks/{s.nwid}")).json()
+            return any(e["name"] == "nas" for e in network.get("roster", []))
+
+        await until(a_has_the_roster, CONFIG_S, "a's config names nas")
+        peers = (await s.api["a"].get("/peers")).json()
+        assert nas not in {p["address"] for p in peers}, "a has talked to b already"
+        code, out, err = await ztui("--home", str(s.a.home.path), "ping", "nas", "-c", "1")
+        assert code == 0, out + err
+        assert out.startswith("pong from nas ("), out
+
+
 # --------------------------------------------------------------------------- the console
 
 
