@@ -7,10 +7,12 @@ measured in the same run.
 (a) One poll of every row: FakeNode ticks one second (all latencies, counters and "seen"
     ages move), the poll result is posted to the app as its poller would post it, and the
     clock runs until the frame showing it has been rendered to terminal bytes: 500 peers
-    on the Peers tab, then 200 members on the Members tab. Median and p90 over --updates
-    updates, in wall and CPU milliseconds, with the number of cells that changed. The
-    baseline is the same poll with nothing changed (the node did not tick): every cell
-    compared, and no frame to draw.
+    on the Peers tab, then 200 members on the Members tab, then the Paths screen of a
+    network of --members members (FakeNode.mesh: the worst sync.PATHS_LIMIT of its
+    pairs as a list, and every member, whose report ages move). Median and p90 over
+    --updates updates, in wall and CPU milliseconds, with the number of cells that
+    changed. The baseline is the same poll with nothing changed (the node did not tick):
+    every cell compared, and no frame to draw.
 (b) CPU while idle: the real app headless at 120x40, polling the large fake as it always
     does, the node unchanged, for --idle-s seconds: CPU seconds per second of this process
     (which also serves the fake API). Baseline: a bare Textual App with one Static.
@@ -55,8 +57,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.app import ZtuiApp
 from console.fake import FakeNode
+from console.fakenode.paths import MESH_NWID
 from console.messages import HostedPolled, NodePolled
-from console.sync import Intervals
+from console.screens.paths import PathsScreen
+from console.sync import PATHS_LIMIT, Intervals
 from console.widgets.keyed_table import KeyedTable
 from overlay_core.testing.processes import stop_processes
 
@@ -149,17 +153,51 @@ def large_app(node: FakeNode, intervals: Intervals) -> ZtuiApp:
     return app
 
 
-def count_cells(table: KeyedTable) -> list[int]:
-    """A one-element counter of update_cell calls on `table` (changed cells)."""
+def count_cells(*tables: KeyedTable) -> list[int]:
+    """A one-element counter of update_cell calls on `tables` (changed cells)."""
     counter = [0]
-    update = table.update_cell
+    for table in tables:
+        update = table.update_cell
 
-    def counted(*args: Any, **kwargs: Any) -> None:
-        counter[0] += 1
-        update(*args, **kwargs)
+        def counted(*args: Any, _update: Any = update, **kwargs: Any) -> None:
+            counter[0] += 1
+            _update(*args, **kwargs)
 
-    table.update_cell = counted  # type: ignore[method-assign]
+        table.update_cell = counted  # type: ignore[method-assign]
     return counter
+
+
+def move_time(node: FakeNode) -> None:
+    """One second on the fake: peers' latencies, counters and receive times move, path
+    reports age (and some come again), and each member was seen again lately."""
+    node.tick(1.0)
+    for listed in node.state.members.values():
+        for record in listed.values():
+            record["last_seen"] = round(node.now - node.rng.uniform(0, 60), 3)
+
+
+async def measure(
+    app: ZtuiApp,
+    meter: FrameMeter,
+    node: FakeNode,
+    poll: Callable[[], Any],
+    tables: tuple[KeyedTable, ...],
+    tick: bool,
+) -> tuple[float, float, int]:
+    """One poll result posted to the app, to the end of the frame that shows it."""
+    if tick:
+        move_time(node)
+    message = await poll()  # fetched beforehand: the API's cost is not the console's
+    cells = count_cells(*tables)
+    frames = meter.frames
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    handled: list[tuple[float, float]] = []
+    app.post_message(message)
+    # Queued behind the poll result: runs once its handler has returned.
+    app.call_later(lambda: handled.append((time.perf_counter(), time.process_time())))
+    wall1, cpu1 = await meter.settle(frames)
+    wall1, cpu1 = max(wall1, handled[0][0]), max(cpu1, handled[0][1])
+    return wall1 - wall0, cpu1 - cpu0, cells[0]
 
 
 async def update_costs(peers: int, members: int, updates: int) -> dict[str, Any]:
@@ -181,26 +219,6 @@ async def update_costs(peers: int, members: int, updates: int) -> dict[str, Any]
             listed = [m for n in hosted for m in await api.members(n["nwid"])]
             return HostedPolled(hosted, listed)
 
-        async def measure(
-            poll: Callable[[], Any], table: KeyedTable, tick: bool
-        ) -> tuple[float, float, int]:
-            if tick:
-                node.tick(1.0)  # peers: latencies, counters, last receive times move
-                for listed in node.state.members.values():
-                    for record in listed.values():  # members: each was seen again lately
-                        record["last_seen"] = round(node.now - node.rng.uniform(0, 60), 3)
-            message = await poll()  # fetched beforehand: the API's cost is not the console's
-            cells = count_cells(table)
-            frames = meter.frames
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            handled: list[tuple[float, float]] = []
-            app.post_message(message)
-            # Queued behind the poll result: runs once its handler has returned.
-            app.call_later(lambda: handled.append((time.perf_counter(), time.process_time())))
-            wall1, cpu1 = await meter.settle(frames)
-            wall1, cpu1 = max(wall1, handled[0][0]), max(cpu1, handled[0][1])
-            return wall1 - wall0, cpu1 - cpu0, cells[0]
-
         out: dict[str, Any] = {}
         for tab, poll, table_id in (
             ("1", node_poll, "#peers-table"),
@@ -210,11 +228,54 @@ async def update_costs(peers: int, members: int, updates: int) -> dict[str, Any]
             await meter.settle(0)
             table = app.screen.query_one(table_id, KeyedTable)
             for label, tick in (("changed", True), ("unchanged", False)):
-                samples = [await measure(poll, table, tick) for _ in range(updates)]
+                samples = [
+                    await measure(app, meter, node, poll, (table,), tick) for _ in range(updates)
+                ]
                 wall, cpu, cells = (list(column) for column in zip(*samples, strict=True))
                 out[f"{table_id[1:]}_{label}"] = summary(wall, cpu, cells) | {
                     "rows": table.row_count
                 }
+    await api.aclose()
+    return out | await paths_costs(members, updates)
+
+
+async def paths_costs(members: int, updates: int) -> dict[str, Any]:
+    """The Paths screen of a `members`-member network: its hosted poll (the networks,
+    their members and the network's worst PATHS_LIMIT pairs) to the rendered frame."""
+    node = FakeNode.mesh(members=members)
+    app = large_app(node, STILL)
+    meter = FrameMeter(app)
+    api = node.client()
+    async with app.run_test(size=SIZE) as pilot:
+        while not app.store.members_loaded:
+            await pilot.pause(0.05)
+        await pilot.press("3")
+        app.screen.query_one("#members-table", KeyedTable).select_key(
+            f"{MESH_NWID}/{min(node.state.members[MESH_NWID])}"
+        )
+        await pilot.press("p")
+        screen = app.screen
+        assert isinstance(screen, PathsScreen)
+        while screen.mode != "list":
+            await pilot.pause(0.05)
+        await meter.settle(0)
+
+        async def hosted_poll() -> HostedPolled:
+            hosted = await api.controller_networks()
+            listed = [m for n in hosted for m in await api.members(n["nwid"])]
+            paths = await api.paths(MESH_NWID, PATHS_LIMIT)
+            return HostedPolled(hosted, listed, paths=paths)
+
+        out: dict[str, Any] = {}
+        tables = (screen.pairs_table, screen.members_table)
+        for label, tick in (("changed", True), ("unchanged", False)):
+            samples = [
+                await measure(app, meter, node, hosted_poll, tables, tick) for _ in range(updates)
+            ]
+            wall, cpu, cells = (list(column) for column in zip(*samples, strict=True))
+            out[f"paths-screen_{label}"] = summary(wall, cpu, cells) | {
+                "rows": screen.pairs_table.row_count + screen.members_table.row_count
+            }
     await api.aclose()
     return out
 

@@ -9,6 +9,8 @@ event, and so on. Routes live in console/routes.py, the starting data in
 console/fake_story.py.
 
     node = FakeNode.sample()                    # the NAS story; FakeNode.large() for benches
+    node = FakeNode.paths_sample()              # home with five members reporting paths
+    node = FakeNode.mesh(members=200)           # a network of 200 reporting members
     async with node.client() as client:         # AsyncApiClient(transport=node.transport())
         peers = await client.peers()
         node.set_link("3a91c4e7f2", "RELAY")    # a `link` event, and /peers says RELAY
@@ -53,7 +55,7 @@ from .fake_data import (
     status,
     total_counters,
 )
-from .fakenode import routes
+from .fakenode import paths, routes
 from .fakenode.story import large_state, sample_state
 
 # The story's names, for tests: FakeNode.sample() is node NODE with these peers and networks.
@@ -134,6 +136,10 @@ class FakeNode:
         self._failures: list[_Failure] = []
         self._anchor_ms: dict[str, float] = {}  # each peer's latency that tick() wobbles around
         self.last_event_id = max((e["id"] for e in self.state.events), default=0)
+        # The members' last path reports per hosted network (fakenode/paths.py), and who
+        # among them is still online and so reports again as time passes.
+        self.path_reports: dict[str, dict[str, paths.FakeReport]] = {}
+        self.path_online: dict[str, set[str]] = {}
 
     @classmethod
     def sample(cls, seed: int = 0) -> FakeNode:
@@ -144,6 +150,23 @@ class FakeNode:
     def large(cls, peers: int = 500, members: int = 200, seed: int = 0) -> FakeNode:
         """The story with `peers` peers and a network of `members` members, for benchmarks."""
         return cls(large_state(peers, members, seed), seed=seed)
+
+    @classmethod
+    def paths_sample(cls, seed: int = 0) -> FakeNode:
+        """The NAS story with `home` grown to five members that report their paths (the
+        phone approved, behind a symmetric NAT; the off-site box on TCP only): see
+        fakenode/paths.py grow_home."""
+        node = cls.sample(seed)
+        paths.grow_home(node)
+        return node
+
+    @classmethod
+    def mesh(cls, members: int = 200, seed: int = 0) -> FakeNode:
+        """The NAS story plus `mesh` (fakenode.paths.MESH_NWID), a hosted network of
+        `members` authorized members that report their paths: members*(members-1)/2 pairs."""
+        node = cls.sample(seed)
+        paths.add_mesh(node, members, seed)
+        return node
 
     @property
     def address(self) -> str:
@@ -281,14 +304,16 @@ class FakeNode:
 
     def tick(self, seconds: float = 1.0) -> None:
         """Advance the fake clock: counters grow with each peer's rate, latencies wobble
-        around where they started, joins still REQUESTING_CONFIGURATION get their answer,
-        config ages grow. Deterministic for a given seed and sequence of calls."""
+        around where they started, online members send their path report again, joins
+        still REQUESTING_CONFIGURATION get their answer, config ages grow. Deterministic
+        for a given seed and sequence of calls."""
         state = self.state
         state.now += seconds
         state.status["uptime_s"] = round(state.status["uptime_s"] + seconds, 3)
         for address, peer in state.peers.items():
             self._tick_peer(address, peer, seconds)
         state.status["counters"] = total_counters(state.peers)
+        paths.heartbeat(self)
         for nwid, network in list(state.networks.items()):
             if network["state"] == "REQUESTING_CONFIGURATION":
                 routes.resolve_join(self, nwid)

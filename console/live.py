@@ -18,6 +18,7 @@ from overlay_core.api.schema import (
     EventJson,
     MemberJson,
     NetworkJson,
+    PathsJson,
     PeerJson,
     StatusJson,
 )
@@ -110,6 +111,9 @@ class LiveStore:
     network_rates: RateMeter = field(default_factory=RateMeter)
     latency: dict[str, deque[float]] = field(default_factory=dict)
     members_loaded: bool = False
+    # The Paths screen's network, read by the hosted poll while that screen is open.
+    paths: PathsJson | None = None
+    paths_error: str | None = None  # the controller's answer when it could not give them
 
     def set_status(self, status: StatusJson, now: float) -> None:
         self.status = status
@@ -146,6 +150,9 @@ class LiveStore:
         self.hosted = {n["nwid"]: n for n in hosted}
         self.members = {member_key(m["nwid"], m["address"]): m for m in members}
         self.members_loaded = True
+
+    def set_paths(self, paths: PathsJson | None, error: str | None) -> None:
+        self.paths, self.paths_error = paths, error
 
     def add_event(self, event: EventJson) -> None:
         self.events_seen += 1

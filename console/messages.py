@@ -12,6 +12,7 @@ from overlay_core.api.schema import (
     EventJson,
     MemberJson,
     NetworkJson,
+    PathsJson,
     PeerJson,
     StatusJson,
 )
@@ -36,11 +37,14 @@ class NetworksPolled(Message):
 class HostedPolled(Message):
     """The networks this node's controller hosts and all their members, from the hosted
     poll numbered `poll` (counted as they start: JoinRequests tells a poll that started
-    before an approval was answered from one after)."""
+    before an approval was answered from one after). While the Paths screen is open, the
+    same poll reads its network's paths: `paths`, or the controller's `paths_error`."""
 
     hosted: list[ControllerNetworkJson]
     members: list[MemberJson]
     poll: int = 0
+    paths: PathsJson | None = None
+    paths_error: str | None = None
 
 
 @dataclass

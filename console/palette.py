@@ -25,6 +25,7 @@ from textual.screen import Screen
 from overlay_core.api.schema import MemberJson
 
 from .screens import keymap
+from .screens.paths import open_paths
 from .screens.peer_detail import PeerScreen
 
 if TYPE_CHECKING:
@@ -98,6 +99,20 @@ def per_network(run: Callable[[ZtuiApp, str], object]) -> Targets:
         for nwid, network in sorted(app.store.networks.items()):
             label = f"{network['name']} ({nwid})" if network["name"] else nwid
             found.append((label, network["state"], partial(run, app, nwid)))
+        return found
+
+    return targets
+
+
+def per_hosted(run: Callable[[ZtuiApp, str], object]) -> Targets:
+    """Each network this node's controller hosts."""
+
+    def targets(app: ZtuiApp) -> list[Target]:
+        found: list[Target] = []
+        for nwid, network in sorted(app.store.hosted.items()):
+            label = f"{network['name']} ({nwid})" if network["name"] else nwid
+            count = network["members"]["authorized"]
+            found.append((label, f"{count} members", partial(run, app, nwid)))
         return found
 
     return targets
@@ -211,6 +226,9 @@ VERBS: dict[tuple[str, str], Verb] = {
     ),
     ("MembersView", "jump_pending"): Verb(
         on_tab("members", "jump_pending", "the first member waiting"), ("first pending",)
+    ),
+    ("MembersView", "paths"): Verb(
+        per_hosted(open_paths), ("path matrix", "who is direct", "relayed members")
     ),
     ("MembersView", "deauthorize"): Verb(
         per_member(lambda app, m: app.deauthorize_member(m), ("authorized",)),

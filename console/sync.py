@@ -4,7 +4,8 @@ How it works:
 
 1. Four long-running workers, one per resource family, each `@work(exclusive=True)` in
    its own group: the node (status + peers, every second), joined networks (2 s), the
-   controller's networks and members (3 s), and the event stream. They never touch a
+   controller's networks and members (3 s; and one network's paths while the Paths
+   screen shows them, `watch_paths`), and the event stream. They never touch a
    widget: each posts a typed message (messages.py) that a handler here folds into the
    LiveStore, then publishes the topic on `changed` for the views that show it.
 2. An event makes the poller it concerns run at once (`poke`), so a link turning DIRECT
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 
 COUNTDOWN_TICK_S = 0.25
 MANY_PEERS = 200
+# The worst pairs the Paths screen asks for: all of a network small enough for its matrix
+# (20 members make 190 pairs); 200 members make 19,900, which need not travel every poll.
+PATHS_LIMIT = 200
 # Which poller an event kind concerns (schema.EVENT_KINDS).
 EVENT_POKES = {
     "peer": "node",
@@ -100,6 +104,7 @@ class SyncedApp(App[None]):
         # tells whether it started before or after an approval was answered.
         self.join_requests = JoinRequests()
         self.hosted_polls_started = 0
+        self.paths_nwid: str | None = None  # the network whose paths the hosted poll reads
 
     # -- lifecycle
 
@@ -121,6 +126,14 @@ class SyncedApp(App[None]):
         """Make a poller run now rather than at its next tick."""
         if name in self._wake:
             self._wake[name].set()
+
+    def watch_paths(self, nwid: str | None) -> None:
+        """Have the hosted poll read `nwid`'s paths too, from now (None: no more). What
+        an earlier network's poll said is dropped, so a screen never shows it as this one's."""
+        self.paths_nwid = nwid
+        self.store.set_paths(None, None)
+        if nwid is not None:
+            self.poke("hosted")
 
     async def _nap(self, name: str, seconds: float) -> None:
         wake = self._wake[name]
@@ -175,16 +188,28 @@ class SyncedApp(App[None]):
         while True:
             self.hosted_polls_started += 1
             poll = self.hosted_polls_started
+            nwid = self.paths_nwid
+            paths, paths_error = None, None
             try:
                 hosted = await self.client.controller_networks()
                 members = []
                 for network in hosted:
                     members += await self.client.members(network["nwid"])
+                if nwid is not None and any(n["nwid"] == nwid for n in hosted):
+                    try:
+                        paths = await self.client.paths(nwid, PATHS_LIMIT)
+                    except ApiError as exc:
+                        if exc.status is None:
+                            raise  # unreachable: the watchdog says so
+                        # The Paths screen shows it where the user looks, not as a toast.
+                        paths_error = str(exc)
+                        if exc.error == "not_found":  # the route itself is unknown
+                            paths_error = f"this overlayd predates path reports ({exc})"
             except ApiError as exc:
                 if exc.status is not None:
                     self.post_message(PollFailed("controller", str(exc)))
             else:
-                self.post_message(HostedPolled(hosted, members, poll))
+                self.post_message(HostedPolled(hosted, members, poll, paths, paths_error))
             await self._nap("hosted", self.intervals.hosted_s)
 
     @work(exclusive=True, group="events")
@@ -225,6 +250,12 @@ class SyncedApp(App[None]):
         self.join_requests.sync(self.store.pending_members, message.poll)
         self.changed.publish("members")
         self.changed.publish("requests")
+        wanted = self.paths_nwid
+        got = message.paths["nwid"] if message.paths is not None else None
+        if wanted is not None and got in (wanted, None):
+            # None too: the network is gone or the controller refused; the screen says so.
+            self.store.set_paths(message.paths, message.paths_error)
+            self.changed.publish("paths")
 
     @on(EventArrived)
     def _event_arrived(self, message: EventArrived) -> None:

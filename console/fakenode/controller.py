@@ -16,6 +16,7 @@ import httpx
 from overlay_core.api.schema import ControllerNetworkJson, MemberJson, PoolsJson, UsedRangeJson
 
 from ..fake_data import hosted, member
+from . import paths
 from .http import (
     Problem,
     address_arg,
@@ -37,6 +38,7 @@ NETWORK_FIELDS = (
     *("multicast_limit", "rules", "presets"),
 )
 LIST_FIELDS = ("pools", "routes", "rules", "presets")
+MAX_PATHS_LIMIT = 1_000_000  # routes_networks.py: pairs; 1,000 members make 499,500
 MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
 MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")
 PRESETS = ("block-dhcp", "block-ra")
@@ -296,6 +298,7 @@ def delete_controller_network(
     record = hosted_record(node, nwid)
     del node.state.hosted[nwid]
     node.state.members.pop(nwid, None)
+    forget_report(node, nwid)
     node.push_event("controller", f"deleted network {words(record)}", nwid=nwid)
     node.own_network_changed(nwid)
     return reply({"deleted": nwid})
@@ -315,6 +318,34 @@ def get_members(node: FakeNode, request: httpx.Request, args: dict[str, str]) ->
     nwid = nwid_arg(args)
     hosted_record(node, nwid)
     return reply(sorted_members(node.state.members.get(nwid, {})))
+
+
+def get_paths(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    """Every pair of authorized members, worst first, from their path reports
+    (fakenode/paths.py); `?limit=N` keeps the N worst pairs (the counts cover all)."""
+    nwid = nwid_arg(args)
+    record = hosted_record(node, nwid)
+    limit = None
+    if "limit" in request.url.params:
+        text = request.url.params["limit"]
+        digits = 0 < len(text) <= 9 and text.isascii() and text.isdigit()  # netfields.ascii_int
+        limit = int(text) if digits else None
+        if limit is None or not 0 <= limit <= MAX_PATHS_LIMIT:
+            raise invalid("limit", f"must be 0-{MAX_PATHS_LIMIT}")
+    listed = list(node.state.members.get(nwid, {}).values())
+    reports = paths.reports_of(node, nwid, [m for m in listed if m["authorized"]])
+    return reply(paths.paths_view(record, listed, reports, node.now, limit))
+
+
+def forget_report(node: FakeNode, nwid: str, address: str | None = None) -> None:
+    """A member deauthorized or removed (or its network deleted): its report goes, as the
+    controller deletes it (controller/reports.py)."""
+    if address is None:
+        node.path_reports.pop(nwid, None)
+        node.path_online.pop(nwid, None)
+        return
+    node.path_reports.get(nwid, {}).pop(address, None)
+    node.path_online.get(nwid, set()).discard(address)
 
 
 def get_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
@@ -405,6 +436,7 @@ def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -
     elif authorized is False and record["state"] != "deauthorized":
         record["state"], record["authorized"] = "deauthorized", False
         record["last_deauthorized"] = node.now
+        forget_report(node, nwid, address)
     said = member_words(before, record)
     if said:
         message = f"{address} in {words(network)}: {'; '.join(said)}"
@@ -439,6 +471,7 @@ def delete_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) 
     nwid, address = nwid_arg(args), address_arg(args)
     member_record(node, nwid, address)
     del node.state.members[nwid][address]
+    forget_report(node, nwid, address)
     network = node.state.hosted[nwid]
     node.push_event("member", f"{address} in {words(network)}: deleted", nwid=nwid, address=address)
     changed(node, network)

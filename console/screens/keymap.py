@@ -18,6 +18,7 @@ from .members import MembersView
 from .modals import ConfirmModal, PromptModal
 from .netcheck import NetcheckScreen
 from .networks import NetworksTable, NetworksView
+from .paths import PathsScreen
 from .peer_detail import PeerScreen
 from .peers import PeersTable, PeersView
 from .traffic import TrafficView
@@ -35,6 +36,7 @@ LOCAL: tuple[Owner, ...] = (
     FilterBar,
     HelpScreen,
     NetcheckScreen,
+    PathsScreen,  # Escape and m mean something only there; p on Members opens it
 )
 
 
@@ -50,6 +52,7 @@ def sections(app_class: Owner) -> list[Section]:
         ("Network settings dialog (e)", (EditNetworkModal,)),
         ("3 Members", (MembersView,)),
         ("New network dialog (c on Members)", (CreateNetworkModal,)),
+        ("Paths (p on Members): how each pair of members connects", (PathsScreen,)),
         ("4 Traffic", (TrafficView,)),
         ("5 Events", (EventsView,)),
         ("Filter bar (/ on Peers and Events)", (FilterBar,)),

@@ -3,8 +3,9 @@
 Pending members (asked to join, waiting for an admin) come first and stand out; the tab's
 label counts them. Rows are keyed "nwid/address". `a` approves the highlighted member if
 it is not in (the user picked it); on one that is in, `a` approves the member the request
-bar names, as it does on every other tab. `p` jumps to the first pending, `d`
-deauthorizes and `D` removes (after asking), `n` names, `i` sets IPs, `c` creates a network.
+bar names, as it does on every other tab. `w` jumps to the first pending (waiting), `d`
+deauthorizes and `D` removes (after asking), `n` names, `i` sets IPs, `c` creates a network,
+`p` shows how the highlighted member's network's members reach each other (paths.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..live import member_key
 from ..render import ago
 from ..widgets.base import LiveView, show
 from ..widgets.keyed_table import Cell, Column, KeyedTable
+from .paths import open_paths
 
 # The ids first and never cut (two networks differ only in their last digits); at 80
 # columns the least important columns are dropped, and the detail under the table shows
@@ -100,8 +102,11 @@ class MembersView(LiveView):
     TOPICS = frozenset({"members"})
     BINDINGS = [
         Binding("a", "approve", "Approve"),
-        Binding("p", "jump_pending", "Jump to pending", show=False),
-        Binding("d", "deauthorize", "Deauth"),
+        Binding("p", "paths", "Paths"),
+        Binding("w", "jump_pending", "Jump to pending", show=False),
+        # Not in the footer: with Paths it would push `? Help` off it at 80 columns; `?`
+        # and Ctrl+P list it, and the detail line names the member it acts on.
+        Binding("d", "deauthorize", "Deauth", show=False),
         Binding("D", "remove", "Remove"),
         Binding("delete", "remove", "Remove", show=False),
         Binding("n", "name", "Name", show=False),
@@ -166,7 +171,7 @@ class MembersView(LiveView):
         pending = len(store.pending_members)
         if pending:
             lines.append(
-                f"[b yellow]{pending} waiting for approval[/] (listed first): [b]p[/b] goes "
+                f"[b yellow]{pending} waiting for approval[/] (listed first): [b]w[/b] goes "
                 f"there, [b]a[/b] approves {self._approves(member)}"
             )
         elif not store.members:
@@ -212,7 +217,7 @@ class MembersView(LiveView):
             return
         pending = len(self.store.pending_members)
         waiting = (
-            f"pending: {pending} — press p to jump to the first pending"
+            f"pending: {pending} — press w to jump to the first pending"
             if pending
             else "nobody is waiting for approval"
         )
@@ -227,6 +232,14 @@ class MembersView(LiveView):
             self.notify("Nobody is waiting for approval", timeout=4)
             return
         self.table.select_key(member_key(first["nwid"], first["address"]))
+
+    def action_paths(self) -> None:
+        """The highlighted member's network, or the first hosted one: with no member yet,
+        the screen still says what it would show, and why it cannot."""
+        key = self.table.selected_key
+        member = self.store.members.get(key) if key else None
+        nwid = member["nwid"] if member is not None else min(self.store.hosted, default=None)
+        open_paths(self.ztui, nwid)
 
     def action_deauthorize(self) -> None:
         if (member := self._selected()) is not None:

@@ -146,7 +146,7 @@ async def test_a_on_an_authorized_row_approves_the_member_the_bar_names(
         await wait_for(pilot, lambda: f"▶ {first}" in bar_text(app))
         assert table.selected_key == f"{HOME_NWID}/{LAPTOP}"
         assert f"a approves {first}" in text_of(app, "#members-detail")
-        await pilot.press("p")
+        await pilot.press("w")  # w: to the first pending
         assert table.selected_key == f"{HOME_NWID}/{first}"
 
 
@@ -180,7 +180,7 @@ async def test_a_on_an_authorized_row_with_no_request_shown_says_so(node: FakeNo
         await pilot.pause()
         said = notifications(app)
         assert f"{LAPTOP} is already a member of home" in said
-        assert "pending: 1 — press p to jump to the first pending" in said
+        assert "pending: 1 — press w to jump to the first pending" in said
         assert patches(node) == []
 
 

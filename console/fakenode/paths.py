@@ -1,0 +1,507 @@
+"""The fake daemon's path reports and its GET /controller/networks/{nwid}/paths.
+
+The real controller keeps the newest path report of each authorized member
+(overlay_core/controller/reports.py) and builds the network-wide view from them
+(overlay_core/api/paths.py). The fake keeps reports in the same JSON shape
+(PathReport.to_json) in `FakeNode.path_reports`, and `paths_view` below is that module's
+algorithm ported line for line (console/ may import only the schema);
+tests/console/test_fake_paths.py feeds the same members and reports to both and compares.
+
+Where the reports come from:
+
+- this node's own, made on every read from its peers (link, endpoint kind, relay reason,
+  latency), as the daemon hands its own node's report to its controller in-process: a
+  `set_link()` shows on the next poll;
+- every other member's, made once from a `Profile` (its NAT, whether UDP is blocked, its
+  LAN, how far it is) by `report_for`; `FakeNode.tick()` re-dates the online ones every
+  REPORT_EVERY_S, as members send a heartbeat report.
+
+Two stories use them: `grow_home` (the NAS story's `home` with five members: the laptop
+on the NAS's LAN, the phone behind a symmetric NAT, the off-site box whose UDP is
+blocked, the desktop that does not report) and `add_mesh` (a network of 200 members for
+the console's big-network list and its benchmark: some offline, some not reporting).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from overlay_core.api.schema import (
+    PATH_LINKS,
+    PATH_REASONS,
+    ControllerNetworkJson,
+    MemberJson,
+    PathMemberJson,
+    PathPairJson,
+    PathSideJson,
+    PathsJson,
+)
+
+from ..fake_data import (
+    DESKTOP,
+    EPOCH,
+    HOME_NWID,
+    LAPTOP,
+    NODE,
+    OFFSITE,
+    PHONE,
+    VERSION,
+    hosted,
+    member,
+    netcheck,
+    peer_names,
+)
+
+if TYPE_CHECKING:
+    from ..fake import FakeNode
+
+REPORT_EVERY_S = 30.0  # overlay_core/proto/report.py: a member's heartbeat report
+ONLINE_WITHIN_S = 2.5 * REPORT_EVERY_S  # api/paths.py: two reports missed, then offline
+BADNESS = {link: rank for rank, link in enumerate(PATH_LINKS)}
+# netcheck's mapping words (overlay_core/proto/netcheck.py), as reports carry them.
+CONE = "endpoint-independent"
+SYMMETRIC = "endpoint-dependent (symmetric)"
+UNKNOWN_NAT = "unknown"  # no UDP answers (UDP blocked): nothing to name the NAT by
+# api/paths.py PAIR_REASON_TEXT, word for word (a test compares them).
+REASON_TEXT = {
+    "tcp_only": "reaches the roots only over TCP (UDP is blocked on its network); "
+    "allow outbound UDP there",
+    "not_introduced": "no direct endpoint learned yet (the roots have not introduced them)",
+    "direct_lost": "the direct path stopped answering",
+    "symmetric_local": "its own NAT is symmetric (new port per destination)",
+    "symmetric_peer": "the other side's NAT is symmetric (new port per destination)",
+    "router_answers": "a router answers the probes itself (no input firewall)",
+    "unreachable": "the addresses they learned are unreachable (private or filtered)",
+    "filtered": "probes get no answer: a firewall drops them",
+    "symmetric_nat": "is behind a symmetric NAT (a new port per destination); "
+    "forward a UDP port to it, or relay is the best there is",
+    "no_contact": "has not reached the other yet",
+}
+# api/paths.py _BLAMED: reasons that always name the member causing them.
+BLAMED = frozenset({"tcp_only", "symmetric_nat", "no_contact"})
+PATH_KINDS = {"lan": "lan", "ipv4": "v4", "ipv6": "v6", "tcp": "relay"}  # fake_data.path_kind
+LAN_MS = 0.9
+RELAY_EXTRA_MS = 6.0  # through a root: the hop there and back out
+TCP_EXTRA_MS = 9.0  # and TCP's own framing and head-of-line waits
+
+
+@dataclass(frozen=True, slots=True)
+class FakeReport:
+    """A member's newest report as the controller keeps it: when it came, what it said."""
+
+    received: float
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What decides how a member reaches the others, and what it reports."""
+
+    nat: str = CONE
+    tcp_only: bool = False  # UDP blocked on its network: it reaches the roots over TCP
+    site: str | None = None  # members on the same site meet on the LAN
+    ms: float = 20.0  # to the middle of the internet: a pair's latency is the two summed
+    online: bool = True
+    last_report_s: float = 5.0  # how long before the story starts its last report came
+    version: str | None = VERSION  # None: an older version, which never reports
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def side(me: Profile, other: Profile) -> dict[str, Any]:
+    """The entry `me` reports about `other` (without its address)."""
+    relayed = round(me.ms + other.ms + RELAY_EXTRA_MS, 1)
+    if not other.online:
+        return {"link": "NONE", "kind": "unknown", "reason": None, "latency_ms": None}
+    if me.tcp_only:
+        return _entry("TCP", "relay", "tcp_only", round(relayed + TCP_EXTRA_MS, 1))
+    if other.tcp_only:
+        return _entry("RELAY", "relay", "filtered", relayed)
+    if me.nat == SYMMETRIC:
+        return _entry("RELAY", "relay", "symmetric_local", relayed)
+    if other.nat == SYMMETRIC:
+        return _entry("RELAY", "relay", "symmetric_peer", relayed)
+    if me.site is not None and me.site == other.site:
+        return _entry("DIRECT", "lan", None, LAN_MS)
+    return _entry("DIRECT", "v4", None, round(me.ms + other.ms, 1))
+
+
+def _entry(link: str, kind: str, reason: str | None, ms: float | None) -> dict[str, Any]:
+    return {"link": link, "kind": kind, "reason": reason, "latency_ms": ms}
+
+
+def report_for(address: str, profiles: dict[str, Profile], uptime_s: int) -> dict[str, Any]:
+    """The report `address` sent last. One that went offline said it while the others
+    were still there, so it saw them as it would have then."""
+    me = profiles[address]
+    peers = []
+    for other, profile in sorted(profiles.items()):
+        if other != address:
+            seen = profile if me.online else replace(profile, online=True)
+            peers.append({"address": other, **side(me, seen)})
+    return {
+        "sequence": 1,
+        "uptime_s": uptime_s,
+        "nat": me.nat,
+        "tcp_fallback": me.tcp_only,
+        "truncated": False,
+        "version": me.version,
+        "peers": peers,
+    }
+
+
+def store_reports(node: FakeNode, nwid: str, profiles: dict[str, Profile]) -> None:
+    """Each member's last report, from its profile (this node's own is made on reads)."""
+    kept = node.path_reports.setdefault(nwid, {})
+    for address, profile in profiles.items():
+        if address == node.address or profile.version is None:
+            continue
+        received = node.now - profile.last_report_s
+        uptime = int(86_400 - profile.last_report_s)
+        kept[address] = FakeReport(received, report_for(address, profiles, uptime))
+
+
+def heartbeat(node: FakeNode) -> None:
+    """tick(): online members report again every REPORT_EVERY_S (offline ones do not)."""
+    for nwid, kept in node.path_reports.items():
+        online = node.path_online.get(nwid, set())
+        for address, stored in list(kept.items()):
+            if address in online and node.now - stored.received >= REPORT_EVERY_S:
+                kept[address] = FakeReport(node.now, stored.report)
+
+
+def own_report(node: FakeNode, members: list[str]) -> dict[str, Any]:
+    """This node's report: what its peer list says about the other members it knows."""
+    state = node.state
+    peers = []
+    for address in members:
+        peer = state.peers.get(address)
+        if address == node.address or peer is None:
+            continue  # never met: a report lists only the peers it has
+        link = peer["link"]
+        preferred = next((p for p in peer["paths"] if p["preferred"]), None)
+        if link in ("RELAY", "NONE") or preferred is None:
+            kind = "relay" if link == "RELAY" else "unknown"
+        else:
+            kind = PATH_KINDS.get(preferred["kind"], "unknown")
+        code = peer["relay_reason"]["code"] if peer["relay_reason"] else None
+        latency = peer["latency"]["smoothed_ms"]
+        peers.append(
+            {
+                "address": address,
+                "link": link,
+                "kind": kind,
+                "reason": code if link != "DIRECT" and code in PATH_REASONS else None,
+                "latency_ms": None if latency is None else round(latency, 1),
+            }
+        )
+    mapping = netcheck(state)["mapping"]
+    return {
+        "sequence": 1,
+        "uptime_s": int(state.status["uptime_s"]),
+        "nat": mapping,
+        "tcp_fallback": state.status["tunneled"],
+        "truncated": False,
+        "version": state.status["version"],
+        "peers": peers,
+    }
+
+
+def reports_of(node: FakeNode, nwid: str, members: list[MemberJson]) -> dict[str, FakeReport]:
+    """The reports the controller holds for `nwid`'s authorized members, this node's own
+    fresh (it is made in-process on every change) when this node is one of them."""
+    kept = node.path_reports.get(nwid, {})
+    addresses = [m["address"] for m in members]
+    found = {a: kept[a] for a in addresses if a in kept}
+    joined = node.state.networks.get(nwid)
+    if node.address in addresses and joined is not None and joined["settings"]["report"]:
+        found[node.address] = FakeReport(node.now, own_report(node, addresses))
+    return found
+
+
+# --------------------------------------------------------------------------- the view
+
+
+def paths_view(
+    network: ControllerNetworkJson,
+    members: list[MemberJson],
+    reports: dict[str, FakeReport],
+    now: float,
+    limit: int | None = None,
+) -> PathsJson:
+    """overlay_core/api/paths.py paths_view, on the fake's JSON records."""
+    authorized = sorted((m for m in members if m["authorized"]), key=lambda m: m["address"])
+    label = {m["address"]: m["name"] or m["address"] for m in authorized}
+    sees = {
+        address: {p["address"]: p for p in stored.report.get("peers", [])}
+        for address, stored in reports.items()
+    }
+    pairs: list[PathPairJson] = []
+    for i, a in enumerate(authorized):
+        for b in authorized[i + 1 :]:
+            pairs.append(_pair(a["address"], b["address"], sees, reports, label))
+    pairs.sort(key=_worst_first)
+    tallies = _tally(pairs)
+    out_members = [_member(m, reports.get(m["address"]), tallies, label, now) for m in authorized]
+    links = Counter(p["link"] for p in pairs)
+    return {
+        "nwid": network["nwid"],
+        "name": network["name"],
+        "online_within_s": ONLINE_WITHIN_S,
+        "members": out_members,
+        "pairs": pairs if limit is None else pairs[:limit],
+        "pairs_total": len(pairs),
+        "links": dict(sorted(links.items())),
+    }
+
+
+def _side(entry: dict[str, Any] | None) -> PathSideJson | None:
+    if entry is None:
+        return None
+    return {
+        "link": str(entry.get("link", "NONE")),
+        "latency_ms": entry.get("latency_ms"),
+        "kind": str(entry.get("kind", "unknown")),
+        "reason": entry.get("reason") or None,
+    }
+
+
+def _pair(
+    a: str,
+    b: str,
+    sees: dict[str, dict[str, dict[str, Any]]],
+    reports: dict[str, FakeReport],
+    label: dict[str, str],
+) -> PathPairJson:
+    a_sees = _side(sees.get(a, {}).get(b))
+    b_sees = _side(sees.get(b, {}).get(a))
+    known = [s["link"] for s in (a_sees, b_sees) if s is not None]
+    link = max(known, key=lambda k: BADNESS.get(k, 1)) if known else "UNKNOWN"
+    reason, culprit = (None, None) if link == "DIRECT" else _explain(a, b, a_sees, b_sees, reports)
+    why = None
+    if reason is not None:
+        text = REASON_TEXT.get(reason, reason)
+        why = f"{label[culprit]} {text}" if culprit is not None else text
+    return {
+        "a": a,
+        "b": b,
+        "a_sees": a_sees,
+        "b_sees": b_sees,
+        "link": link,
+        "reason": reason,
+        "because_of": culprit,
+        "why": why,
+    }
+
+
+def _explain(
+    a: str,
+    b: str,
+    a_sees: PathSideJson | None,
+    b_sees: PathSideJson | None,
+    reports: dict[str, FakeReport],
+) -> tuple[str | None, str | None]:
+    if a_sees is None and b_sees is None:
+        return None, None
+    for who in (a, b):
+        stored = reports.get(who)
+        if stored is not None and stored.report.get("tcp_fallback"):
+            return "tcp_only", who
+    for who in (a, b):
+        stored = reports.get(who)
+        if stored is not None and stored.report.get("nat") == SYMMETRIC:
+            return "symmetric_nat", who
+    sides = ((a, b, a_sees), (b, a, b_sees))
+    for me, other, seen in sides:
+        if seen is not None and seen["reason"] == "symmetric_local":
+            return "symmetric_nat", me
+        if seen is not None and seen["reason"] == "symmetric_peer":
+            return "symmetric_nat", other
+    for me, _, seen in sides:
+        if seen is not None and seen["link"] == "NONE":
+            return "no_contact", me
+    for _, _, seen in sides:
+        if seen is not None and seen["reason"]:
+            return seen["reason"], None
+    return None, None
+
+
+def _worst_first(pair: PathPairJson) -> tuple[int, float, str, str]:
+    latencies = [
+        s["latency_ms"]
+        for s in (pair["a_sees"], pair["b_sees"])
+        if s is not None and s["latency_ms"] is not None
+    ]
+    return (-BADNESS.get(pair["link"], 1), -max(latencies, default=0.0), pair["a"], pair["b"])
+
+
+Tally = dict[str, tuple[int, int, Counter[tuple[str, bool]]]]
+
+
+def _tally(pairs: list[PathPairJson]) -> Tally:
+    out: Tally = {}
+    for pair in pairs:
+        if pair["link"] == "UNKNOWN":
+            continue
+        for me in (pair["a"], pair["b"]):
+            direct, other, reasons = out.get(me, (0, 0, Counter()))
+            if pair["link"] == "DIRECT":
+                direct += 1
+            else:
+                other += 1
+                if pair["reason"] is not None:
+                    reasons[(pair["reason"], pair["because_of"] == me)] += 1
+            out[me] = (direct, other, reasons)
+    return out
+
+
+def _member(
+    record: MemberJson,
+    stored: FakeReport | None,
+    tallies: Tally,
+    label: dict[str, str],
+    now: float,
+) -> PathMemberJson:
+    address = record["address"]
+    age = None if stored is None else round(max(0.0, now - stored.received), 1)
+    online = age is not None and age <= ONLINE_WITHIN_S
+    report = stored.report if stored is not None else {}
+    direct, other, reasons = tallies.get(address, (0, 0, Counter()))
+    flag = flag_why = None
+    own = Counter({word: n for (word, mine), n in reasons.items() if mine})
+    unblamed = Counter(
+        {word: n for (word, mine), n in reasons.items() if not mine and word not in BLAMED}
+    )
+    candidates = own or unblamed
+    if online and other > direct and candidates:
+        flag = min(candidates, key=lambda word: (-candidates[word], word))
+        shown = REASON_TEXT.get(flag, "reason unknown")
+        flag_why = f"{label[address]}: not DIRECT with {other} of {other + direct}: {shown}"
+    return {
+        "address": address,
+        "name": record["name"],
+        "ips": list(record["ips"]),
+        "online": online,
+        "report_age_s": age,
+        "version": report.get("version"),
+        "uptime_s": report.get("uptime_s"),
+        "nat": report.get("nat"),
+        "tcp_fallback": report.get("tcp_fallback"),
+        "direct": direct,
+        "not_direct": other,
+        "flag": flag,
+        "flag_why": flag_why,
+    }
+
+
+# --------------------------------------------------------------------------- stories
+
+HOME_SITE = "home"  # the NAS's LAN, 192.168.1.0/24
+HOME_NAMES = {PHONE: "phone", OFFSITE: "offsite", DESKTOP: "desktop"}
+
+
+def story_profiles(node: FakeNode) -> dict[str, Profile]:
+    """The NAS story's nodes: this NAS and the laptop share a LAN, the phone's NAT is
+    symmetric, the off-site box's UDP is blocked, the desktop sends no reports."""
+    mapping = netcheck(node.state)["mapping"]
+    return {
+        node.address: Profile(nat=mapping, site=HOME_SITE, ms=9.0),
+        LAPTOP: Profile(site=HOME_SITE, ms=9.5, last_report_s=12.0),
+        PHONE: Profile(nat=SYMMETRIC, ms=31.0, last_report_s=21.0),
+        OFFSITE: Profile(nat=UNKNOWN_NAT, tcp_only=True, ms=27.0, last_report_s=3.0),
+        DESKTOP: Profile(ms=14.0, version=None),
+    }
+
+
+def grow_home(node: FakeNode) -> None:
+    """The story's `home` as the Paths view tells it: five members that report their
+    paths. The phone is approved, the off-site box and the desktop are members too, and
+    the desktop's direct path is back (DIRECT), but it does not report (an older version,
+    or reporting switched off)."""
+    from .controller import assign_ip  # controller.py imports this module
+
+    roster = node.state.members[HOME_NWID]
+    for address in (PHONE, OFFSITE, DESKTOP):
+        record = roster.get(address)
+        if record is None:
+            record = roster[address] = member(HOME_NWID, address, node.now - 3_600)
+        record["state"], record["authorized"] = "authorized", True
+        record["last_authorized"] = node.now - 300
+        record["name"] = record["name"] or HOME_NAMES[address]
+        if not record["ips"]:
+            assign_ip(node, HOME_NWID, record)
+    for address, peer in node.state.peers.items():  # home's config names them now
+        peer["names"] = peer_names(node.state, address)
+    node.set_link(DESKTOP, "DIRECT")
+    profiles = story_profiles(node)
+    store_reports(node, HOME_NWID, profiles)
+    node.path_online[HOME_NWID] = {a for a, p in profiles.items() if p.online}
+    node.own_network_changed(HOME_NWID)
+
+
+MESH_NWID = f"{NODE}000003"
+
+
+def mesh_profiles(addresses: list[str], rng: random.Random) -> dict[str, Profile]:
+    """A big network's mix: most members cone-NATed and DIRECT, offices of eight on one
+    LAN, and some behind symmetric NATs, with UDP blocked, gone, or not reporting."""
+    profiles: dict[str, Profile] = {}
+    for n, address in enumerate(addresses):
+        roll = rng.random()
+        profile = Profile(
+            ms=round(rng.uniform(2.0, 60.0), 1),
+            site=f"office-{n // 8}" if rng.random() < 0.3 else None,
+            last_report_s=round(rng.uniform(0.5, REPORT_EVERY_S), 1),
+        )
+        if roll < 0.06:
+            profile = replace(profile, nat=SYMMETRIC)
+        elif roll < 0.09:
+            profile = replace(profile, nat=UNKNOWN_NAT, tcp_only=True)
+        elif roll < 0.12:
+            profile = replace(profile, online=False, last_report_s=rng.uniform(90.0, 900.0))
+        elif roll < 0.16:
+            profile = replace(profile, version=None)
+        profiles[address] = profile
+    return profiles
+
+
+def add_mesh(node: FakeNode, members: int = 200, seed: int = 0) -> str:
+    """Host `mesh`: `members` authorized members (this node not among them) that report
+    their paths; its id."""
+    rng = random.Random(seed)
+    nwid = MESH_NWID
+    node.state.hosted[nwid] = hosted(nwid, "mesh", EPOCH - 7 * 86_400, pools=["10.30.0.0/16"])
+    roster: dict[str, MemberJson] = {}
+    taken = {node.address, *node.state.peers}
+    addresses: list[str] = []
+    while len(addresses) < members:
+        text = f"{rng.getrandbits(40):010x}"
+        if text not in taken and not text.startswith(("00", "ff")):
+            taken.add(text)
+            addresses.append(text)
+    for n, address in enumerate(addresses):
+        ip = f"10.30.{(n + 1) // 250}.{(n + 1) % 250 + 1}"
+        roster[address] = member(
+            nwid, address, EPOCH - 3_600, state="authorized", name=f"host-{n:03d}", ips=[ip]
+        )
+    node.state.members[nwid] = roster
+    profiles = mesh_profiles(addresses, rng)
+    store_reports(node, nwid, profiles)
+    node.path_online[nwid] = {a for a, p in profiles.items() if p.online}
+    return nwid
+
+
+__all__ = [
+    "MESH_NWID",
+    "FakeReport",
+    "Profile",
+    "add_mesh",
+    "grow_home",
+    "heartbeat",
+    "paths_view",
+    "reports_of",
+]
