@@ -2,8 +2,11 @@
 
 * overlay_core/proto is sans-IO: no sockets, event loops, clocks, randomness, processes or
   threads. Time and randomness come in as arguments or injected sources.
-* console/ reaches the node only through the HTTP API, so the only thing it may import from
-  overlay_core is the shared JSON schema, overlay_core.api.schema.
+* console/ reaches the node only through the HTTP API, so the only things it may import
+  from overlay_core are the shared JSON schema, overlay_core.api.schema, and the pure view
+  builders over that JSON (overlay_core.api.pathview), which its fake node serves so the
+  fake cannot drift from the daemon. Those builders import nothing of overlay_core but the
+  schema, so this lets no protocol code into the console.
 
 Each rule is also run against a small synthetic tree in tmp_path, so a checker that
 silently stopped finding violations would fail here too.
@@ -33,7 +36,8 @@ PROTO_FORBIDDEN = frozenset(
 )
 # The I/O layers above proto; proto must not reach up into them either.
 PROTO_FORBIDDEN_INTERNAL = ("overlay_core.io", "overlay_core.api", "console")
-CONSOLE_ALLOWED_CORE = "overlay_core.api.schema"
+CONSOLE_ALLOWED_CORE = ("overlay_core.api.schema", "overlay_core.api.pathview")
+SHARED_VIEWS = ("overlay_core/api/pathview.py",)  # may import only the schema
 
 
 def _module_name(root: Path, path: Path) -> tuple[str, bool]:
@@ -104,8 +108,18 @@ def console_violations(root: Path) -> list[str]:
     for where, line, module in iter_imports(root, "console"):
         if not _is_within(module, "overlay_core"):
             continue
-        if not _is_within(module, CONSOLE_ALLOWED_CORE):
+        if not any(_is_within(module, allowed) for allowed in CONSOLE_ALLOWED_CORE):
             bad.append(f"{where}:{line}: imports {module}")
+    return sorted(set(bad))
+
+
+def shared_view_violations(root: Path) -> list[str]:
+    """Imports of overlay_core in the shared view builders other than the schema."""
+    bad = []
+    for where, line, module in iter_imports(root, "overlay_core"):
+        if where in SHARED_VIEWS and _is_within(module, "overlay_core"):
+            if not _is_within(module, "overlay_core.api.schema"):
+                bad.append(f"{where}:{line}: imports {module}")
     return sorted(set(bad))
 
 
@@ -121,10 +135,32 @@ def test_proto_is_sans_io() -> None:
 
 
 def test_console_only_imports_api_schema_from_core() -> None:
-    """console/ imports nothing from overlay_core except overlay_core.api.schema: the
-    console talks to the node over HTTP, never in-process."""
+    """console/ imports nothing from overlay_core except overlay_core.api.schema and the
+    pure view builders: the console talks to the node over HTTP, never in-process."""
     assert (REPO / "console").is_dir()
     assert console_violations(REPO) == []
+
+
+def test_shared_view_builders_import_only_the_schema() -> None:
+    """pathview.py, which the console may import, brings in nothing of the node's."""
+    assert all((REPO / p).is_file() for p in SHARED_VIEWS)
+    assert shared_view_violations(REPO) == []
+
+
+def test_the_shared_view_checker_finds_a_protocol_import(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "overlay_core/__init__.py": "",
+            "overlay_core/api/__init__.py": "",
+            "overlay_core/api/pathview.py": (
+                "from .schema import PathsJson\nfrom overlay_core.proto import report\n"
+            ),
+        },
+    )
+    assert shared_view_violations(root) == [
+        "overlay_core/api/pathview.py:2: imports overlay_core.proto.report"
+    ]
 
 
 # --------------------------------------------------------------------------------------

@@ -78,7 +78,9 @@ def paths_lines(view: PathsJson) -> list[str]:
 
 def _member_state(m: PathMemberJson, online_within_s: float) -> str:
     if m["report_age_s"] is None:
-        return "no report yet (reporting off, an older version, or never online)"
+        return "no report yet (an older version, or never online since joining)"
+    if m.get("reporting") is False:
+        return f"reporting switched off there ({m['report_age_s']:.0f} s ago)"
     age = f"{m['report_age_s']:.0f} s ago"
     state = "online" if m["online"] else f"OFFLINE (no report for over {online_within_s:.0f} s)"
     words = [f"{state}, reported {age}"]

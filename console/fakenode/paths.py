@@ -2,10 +2,9 @@
 
 The real controller keeps the newest path report of each authorized member
 (overlay_core/controller/reports.py) and builds the network-wide view from them
-(overlay_core/api/paths.py). The fake keeps reports in the same JSON shape
-(PathReport.to_json) in `FakeNode.path_reports`, and `paths_view` below is that module's
-algorithm ported line for line (console/ may import only the schema);
-tests/console/test_fake_paths.py feeds the same members and reports to both and compares.
+(overlay_core/api/pathview.py, pure JSON, which console/ may import). The fake keeps
+reports in the same JSON shape (PathReport.to_json) in `FakeNode.path_reports` and serves
+the view through that very module, so the two cannot drift apart.
 
 Where the reports come from:
 
@@ -25,18 +24,14 @@ the console's big-network list and its benchmark: some offline, some not reporti
 from __future__ import annotations
 
 import random
-from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from overlay_core.api import pathview
 from overlay_core.api.schema import (
-    PATH_LINKS,
     PATH_REASONS,
     ControllerNetworkJson,
     MemberJson,
-    PathMemberJson,
-    PathPairJson,
-    PathSideJson,
     PathsJson,
 )
 
@@ -58,30 +53,12 @@ from ..fake_data import (
 if TYPE_CHECKING:
     from ..fake import FakeNode
 
-REPORT_EVERY_S = 30.0  # overlay_core/proto/report.py: a member's heartbeat report
-ONLINE_WITHIN_S = 2.5 * REPORT_EVERY_S  # api/paths.py: two reports missed, then offline
-BADNESS = {link: rank for rank, link in enumerate(PATH_LINKS)}
+REPORT_EVERY_S = pathview.REPORT_EVERY_S  # a member's heartbeat report
+ONLINE_WITHIN_S = pathview.ONLINE_WITHIN_S
 # netcheck's mapping words (overlay_core/proto/netcheck.py), as reports carry them.
 CONE = "endpoint-independent"
 SYMMETRIC = "endpoint-dependent (symmetric)"
 UNKNOWN_NAT = "unknown"  # no UDP answers (UDP blocked): nothing to name the NAT by
-# api/paths.py PAIR_REASON_TEXT, word for word (a test compares them).
-REASON_TEXT = {
-    "tcp_only": "reaches the roots only over TCP (UDP is blocked on its network); "
-    "allow outbound UDP there",
-    "not_introduced": "no direct endpoint learned yet (the roots have not introduced them)",
-    "direct_lost": "the direct path stopped answering",
-    "symmetric_local": "its own NAT is symmetric (new port per destination)",
-    "symmetric_peer": "the other side's NAT is symmetric (new port per destination)",
-    "router_answers": "a router answers the probes itself (no input firewall)",
-    "unreachable": "the addresses they learned are unreachable (private or filtered)",
-    "filtered": "probes get no answer: a firewall drops them",
-    "symmetric_nat": "is behind a symmetric NAT (a new port per destination); "
-    "forward a UDP port to it, or relay is the best there is",
-    "no_contact": "has not reached the other yet",
-}
-# api/paths.py _BLAMED: reasons that always name the member causing them.
-BLAMED = frozenset({"tcp_only", "symmetric_nat", "no_contact"})
 PATH_KINDS = {"lan": "lan", "ipv4": "v4", "ipv6": "v6", "tcp": "relay"}  # fake_data.path_kind
 LAN_MS = 0.9
 RELAY_EXTRA_MS = 6.0  # through a root: the hop there and back out
@@ -233,169 +210,19 @@ def paths_view(
     now: float,
     limit: int | None = None,
 ) -> PathsJson:
-    """overlay_core/api/paths.py paths_view, on the fake's JSON records."""
-    authorized = sorted((m for m in members if m["authorized"]), key=lambda m: m["address"])
-    label = {m["address"]: m["name"] or m["address"] for m in authorized}
-    sees = {
-        address: {p["address"]: p for p in stored.report.get("peers", [])}
-        for address, stored in reports.items()
-    }
-    pairs: list[PathPairJson] = []
-    for i, a in enumerate(authorized):
-        for b in authorized[i + 1 :]:
-            pairs.append(_pair(a["address"], b["address"], sees, reports, label))
-    pairs.sort(key=_worst_first)
-    tallies = _tally(pairs)
-    out_members = [_member(m, reports.get(m["address"]), tallies, label, now) for m in authorized]
-    links = Counter(p["link"] for p in pairs)
-    return {
-        "nwid": network["nwid"],
-        "name": network["name"],
-        "online_within_s": ONLINE_WITHIN_S,
-        "members": out_members,
-        "pairs": pairs if limit is None else pairs[:limit],
-        "pairs_total": len(pairs),
-        "links": dict(sorted(links.items())),
-    }
-
-
-def _side(entry: dict[str, Any] | None) -> PathSideJson | None:
-    if entry is None:
-        return None
-    return {
-        "link": str(entry.get("link", "NONE")),
-        "latency_ms": entry.get("latency_ms"),
-        "kind": str(entry.get("kind", "unknown")),
-        "reason": entry.get("reason") or None,
-    }
-
-
-def _pair(
-    a: str,
-    b: str,
-    sees: dict[str, dict[str, dict[str, Any]]],
-    reports: dict[str, FakeReport],
-    label: dict[str, str],
-) -> PathPairJson:
-    a_sees = _side(sees.get(a, {}).get(b))
-    b_sees = _side(sees.get(b, {}).get(a))
-    known = [s["link"] for s in (a_sees, b_sees) if s is not None]
-    link = max(known, key=lambda k: BADNESS.get(k, 1)) if known else "UNKNOWN"
-    reason, culprit = (None, None) if link == "DIRECT" else _explain(a, b, a_sees, b_sees, reports)
-    why = None
-    if reason is not None:
-        text = REASON_TEXT.get(reason, reason)
-        why = f"{label[culprit]} {text}" if culprit is not None else text
-    return {
-        "a": a,
-        "b": b,
-        "a_sees": a_sees,
-        "b_sees": b_sees,
-        "link": link,
-        "reason": reason,
-        "because_of": culprit,
-        "why": why,
-    }
-
-
-def _explain(
-    a: str,
-    b: str,
-    a_sees: PathSideJson | None,
-    b_sees: PathSideJson | None,
-    reports: dict[str, FakeReport],
-) -> tuple[str | None, str | None]:
-    if a_sees is None and b_sees is None:
-        return None, None
-    for who in (a, b):
-        stored = reports.get(who)
-        if stored is not None and stored.report.get("tcp_fallback"):
-            return "tcp_only", who
-    for who in (a, b):
-        stored = reports.get(who)
-        if stored is not None and stored.report.get("nat") == SYMMETRIC:
-            return "symmetric_nat", who
-    sides = ((a, b, a_sees), (b, a, b_sees))
-    for me, other, seen in sides:
-        if seen is not None and seen["reason"] == "symmetric_local":
-            return "symmetric_nat", me
-        if seen is not None and seen["reason"] == "symmetric_peer":
-            return "symmetric_nat", other
-    for me, _, seen in sides:
-        if seen is not None and seen["link"] == "NONE":
-            return "no_contact", me
-    for _, _, seen in sides:
-        if seen is not None and seen["reason"]:
-            return seen["reason"], None
-    return None, None
-
-
-def _worst_first(pair: PathPairJson) -> tuple[int, float, str, str]:
-    latencies = [
-        s["latency_ms"]
-        for s in (pair["a_sees"], pair["b_sees"])
-        if s is not None and s["latency_ms"] is not None
-    ]
-    return (-BADNESS.get(pair["link"], 1), -max(latencies, default=0.0), pair["a"], pair["b"])
-
-
-Tally = dict[str, tuple[int, int, Counter[tuple[str, bool]]]]
-
-
-def _tally(pairs: list[PathPairJson]) -> Tally:
-    out: Tally = {}
-    for pair in pairs:
-        if pair["link"] == "UNKNOWN":
-            continue
-        for me in (pair["a"], pair["b"]):
-            direct, other, reasons = out.get(me, (0, 0, Counter()))
-            if pair["link"] == "DIRECT":
-                direct += 1
-            else:
-                other += 1
-                if pair["reason"] is not None:
-                    reasons[(pair["reason"], pair["because_of"] == me)] += 1
-            out[me] = (direct, other, reasons)
-    return out
-
-
-def _member(
-    record: MemberJson,
-    stored: FakeReport | None,
-    tallies: Tally,
-    label: dict[str, str],
-    now: float,
-) -> PathMemberJson:
-    address = record["address"]
-    age = None if stored is None else round(max(0.0, now - stored.received), 1)
-    online = age is not None and age <= ONLINE_WITHIN_S
-    report = stored.report if stored is not None else {}
-    direct, other, reasons = tallies.get(address, (0, 0, Counter()))
-    flag = flag_why = None
-    own = Counter({word: n for (word, mine), n in reasons.items() if mine})
-    unblamed = Counter(
-        {word: n for (word, mine), n in reasons.items() if not mine and word not in BLAMED}
+    """The daemon's own view builder (overlay_core/api/pathview.py) on the fake's records."""
+    return pathview.paths_view(
+        network["nwid"],
+        network["name"],
+        [
+            pathview.Member(m["address"], m["name"], list(m["ips"]))
+            for m in members
+            if m["authorized"]
+        ],
+        {a: pathview.Report(r.received, r.report) for a, r in reports.items()},
+        now,
+        limit,
     )
-    candidates = own or unblamed
-    if online and other > direct and candidates:
-        flag = min(candidates, key=lambda word: (-candidates[word], word))
-        shown = REASON_TEXT.get(flag, "reason unknown")
-        flag_why = f"{label[address]}: not DIRECT with {other} of {other + direct}: {shown}"
-    return {
-        "address": address,
-        "name": record["name"],
-        "ips": list(record["ips"]),
-        "online": online,
-        "report_age_s": age,
-        "version": report.get("version"),
-        "uptime_s": report.get("uptime_s"),
-        "nat": report.get("nat"),
-        "tcp_fallback": report.get("tcp_fallback"),
-        "direct": direct,
-        "not_direct": other,
-        "flag": flag,
-        "flag_why": flag_why,
-    }
 
 
 # --------------------------------------------------------------------------- stories

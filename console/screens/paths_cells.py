@@ -45,6 +45,7 @@ REASON_WORDS = {
     "unreachable": "unreachable",
     "filtered": "firewalled",
     "no_contact": "no contact",
+    "offline": "offline",
     "unknown": "reason unknown",
 }
 NAT_WORDS = {  # netcheck's mapping words, as reports carry them
@@ -115,6 +116,8 @@ def reported(member: PathMemberJson) -> Text:
     age = member["report_age_s"]
     if age is None:
         return Text("no report", style="yellow")
+    if member.get("reporting") is False:
+        return Text("reporting off", style="yellow")
     if not member["online"]:
         return Text(f"OFFLINE {fmt.ago(age)}", style="red")
     return Text(f"{fmt.ago(age)} ago")
@@ -235,17 +238,16 @@ def member_detail(member: PathMemberJson, view: PathsJson) -> Text:
     parts = [", ".join(member["ips"]) or "no IPs"]
     age = member["report_age_s"]
     if age is None:
-        parts.append("no path report (reporting off, an older version, or never online)")
+        parts.append("no path report (an older version, or never online since joining)")
+    elif member.get("reporting") is False:
+        parts.append(
+            f"reporting switched off on it ({fmt.ago(age)} ago): `ztui set NWID report=yes` there"
+        )
     elif member["online"]:
         parts.append(f"reported {fmt.ago(age)} ago")
     else:
-        # The controller cannot tell these apart: a member that switches reporting off
-        # sends nothing more, and its last report ages like a stopped node's.
         limit = view["online_within_s"]
-        parts.append(
-            f"OFFLINE: no report for {fmt.ago(age)} (over {limit:.0f} s): it is down, "
-            "or its reporting was switched off"
-        )
+        parts.append(f"OFFLINE: no report for {fmt.ago(age)} (over {limit:.0f} s): it is down")
     if member["version"]:
         parts.append(f"v{member['version']}")
     if member["nat"]:

@@ -412,6 +412,7 @@ class PathMemberJson(TypedDict):
     name: str
     ips: list[str]
     online: bool  # reported within PathsJson.online_within_s
+    reporting: bool | None  # None: never reported; False: it switched reporting off
     report_age_s: float | None  # None: never reported (reporting off, old version)
     version: str | None
     uptime_s: int | None
@@ -441,7 +442,7 @@ PATH_LINKS = ("DIRECT", "UNKNOWN", "RELAY", "TCP", "NONE")
 # Reason words of PathSideJson (proto/report.py REASONS) and PathPairJson (api/paths.py).
 PATH_REASONS = (
     *("tcp_only", "not_introduced", "direct_lost", "symmetric_local", "symmetric_peer"),
-    *("router_answers", "unreachable", "filtered", "symmetric_nat", "no_contact"),
+    *("router_answers", "unreachable", "filtered", "symmetric_nat", "no_contact", "offline"),
 )
 
 

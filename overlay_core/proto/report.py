@@ -20,7 +20,8 @@ inside the fragmenter's 15 pieces even on a relayed 1280-byte path.
            (a restart starts again at 1; the controller takes a lower one after REPORT_EVERY_S)
     18  4  uptime, seconds
     22  1  NAT mapping code (NAT_CODES: netcheck's words)
-    23  1  flags: bit 0 this node reaches its roots only over TCP; bit 1 entries truncated
+    23  1  flags: bit 0 this node reaches its roots only over TCP; bit 1 entries truncated;
+           bit 2 stopped: reporting was switched off, this is the last report (no entries)
     24  .  our version (one length byte, UTF-8)
     .   2  entry count, then per entry:
              5  peer address
@@ -34,7 +35,9 @@ When members send (Reporter): at most every REPORT_EVERY_S as a heartbeat (the c
 shows a member as online by the age of its last report), and at once, but no more often
 than REPORT_MIN_GAP_S, when what it would say changes: a link, endpoint kind or reason of
 any peer, its NAT verdict or TCP fallback. Latency alone is not a change (it moves on
-every probe). A member can switch reporting off per network (`ztui set NWID report=no`).
+every probe). A member can switch reporting off per network (`ztui set NWID report=no`);
+it then sends one last report marked stopped, and one at each start while it stays off,
+so the controller shows "reporting off" rather than a member gone silent.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ REPORT_MIN_GAP_S = 2.0
 
 FLAG_TCP_FALLBACK = 0x01
 FLAG_TRUNCATED = 0x02
+FLAG_STOPPED = 0x04
 
 # Codes on the wire -> the words the API and console use. Append only: a code a node does
 # not know reads as the first word of its table, never as a refusal of the whole report.
@@ -164,11 +168,14 @@ class PathReport:
     truncated: bool
     version: str
     entries: tuple[ReportEntry, ...]
+    stopped: bool = False  # reporting switched off: the last report, without entries
 
     def body(self) -> bytes:
         """The signed part (everything but the signature)."""
-        flags = (FLAG_TCP_FALLBACK if self.tcp_fallback else 0) | (
-            FLAG_TRUNCATED if self.truncated else 0
+        flags = (
+            (FLAG_TCP_FALLBACK if self.tcp_fallback else 0)
+            | (FLAG_TRUNCATED if self.truncated else 0)
+            | (FLAG_STOPPED if self.stopped else 0)
         )
         parts = [
             _HEAD.pack(
@@ -251,6 +258,7 @@ class PathReport:
             truncated=bool(flags & FLAG_TRUNCATED),
             version=version,
             entries=tuple(entries),
+            stopped=bool(flags & FLAG_STOPPED),
         )
 
     def shape(self) -> tuple[object, ...]:
@@ -265,6 +273,7 @@ class PathReport:
             "tcp_fallback": self.tcp_fallback,
             "truncated": self.truncated,
             "version": self.version,
+            "stopped": self.stopped,
             "peers": [e.to_json() for e in self.entries],
         }
 

@@ -15,6 +15,7 @@ The format, and when a member sends, are in report.py. This is the node's side o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,7 @@ class _Sent:
 class Reporter:
     def __init__(self) -> None:
         self._sent: dict[int, _Sent] = {}  # nwid -> our last report on it
+        self._stopped: set[int] = set()  # networks told this process that we stopped
         self._sequence = 0
         self._next_check = 0.0
         self._buckets: KeyedBuckets[int] = KeyedBuckets(REPORT_RATE, REPORT_BURST)
@@ -69,8 +71,14 @@ class Reporter:
         reporting = set()
         nat: tuple[str, str] | None = None
         for nwid, network in node.memberships.networks.items():
-            if network.state is not NetworkState.OK or not network.settings.report:
+            if network.state is not NetworkState.OK:
                 continue
+            if not network.settings.report:
+                if nwid not in self._stopped:  # once: switched off, or off since start
+                    self._stopped.add(nwid)
+                    out += self._send(node, self._stop(node, network, now), now)
+                continue
+            self._stopped.discard(nwid)
             reporting.add(nwid)
             if nat is None:  # (the mapping we report, the verdict the reasons use)
                 local = infer_nat(node.observed, node.config.local_endpoints)
@@ -137,19 +145,23 @@ class Reporter:
             entries=tuple(entries[:MAX_ENTRIES]),
         )
 
+    def _stop(self, node: NodeState, network: Network, now: float) -> PathReport:
+        return PathReport(
+            nwid=network.nwid,
+            member=node.address,
+            sequence=0,
+            uptime_s=int(max(0.0, now - node._started)),
+            nat="unknown",
+            tcp_fallback=False,
+            truncated=False,
+            version=node.config.version,
+            entries=(),
+            stopped=True,
+        )
+
     def _send(self, node: NodeState, report: PathReport, now: float) -> list[Effect]:
         self._sequence = (self._sequence % 0xFFFFFFFF) + 1
-        numbered = PathReport(
-            report.nwid,
-            report.member,
-            self._sequence,
-            report.uptime_s,
-            report.nat,
-            report.tcp_fallback,
-            report.truncated,
-            report.version,
-            report.entries,
-        )
+        numbered = dataclasses.replace(report, sequence=self._sequence)
         controller = controller_of(report.nwid)
         if controller == node.address:
             return [PathReportIn(numbered)]

@@ -17,6 +17,7 @@ from console.fake import FakeNode
 from console.fake_data import HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
 from console.fakenode import paths as fake_paths
 from console.screens.paths_cells import GLYPHS, REASON_WORDS
+from overlay_core.api import pathview
 from overlay_core.api import paths as real_paths
 from overlay_core.api.schema import PATH_LINKS, PATH_REASONS, PathsJson
 from overlay_core.controller.records import MemberRecord, NetworkRecord
@@ -165,19 +166,18 @@ async def test_a_network_not_hosted_here_is_404() -> None:
 
 def test_the_words_are_the_real_ones() -> None:
     """schema's PATH_LINKS and PATH_REASONS, which console/ may import, are the words
-    proto/report.py and api/paths.py use; the fake's sentences are api/paths.py's; the
-    console has a glyph for every link and a few words for every reason."""
-    assert list(PATH_LINKS) == sorted(real_paths.BADNESS, key=real_paths.BADNESS.__getitem__)
-    assert set(PATH_REASONS) == {*report.REASONS[1:], "symmetric_nat", "no_contact"}
-    assert {
-        word: real_paths.PAIR_REASON_TEXT[word] for word in fake_paths.REASON_TEXT
-    } == fake_paths.REASON_TEXT
-    assert set(fake_paths.REASON_TEXT) == set(PATH_REASONS)
+    proto/report.py and api/pathview.py use, and every reason a pair can carry has a
+    sentence; pathview's copies of the report interval and netcheck's symmetric word (it
+    imports only the schema) are the real ones; the console has a glyph for every link
+    and a few words for every reason."""
+    assert list(PATH_LINKS) == sorted(pathview.BADNESS, key=pathview.BADNESS.__getitem__)
+    assert set(PATH_REASONS) == {*report.REASONS[1:], "symmetric_nat", "no_contact", "offline"}
+    side_only = {"symmetric_local", "symmetric_peer"}  # a pair says symmetric_nat instead
+    assert set(pathview.REASON_TEXT) == set(PATH_REASONS) - side_only
+    assert pathview.MAPPING_DEPENDENT == netcheck.MAPPING_DEPENDENT
+    assert pathview.REPORT_EVERY_S == report.REPORT_EVERY_S
     assert fake_paths.SYMMETRIC == netcheck.MAPPING_DEPENDENT
     assert fake_paths.CONE == netcheck.MAPPING_INDEPENDENT
     assert fake_paths.UNKNOWN_NAT == netcheck.MAPPING_UNKNOWN
-    assert fake_paths.ONLINE_WITHIN_S == real_paths.ONLINE_WITHIN_S
-    assert fake_paths.BLAMED == real_paths._BLAMED
-    assert fake_paths.REPORT_EVERY_S == report.REPORT_EVERY_S
     assert set(GLYPHS) == set(PATH_LINKS)
     assert set(PATH_REASONS) <= set(REASON_WORDS)

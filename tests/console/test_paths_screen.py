@@ -263,8 +263,8 @@ async def test_a_matrix_that_no_longer_fits_becomes_the_list() -> None:
 
 
 def test_a_members_state_is_said_in_words() -> None:
-    """Online with its age, OFFLINE past online_within_s (a stopped node and one whose
-    reporting was switched off look the same to the controller), or no report at all."""
+    """Online with its age, OFFLINE past online_within_s, "reporting off" for a member
+    whose last report said it stopped (not OFFLINE: it is up), or no report at all."""
     view = {"online_within_s": 75.0}
     base = {
         "address": "0000000001",
@@ -279,17 +279,20 @@ def test_a_members_state_is_said_in_words() -> None:
         "flag": None,
         "flag_why": None,
     }
-    online = {**base, "online": True, "report_age_s": 12.0}
-    gone = {**base, "online": False, "report_age_s": 130.0}
-    silent = {**base, "online": False, "report_age_s": None, "version": None, "nat": None}
+    online = {**base, "online": True, "reporting": True, "report_age_s": 12.0}
+    gone = {**base, "online": False, "reporting": True, "report_age_s": 130.0}
+    off = {**base, "online": False, "reporting": False, "report_age_s": 130.0}
+    silent = {**base, "online": False, "reporting": None, "report_age_s": None, "nat": None}
     assert reported(online).plain == "12s ago"  # type: ignore[arg-type]
     assert reported(gone).plain == "OFFLINE 2m"  # type: ignore[arg-type]
     assert reported(silent).plain == "no report"  # type: ignore[arg-type]
     said = member_detail(gone, view).plain  # type: ignore[arg-type]
     assert "OFFLINE: no report for 2m (over 75 s)" in said
-    assert "or its reporting was switched off" in said
+    assert reported(off).plain == "reporting off"  # type: ignore[arg-type]
+    said = member_detail(off, view).plain  # type: ignore[arg-type]
+    assert "reporting switched off on it (2m ago): `ztui set NWID report=yes` there" in said
     said = member_detail(silent, view).plain  # type: ignore[arg-type]
-    assert "no path report (reporting off, an older version, or never online)" in said
+    assert "no path report (an older version, or never online since joining)" in said
     assert "DIRECT with 2 of 3" in member_detail(online, view).plain  # type: ignore[arg-type]
 
 

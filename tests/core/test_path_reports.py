@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from overlay_core.api import pathview
 from overlay_core.api.paths import paths_view
 from overlay_core.controller import Controller, MemberRecord
 from overlay_core.controller.reports import StoredReport
@@ -334,11 +335,24 @@ def test_a_member_reports_at_once_on_a_change_and_every_30_s_otherwise(world: Wo
     assert world.ctl.reports["kept"] > before
 
 
-def test_a_member_with_reporting_off_sends_none(world: World) -> None:
+def test_a_member_with_reporting_off_says_so_once_and_nothing_more(world: World) -> None:
+    """report=no: one last report marked stopped (without peers), then silence; the view
+    says "reporting off" rather than showing a member gone silent as offline; switched
+    on again, it reports at once."""
     world.join_all(report=False)
-    world.net.run(40)
-    assert world.ctl.reports["kept"] == 0
-    assert world.controller.path_reports(world.nwid)[2] == {}
+    world.net.run(100)
+    assert world.ctl.reports["kept"] == 3  # one each, not one per heartbeat
+    kept = world.controller.path_reports(world.nwid)[2]
+    assert all(r.report["stopped"] and r.report["peers"] == [] for r in kept.values())
+    view = world.view()
+    rows = view["members"]
+    assert isinstance(rows, list)
+    assert [(m["reporting"], m["online"]) for m in rows] == [(False, False)] * 3
+    assert {p["link"] for p in view["pairs"]} == {"UNKNOWN"}  # type: ignore[attr-defined]
+    host = world.cone1
+    world.net.call(host, host.node.set_network_settings(world.nwid, NetworkSettings()))
+    world.net.run(2)
+    assert world.ctl.reports["kept"] == 4
 
 
 def test_a_flood_of_reports_is_cut_by_the_rate_limit(world: World) -> None:
@@ -462,3 +476,55 @@ def test_only_the_member_that_causes_relaying_is_flagged_not_its_victims(
     view = paths_view(network, _members(cone1, cone2), quiet, 110.0)
     assert [m["flag"] for m in view["members"]] == ["filtered", "filtered"]
     assert view["pairs"][0]["why"] == "probes get no answer: a firewall drops them"
+
+
+def test_offline_members_pairs_come_after_live_trouble_and_are_blamed_on_them(
+    controller: Controller,
+) -> None:
+    """A member whose last report is stale is offline: its pairs go after every pair of
+    two online members (a big network's --limit shows live trouble, not hundreds of dead
+    pairs), and they are blamed on it, not on the member that cannot reach it."""
+    up1, up2, gone = 0x1000000001, 0x1000000002, 0x1000000003
+    reports = {
+        up1: _stored(up1, {up2: "RELAY", gone: "NONE"}),
+        up2: _stored(up2, {up1: "RELAY", gone: "NONE"}),
+        gone: dataclasses.replace(_stored(gone, {up1: "RELAY", up2: "RELAY"}), received=0.0),
+    }
+    network = controller.create_network("home", now=1.0)
+    view = paths_view(network, _members(up1, up2, gone), reports, 110.0)
+    first, *rest = view["pairs"]
+    assert (first["link"], first["reason"]) == ("RELAY", "filtered")
+    assert {p["reason"] for p in rest} == {"offline"}
+    assert {p["because_of"] for p in rest} == {format_address(gone)}
+    assert rest[0]["why"] == "m2 is offline (no report for over 75 s)"
+    rows = {m["address"]: m for m in view["members"]}
+    assert rows[format_address(gone)]["online"] is False
+    assert rows[format_address(gone)]["reporting"] is True
+    assert rows[format_address(up1)]["flag"] == "filtered"  # its live pair, not the dead ones
+
+
+def test_no_contact_blames_nobody() -> None:
+    """One side has never heard from the other: either could be the one not trying."""
+    view = pathview.paths_view(
+        "8056c2e21c000001",
+        "home",
+        [pathview.Member("aaaaaaaaaa", "a"), pathview.Member("bbbbbbbbbb", "b")],
+        {
+            "aaaaaaaaaa": pathview.Report(
+                100.0, {"peers": [{"address": "bbbbbbbbbb", "link": "NONE"}]}
+            ),
+            "bbbbbbbbbb": pathview.Report(100.0, {"peers": []}),
+        },
+        110.0,
+    )
+    pair = view["pairs"][0]
+    assert (pair["link"], pair["reason"], pair["because_of"]) == ("NONE", "no_contact", None)
+    assert pair["why"] == "one side has not reached the other yet"
+
+
+def test_pathview_words_match_the_protocols() -> None:
+    """pathview imports only the schema, so it repeats two constants: held equal here."""
+    from overlay_core.proto.netcheck import MAPPING_DEPENDENT as real_symmetric
+
+    assert pathview.REPORT_EVERY_S == REPORT_EVERY_S
+    assert real_symmetric == pathview.MAPPING_DEPENDENT
