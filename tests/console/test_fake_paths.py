@@ -17,8 +17,8 @@ from console.fake import FakeNode
 from console.fake_data import HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
 from console.fakenode import paths as fake_paths
 from console.screens.paths_cells import GLYPHS, REASON_WORDS
-from overlay_core.api import pathview
 from overlay_core.api import paths as real_paths
+from overlay_core.api import pathview
 from overlay_core.api.schema import PATH_LINKS, PATH_REASONS, PathsJson
 from overlay_core.controller.records import MemberRecord, NetworkRecord
 from overlay_core.controller.reports import StoredReport
