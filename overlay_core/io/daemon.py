@@ -504,6 +504,9 @@ class Daemon:
             merged.update(self._udp.counters)
         merged.update(self._tcp.counters)
         merged.update(self.member_hook.counters)
+        merged.update(self.ports.counters)  # port_errors, port_clashes, ...
+        if self._controller is not None:  # config_replies, reports_kept, reports_stale, ...
+            merged.update(self._controller.counters)
         return dict(merged)
 
     def netcheck(self) -> NetcheckReport:

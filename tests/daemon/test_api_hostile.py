@@ -299,6 +299,8 @@ async def test_a_member_of_its_own_controllers_network_reports_and_can_stop(
         await asyncio.sleep(0.1)
     row = await my_row()
     assert row["report_age_s"] is not None and row["online"] is True, row
+    metrics = (await target.api.get("/metrics")).text
+    assert re.search(r'ztui_io_counter_total\{name="reports_kept"\} [1-9]', metrics), metrics
     bad = await target.api.patch(f"/networks/{target.nwid}", json={"report": "no"})
     assert bad.status_code == 400 and bad.json()["field"] == "report"
     off = await target.api.patch(f"/networks/{target.nwid}", json={"report": False})
