@@ -267,9 +267,10 @@ class Controller:
             assert member is not None  # create_at makes one
             key = (format_nwid(nwid), format_address(address))
             if name is not None:
+                if not check_name(name).isprintable():  # it travels to every member
+                    raise ValidationError("name", "no control characters, tabs or odd spaces")
                 db.execute(
-                    "UPDATE members SET name = ? WHERE nwid = ? AND address = ?",
-                    (check_name(name), *key),
+                    "UPDATE members SET name = ? WHERE nwid = ? AND address = ?", (name, *key)
                 )
             if active_bridge is not None:
                 db.execute(

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from overlay_core.proto.identity import Identity, format_address
 from overlay_core.proto.netconf import (
+    MAX_INFO_IPS,
     CertificateOfMembership,
     MemberEntry,
     MemberInfo,
@@ -130,6 +131,12 @@ def member_ips(db: sqlite3.Connection, nwid: int, address: int) -> tuple[str, ..
     return tuple(str(ip) for ip in ips)
 
 
+def printable_name(name: str) -> str:
+    """`name` with every non-printable character (a tab, a no-break space, an escape) as
+    "?": members refuse a config that names anyone otherwise."""
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
 def all_member_ips(db: sqlite3.Connection, nwid: int) -> dict[int, tuple[str, ...]]:
     """member_ips for every member of `nwid`, in one query (a config lists them all)."""
     found: dict[int, list[IPAddress]] = {}
@@ -194,6 +201,8 @@ def set_member_ips(
         raise ValidationError("ips", "must be a list of addresses")
     pools = tuple(parse_pool(p) for p in net.pools)
     checked = [check_member_ip(ip, f"ips[{i}]", pools, net.routes) for i, ip in enumerate(ips)]
+    if len(checked) > MAX_INFO_IPS:  # configs carry them to every member, which refuse more
+        raise ValidationError("ips", f"at most {MAX_INFO_IPS} addresses per member")
     if len(set(checked)) != len(checked):
         raise ValidationError("ips", "an address is listed twice")
     nwid, addr = format_nwid(net.nwid), format_address(address)
@@ -229,7 +238,11 @@ def signed_config(
     )
     ips_of = all_member_ips(db, net.nwid)
     info = tuple(
-        MemberInfo(int(row[0], 16), row[1], ips_of.get(int(row[0], 16), ()))
+        # A database from before names travelled may hold any text: shown as members
+        # will show it, and never more IPs than members take.
+        MemberInfo(
+            int(row[0], 16), printable_name(row[1]), ips_of.get(int(row[0], 16), ())[:MAX_INFO_IPS]
+        )
         for row in db.execute(
             "SELECT address, name FROM members WHERE nwid = ? AND authorized = 1 ORDER BY address",
             (format_nwid(net.nwid),),

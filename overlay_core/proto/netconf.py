@@ -216,7 +216,7 @@ class MemberInfo(NamedTuple):
     ips: tuple[str, ...]  # plain addresses
 
 
-MAX_INFO_IPS = 16  # per member; the controller's own limit is far below the config's size
+MAX_INFO_IPS = 16  # per member; the controller refuses to assign more (queries.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +351,7 @@ class NetworkConfig:
             rules=rules_from_json(obj["rules"]),
             members=tuple(members),
             com=com,
-            member_info=_member_info(obj.get("member_info", []), {m.address for m in members}),
+            member_info=_names_or_none(obj.get("member_info", []), {m.address for m in members}),
         )
 
     def to_signed_bytes(self, controller: Identity) -> bytes:
@@ -435,6 +435,15 @@ def json_depth(text: bytes) -> int:
         elif token in (b"]", b"}"):
             depth -= 1
     return deepest
+
+
+def _names_or_none(value: object, members: set[int]) -> tuple[MemberInfo, ...]:
+    """The names, or none when any entry breaks a rule: names are for show, so a bad one
+    (a newer controller's, a careless one's) costs the names, never the config."""
+    try:
+        return _member_info(value, members)
+    except ValidationError:
+        return ()
 
 
 def _member_info(value: object, members: set[int]) -> tuple[MemberInfo, ...]:

@@ -15,6 +15,7 @@ from overlay_core.proto.netconf import (
     MAX_CONFIG_BYTES,
     NetworkConfig,
     ValidationError,
+    _member_info,
 )
 from overlay_core.proto.netfields import MAX_NAME_CHARS
 
@@ -84,6 +85,7 @@ def test_too_many_long_names_drop_the_names_not_the_config(controller: Controlle
     [
         (["{addr}", "nas\x1b[2J", []], "control"),
         (["{addr}", "nas\n", []], "control"),
+        (["{addr}", "bob\u00a0laptop", []], "control"),
         (["0000000001", "x", []], "not listed"),
         (["{addr}", "x", [167772161]], "not an IP"),
         (["{addr}", "x", ["10.0.0.1/24"]], "not an IP"),
@@ -92,30 +94,49 @@ def test_too_many_long_names_drop_the_names_not_the_config(controller: Controlle
         (["{addr}", 5, []], "at most"),
     ],
 )
-def test_a_hostile_member_info_is_refused_naming_the_field(
+def test_a_hostile_member_info_costs_the_names_not_the_config(
     controller: Controller, entry: list[object], why: str
 ) -> None:
+    """Every rule is checked (_member_info says which broke), but a config that breaks one
+    is still taken, without names: they are for show, the network is not."""
     _, members, config = _config(controller, "nas")
     obj = config.to_json()
     addr = format_address(members[0].address)
     obj["member_info"] = [[addr if e == "{addr}" else e for e in entry]]
     with pytest.raises(ValidationError, match=why) as caught:
-        NetworkConfig.from_json(obj)
+        _member_info(obj["member_info"], {m.address for m in config.members})
     assert caught.value.field == "member_info[0]"
+    taken = NetworkConfig.from_json(obj)
+    assert taken.member_info == () and taken.members == config.members
 
 
-def test_a_member_named_twice_is_refused(controller: Controller) -> None:
+def test_a_member_named_twice_or_a_non_list_costs_the_names(controller: Controller) -> None:
     _, members, config = _config(controller, "nas")
     obj = config.to_json()
     addr = format_address(members[0].address)
-    obj["member_info"] = [[addr, "a", []], [addr, "b", []]]
+    listed = {m.address for m in config.members}
     with pytest.raises(ValidationError, match="twice"):
-        NetworkConfig.from_json(obj)
-
-
-def test_member_info_is_a_list(controller: Controller) -> None:
-    _, _, config = _config(controller, "nas")
-    obj = config.to_json()
-    obj["member_info"] = {"a": 1}
+        _member_info([[addr, "a", []], [addr, "b", []]], listed)
     with pytest.raises(ValidationError, match="list"):
-        NetworkConfig.from_json(obj)
+        _member_info({"a": 1}, listed)
+    obj["member_info"] = {"a": 1}
+    assert NetworkConfig.from_json(obj).member_info == ()
+
+
+def test_the_controller_refuses_what_members_would_not_take(controller: Controller) -> None:
+    """A name with a no-break space or a tab, or a 17th IP, is refused where it is typed;
+    a database from before names travelled is shown with "?" for such characters."""
+    nwid, members, _ = _config(controller, "nas")
+    address = members[0].address
+    for bad in ("bob\u00a0laptop", "a\tb", "x\x1b[2J"):
+        with pytest.raises(ValidationError, match="control"):
+            controller.set_member(nwid, address, name=bad, now=9.0)
+    ips = [f"10.147.17.{i}" for i in range(100, 117)]
+    with pytest.raises(ValidationError, match="at most 16"):
+        controller.set_member(nwid, address, ips=ips, now=9.0)
+    with controller._store.transaction() as db:  # as an older version could have left it
+        db.execute("UPDATE members SET name = 'bob\u00a0laptop'")
+    signed = controller.build_config(nwid, address, 10.0)
+    assert isinstance(signed, bytes)
+    config = NetworkConfig.from_signed_bytes(signed, CTL.public())
+    assert [m.name for m in config.member_info] == ["bob?laptop"]
