@@ -24,7 +24,9 @@ few seconds, each a new request, so the command must not be able to hurt the nod
 - it runs as an asyncio subprocess, never blocking the event loop, with no descriptor of
   the daemon's (asyncio closes them) and in a session of its own (start_new_session), so
   a timeout kills exactly the process group it started, pipes and children included;
-- at most MAX_RUNNING at once; a request beyond that is dropped and counted, not queued;
+- at most MAX_RUNNING at once, and RUNS_PER_MINUTE (burst RUNS_BURST) whatever is running;
+  a request beyond either is dropped and counted (hook_dropped, hook_rate_limited), not
+  queued;
 - TIMEOUT_S, then SIGKILL to that process group;
 - its output is read as it comes (so a chatty command never blocks on a full pipe) and
   only the first OUTPUT_KEPT bytes of each stream are kept;
@@ -33,11 +35,12 @@ few seconds, each a new request, so the command must not be able to hurt the nod
 
 The command itself is never logged: it may hold a token (ntfy and Telegram put them in
 the URL). Lines name it "on-member-request hook" and give the exit status; a failure adds
-the first line of stderr. Its stdout is never logged either, only counted: a service's
-reply may echo the secret topic. Counters (in the daemon's io_counters, so GET /metrics):
+the first line of stderr, with every word of the command of SECRET_MIN_CHARS or more cut
+out (wget repeats its URL there). Its stdout is never logged either, only counted: a
+service's reply may echo the secret topic. Counters (in the daemon's io_counters, so GET /metrics):
 hook_runs (started), hook_failures (exit status not 0, timed out, or could not start),
 hook_timeouts (killed after TIMEOUT_S; also failures), hook_dropped (MAX_RUNNING already
-running).
+running), hook_rate_limited (over RUNS_PER_MINUTE).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from overlay_core.api.schema import EventJson
+from overlay_core.proto.relay import TokenBucket
 
 from .ratelog import RateLimitedLog
 
@@ -63,6 +67,11 @@ SHELL = "/bin/sh"
 NAME = "on-member-request hook"  # how logs name the command, which is never logged
 TIMEOUT_S = 30.0
 MAX_RUNNING = 4
+# Runs per minute, whatever is running: anyone can ask to join with a fresh identity every
+# few tens of milliseconds, and each is news; the owner's phone should not buzz for each.
+RUNS_PER_MINUTE = 6.0
+RUNS_BURST = 6.0
+SECRET_MIN_CHARS = 6  # words of the command this long are cut from logged stderr
 OUTPUT_KEPT = 4096  # bytes of stdout and of stderr kept per run
 LOG_INTERVAL_S = 10.0
 REAP_WAIT_S = 5.0  # after SIGKILL, how long to wait for the process before giving up on it
@@ -159,6 +168,8 @@ class HookRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._groups: set[int] = set()  # process groups started and not yet reaped
         self._closing = False
+        self._budget = TokenBucket.full(RUNS_PER_MINUTE / 60.0, RUNS_BURST, clock())
+        self._clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -181,6 +192,17 @@ class HookRunner:
                 "%s: %d still running, not run for %s in %s",
                 NAME,
                 len(self._tasks),
+                request["address"],
+                request["nwid"],
+            )
+            return
+        if not self._budget.take(self._clock()):
+            self.counters["hook_rate_limited"] += 1
+            self._log.warning(
+                "rate",
+                "%s: more than %g join requests a minute; not run for %s in %s",
+                NAME,
+                RUNS_PER_MINUTE,
                 request["address"],
                 request["nwid"],
             )
@@ -238,7 +260,7 @@ class HookRunner:
             why = f"could not start: {result.error}"
         else:
             why = _status_text(result.status)
-            line = _first_line(result.stderr)
+            line = _redact(_first_line(result.stderr), self.command)
             if line:
                 why += f": {line}"
         self._log.warning("failed", "%s for %s failed: %s", NAME, what, why)
@@ -340,6 +362,15 @@ def _status_text(status: int | None) -> str:
         except ValueError:
             return f"killed by signal {-status}"
     return f"exit status {status}"
+
+
+def _redact(line: str, command: str) -> str:
+    """`line` with every longer word of the command cut out: stderr often repeats its
+    command's URL (wget prints it; sh prints a mistyped word), which may hold a token."""
+    for word in sorted(set(command.replace("'", " ").replace('"', " ").split()), key=len)[::-1]:
+        if len(word) >= SECRET_MIN_CHARS:
+            line = line.replace(word, "…")
+    return line
 
 
 def _first_line(data: bytes) -> str:

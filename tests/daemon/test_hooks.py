@@ -300,3 +300,38 @@ def test_the_controller_hands_each_announced_request_to_the_hook_once(tmp_path: 
             "node": admin.address_text,
         }
     ]
+
+
+async def test_a_flood_of_requests_runs_the_command_at_most_six_times_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fresh identities cost a stranger milliseconds and each is news: past 6 in a minute
+    the command is not run (counted, one line per window), and runs again as time passes."""
+    clock = Clock()
+    runner = HookRunner("true", clock=clock)
+    with caplog.at_level(logging.INFO, logger=hooks.__name__):
+        for i in range(20):
+            runner.run(request(f"a1b2c3d4{i:02x}"))
+            await runner.idle()
+        assert runner.counters["hook_runs"] == 6
+        assert runner.counters["hook_rate_limited"] == 14
+        clock.now += 10  # one more token
+        runner.run(request())
+        await runner.idle()
+    assert runner.counters["hook_runs"] == 7
+    limited = [r for r in caplog.records if "join requests a minute" in r.getMessage()]
+    assert len(limited) == 1
+
+
+async def test_stderr_that_repeats_the_commands_url_is_logged_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """wget prints the URL it fetches, sh the word it could not run: a token in the command
+    is cut out of the logged line."""
+    url = f"https://api.example/bot{SECRET}/sendMessage"
+    runner = HookRunner(f"echo 'wget: {url}: 403' >&2; exit 4 # {url}")
+    with caplog.at_level(logging.INFO, logger=hooks.__name__):
+        runner.run(request())
+        await runner.idle()
+    assert "exit status 4: wget: … 403" in caplog.text
+    assert SECRET not in caplog.text
