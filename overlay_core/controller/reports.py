@@ -2,8 +2,9 @@
 
 A report (proto/report.py) arrives signature-checked and rate-limited by the node; here
 the controller decides whether to keep it: only from a member that is authorized now,
-and not older than the one it has (a lower sequence is taken only once the kept one is
-stale, since a restarted member counts from 1 again). Deauthorizing a member deletes its
+and not older than the one it has. A restarted member counts its sequence from 1 again:
+its report is taken when its uptime says so (less than the kept report's uptime plus the
+time since), or once the kept one is RESTART_AFTER_S old. Deauthorizing a member deletes its
 report (Controller.deauthorize), and deleting the member or its network cascades.
 
 Reports are soft state, rewritten every REPORT_EVERY_S by every member: they are
@@ -29,6 +30,8 @@ from . import queries as q
 
 # A kept report this old no longer blocks a lower sequence (its member restarted).
 RESTART_AFTER_S = 2 * REPORT_EVERY_S
+# Uptimes are whole seconds and clocks drift: a report this much younger is a restart.
+UPTIME_SLACK_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +49,15 @@ def store(db: sqlite3.Connection, report: PathReport, now: float) -> str | None:
         return "not_member"
     key = (format_nwid(report.nwid), format_address(report.member))
     row = db.execute(
-        "SELECT sequence, received FROM path_reports WHERE nwid = ? AND address = ?", key
+        "SELECT sequence, received, report FROM path_reports WHERE nwid = ? AND address = ?",
+        key,
     ).fetchone()
-    if (
-        row is not None
-        and report.sequence <= row["sequence"]
-        and 0 <= now - row["received"] < RESTART_AFTER_S
-    ):
-        return "stale"
+    if row is not None and report.sequence <= row["sequence"]:
+        elapsed = now - row["received"]
+        uptime = json.loads(row["report"]).get("uptime_s", 0)  # not json_extract: old SQLites
+        restarted = report.uptime_s + UPTIME_SLACK_S < uptime + elapsed
+        if 0 <= elapsed < RESTART_AFTER_S and not restarted:
+            return "stale"
     db.execute(
         "INSERT OR REPLACE INTO path_reports VALUES (?, ?, ?, ?, ?)",
         (*key, now, report.sequence, json.dumps(report.to_json(), separators=(",", ":"))),

@@ -185,8 +185,9 @@ class ConfigRequest:
 
 @dataclass(frozen=True, slots=True)
 class PathReportIn:
-    """A member's path report reached this node as its network's controller (signature
-    checked; whether the member is authorized is the controller's to say)."""
+    """A member's path report reached this node as its network's controller: another
+    node's with its signature checked, or this node's own, made in-process. Whether the
+    member is authorized is the controller's to say."""
 
     report: PathReport
 

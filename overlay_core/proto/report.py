@@ -7,17 +7,17 @@ the latency, what kind of endpoint carries it and, when relayed, why (diagnose.p
 member sends its controller a `PathReport` (verb PATH_REPORT, over the session like a
 config request) and the controller keeps the newest one per member (controller/reports.py).
 
-A report is signed by the member's identity, on top of the session's AEAD, so the
-controller can keep it as evidence of what that member said, and so a report that
-reaches the controller some other way (its own node's, handed over in-process) is held to
-the same check. Binary, not JSON: an entry is 10 bytes, so 1,000 peers fit in ~10 KB, well
+A report from another node is signed by the member's identity, on top of the session's
+AEAD, so the controller keeps evidence of what that member said; the controller's own
+node, a member of its own network, hands its report over in-process, unsigned.
+Binary, not JSON: an entry is 10 bytes, so 1,000 peers fit in ~10 KB, well
 inside the fragmenter's 15 pieces even on a relayed 1280-byte path.
 
     0   1  format (1)
     1   8  network id
     9   5  reporter's address
     14  4  sequence: +1 per report from this process; the controller keeps the highest
-           (a restart starts again at 1; the controller takes a lower one after REPORT_EVERY_S)
+           (a restart starts again at 1: the controller sees the uptime go back and takes it)
     18  4  uptime, seconds
     22  1  NAT mapping code (NAT_CODES: netcheck's words)
     23  1  flags: bit 0 this node reaches its roots only over TCP; bit 1 entries truncated;
@@ -93,17 +93,6 @@ NAT_CODES = (
     MAPPING_DEPENDENT,
     MAPPING_ONE_ROOT,
 )
-# What each reason means in a sentence, for `ztui paths` and the console.
-REASON_TEXT = {
-    "tcp_only": "reaches the roots only over TCP (UDP blocked); allow outbound UDP",
-    "not_introduced": "no direct endpoint learned yet (not introduced by a root)",
-    "direct_lost": "the direct path stopped answering",
-    "symmetric_local": "its own NAT is symmetric (new port per destination)",
-    "symmetric_peer": "the other side's NAT is symmetric (new port per destination)",
-    "router_answers": "a router answers the probes itself (no input firewall)",
-    "unreachable": "the other side's addresses are unreachable from here",
-    "filtered": "probes get no answer: a firewall drops them",
-}
 
 _HEAD = struct.Struct("!B8s5sIIBB")
 _ENTRY = struct.Struct("!5sBBBH")
@@ -228,6 +217,8 @@ class PathReport:
         if int.from_bytes(address, "big") != member.address:
             raise MalformedError("path report names another member")
         version = reader.text()
+        if not version.isprintable():  # it is shown on terminals (`ztui paths`)
+            raise MalformedError("path report version has control characters")
         count = reader.u16()
         if count > MAX_ENTRIES or len(body) - reader.pos != count * ENTRY_BYTES:
             raise MalformedError("path report entry count does not match its length")

@@ -8,8 +8,9 @@ The format, and when a member sends, are in report.py. This is the node's side o
   as it does its config requests.
 - `Reporter.on_report` is a controller receiving PATH_REPORT. A report costs the
   controller a signature check and an SQLite write, so each sender gets a token bucket
-  (REPORT_BURST, refilled at REPORT_RATE/s) that is spent before anything is verified;
-  the bucket map is bounded (relay.KeyedBuckets). Whether the sender is an authorized
+  per network (REPORT_BURST, refilled at REPORT_RATE/s) and all of them share one
+  (REPORT_TOTAL_*), spent before anything is verified; the bucket map is bounded
+  (relay.KeyedBuckets). Whether the sender is an authorized
   member is the controller's question, answered in the I/O layer (controller/reports.py).
 """
 
@@ -23,7 +24,7 @@ from .diagnose import infer_nat, link_of, reason_code
 from .effects import Effect, PathReportIn
 from .netcheck import netcheck
 from .netconf import controller_of
-from .relay import KeyedBuckets
+from .relay import KeyedBuckets, TokenBucket
 from .report import (
     MAX_ENTRIES,
     MAX_LATENCY_MS,
@@ -40,10 +41,17 @@ if TYPE_CHECKING:
     from .outbound import NodeState
 
 CHECK_EVERY_S = 1.0
-# A member in a few networks of one controller reports each at once when its links
-# change; 8 covers that, and 1 per 2 s is 15 times what a steady member needs.
+# Per sender and network: a member's link changes come in bursts (several peers move at
+# once), and 1 per 2 s is 15 times what a steady member needs. Keyed by network too, so a
+# member of many networks of one controller, whose heartbeats fall due in the same tick,
+# is not cut in some of them.
 REPORT_RATE = 0.5
-REPORT_BURST = 8.0
+REPORT_BURST = 4.0
+# All senders together: each report costs a signature check and an SQLite write. 1,000
+# members heartbeating every 30 s send 33/s; strangers with fresh identities cannot make
+# the controller do more than this.
+REPORT_TOTAL_RATE = 100.0
+REPORT_TOTAL_BURST = 200.0
 
 
 @dataclass(slots=True)
@@ -58,7 +66,8 @@ class Reporter:
         self._stopped: set[int] = set()  # networks told this process that we stopped
         self._sequence = 0
         self._next_check = 0.0
-        self._buckets: KeyedBuckets[int] = KeyedBuckets(REPORT_RATE, REPORT_BURST)
+        self._buckets: KeyedBuckets[tuple[int, int]] = KeyedBuckets(REPORT_RATE, REPORT_BURST)
+        self._total = TokenBucket.full(REPORT_TOTAL_RATE, REPORT_TOTAL_BURST)
 
     # ------------------------------------------------------------------ member side
 
@@ -72,6 +81,7 @@ class Reporter:
         nat: tuple[str, str] | None = None
         for nwid, network in node.memberships.networks.items():
             if network.state is not NetworkState.OK:
+                self._stopped.discard(nwid)  # denied or left: say it again when back
                 continue
             if not network.settings.report:
                 if nwid not in self._stopped:  # once: switched off, or off since start
@@ -80,17 +90,19 @@ class Reporter:
                 continue
             self._stopped.discard(nwid)
             reporting.add(nwid)
+            sent = self._sent.get(nwid)
+            if sent is not None and 0 <= now - sent.at < REPORT_MIN_GAP_S:
+                continue  # not even worth building
             if nat is None:  # (the mapping we report, the verdict the reasons use)
                 local = infer_nat(node.observed, node.config.local_endpoints)
                 nat = (netcheck(node, now).mapping, local)
             report = self.build(node, network, nat[0], nat[1], now)
-            sent = self._sent.get(nwid)
-            if sent is not None:
-                age = now - sent.at
-                if 0 <= age < REPORT_MIN_GAP_S:
-                    continue
-                if 0 <= age < REPORT_EVERY_S and report.shape() == sent.shape:
-                    continue
+            if (
+                sent is not None
+                and 0 <= now - sent.at < REPORT_EVERY_S
+                and report.shape() == sent.shape
+            ):
+                continue
             self._sent[nwid] = _Sent(now, report.shape())
             out += self._send(node, report, now)
         for nwid in [n for n in self._sent if n not in reporting]:
@@ -174,10 +186,11 @@ class Reporter:
     def on_report(self, node: NodeState, sender: int, reader: Reader, now: float) -> list[Effect]:
         """PATH_REPORT from `sender` (authenticated by its session): checked and handed on."""
         data = reader.rest()
-        if len(data) < 9 or controller_of(int.from_bytes(data[1:9], "big")) != node.address:
+        nwid = int.from_bytes(data[1:9], "big") if len(data) >= 9 else 0
+        if len(data) < 9 or controller_of(nwid) != node.address:
             node.drops["report_not_ours"] += 1
             return []
-        if not self._buckets.take(sender, now):
+        if not self._buckets.take((sender, nwid), now) or not self._total.take(now):
             node.drops["report_rate"] += 1
             return []
         peer = node.peers.get(sender)
