@@ -14,6 +14,7 @@ import argparse
 from overlay_core.api.schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
 
 from ..client import ApiClient
+from ..render import printable
 from .common import EXIT_OK, Handler, Subparsers, add_json, nwid, print_json, whole_number
 from .controller import hosted
 
@@ -45,7 +46,7 @@ def cmd_paths(client: ApiClient, args: argparse.Namespace) -> int:
 
 def member_label(member: PathMemberJson) -> str:
     """`nas (10.147.17.22)`, or the address when the member has no name."""
-    name = member["name"] or member["address"]
+    name = printable(member["name"]) or member["address"]
     return f"{name} ({member['ips'][0]})" if member["ips"] else name
 
 
@@ -55,17 +56,18 @@ def paths_lines(view: PathsJson) -> list[str]:
     online = sum(1 for m in members if m["online"])
     links = ", ".join(f"{n} {link}" for link, n in view["links"].items()) or "none"
     lines = [
-        f"{view['name']} ({view['nwid']}): {len(members)} members, {online} online; pairs: {links}"
+        f"{printable(view['name'])} ({view['nwid']}): {len(members)} members, "
+        f"{online} online; pairs: {links}"
     ]
     if not members:
         return [*lines, "  (no authorized members)"]
-    names = {m["address"]: m["name"] or m["address"] for m in members}
+    names = {m["address"]: printable(m["name"]) or m["address"] for m in members}
     width = min(28, max(len(member_label(m)) for m in members))
     lines.append("members")
     for m in members:
         lines.append(f"  {member_label(m):<{width}}  {_member_state(m, view['online_within_s'])}")
         if m["flag_why"]:
-            lines.append(f"  {'':<{width}}  ! {m['flag_why']}")
+            lines.append(f"  {'':<{width}}  ! {printable(m['flag_why'])}")
     shown = len(view["pairs"])
     more = f" ({shown} of {view['pairs_total']})" if shown < view["pairs_total"] else ""
     lines.append(f"pairs, worst first{more}")
@@ -85,9 +87,9 @@ def _member_state(m: PathMemberJson, online_within_s: float) -> str:
     state = "online" if m["online"] else f"OFFLINE (no report for over {online_within_s:.0f} s)"
     words = [f"{state}, reported {age}"]
     if m["version"]:
-        words.append(f"v{m['version']}")
+        words.append(f"v{printable(m['version'])}")
     if m["nat"]:
-        words.append(f"NAT {m['nat']}")
+        words.append(f"NAT {printable(m['nat'])}")
     if m["tcp_fallback"]:
         words.append("TCP only")
     return "; ".join(words)
@@ -109,7 +111,7 @@ def _pair_lines(pair: PathPairJson, names: dict[str, str], label: str) -> list[s
     a, b = names.get(pair["a"], pair["a"]), names.get(pair["b"], pair["b"])
     sides = f"{_side(a, pair['a_sees'])} | {_side(b, pair['b_sees'])}"
     head = f"  {pair['link']:<7} {label}  {sides}"
-    return [head] + ([f"          why: {pair['why']}"] if pair["why"] else [])
+    return [head] + ([f"          why: {printable(pair['why'])}"] if pair["why"] else [])
 
 
 __all__ = ["add_parsers", "member_label", "paths_lines"]

@@ -1,6 +1,6 @@
 """What the Paths screen writes, apart from the screen: member labels, the matrix's
 glyphs, table cells and the detail lines, from the controller's paths view (PathsJson,
-overlay_core/api/paths.py). Pure functions of the JSON, so tests check them directly.
+overlay_core/api/pathview.py). Pure functions of the JSON, so tests check them directly.
 
 Labels are what rows, columns and pairs are called: a member's name when it is short and
 nobody else has it, its address otherwise. A name is a name, so a long one may be cut
@@ -18,6 +18,7 @@ from rich.text import Text
 from overlay_core.api.schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
 
 from .. import fmt
+from ..render import printable
 
 LABEL_MAX = 12  # an address is 10: a label is never wider than 12 cells
 # One character per link, readable without colour (TERM=linux, 16 colours, a screen
@@ -57,11 +58,6 @@ NAT_WORDS = {  # netcheck's mapping words, as reports carry them
 }
 FLAG_MARK = "!"
 FLAG_STYLE = "bold red"
-
-
-def printable(text: str) -> str:
-    """A name as the screen may show it: control characters would move the cursor."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def labels(members: Iterable[PathMemberJson]) -> dict[str, str]:
@@ -181,7 +177,7 @@ def member_cells(member: PathMemberJson, label: dict[str, str]) -> tuple[Text | 
         reported(member),
         "UDP blocked" if member["tcp_fallback"] else nat_word(member["nat"]),
         f"{member['direct']}/{known}" if known else fmt.DASH,
-        member["version"] or fmt.DASH,
+        printable(member["version"] or fmt.DASH),
         Text(reason_word(member["flag"]), style=FLAG_STYLE) if member["flag"] else "",
     )
 
@@ -249,7 +245,7 @@ def member_detail(member: PathMemberJson, view: PathsJson) -> Text:
         limit = view["online_within_s"]
         parts.append(f"OFFLINE: no report for {fmt.ago(age)} (over {limit:.0f} s): it is down")
     if member["version"]:
-        parts.append(f"v{member['version']}")
+        parts.append(f"v{printable(member['version'])}")
     if member["nat"]:
         parts.append(f"NAT {member['nat']}")
     if member["tcp_fallback"]:

@@ -12,8 +12,9 @@ pair's `link` is the worse side, ranked
 
     NONE (no contact) > TCP > RELAY > UNKNOWN (nobody reported) > DIRECT
 
-Pairs between two online members come first, worst first, then by latency; pairs with a
-member that went offline come after them, so a big network's live trouble is at the top
+Pairs without an offline member come first, worst first, then by latency; pairs with a
+member that went offline (it reported, then stopped answering; not one that never
+reported or switched reporting off) come after them, so a big network's live trouble is at the top
 and not buried under an offline member's hundreds of dead pairs. A member is online when
 its last report is at most ONLINE_WITHIN_S old (two missed heartbeats); one that switched
 reporting off says so in a last report, and is shown as `reporting: false`, not offline.
@@ -30,14 +31,16 @@ whose side causes it, in this order of evidence:
 5. otherwise the first reason either side gave (not_introduced, filtered, ...), with no
    member to blame: a silent firewall could be on either side.
 
-A member is flagged when it is online, fewer than half of its pairs with a known link are
-DIRECT, and it is to blame for at least one of them, or nobody is for any: the reason its
-pairs most often share, its own causes first. A member relayed only because each of its
-peers is behind a symmetric NAT or blocked UDP is not flagged; they are.
+A member is flagged when it is online, fewer than half of its pairs with a known link
+(and no offline member) are DIRECT, and it is to blame for at least one of them, or
+nobody is for any: the reason its pairs most often share, its own causes first. A member
+relayed only because each of its peers is behind a symmetric NAT or blocked UDP is not
+flagged; they are.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,16 +108,34 @@ def paths_view(
     label = {m.address: m.name or m.address for m in ordered}
     live = {a: r for a, r in reports.items() if not r.stopped}
     online = {a for a, r in live.items() if 0 <= now - r.received <= ONLINE_WITHIN_S}
+    offline = set(live) - online  # reported, then went quiet (not: never, or switched off)
     sees: dict[str, dict[str, dict[str, Any]]] = {
         address: {p["address"]: p for p in report.body.get("peers", [])}
         for address, report in live.items()
     }
-    pairs: list[PathPairJson] = []
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            pairs.append(_pair(a.address, b.address, sees, live, online, label))
-    pairs.sort(key=lambda p: _worst_first(p, online))
-    tallies = _tally(pairs)
+    # Every pair is judged (links, tallies, order) from the raw entries, as cheaply as can
+    # be: 1,000 members make 499,500 pairs. Only the pairs shown are built as JSON.
+    keys: list[tuple[bool, int, float, str, str]] = []
+    links: Counter[str] = Counter()
+    tallies: Tally = {}
+    addresses = [m.address for m in ordered]
+    empty: dict[str, dict[str, Any]] = {}
+    for i, a in enumerate(addresses):
+        a_sees = sees.get(a, empty)
+        a_gone = a in offline
+        for b in addresses[i + 1 :]:
+            x, y = a_sees.get(b), sees.get(b, empty).get(a)
+            gone = a_gone or b in offline
+            if x is not None and y is not None and x.get("link") == y.get("link") == "DIRECT":
+                link, reason, culprit = "DIRECT", None, None  # most pairs: nothing to explain
+            else:
+                link = _worse(x, y)
+                reason, culprit = _explain(a, b, x, y, live, online)
+            links[link] += 1
+            if link != "UNKNOWN" and not gone:
+                _count(tallies, a, b, link, reason, culprit)
+            keys.append((gone, -BADNESS.get(link, 1), -_latency(x, y), a, b))
+    shown = sorted(keys) if limit is None else heapq.nsmallest(limit, keys)
     out_members = [
         _member(m, reports.get(m.address), m.address in online, tallies, label, now)
         for m in ordered
@@ -124,10 +145,23 @@ def paths_view(
         "name": name,
         "online_within_s": ONLINE_WITHIN_S,
         "members": out_members,
-        "pairs": pairs if limit is None else pairs[:limit],
-        "pairs_total": len(pairs),
-        "links": dict(sorted(Counter(p["link"] for p in pairs).items())),
+        "pairs": [_pair(k[3], k[4], sees, live, online, label) for k in shown],
+        "pairs_total": len(keys),
+        "links": dict(sorted(links.items())),
     }
+
+
+def _worse(x: dict[str, Any] | None, y: dict[str, Any] | None) -> str:
+    """The pair's link from both sides' entries: the worse one, UNKNOWN with neither."""
+    if x is None and y is None:
+        return "UNKNOWN"
+    known = [str(e.get("link", "NONE")) for e in (x, y) if e is not None]
+    return max(known, key=lambda k: BADNESS.get(k, 1))
+
+
+def _latency(x: dict[str, Any] | None, y: dict[str, Any] | None) -> float:
+    values = [e.get("latency_ms") for e in (x, y) if e is not None]
+    return max((v for v in values if isinstance(v, int | float)), default=0.0)
 
 
 def _side(entry: dict[str, Any] | None) -> PathSideJson | None:
@@ -149,13 +183,10 @@ def _pair(
     online: set[str],
     label: dict[str, str],
 ) -> PathPairJson:
-    a_sees = _side(sees.get(a, {}).get(b))
-    b_sees = _side(sees.get(b, {}).get(a))
-    known = [s["link"] for s in (a_sees, b_sees) if s is not None]
-    link = max(known, key=lambda k: BADNESS.get(k, 1)) if known else "UNKNOWN"
-    reason, culprit = (
-        (None, None) if link == "DIRECT" else _explain(a, b, a_sees, b_sees, reports, online)
-    )
+    x, y = sees.get(a, {}).get(b), sees.get(b, {}).get(a)
+    a_sees, b_sees = _side(x), _side(y)
+    link = _worse(x, y)
+    reason, culprit = (None, None) if link == "DIRECT" else _explain(a, b, x, y, reports, online)
     why = None
     if reason is not None:
         text = REASON_TEXT.get(reason, reason)
@@ -175,8 +206,8 @@ def _pair(
 def _explain(
     a: str,
     b: str,
-    a_sees: PathSideJson | None,
-    b_sees: PathSideJson | None,
+    a_sees: dict[str, Any] | None,
+    b_sees: dict[str, Any] | None,
     reports: dict[str, Report],
     online: set[str],
 ) -> tuple[str | None, str | None]:
@@ -196,54 +227,36 @@ def _explain(
             return "symmetric_nat", member
     sides = ((a, b, a_sees), (b, a, b_sees))
     for me, other, side in sides:
-        if side is not None and side["reason"] == "symmetric_local":
+        if side is not None and side.get("reason") == "symmetric_local":
             return "symmetric_nat", me
-        if side is not None and side["reason"] == "symmetric_peer":
+        if side is not None and side.get("reason") == "symmetric_peer":
             return "symmetric_nat", other
-    if any(side is not None and side["link"] == "NONE" for _, _, side in sides):
+    if any(side is not None and side.get("link") == "NONE" for _, _, side in sides):
         return "no_contact", None
     for _, _, side in sides:
-        if side is not None and side["reason"]:
-            return side["reason"], None
+        if side is not None and side.get("reason"):
+            return str(side["reason"]), None
     return None, None
-
-
-def _worst_first(pair: PathPairJson, online: set[str]) -> tuple[bool, int, float, str, str]:
-    latencies = [
-        s["latency_ms"]
-        for s in (pair["a_sees"], pair["b_sees"])
-        if s is not None and s["latency_ms"] is not None
-    ]
-    live = pair["a"] in online and pair["b"] in online
-    return (
-        not live,
-        -BADNESS.get(pair["link"], 1),
-        -max(latencies, default=0.0),
-        pair["a"],
-        pair["b"],
-    )
 
 
 Tally = dict[str, tuple[int, int, Counter[tuple[str, bool]]]]
 
 
-def _tally(pairs: list[PathPairJson]) -> Tally:
+def _count(
+    tallies: Tally, a: str, b: str, link: str, reason: str | None, culprit: str | None
+) -> None:
     """Per member: DIRECT pairs, other known pairs, and the reasons of those (with whether
-    the member itself is the cause)."""
-    out: Tally = {}
-    for pair in pairs:
-        if pair["link"] == "UNKNOWN":
-            continue
-        for me in (pair["a"], pair["b"]):
-            direct, other, reasons = out.get(me, (0, 0, Counter()))
-            if pair["link"] == "DIRECT":
-                direct += 1
-            else:
-                other += 1
-                if pair["reason"] is not None:
-                    reasons[(pair["reason"], pair["because_of"] == me)] += 1
-            out[me] = (direct, other, reasons)
-    return out
+    the member itself is the cause). The caller leaves out pairs with an offline member: a
+    member is judged by how it reaches the members that are there."""
+    for me in (a, b):
+        direct, other, reasons = tallies.get(me, (0, 0, Counter()))
+        if link == "DIRECT":
+            direct += 1
+        else:
+            other += 1
+            if reason is not None:
+                reasons[(reason, culprit == me)] += 1
+        tallies[me] = (direct, other, reasons)
 
 
 def _member(
@@ -259,11 +272,11 @@ def _member(
     direct, other, reasons = tallies.get(member.address, (0, 0, Counter()))
     flag = flag_why = None
     own = Counter({word: n for (word, mine), n in reasons.items() if mine})
-    # Pairs blamed on nobody (a firewall that could be on either side) may be its doing.
-    unblamed = Counter(
-        {word: n for (word, mine), n in reasons.items() if not mine and word not in _BLAMED}
-    )
-    candidates = own or unblamed
+    # Pairs blamed on nobody (a firewall that could be on either side) may be its doing,
+    # but only when no other member is to blame for any of its pairs.
+    others = any(not mine and word in _BLAMED for (word, mine) in reasons)
+    unblamed = Counter({word: n for (word, mine), n in reasons.items() if not mine})
+    candidates = own or (Counter() if others else unblamed)
     if online and other > direct and candidates:
         flag = min(candidates, key=lambda word: (-candidates[word], word))
         shown = REASON_TEXT.get(flag, "reason unknown")

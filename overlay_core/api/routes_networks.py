@@ -65,7 +65,7 @@ from .http import (
     refuse_body,
     service,
 )
-from .paths import paths_view
+from .paths import PathsCache
 from .validate import (
     check_flag,
     check_known_keys,
@@ -91,7 +91,11 @@ MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
 MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")  # force: see the module docstring
 
 
+PATHS_CACHE_KEY = web.AppKey("paths_cache", PathsCache)
+
+
 def add_routes(app: web.Application) -> None:
+    app[PATHS_CACHE_KEY] = PathsCache()
     r = app.router
     r.add_get("/networks", get_networks)
     r.add_get("/networks/{nwid}", get_network)
@@ -328,7 +332,7 @@ async def get_members(request: web.Request) -> web.Response:
 
 
 async def get_paths(request: web.Request) -> web.Response:
-    """Every pair of authorized members with both sides' path reports (api/paths.py);
+    """Every pair of authorized members with both sides' path reports (api/pathview.py);
     `?limit=N` keeps the N worst pairs (the counts cover all)."""
     svc = service(request)
     nwid = path_nwid(request)
@@ -338,8 +342,9 @@ async def get_paths(request: web.Request) -> web.Response:
         limit = ascii_int(request.query["limit"])
         if limit is None or not 0 <= limit <= MAX_PATHS_LIMIT:
             raise ApiProblem(400, "validation", f"limit: must be 0-{MAX_PATHS_LIMIT}", "limit")
-    network, members, reports = svc.controller.path_reports(nwid)
-    return web.json_response(paths_view(network, members, reports, svc.now(), limit))
+    cache = request.app[PATHS_CACHE_KEY]
+    view = await cache.view(nwid, limit, lambda: svc.controller.path_reports(nwid), svc.now())
+    return web.json_response(view)
 
 
 async def get_member(request: web.Request) -> web.Response:

@@ -426,7 +426,7 @@ class PathMemberJson(TypedDict):
 
 class PathsJson(TypedDict):
     """GET /controller/networks/{nwid}/paths: every pair of authorized members, worst
-    first (overlay_core/api/paths.py)."""
+    first (overlay_core/api/pathview.py)."""
 
     nwid: str
     name: str
@@ -437,9 +437,9 @@ class PathsJson(TypedDict):
     links: dict[str, int]  # pairs per link
 
 
-# A pair's link words, best first (api/paths.py BADNESS), for the console and its fake.
+# A pair's link words, best first (api/pathview.py BADNESS), for the console and its fake.
 PATH_LINKS = ("DIRECT", "UNKNOWN", "RELAY", "TCP", "NONE")
-# Reason words of PathSideJson (proto/report.py REASONS) and PathPairJson (api/paths.py).
+# Reason words of PathSideJson (proto/report.py REASONS) and PathPairJson (api/pathview.py).
 PATH_REASONS = (
     *("tcp_only", "not_introduced", "direct_lost", "symmetric_local", "symmetric_peer"),
     *("router_answers", "unreachable", "filtered", "symmetric_nat", "no_contact", "offline"),

@@ -1,9 +1,10 @@
 """The fake daemon's GET /controller/networks/{nwid}/paths answers what the real one
-would: its view is overlay_core/api/paths.py's algorithm ported to the fake's records, so
-the same members and reports fed to the real `paths_view` must give the same JSON, for
-the five-member story, a big network, a link that changes, time that passes and a limit.
-And the words the console and the fake use are the real ones (schema's PATH_LINKS and
-PATH_REASONS against proto/report.py and api/paths.py)."""
+would: both build it with overlay_core/api/pathview.py, so what is checked here is the
+fake's records: the same members and reports, converted as the daemon converts its
+SQLite rows (api/paths.py), must give the same JSON, for the five-member story, a big
+network, a link that changes, time that passes and a limit. And the words the console
+and the fake use are the real ones (schema's PATH_LINKS and PATH_REASONS against
+proto/report.py and api/pathview.py)."""
 
 from __future__ import annotations
 

@@ -83,3 +83,15 @@ def test_a_network_without_members_says_so() -> None:
 def test_a_member_label_is_its_name_and_first_ip_or_its_address() -> None:
     assert member_label(_member("aaaaaaaaaa", "nas")) == "nas (10.147.17.22)"
     assert member_label(_member("aaaaaaaaaa", "", ips=[])) == "aaaaaaaaaa"
+
+
+def test_nothing_a_member_or_admin_typed_reaches_the_terminal_raw() -> None:
+    """Names, versions (a member's report), the why and flag texts: an ESC is shown as ?."""
+    members = [
+        _member("aaaaaaaaaa", "nas\x1b[2J", version="1\x1b]0;x\x07", flag_why="x\x1b[31m"),
+        _member("bbbbbbbbbb", "pho\nne"),
+    ]
+    pairs = [_pair("aaaaaaaaaa", "bbbbbbbbbb", "RELAY", "why\x1b[1m")]
+    text = "\n".join(paths_lines(_view(members, pairs, 1)))
+    assert "\x1b" not in text and "\x07" not in text and "pho\nne" not in text
+    assert "nas?[2J" in text and "v1?]0;x?" in text

@@ -192,17 +192,25 @@ def test_the_controller_keeps_only_authorized_members_reports(controller: Contro
     assert kept[MEMBER.address].report == sent.to_json()
 
 
-def test_an_older_report_does_not_replace_a_newer_one_until_a_restart_is_likely(
+def test_an_older_report_never_replaces_a_newer_one_but_a_restart_is_taken_at_once(
     controller: Controller,
 ) -> None:
+    """A replayed or reordered report (lower sequence, uptime consistent with the kept
+    one) is stale; a restarted member (sequence from 1, uptime back near 0) is taken at
+    once, not after a minute of showing the dead process's links."""
     nwid = _hosted(controller, MEMBER)
     controller.authorize(nwid, MEMBER.address, 100.0)
-    assert controller.store_report(report(nwid=nwid, sequence=5), 100.0) is None
-    assert controller.store_report(report(nwid=nwid, sequence=4, uptime_s=1), 101.0) == "stale"
-    assert controller.store_report(report(nwid=nwid, sequence=5), 102.0) == "stale"  # replay
-    later = 100.0 + 2 * REPORT_EVERY_S + 1
-    assert controller.store_report(report(nwid=nwid, sequence=1, uptime_s=3), later) is None
+    assert controller.store_report(report(nwid=nwid, sequence=5, uptime_s=1234), 100.0) is None
+    replay = report(nwid=nwid, sequence=5, uptime_s=1234)
+    assert controller.store_report(replay, 102.0) == "stale"
+    reordered = report(nwid=nwid, sequence=4, uptime_s=1232)
+    assert controller.store_report(reordered, 103.0) == "stale"
+    restarted = report(nwid=nwid, sequence=1, uptime_s=3)
+    assert controller.store_report(restarted, 104.0) is None
     assert controller.path_reports(nwid)[2][MEMBER.address].report["uptime_s"] == 3
+    # A lower sequence with an uptime that fits is taken once the kept one is a minute old.
+    later = 104.0 + 2 * REPORT_EVERY_S + 1
+    assert controller.store_report(report(nwid=nwid, sequence=1, uptime_s=70), later) is None
 
 
 def test_deauthorizing_or_removing_a_member_drops_its_report(controller: Controller) -> None:
@@ -522,9 +530,39 @@ def test_no_contact_blames_nobody() -> None:
     assert pair["why"] == "one side has not reached the other yet"
 
 
-def test_pathview_words_match_the_protocols() -> None:
-    """pathview imports only the schema, so it repeats two constants: held equal here."""
-    from overlay_core.proto.netcheck import MAPPING_DEPENDENT as real_symmetric
+def test_a_member_of_many_networks_of_one_controller_is_heard_in_all(world: World) -> None:
+    """Ten networks of one controller: the member's heartbeats fall due in the same tick,
+    and the rate limit (per sender and network) cuts none of them."""
+    nwids = [world.nwid]
+    for i in range(9):
+        record = world.controller.create_network(f"n{i}", now=world.net.now)
+        nwids.append(int(record.to_json()["nwid"], 16))
+    host = world.cone1
+    for nwid in nwids[1:]:
+        world.net.call(host, host.node.join(nwid, world.net.now))
+    world.join_all()  # joins nwids[0] and approves there
+    for nwid in nwids[1:]:
+        world.controller.authorize(nwid, host.address, world.net.now)
+    world.net.run(2 * REPORT_EVERY_S + 5)
+    assert world.ctl.node.drops["report_rate"] == 0
+    for nwid in nwids:
+        kept = world.controller.path_reports(nwid)[2]
+        assert host.address in kept and world.net.now - kept[host.address].received < 35
 
-    assert pathview.REPORT_EVERY_S == REPORT_EVERY_S
-    assert real_symmetric == pathview.MAPPING_DEPENDENT
+
+def test_with_reporting_off_a_member_says_so_again_after_leaving_and_joining(
+    world: World,
+) -> None:
+    """report=no: the stopped report goes out once per membership: after a leave and a
+    join (the controller forgot it with the member's deauthorization) it goes out again."""
+    world.join_all(report=False)
+    world.net.run(5)
+    host = world.cone1
+    before = world.ctl.reports["kept"]
+    world.controller.deauthorize(world.nwid, host.address, world.net.now)
+    world.net.run(5)
+    world.controller.authorize(world.nwid, host.address, world.net.now)
+    world.net.run(15)
+    assert world.ctl.reports["kept"] == before + 1
+    kept = world.controller.path_reports(world.nwid)[2][host.address]
+    assert kept.report["stopped"] is True
