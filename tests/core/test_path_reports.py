@@ -16,7 +16,7 @@ import pytest
 
 from overlay_core.api import pathview
 from overlay_core.api.paths import paths_view
-from overlay_core.controller import Controller, MemberRecord
+from overlay_core.controller import Controller, MemberRecord, NetworkRecord
 from overlay_core.controller.reports import StoredReport
 from overlay_core.proto.identity import Identity, format_address
 from overlay_core.proto.netcheck import MAPPING_DEPENDENT, MAPPING_INDEPENDENT
@@ -566,3 +566,51 @@ def test_with_reporting_off_a_member_says_so_again_after_leaving_and_joining(
     assert world.ctl.reports["kept"] == before + 1
     kept = world.controller.path_reports(world.nwid)[2][host.address]
     assert kept.report["stopped"] is True
+
+
+def test_a_limited_view_is_the_head_of_the_full_one_and_counts_all(
+    controller: Controller,
+) -> None:
+    """?limit=N builds only the N worst pairs (heapq), which must be the full view's first
+    N; counts, links and members cover every pair either way."""
+    everyone = [0x1000000000 + i for i in range(12)]
+    reports = {
+        a: _stored(a, {b: ("RELAY" if (a + b) % 3 == 0 else "DIRECT") for b in everyone if b != a})
+        for a in everyone
+    }
+    network = controller.create_network("home", now=1.0)
+    full = paths_view(network, _members(*everyone), reports, 110.0)
+    head = paths_view(network, _members(*everyone), reports, 110.0, limit=7)
+    assert head["pairs"] == full["pairs"][:7]
+    assert (head["pairs_total"], head["links"], head["members"]) == (
+        full["pairs_total"],
+        full["links"],
+        full["members"],
+    )
+    assert full["pairs_total"] == 66 and full["pairs"][0]["link"] == "RELAY"
+
+
+async def test_the_paths_cache_builds_once_per_window_and_one_at_a_time(
+    controller: Controller,
+) -> None:
+    """Several consoles polling one network cost one build per CACHE_S."""
+    import asyncio
+
+    from overlay_core.api.paths import CACHE_S, PathsCache
+
+    now = [100.0]
+    cache = PathsCache(clock=lambda: now[0])
+    network = controller.create_network("home", now=1.0)
+    nwid = int(network.to_json()["nwid"], 16)
+    reads = []
+
+    def read() -> tuple[NetworkRecord, list[MemberRecord], dict[int, StoredReport]]:
+        reads.append(now[0])
+        return controller.path_reports(nwid)
+
+    views = await asyncio.gather(*(cache.view(nwid, None, read, 110.0) for _ in range(5)))
+    assert len(reads) == 1 and all(v is views[0] for v in views)
+    now[0] += CACHE_S + 0.1
+    await cache.view(nwid, None, read, 112.0)
+    await cache.view(nwid, 10, read, 112.0)  # another limit is another view
+    assert len(reads) == 3
