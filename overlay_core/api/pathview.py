@@ -117,8 +117,13 @@ def paths_view(
     # be: 1,000 members make 499,500 pairs. Only the pairs shown are built as JSON.
     keys: list[tuple[bool, int, float, str, str]] = []
     links: Counter[str] = Counter()
-    tallies: Tally = {}
     addresses = [m.address for m in ordered]
+    # Per member: DIRECT pairs, other known pairs, and the reasons of those (with whether
+    # the member itself is the cause); pairs with an offline member do not count (a
+    # member is judged by how it reaches the members that are there).
+    direct = dict.fromkeys(addresses, 0)
+    other = dict.fromkeys(addresses, 0)
+    reasons: dict[str, Counter[tuple[str, bool]]] = {}
     empty: dict[str, dict[str, Any]] = {}
     for i, a in enumerate(addresses):
         a_sees = sees.get(a, empty)
@@ -132,9 +137,18 @@ def paths_view(
                 link = _worse(x, y)
                 reason, culprit = _explain(a, b, x, y, live, online)
             links[link] += 1
-            if link != "UNKNOWN" and not gone:
-                _count(tallies, a, b, link, reason, culprit)
+            if link == "DIRECT":
+                if not gone:
+                    direct[a] += 1
+                    direct[b] += 1
+            elif link != "UNKNOWN" and not gone:
+                other[a] += 1
+                other[b] += 1
+                if reason is not None:
+                    reasons.setdefault(a, Counter())[(reason, culprit == a)] += 1
+                    reasons.setdefault(b, Counter())[(reason, culprit == b)] += 1
             keys.append((gone, -BADNESS.get(link, 1), -_latency(x, y), a, b))
+    tallies: Tally = {a: (direct[a], other[a], reasons.get(a, Counter())) for a in addresses}
     shown = sorted(keys) if limit is None else heapq.nsmallest(limit, keys)
     out_members = [
         _member(m, reports.get(m.address), m.address in online, tallies, label, now)
@@ -160,8 +174,13 @@ def _worse(x: dict[str, Any] | None, y: dict[str, Any] | None) -> str:
 
 
 def _latency(x: dict[str, Any] | None, y: dict[str, Any] | None) -> float:
-    values = [e.get("latency_ms") for e in (x, y) if e is not None]
-    return max((v for v in values if isinstance(v, int | float)), default=0.0)
+    worst = 0.0
+    for entry in (x, y):
+        if entry is not None:
+            value = entry.get("latency_ms")
+            if isinstance(value, int | float) and value > worst:
+                worst = float(value)
+    return worst
 
 
 def _side(entry: dict[str, Any] | None) -> PathSideJson | None:
@@ -240,23 +259,6 @@ def _explain(
 
 
 Tally = dict[str, tuple[int, int, Counter[tuple[str, bool]]]]
-
-
-def _count(
-    tallies: Tally, a: str, b: str, link: str, reason: str | None, culprit: str | None
-) -> None:
-    """Per member: DIRECT pairs, other known pairs, and the reasons of those (with whether
-    the member itself is the cause). The caller leaves out pairs with an offline member: a
-    member is judged by how it reaches the members that are there."""
-    for me in (a, b):
-        direct, other, reasons = tallies.get(me, (0, 0, Counter()))
-        if link == "DIRECT":
-            direct += 1
-        else:
-            other += 1
-            if reason is not None:
-                reasons[(reason, culprit == me)] += 1
-        tallies[me] = (direct, other, reasons)
 
 
 def _member(
