@@ -135,7 +135,9 @@ def paths_view(
                 link, reason, culprit = "DIRECT", None, None  # most pairs: nothing to explain
             else:
                 link = _worse(x, y)
-                reason, culprit = _explain(a, b, x, y, live, online)
+                reason, culprit = (
+                    (None, None) if link == "DIRECT" else _explain(a, b, x, y, live, online)
+                )
             links[link] += 1
             if link == "DIRECT":
                 if not gone:
