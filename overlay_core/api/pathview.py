@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
+from .schema import PATH_LINKS, PathMemberJson, PathPairJson, PathSideJson, PathsJson
 
 # proto/report.py REPORT_EVERY_S and netcheck's MAPPING_DEPENDENT; repeated here so this
 # module imports only the schema (tests/core/test_path_reports.py holds them equal).
@@ -54,7 +54,7 @@ REPORT_EVERY_S = 30.0
 MAPPING_DEPENDENT = "endpoint-dependent (symmetric)"
 # Two reports missed in a row before a member shows offline.
 ONLINE_WITHIN_S = 2.5 * REPORT_EVERY_S
-BADNESS = {"DIRECT": 0, "UNKNOWN": 1, "RELAY": 2, "TCP": 3, "NONE": 4}
+BADNESS = {link: rank for rank, link in enumerate(PATH_LINKS)}  # best first
 # Said of the member that causes it ("laptop reaches ..."), or alone when nobody does.
 REASON_TEXT = {
     "offline": f"is offline (no report for over {ONLINE_WITHIN_S:.0f} s)",

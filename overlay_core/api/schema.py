@@ -437,7 +437,7 @@ class PathsJson(TypedDict):
     links: dict[str, int]  # pairs per link
 
 
-# A pair's link words, best first (api/pathview.py BADNESS), for the console and its fake.
+# A pair's link words, best first: api/pathview.py ranks pairs by this order.
 PATH_LINKS = ("DIRECT", "UNKNOWN", "RELAY", "TCP", "NONE")
 # Reason words of PathSideJson (proto/report.py REASONS) and PathPairJson (api/pathview.py).
 PATH_REASONS = (

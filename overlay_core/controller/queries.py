@@ -22,6 +22,7 @@ from overlay_core.proto.netconf import (
     ValidationError,
     format_nwid,
 )
+from overlay_core.proto.netfields import printable
 
 from .pools import (
     IPAddress,
@@ -131,12 +132,6 @@ def member_ips(db: sqlite3.Connection, nwid: int, address: int) -> tuple[str, ..
     return tuple(str(ip) for ip in ips)
 
 
-def printable_name(name: str) -> str:
-    """`name` with every non-printable character (a tab, a no-break space, an escape) as
-    "?": members refuse a config that names anyone otherwise."""
-    return "".join(c if c.isprintable() else "?" for c in name)
-
-
 def all_member_ips(db: sqlite3.Connection, nwid: int) -> dict[int, tuple[str, ...]]:
     """member_ips for every member of `nwid`, in one query (a config lists them all)."""
     found: dict[int, list[IPAddress]] = {}
@@ -241,7 +236,7 @@ def signed_config(
         # A database from before names travelled may hold any text: shown as members
         # will show it, and never more IPs than members take.
         MemberInfo(
-            int(row[0], 16), printable_name(row[1]), ips_of.get(int(row[0], 16), ())[:MAX_INFO_IPS]
+            int(row[0], 16), printable(row[1]), ips_of.get(int(row[0], 16), ())[:MAX_INFO_IPS]
         )
         for row in db.execute(
             "SELECT address, name FROM members WHERE nwid = ? AND authorized = 1 ORDER BY address",

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from overlay_core.api.schema import EventJson
+from overlay_core.proto.netfields import printable
 from overlay_core.proto.relay import TokenBucket
 
 from .ratelog import RateLimitedLog
@@ -376,7 +377,7 @@ def _redact(line: str, command: str) -> str:
 def _first_line(data: bytes) -> str:
     """The first non-blank line of `data`, printable and short enough for one log line."""
     for raw in data.decode("utf-8", "replace").splitlines():
-        line = "".join(c if c.isprintable() else "?" for c in raw.strip())
+        line = printable(raw.strip())
         if line:
             return line[:STDERR_LINE_CHARS]
     return ""

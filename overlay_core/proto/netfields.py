@@ -86,6 +86,12 @@ class MssPolicy:
         return f"fixed:{self.value}" if self.mode == "fixed" else self.mode
 
 
+def printable(text: str) -> str:
+    """`text` with every non-printable character (a tab, a no-break space, an ESC that
+    starts a terminal escape) as "?", for what ends up on terminals and in logs."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def check_name(value: object, field: str = "name") -> str:
     if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
         raise ValidationError(field, f"must be text of at most {MAX_NAME_CHARS} characters")

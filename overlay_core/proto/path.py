@@ -67,7 +67,9 @@ PMTU_COMMON = 1432
 PMTU_STEP = 16
 PMTU_PROBE_TIMEOUT_S = 1.0
 PMTU_REPROBE_S = 60.0
-# RFC 1918, loopback, link-local and CGNAT space: addresses only reachable nearby.
+# RFC 1918, loopback, link-local, CGNAT space, IPv6 unique-local and link-local: addresses
+# only reachable nearby. Not ipaddress.is_private, which also counts the documentation and
+# benchmark ranges (198.18.0.0/15, where the netns rig's internet is).
 _LAN_NETS = [
     ipaddress.ip_network(n)
     for n in (
@@ -77,20 +79,26 @@ _LAN_NETS = [
         "127.0.0.0/8",
         "169.254.0.0/16",
         "100.64.0.0/10",
+        "fc00::/7",
+        "fe80::/10",
     )
 ]
 
 
 def path_kind(endpoint: Endpoint) -> str:
+    """tcp, lan, ipv4 or ipv6: how a path reaches its peer (an IPv4-mapped IPv6 address
+    counts as the IPv4 address it maps)."""
     if endpoint.transport is Transport.TCP:
         return "tcp"
     try:
-        ip = ipaddress.ip_address(endpoint.host)
+        ip = ipaddress.ip_address(endpoint.host.split("%", 1)[0])
     except ValueError:
         return "ipv4"
-    if ip.version == 6:
-        return "ipv6"
-    return "lan" if any(ip in net for net in _LAN_NETS) else "ipv4"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _LAN_NETS):
+        return "lan"
+    return "ipv6" if ip.version == 6 else "ipv4"
 
 
 @dataclass(slots=True)

@@ -42,10 +42,10 @@ so the controller shows "reporting off" rather than a member gone silent.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass
 
+from .effects import Endpoint
 from .identity import Identity, format_address
 from .netcheck import (
     MAPPING_DEPENDENT,
@@ -54,6 +54,7 @@ from .netcheck import (
     MAPPING_ONE_ROOT,
     MAPPING_UNKNOWN,
 )
+from .path import path_kind
 from .wire import MalformedError, Reader, pack_text
 
 FORMAT = 1
@@ -97,31 +98,13 @@ NAT_CODES = (
 _HEAD = struct.Struct("!B8s5sIIBB")
 _ENTRY = struct.Struct("!5sBBBH")
 
-# RFC 1918, CGNAT's shared space and link-local: an endpoint there is on a LAN (or inside
-# one carrier), not on the internet. Not ipaddress.is_private, which also counts the
-# documentation and benchmark ranges (198.18.0.0/15, where the netns rig's internet is).
-_LAN_V4 = tuple(
-    ipaddress.IPv4Network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
-)
-_LAN_V6 = tuple(ipaddress.IPv6Network(n) for n in ("fc00::/7", "fe80::/10"))
+# A direct path's kind (path.path_kind) in a report's words; no direct path is "relay".
+_KIND_OF_PATH = {"lan": "lan", "ipv4": "v4", "ipv6": "v6", "tcp": "relay"}
 
 
-def endpoint_kind(host: str | None, relayed: bool) -> str:
-    """LAN, public IPv4 or IPv6 for a direct path's host; relay when there is none."""
-    if relayed:
-        return "relay"
-    if host is None:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return "unknown"
-    if isinstance(ip, ipaddress.IPv4Address):
-        return "lan" if any(ip in net for net in _LAN_V4) else "v4"
-    if ip.ipv4_mapped is not None:
-        return endpoint_kind(str(ip.ipv4_mapped), False)
-    return "lan" if any(ip in net for net in _LAN_V6) else "v6"
+def endpoint_kind(endpoint: Endpoint | None) -> str:
+    """LAN, public IPv4 or IPv6 for a direct path's endpoint; relay when there is none."""
+    return "relay" if endpoint is None else _KIND_OF_PATH[path_kind(endpoint)]
 
 
 @dataclass(frozen=True, slots=True)

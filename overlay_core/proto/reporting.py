@@ -131,9 +131,7 @@ class Reporter:
                     kind=(
                         "unknown"
                         if link == "NONE"
-                        else endpoint_kind(
-                            best.endpoint.host if best is not None else None, best is None
-                        )
+                        else endpoint_kind(best.endpoint if best is not None else None)
                     ),
                     reason=reason_code(peer, link, local_nat, tunneled) if link != "NONE" else "",
                     # 0.1 ms, as the wire carries it: the controller's own report, handed

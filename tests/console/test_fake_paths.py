@@ -171,7 +171,6 @@ def test_the_words_are_the_real_ones() -> None:
     sentence; pathview's copies of the report interval and netcheck's symmetric word (it
     imports only the schema) are the real ones; the console has a glyph for every link
     and a few words for every reason."""
-    assert list(PATH_LINKS) == sorted(pathview.BADNESS, key=pathview.BADNESS.__getitem__)
     assert set(PATH_REASONS) == {*report.REASONS[1:], "symmetric_nat", "no_contact", "offline"}
     side_only = {"symmetric_local", "symmetric_peer"}  # a pair says symmetric_nat instead
     assert set(pathview.REASON_TEXT) == set(PATH_REASONS) - side_only

@@ -77,6 +77,8 @@ def test_path_kinds() -> None:
     assert path_kind(udp("10.1.2.3", 1)) == "lan"
     assert path_kind(udp("198.18.0.1", 1)) == "ipv4"
     assert path_kind(udp("2001:db8::1", 1)) == "ipv6"
+    assert path_kind(udp("fd12::1", 1)) == path_kind(udp("fe80::1%eth0", 1)) == "lan"
+    assert path_kind(udp("::ffff:192.168.1.2", 1)) == "lan"
     assert path_kind(tcp("198.18.0.1", 1)) == "tcp"
 
 
