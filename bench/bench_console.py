@@ -18,7 +18,7 @@ measured in the same run.
     (which also serves the fake API). Baseline: a bare Textual App with one Static.
     Headless apps compose frames but write nothing, so both render each frame to the
     escape sequences a terminal would get, as the terminal driver does.
-(c) Bytes per second written to an idle terminal: `python -m console.fake_app --large`
+(c) Bytes per second written to an idle terminal: `python -m console.testing.fake_app --large`
     in a pseudo-terminal (120x40, TERM=xterm-256color), bytes read from the master side
     for --idle-s seconds after --settle-s seconds, and the child's CPU. What a slow SSH
     link carries. Baselines in the same pty: `top -d 1`, `watch -n1 date`, the bare
@@ -56,13 +56,13 @@ from textual.widgets import Static
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.app import ZtuiApp
-from console.fake import FakeNode
-from console.fakenode.paths import MESH_NWID
 from console.messages import HostedPolled, NodePolled
 from console.screens.paths import PathsScreen
 from console.sync import PATHS_LIMIT, Intervals
+from console.testing.fake import FakeNode
+from console.testing.fakenode.paths import MESH_NWID
 from console.widgets.keyed_table import KeyedTable
-from overlay_core.testing.processes import stop_processes
+from overlay_core.lab.processes import stop_processes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -356,11 +356,11 @@ BARE_APP = (
 
 
 def pty_cases(peers: int, members: int) -> list[tuple[str, list[str] | None]]:
-    fake = [sys.executable, "-m", "console.fake_app", "--large"]
+    fake = [sys.executable, "-m", "console.testing.fake_app", "--large"]
     fake += ["--peers", str(peers), "--members", str(members)]
     return [
         ("ztui, large fake, idle", fake),
-        ("ztui, sample fake, idle", [sys.executable, "-m", "console.fake_app"]),
+        ("ztui, sample fake, idle", [sys.executable, "-m", "console.testing.fake_app"]),
         ("bare Textual App (baseline)", [sys.executable, "-c", BARE_APP]),
         ("top -d 1 (baseline)", ["top", "-d", "1"] if shutil.which("top") else None),
         (

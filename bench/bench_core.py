@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # sys.path when it runs as `python bench/bench_core.py`.
 from core import batched
 
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # At most this many datagrams in flight (sent, not yet received): asyncio reads one

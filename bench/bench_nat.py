@@ -45,9 +45,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from overlay_core.lab.netns import RigError, unavailable_reason
+from overlay_core.lab.world import OverlayWorld, WorldError
 from overlay_core.testing.nat_pairs import ECHO_INTERVAL_S, PAIRINGS, DirectTiming, NatPairs
-from overlay_core.testing.netns import RigError, unavailable_reason
-from overlay_core.testing.world import OverlayWorld, WorldError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PAIRINGS = ("a", "b", "c", "fw")

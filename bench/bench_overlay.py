@@ -3,7 +3,7 @@
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
         [--loss 0 1] [--paths direct relay] [--impl underlay tinc ztui]
 
-For each underlay MTU, a fresh world (overlay_core/testing/world.py) is built:
+For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
 
     root1, ctl            public hosts: a root (and tinc's hub) and the controller
     home1 (NAT) -- pc1    ztui member, tinc node; WAN link MTU = the underlay MTU
@@ -91,8 +91,8 @@ from overlay.tinc import (
     tinc_version,
 )
 
-from overlay_core.testing.netns import unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld
+from overlay_core.lab.netns import unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POOL = "10.147.17.0/24"

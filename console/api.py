@@ -16,7 +16,7 @@ return types, awaited; the same connection rules and one-line `ApiError`s
                 ...show str(exc), wait, and go round again: since=last replays what was missed
 
 `transport=` replaces the socket or TCP transport, e.g. `FakeNode().transport()` from
-console/fake.py for tests, screenshots and benchmarks.
+console/testing/fake.py for tests, screenshots and benchmarks.
 """
 
 from __future__ import annotations

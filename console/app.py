@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
@@ -48,7 +49,8 @@ def pick_theme(environ: Mapping[str, str]) -> str:
 class ZtuiApp(ActionsApp):
     """Peers, networks, members, traffic and events of one overlayd, live."""
 
-    CSS_PATH = "ztui.tcss"
+    # Absolute, so subclasses elsewhere (console/testing/fake_app.py) find it too.
+    CSS_PATH = Path(__file__).with_name("ztui.tcss")
     TITLE = "ztui"
     COMMANDS = App.COMMANDS | {ZtuiCommands}
     BINDINGS: ClassVar[list[BindingType]] = [

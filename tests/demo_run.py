@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from overlay_core.demo.state import STATE_NAME, is_alive
-from overlay_core.testing.netns import OWNER_DIR, list_namespaces
-from overlay_core.testing.world import child_env
+from overlay_core.lab.netns import OWNER_DIR, list_namespaces
+from overlay_core.lab.world import child_env
 
 SUMMARY_END = "Ctrl-C stops the demo and removes everything it made."
 

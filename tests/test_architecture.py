@@ -8,6 +8,9 @@
   fake cannot drift from the daemon. Those builders import nothing of overlay_core but the
   schema, so this lets no protocol code into the console.
 
+* No product module imports a `testing` package (overlay_core.testing, console.testing:
+  test doubles, left out of the wheel), and overlay_core never imports console.
+
 Each rule is also run against a small synthetic tree in tmp_path, so a checker that
 silently stopped finding violations would fail here too.
 """
@@ -123,6 +126,24 @@ def shared_view_violations(root: Path) -> list[str]:
     return sorted(set(bad))
 
 
+TESTING_PACKAGES = ("overlay_core.testing", "console.testing")
+
+
+def double_import_violations(root: Path) -> list[str]:
+    """Imports of a testing package from outside the testing packages, and imports of
+    console from anywhere in overlay_core."""
+    bad = []
+    for package in ("overlay_core", "console"):
+        for where, line, module in iter_imports(root, package):
+            inside = where.replace("/", ".").removesuffix(".py")
+            in_double = any(_is_within(inside, t) for t in TESTING_PACKAGES)
+            imports_double = any(_is_within(module, t) for t in TESTING_PACKAGES)
+            core_to_console = package == "overlay_core" and _is_within(module, "console")
+            if core_to_console or (imports_double and not in_double):
+                bad.append(f"{where}:{line}: imports {module}")
+    return sorted(set(bad))
+
+
 # --------------------------------------------------------------------------------------
 # The rules, on the real tree
 
@@ -145,6 +166,49 @@ def test_shared_view_builders_import_only_the_schema() -> None:
     """pathview.py, which the console may import, brings in nothing of the node's."""
     assert all((REPO / p).is_file() for p in SHARED_VIEWS)
     assert shared_view_violations(REPO) == []
+
+
+def test_product_never_imports_test_doubles() -> None:
+    """No module outside overlay_core/testing and console/testing imports them, and
+    overlay_core imports nothing of the console."""
+    assert all((REPO / p.replace(".", "/")).is_dir() for p in TESTING_PACKAGES)
+    assert double_import_violations(REPO) == []
+
+
+def test_the_testing_checker_finds_product_imports_of_doubles(tmp_path: Path) -> None:
+    """Absolute and relative imports of a testing package from product code are caught;
+    the doubles may import each other and the product."""
+    root = _tree(
+        tmp_path,
+        {
+            "overlay_core/__init__.py": "",
+            "overlay_core/io/__init__.py": "",
+            "overlay_core/io/daemon.py": "from ..proto import node\n",
+            "overlay_core/testing/__init__.py": "",
+            "overlay_core/testing/fakenet.py": "from ..io import daemon\nfrom . import fakenat\n",
+            "console/__init__.py": "",
+            "console/testing/__init__.py": "",
+            "console/testing/fake.py": "from ..api import AsyncApiClient\n",
+        },
+    )
+    assert double_import_violations(root) == []
+    cases = {
+        "overlay_core/io/bad.py": (
+            "from ..testing.fakenet import FakeNet\n",
+            "overlay_core.testing.fakenet.FakeNet",
+        ),
+        "overlay_core/demo.py": ("import overlay_core.testing.fakenat\n", "overlay_core.testing"),
+        "console/app.py": ("from .testing import fake\n", "console.testing.fake"),
+        "overlay_core/api/__init__.py": ("from console import fmt\n", "console.fmt"),
+        "overlay_core/testing/bad.py": ("import console.app\n", "console.app"),
+    }
+    for rel, (source, module) in cases.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+        found = double_import_violations(root)
+        assert any(f"imports {module}" in v for v in found), (rel, found)
+        path.write_text("")
 
 
 def test_the_shared_view_checker_finds_a_protocol_import(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from overlay_core.lab.processes import stop_processes
 from overlay_core.proto.roots import RootEntry, parse_roots
-from overlay_core.testing.processes import stop_processes
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"

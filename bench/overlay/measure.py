@@ -47,7 +47,7 @@ from typing import Any
 
 import psutil
 
-from overlay_core.testing.netns import Host, Site
+from overlay_core.lab.netns import Host, Site
 
 IPERF_PORT = 5201
 IDLE_PING_INTERVAL_S = 0.1

@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from overlay_core.testing.netns import Host
-from overlay_core.testing.processes import stop_processes
+from overlay_core.lab.netns import Host
+from overlay_core.lab.processes import stop_processes
 
 DIRECT_PORT = 655
 RELAY_PORT = 656

@@ -1,8 +1,8 @@
 """The demo without root: the same nodes as Daemons in this process on 127.0.0.1.
 
-No namespaces, NAT or TAP devices: every member opens a FakeTap, so the network, its
+No namespaces, NAT or TAP devices: every member opens a MemoryTap, so the network, its
 members and their approval are real (the controller signs configs, members get addresses),
-but every peer is DIRECT. The hosts behind the fake TAPs are played here: they ping each
+but every peer is DIRECT. The hosts behind the in-memory TAPs are played here: they ping each
 other every second (ICMP echo frames injected into one TAP, answered when they come out of
 the other) and send a 256 KB burst of UDP frames every 10 s, so latency, peer and port
 counters move as they would with real devices.
@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 
 from ..io.home import Home
-from ..io.loopback import LoopbackOverlay
 from ..io.tap_contract import tap_name
-from ..testing.faketap import FakeTap
+from ..lab.loopback import LoopbackOverlay
+from ..lab.memtap import MemoryTap
 from . import NETWORK_NAME, POOL
 from .state import DemoState
 
@@ -35,7 +35,7 @@ TRANSFERS = [("laptop", "ctl", 0), ("phone", "nas", 5)]  # src, dst, second of t
 TRANSFER_BYTES = 256 * 1024
 FRAME_PAYLOAD = 1400
 WAIT_S = 20.0
-TRAFFIC = "ping every second between members; 256 KB of UDP every 10 s (fake TAPs)"
+TRAFFIC = "ping every second between members; 256 KB of UDP every 10 s (in-memory TAPs)"
 
 ETH_IPV4 = 0x0800
 PROTO_ICMP, PROTO_UDP = 1, 17
@@ -46,7 +46,7 @@ async def run(
 ) -> None:
     """Build, call `ready(info)` (with `notice` in it), play the hosts until cancelled;
     always stop the nodes."""
-    net = LoopbackOverlay(state.homes, fake_taps=True)
+    net = LoopbackOverlay(state.homes, memory_taps=True)
     clients: dict[str, httpx.AsyncClient] = {}
     try:
         info, hosts = await build(net, clients, progress)
@@ -75,7 +75,7 @@ async def build(
     progress("starting root1 and root2 on 127.0.0.1 ...")
     for name in ROOTS:
         await net.add_root(name)
-    progress(f"starting {', '.join(LEAVES)} on 127.0.0.1 (fake TAP devices) ...")
+    progress(f"starting {', '.join(LEAVES)} on 127.0.0.1 (in-memory TAP devices) ...")
     for name in LEAVES:
         await net.add_leaf(name)
         transport = httpx.AsyncHTTPTransport(uds=str(net.daemons[name].control_socket_path))
@@ -165,7 +165,7 @@ def mac(text: str) -> bytes:
 
 
 class Hosts:
-    """The hosts behind the members' fake TAPs: pings, replies and bulk transfers."""
+    """The hosts behind the members' in-memory TAPs: pings, replies and bulk transfers."""
 
     def __init__(self, net: LoopbackOverlay, nwid: int, hosts: dict[str, tuple[bytes, str]]):
         self.net = net
@@ -173,7 +173,7 @@ class Hosts:
         self.hosts = {n: (m, ipaddress.IPv4Address(ip).packed) for n, (m, ip) in hosts.items()}
         self.ident = 0
 
-    def tap(self, name: str) -> FakeTap | None:
+    def tap(self, name: str) -> MemoryTap | None:
         factory = self.net.taps.get(name)
         return factory.get(self.device) if factory is not None else None
 

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..testing.netns import Rig, cleanup_leftovers, list_namespaces, unavailable_reason
-from ..testing.world import OverlayNode, OverlayWorld, WorldError, child_env
+from ..lab.netns import Rig, cleanup_leftovers, list_namespaces, unavailable_reason
+from ..lab.world import OverlayNode, OverlayWorld, WorldError, child_env
 from . import DEMO_PREFIX, NETWORK_NAME, POOL
 from .state import DemoState
 

@@ -28,7 +28,7 @@ again at start.
 The UDP sockets and the TAPs below it are opened through factories in the config, so
 tests can put doubles there: `config.udp_factory` is a BindOpener (udp_contract:
 UdpSockets.open, or testing.fakebind's LossyBindFactory().open), `config.tap_factory` a
-TapOpener (tap_contract: TapDevice.open, or testing.faketap's FakeTapFactory().open).
+TapOpener (tap_contract: TapDevice.open, or lab.memtap's MemoryTapFactory().open).
 
 Everything runs on one event loop thread, so the node is never entered concurrently and
 needs no locks. A node exception is a bug, but one bad packet must not take the daemon
@@ -130,7 +130,7 @@ class DaemonConfig:
     api_unix: bool = True
     api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
     api_group: str | None = None  # a group that may use the control socket
-    tap_factory: TapOpener = TapDevice.open  # tests pass FakeTapFactory().open
+    tap_factory: TapOpener = TapDevice.open  # tests pass MemoryTapFactory().open
     udp_factory: BindOpener = UdpSockets.open  # tests may pass LossyBindFactory().open
     offload: str = "auto"  # one of OFFLOAD_MODES
     on_member_request: str = ""  # a shell command run for each join request (hooks.py)

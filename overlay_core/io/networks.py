@@ -125,7 +125,7 @@ class _Port:
 @dataclass(slots=True)
 class NetworkPorts:
     """One TAP device per joined network, opened with `open_tap` (TapDevice.open, or a
-    FakeTapFactory's in tests). Counters say what could not be done and why."""
+    MemoryTapFactory's in tests). Counters say what could not be done and why."""
 
     open_tap: TapOpener
     drive: Drive

@@ -1,7 +1,7 @@
 """The TAP contract: what the daemon relies on, whichever device is behind it.
 
-`TapDevice` (overlay_core.io.tap, a real Linux TAP) and `FakeTap` (overlay_core.testing.
-faketap, in memory) both satisfy `TapLike` and are made by a `TapOpener`; the daemon
+`TapDevice` (overlay_core.io.tap, a real Linux TAP) and `MemoryTap` (overlay_core.lab.
+memtap, in memory) both satisfy `TapLike` and are made by a `TapOpener`; the daemon
 should depend on these two Protocols only (the wireguard-go `tun.Device` shape):
 
 1. `await open(name, mac, mtu, on_frame)` creates the interface with that MAC and MTU,
@@ -144,7 +144,7 @@ class TapCounters:
 
 
 class TapLike(Protocol):
-    """What the daemon needs from a TAP; TapDevice and FakeTap both provide it."""
+    """What the daemon needs from a TAP; TapDevice and MemoryTap both provide it."""
 
     @property
     def name(self) -> str: ...
@@ -172,7 +172,7 @@ class TapLike(Protocol):
 
 
 class TapOpener(Protocol):
-    """How the daemon makes a TAP: TapDevice.open, or FakeTapFactory().open in tests."""
+    """How the daemon makes a TAP: TapDevice.open, or MemoryTapFactory().open in tests."""
 
     def __call__(
         self,

@@ -1,6 +1,7 @@
-"""Test doubles and rigs that ship beside the real code.
+"""Test doubles for overlay_core, kept out of the installed product (pyproject excludes
+this package from the wheel; tests/test_wheel.py checks).
 
-`netns` builds real network namespaces (an "internet", public hosts, NATed home sites) for
-the system tests and for `ztui demo`. It needs root and iproute2/iptables; importing it does
-not, so this package stays importable everywhere.
+`fakenet` runs sans-IO Nodes over a simulated internet of `fakenat` NATs; `fakebind`
+wraps real UDP sockets with loss; `nat_pairs` measures NAT pairings on the namespace rig
+of overlay_core.lab.
 """

@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .netns import Host, Site
-from .world import ApiCallError, OverlayNode, OverlayWorld, WorldError
+from ..lab.netns import Host, Site
+from ..lab.world import ApiCallError, OverlayNode, OverlayWorld, WorldError
 
 ROOT_NAMES = ("root1", "root2")
 FIRST_LEAF_PORT = 21001

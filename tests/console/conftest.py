@@ -16,8 +16,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.app import ZtuiApp
-from console.fake import FakeNode
 from console.sync import Intervals
+from console.testing.fake import FakeNode
 
 # Long enough that nothing polls on its own during a test: a test pokes or ticks instead,
 # so what a frame shows depends only on the steps the test took.

@@ -6,13 +6,13 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from console.app import ZtuiApp
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP, NODE, OFFICE_NWID, PHONE
 from console.screens.edit_network import EditNetworkModal
 from console.screens.help import HelpScreen
 from console.screens.modals import ConfirmModal, PromptModal
 from console.screens.peer_detail import PeerScreen
 from console.screens.too_small import TooSmallScreen
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, OFFICE_NWID, PHONE
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, second_poll, wait_for

@@ -13,10 +13,10 @@ from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
 from console.app import ZtuiApp
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP, NODE, PHONE
 from console.screens.modals import ConfirmModal
 from console.screens.peer_detail import PeerScreen
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, PHONE
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.requests_bar import RequestsBar
 

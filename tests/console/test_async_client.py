@@ -13,14 +13,14 @@ from console.api import AsyncApiClient
 from console.connection import ApiError
 from overlay_core.api import schema
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .shapes import assert_shape
 
 
 @pytest.fixture
 async def net(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    async with LoopbackOverlay(short_tmp, fake_taps=True) as overlay:
+    async with LoopbackOverlay(short_tmp, memory_taps=True) as overlay:
         await overlay.add_root()
         await overlay.add_leaf("nas", api_tcp_port=0)
         await overlay.add_leaf("laptop")

@@ -15,8 +15,8 @@ from textual.widgets import RadioButton, Static
 from console.api import AsyncApiClient
 from console.app import ZtuiApp
 from console.connection import ApiError
-from console.fake import HOME_NWID, FakeNode
 from console.screens.create_network import CreateNetworkModal
+from console.testing.fake import HOME_NWID, FakeNode
 
 from .conftest import loaded, make_app, wait_for
 

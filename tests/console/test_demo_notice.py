@@ -12,7 +12,7 @@ import pytest
 
 from console import cli, terminal
 from console.app import ZtuiApp
-from console.fake import FakeNode
+from console.testing.fake import FakeNode
 
 from .conftest import loaded, make_app
 

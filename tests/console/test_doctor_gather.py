@@ -31,7 +31,7 @@ from console.doctor.facts import (
     TunFacts,
     networks_from_json,
 )
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 REPO = Path(__file__).resolve().parents[2]
 NWID = "8056c2e21c000001"

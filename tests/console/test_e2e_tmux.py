@@ -45,8 +45,8 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from overlay_core.testing.netns import Node, Rig, unavailable_reason
-from overlay_core.testing.world import OverlayNode, child_env, overlayd_argv
+from overlay_core.lab.netns import Node, Rig, unavailable_reason
+from overlay_core.lab.world import OverlayNode, child_env, overlayd_argv
 
 T = TypeVar("T")
 

@@ -1,10 +1,10 @@
-"""`python -m console.fake_app`: the console on a FakeNode, for the console benchmark and
+"""`python -m console.testing.fake_app`: the console on a FakeNode, for the console benchmark and
 for trying the app without a daemon."""
 
 from __future__ import annotations
 
-from console.fake import FakeNode
-from console.fake_app import FakeZtuiApp, build_parser
+from console.testing.fake import FakeNode
+from console.testing.fake_app import FakeZtuiApp, build_parser
 
 from .conftest import loaded, wait_for
 

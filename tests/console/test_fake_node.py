@@ -13,7 +13,7 @@ import pytest
 from console.api import AsyncApiClient
 from console.client import ApiClient
 from console.connection import ApiError
-from console.fake import (
+from console.testing.fake import (
     DESKTOP,
     EPOCH,
     HOME_NWID,

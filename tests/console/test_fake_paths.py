@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from console.client import ApiError
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
-from console.fakenode import paths as fake_paths
 from console.screens.paths_cells import GLYPHS, REASON_WORDS
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
+from console.testing.fakenode import paths as fake_paths
 from overlay_core.api import paths as real_paths
 from overlay_core.api import pathview
 from overlay_core.api.schema import PATH_LINKS, PATH_REASONS, PathsJson

@@ -10,8 +10,10 @@ from textual.app import App, ComposeResult
 
 from console import render
 from console.cli import UsageError, ping_target
-from console.fake import FakeNode
-from console.fake_data import (
+from console.screens.peer_detail import PeerScreen, name_line
+from console.screens.peers import SORTS, peer_matches
+from console.testing.fake import FakeNode
+from console.testing.fake_data import (
     HOME_NWID,
     LAPTOP,
     NODE,
@@ -22,8 +24,6 @@ from console.fake_data import (
     path,
     peer,
 )
-from console.screens.peer_detail import PeerScreen, name_line
-from console.screens.peers import SORTS, peer_matches
 from console.widgets.keyed_table import Column, KeyedTable
 from overlay_core.api.schema import EchoJson, NetworkJson, PeerJson, PeerNameJson
 

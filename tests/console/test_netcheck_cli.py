@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from console import cli, render
-from console.fake import ROOT_A, ROOT_B, FakeNode
-from console.fake_data import NAT_SYMMETRIC
-from console.fake_data import netcheck as fake_netcheck
+from console.testing.fake import ROOT_A, ROOT_B, FakeNode
+from console.testing.fake_data import NAT_SYMMETRIC
+from console.testing.fake_data import netcheck as fake_netcheck
 from overlay_core.api.schema import NetcheckJson
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.netcheck import MAPPING_NONE
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ from textual.dom import DOMNode
 import console.screens
 import console.widgets
 from console.app import ZtuiApp
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP, PHONE
 from console.palette import find
 from console.screens import keymap
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, LAPTOP, PHONE
 
 from .conftest import loaded, make_app, wait_for
 from .test_approvals import NEWCOMER, bar_text

@@ -10,13 +10,13 @@ from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 
 from console.app import ZtuiApp
-from console.fake import FakeNode
-from console.fake_data import DESKTOP, HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
-from console.fakenode.paths import MESH_NWID
 from console.screens.main import MainScreen
 from console.screens.paths import PathsScreen, matrix_width
 from console.screens.paths_cells import LABEL_MAX, labels, member_detail, reported
 from console.sync import PATHS_LIMIT
+from console.testing.fake import FakeNode
+from console.testing.fake_data import DESKTOP, HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
+from console.testing.fakenode.paths import MESH_NWID
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, wait_for

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, LAPTOP
-from console.fakenode.paths import MESH_NWID
 from console.screens.paths import PathsScreen
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, LAPTOP
+from console.testing.fakenode.paths import MESH_NWID
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, wait_for

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rich.cells import cell_len
 
-from console.fake import FakeNode
-from console.fake_data import HOME_NWID, NODE, PHONE, configure, hosted, member, network
 from console.screens.help import HelpScreen
 from console.screens.peer_detail import PeerScreen
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID, NODE, PHONE, configure, hosted, member, network
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, wait_for

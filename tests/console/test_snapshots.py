@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from console.fake import FakeNode
-from console.fake_data import PHONE
+from console.testing.fake import FakeNode
+from console.testing.fake_data import PHONE
 from console.widgets.keyed_table import KeyedTable
 
 from .conftest import loaded, make_app, second_poll, wait_for

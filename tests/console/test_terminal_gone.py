@@ -37,7 +37,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from overlay_core.testing.world import child_env, overlayd_argv, ztui_argv
+from overlay_core.lab.world import child_env, overlayd_argv, ztui_argv
 from tests.nonroot import user_python
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,6 +85,6 @@ def processes() -> Iterator[Processes]:
 
 @pytest.fixture
 async def tap_overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    """An overlay whose nodes open FakeTaps (net.taps[name]), so networks need no root."""
-    async with LoopbackOverlay(short_tmp, fake_taps=True) as net:
+    """An overlay whose nodes open MemoryTaps (net.taps[name]), so networks need no root."""
+    async with LoopbackOverlay(short_tmp, memory_taps=True) as net:
         yield net

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import httpx
 
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tap import tap_name
-from overlay_core.testing.faketap import FakeTap
+from overlay_core.lab.loopback import LoopbackOverlay
+from overlay_core.lab.memtap import MemoryTap
 
 T = TypeVar("T")
 POOL = "10.147.17.0/24"
@@ -71,7 +71,7 @@ class Story:
     nwid: str
     api: dict[str, httpx.AsyncClient]
 
-    def tap(self, name: str) -> FakeTap:
+    def tap(self, name: str) -> MemoryTap:
         return self.net.taps[name][tap_name(int(self.nwid, 16))]
 
     async def approve(self, daemon: Daemon, authorized: bool = True) -> None:

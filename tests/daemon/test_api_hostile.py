@@ -22,7 +22,7 @@ import pytest
 from overlay_core.api.http import MAX_BODY_BYTES
 from overlay_core.api.server import build_app
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .test_daemon_api import unix_client
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 
 def unix_client(daemon: Daemon) -> httpx.AsyncClient:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from overlay_core.io.daemon import Daemon, StartupError
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 
 async def test_user_data_is_delivered(overlay: LoopbackOverlay) -> None:

@@ -64,7 +64,7 @@ def start_world(runs: list[DemoRun], demo_dir: Path, name: str = "world") -> Dem
 def test_simulated_world_is_real_behind_the_api(runs: list[DemoRun], demo_dir: Path) -> None:
     """The world alone: the ready line says simulated with the notice; through ctl's API
     the members are approved with addresses, guest is pending, every peer is DIRECT and
-    the fake TAPs carry traffic; EOF on its stdin stops it and removes its directory."""
+    the in-memory TAPs carry traffic; EOF on its stdin stops it and removes its directory."""
     world = start_world(runs, demo_dir)
     info = world.wait_ready(timeout=60)
     assert info["simulated"] is True and info["notice"] == FORCED_NOTICE

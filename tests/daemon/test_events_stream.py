@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .netstory import story, unix_client, wait_state
 

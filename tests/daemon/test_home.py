@@ -9,7 +9,7 @@ import pytest
 
 from overlay_core.io.daemon import Daemon, StartupError
 from overlay_core.io.home import Home, HomeError
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 
 def mode(path: Path) -> int:

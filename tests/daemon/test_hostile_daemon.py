@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from overlay_core.io.eventlimit import EVENT_BURST, EventLimiter
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto import wire
 from overlay_core.proto.effects import Event
 from overlay_core.proto.identity import Identity

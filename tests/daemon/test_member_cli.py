@@ -1,12 +1,12 @@
 """`ztui approve`, `remove`, `net create` and the controller's own `join`, as an admin runs
-them against a live daemon with FakeTaps."""
+them against a live daemon with MemoryTaps."""
 
 from __future__ import annotations
 
 import json
 
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .netstory import story
 from .test_ztui_cli import ztui, ztui_sync

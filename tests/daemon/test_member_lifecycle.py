@@ -1,4 +1,4 @@
-"""Members from the controller's side, end to end on loopback with FakeTaps: who may be
+"""Members from the controller's side, end to end on loopback with MemoryTaps: who may be
 approved, removal (addresses freed, the member cut off, a new request if it asks again),
 the controller joining its own network, and pools shared between hosted networks."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tap import tap_name
+from overlay_core.lab.loopback import LoopbackOverlay
 from tests.core.frames import icmp_echo_v4
 
 from .netstory import Story, network_state, story, unix_client, until, wait_state

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from overlay_core.io.cli import build_parser, daemon_config, merge_settings
 from overlay_core.io.home import Home
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .conftest import Processes
 from .netstory import unix_client, until, wait_state

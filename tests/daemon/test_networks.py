@@ -1,5 +1,5 @@
 """Virtual networks end to end on loopback: a controller, members joining a private network,
-approval, frames between FakeTaps, deauthorization, restarts. No root: FakeTap everywhere."""
+approval, frames between MemoryTaps, deauthorization, restarts. No root: MemoryTap everywhere."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import time
 import pytest
 
 from overlay_core.io.daemon import StartupError
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tap import TapError, tap_name
+from overlay_core.lab.loopback import LoopbackOverlay
 from tests.core.frames import arp_request, dhcp_discover, icmp_echo_v4
 
 from .netstory import POOL, Story, network_state, story, unix_client, until, wait_state
@@ -75,7 +75,7 @@ async def test_join_private_network_waits_for_approval_then_gets_an_address(
             settings = s.tap("a").settings
             return settings is not None and settings.addresses == (address,)
 
-        await until(configured, 1, "FakeTap configured")
+        await until(configured, 1, "MemoryTap configured")
         assert s.tap("a").mtu == 2800
         assert (await network_state(s.api["b"], s.nwid))["state"] == "ACCESS_DENIED"
 

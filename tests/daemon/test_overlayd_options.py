@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from overlay_core.io.home import Home
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.roots_live import save_roots
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.effects import udp
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.roots import RootEntry, parse_roots

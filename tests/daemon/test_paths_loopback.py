@@ -14,7 +14,7 @@ import itertools
 import time
 
 from overlay_core.io.daemon import Daemon
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.effects import udp
 from overlay_core.proto.identity import format_address
 from overlay_core.testing.fakebind import DROPPED_COUNTER, LossyBindFactory

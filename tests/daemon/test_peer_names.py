@@ -3,7 +3,7 @@
 member's `ztui peers`, `ztui ping nas` and its real console (in tmux, 80x24, TERM=screen)
 say `nas (10.147.17.x)`.
 
-The daemons are real `Daemon`s on 127.0.0.1 in this process with FakeTaps (netstory's
+The daemons are real `Daemon`s on 127.0.0.1 in this process with MemoryTaps (netstory's
 world: a root, a controller `ctl` hosting `home`, members `a` and `b`), so no root is
 needed; `ztui` runs as a subprocess, as a person would run it. The tmux server has a socket
 of its own in a temporary directory; it and the daemons are gone however the test ends.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .conftest import subprocess_env, ztui_cmd
 from .netstory import Story, story, until, wait_state

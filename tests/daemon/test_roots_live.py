@@ -21,7 +21,7 @@ from overlay_core.api.http import MAX_BODY_BYTES
 from overlay_core.io.cli import build_parser, daemon_config, merge_settings
 from overlay_core.io.daemon import Daemon
 from overlay_core.io.home import Home
-from overlay_core.io.loopback import LOOPBACK, LoopbackOverlay
+from overlay_core.lab.loopback import LOOPBACK, LoopbackOverlay
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.roots import parse_roots
 

@@ -21,7 +21,6 @@ import pytest
 
 from overlay_core.io import tcp as tcp_module
 from overlay_core.io.framing import encode_record
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tcp import (
     MAX_INBOUND_PER_SOURCE,
     UNAUTHENTICATED_RECORD_BYTES,
@@ -29,6 +28,7 @@ from overlay_core.io.tcp import (
     TcpLinks,
     source_of,
 )
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.effects import Endpoint
 
 from .test_tcp_links import eventually, free_port

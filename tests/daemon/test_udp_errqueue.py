@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.udp import IcmpError, UdpSockets, parse_recverr
+from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.effects import Endpoint, udp
 
 little_endian = pytest.mark.skipif(

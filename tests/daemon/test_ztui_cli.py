@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from overlay_core import __version__
-from overlay_core.io.loopback import LoopbackOverlay
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .conftest import overlayd_cmd, subprocess_env, ztui_cmd
 

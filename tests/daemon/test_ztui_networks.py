@@ -1,5 +1,5 @@
 """`ztui` network and controller commands as an admin and a member run them, against live
-daemons with FakeTaps, and against none for usage errors."""
+daemons with MemoryTaps, and against none for usage errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from overlay_core.io.loopback import LoopbackOverlay
 from overlay_core.io.tap_contract import TapError
+from overlay_core.lab.loopback import LoopbackOverlay
 
 from .netstory import POOL, story, unix_client, wait_state
 from .test_ztui_cli import ztui, ztui_sync

@@ -1,6 +1,6 @@
 """System tests of the batched data path: 200 MB over TCP through the overlay, byte-exact.
 
-Real `overlayd`s behind real NATs (overlay_core/testing/world.py): pc1 behind home1, pc2
+Real `overlayd`s behind real NATs (overlay_core/lab/world.py): pc1 behind home1, pc2
 behind home2, a root and a controller on the "internet". A sender in pc1 writes 200 MB of
 seeded random bytes to a receiver in pc2 over the overlay; both hash what they moved, and
 the hashes must match. What varies, one test each:
@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from overlay_core.testing.netns import Site, unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld
+from overlay_core.lab.netns import Site, unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld
 
 pytestmark = [
     pytest.mark.netns,

@@ -28,7 +28,7 @@ import pytest
 from console.demo import STOP_TIMEOUT_S
 from overlay_core.demo import DEMO_PREFIX, NOTICE
 from overlay_core.demo.state import LOCK_NAME, NETNS_DIR, is_alive
-from overlay_core.testing.netns import (
+from overlay_core.lab.netns import (
     OWNER_DIR,
     cleanup_leftovers,
     list_namespaces,

@@ -1,6 +1,6 @@
 """`ztui doctor` on real things: each failure it claims to detect, caused for real.
 
-One world for the module (overlay_core/testing/world.py): a root and a controller on the
+One world for the module (overlay_core/lab/world.py): a root and a controller on the
 "internet", and a NAS at home that has joined a network with a pool address and a route
 through the overlay. Each story breaks one thing, runs `ztui --api unix:SOCK doctor
 --json` inside the NAS's namespace (where its kernel, routes and devices are) and puts
@@ -45,8 +45,8 @@ from typing import Any
 import pytest
 
 from console.doctor import checks, gather
-from overlay_core.testing.netns import Host, unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld, child_env, ztui_argv
+from overlay_core.lab.netns import Host, unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld, child_env, ztui_argv
 from tests import nonroot
 
 pytestmark = [

@@ -42,9 +42,9 @@ from typing import Any
 import httpx
 import pytest
 
+from overlay_core.lab.netns import Host, unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld, WorldError, child_env, ztui_argv
 from overlay_core.testing.nat_pairs import NatPairs, Pair
-from overlay_core.testing.netns import Host, unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld, WorldError, child_env, ztui_argv
 
 pytestmark = [
     pytest.mark.netns,

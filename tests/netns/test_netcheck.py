@@ -1,6 +1,6 @@
 """`ztui netcheck` on real Linux NATs: does it name each NAT the way the kernel behaves?
 
-One world for the module (overlay_core/testing/world.py): two roots on the "internet",
+One world for the module (overlay_core/lab/world.py): two roots on the "internet",
 and per story a member in a home of its own (its own NAT router, so no mapping of an
 earlier story is reused) or on a public host. Each story waits until both roots have
 reported where they see the member and its hop trace is done, then reads `ztui netcheck
@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from overlay_core.testing.netns import unavailable_reason
-from overlay_core.testing.world import PORT, OverlayNode, OverlayWorld
+from overlay_core.lab.netns import unavailable_reason
+from overlay_core.lab.world import PORT, OverlayNode, OverlayWorld
 
 pytestmark = [
     pytest.mark.netns,

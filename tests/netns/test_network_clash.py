@@ -7,7 +7,7 @@ networks at once, so nobody approves anything): `ztui net create` without --pool
 networks apart, an explicit overlap is created with a warning, and the node refuses to put
 the clashing address on the second TAP, saying which network and device hold it.
 
-The world (overlay_core/testing/world.py): root1 on the "internet", ctl a public host;
+The world (overlay_core/lab/world.py): root1 on the "internet", ctl a public host;
 every node in its own namespace, removed when the module ends, whatever happened.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from overlay_core.testing.netns import unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld
+from overlay_core.lab.netns import unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld
 
 pytestmark = [
     pytest.mark.netns,

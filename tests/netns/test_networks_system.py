@@ -1,6 +1,6 @@
 """System tests (tier 3) for virtual networks: real TAPs, real NATs, real ping and iperf3.
 
-The world (overlay_core/testing/world.py), shared by the module:
+The world (overlay_core/lab/world.py), shared by the module:
 
     root1 198.18.1.10        a root on the "internet"
     ctl   198.18.1.11        the controller node (a public host); hosts every network here
@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from overlay_core.testing.netns import Node, unavailable_reason
-from overlay_core.testing.world import OverlayNode, OverlayWorld
+from overlay_core.lab.netns import Node, unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld
 
 pytestmark = [
     pytest.mark.netns,

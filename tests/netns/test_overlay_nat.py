@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from overlay_core.testing.netns import Host, Rig, unavailable_reason
-from overlay_core.testing.processes import stop_processes
+from overlay_core.lab.netns import Host, Rig, unavailable_reason
+from overlay_core.lab.processes import stop_processes
 
 pytestmark = [
     pytest.mark.netns,

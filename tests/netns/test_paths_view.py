@@ -1,6 +1,6 @@
 """System test (tier 3) for the controller's paths view: `ztui paths NWID` (issue 12).
 
-The world (overlay_core/testing/world.py), built once for the module:
+The world (overlay_core/lab/world.py), built once for the module:
 
     root1 198.18.1.10  root2 198.18.1.11    two roots on the internet (two, so that a node
                                             can tell a cone NAT from a symmetric one)
@@ -37,10 +37,10 @@ from typing import Any
 
 import pytest
 
+from overlay_core.lab.netns import unavailable_reason
+from overlay_core.lab.processes import stop_processes
+from overlay_core.lab.world import OverlayNode, OverlayWorld
 from overlay_core.proto.netcheck import MAPPING_DEPENDENT, MAPPING_INDEPENDENT
-from overlay_core.testing.netns import unavailable_reason
-from overlay_core.testing.processes import stop_processes
-from overlay_core.testing.world import OverlayNode, OverlayWorld
 
 pytestmark = [
     pytest.mark.netns,

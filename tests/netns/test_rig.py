@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from overlay_core.testing.netns import (
+from overlay_core.lab.netns import (
     Host,
     Rig,
     Site,

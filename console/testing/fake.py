@@ -36,7 +36,7 @@ import httpx
 
 from overlay_core.api.schema import EventJson, MemberJson, PeerJson
 
-from .api import AsyncApiClient
+from ..api import AsyncApiClient
 from .fake_data import (
     DESKTOP,
     EPOCH,

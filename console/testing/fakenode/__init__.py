@@ -1,5 +1,5 @@
-"""The insides of console/fake.py's FakeNode, an in-memory overlayd (console/fake_data.py
-holds the JSON builders and the story's names, which tests use too).
+"""The insides of console/testing/fake.py's FakeNode, an in-memory overlayd
+(console/testing/fake_data.py holds the JSON builders and the story's names, which tests use too).
 
     story.py       the NAS story (FakeNode.sample) and the same in bulk (FakeNode.large)
     http.py        request parsing and the daemon's error answers

@@ -1,7 +1,7 @@
 """The state a FakeNode starts from, in the exact JSON shapes of overlay_core.api.schema.
 
 Builders (`latency`, `path`, `peer`, `network`, `hosted`, `member`, `event`) for the
-stories in console/fakenode/story.py, and for FakeNode when the console's actions add things
+stories in console/testing/fakenode/story.py, and for FakeNode when the console's actions add things
 (a join, a new network, a member). Nothing here reads a clock: times are passed in.
 """
 

@@ -14,10 +14,10 @@ Roots must be added before the leaves that should know them: a leaf's roots list
 roots present when it starts. `base_dir` should be short: control socket paths are limited
 to 107 bytes.
 
-With `fake_taps=True` every node opens its TAP devices from its own FakeTapFactory, kept
+With `memory_taps=True` every node opens its TAP devices from its own MemoryTapFactory, kept
 in `net.taps[name]` across restarts of that node, so tests need no root:
 
-    net = LoopbackOverlay(tmp, fake_taps=True)
+    net = LoopbackOverlay(tmp, memory_taps=True)
     ...
     net.taps["a"][tap_name(nwid)].inject(frame)
 """
@@ -30,21 +30,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from overlay_core.lab.memtap import MemoryTapFactory
 from overlay_core.proto.roots import RootEntry
-from overlay_core.testing.faketap import FakeTapFactory
 
-from .daemon import Daemon, DaemonConfig
+from ..io.daemon import Daemon, DaemonConfig
 
 LOOPBACK = "127.0.0.1"
 
 
 class LoopbackOverlay:
-    def __init__(self, base_dir: Path, *, fake_taps: bool = False) -> None:
+    def __init__(self, base_dir: Path, *, memory_taps: bool = False) -> None:
         self.base_dir = Path(base_dir)
         self.daemons: dict[str, Daemon] = {}
         self.roots: list[RootEntry] = []
-        self.fake_taps = fake_taps
-        self.taps: dict[str, FakeTapFactory] = {}
+        self.memory_taps = memory_taps
+        self.taps: dict[str, MemoryTapFactory] = {}
 
     async def __aenter__(self) -> LoopbackOverlay:
         return self
@@ -65,8 +65,8 @@ class LoopbackOverlay:
             advertise=[LOOPBACK],
             roots=list(self.roots),
         )
-        if self.fake_taps:
-            base.tap_factory = self.taps.setdefault(name, FakeTapFactory()).open
+        if self.memory_taps:
+            base.tap_factory = self.taps.setdefault(name, MemoryTapFactory()).open
         return dataclasses.replace(base, **overrides)
 
     async def add(self, name: str, **overrides: Any) -> Daemon:

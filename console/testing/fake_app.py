@@ -1,9 +1,9 @@
 """The console on a FakeNode, in a real terminal: for the console benchmark (bytes written
 to an idle terminal), for trying the app without a daemon, and for driving it in tmux.
 
-    python -m console.fake_app                  # the NAS story (FakeNode.sample)
-    python -m console.fake_app --large          # 500 peers, a network of 200 members
-    python -m console.fake_app --tick-s 1       # the fake moves: counters, latencies
+    python -m console.testing.fake_app                  # the NAS story (FakeNode.sample)
+    python -m console.testing.fake_app --large          # 500 peers, a network of 200 members
+    python -m console.testing.fake_app --tick-s 1       # the fake moves: counters, latencies
 
 Without --tick-s the node never changes, so what the app draws after it settles is its
 own idle cost. The fake's clock starts at fake_data.EPOCH and moves only with its ticks.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .app import ZtuiApp
+from ..app import ZtuiApp
 from .fake import FakeNode
 
 
@@ -32,7 +32,7 @@ class FakeZtuiApp(ZtuiApp):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m console.fake_app", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m console.testing.fake_app", description=__doc__)
     parser.add_argument("--large", action="store_true", help="FakeNode.large() instead")
     parser.add_argument("--peers", type=int, default=500, help="peers with --large")
     parser.add_argument("--members", type=int, default=200, help="members with --large")

@@ -1,4 +1,4 @@
-"""FakeTap: the TAP device's test double, for daemon tests without root.
+"""MemoryTap: a TAP device in memory, for the no-root demo and daemon tests.
 
 It has TapDevice's surface (`TapLike`): `write` records frames instead of handing them to
 a kernel, `inject(frame)` plays the host sending a frame (it calls on_frame([frame]), like a read
@@ -7,10 +7,10 @@ from /dev/net/tun would), and `configure` records the settings. Failures can be 
 being deleted from outside.
 
 A daemon under test should open its TAPs through a factory (a `TapOpener`);
-`FakeTapFactory.open` has the signature of `TapDevice.open` and keeps every device it
+`MemoryTapFactory.open` has the signature of `TapDevice.open` and keeps every device it
 made, by name (the Daemon keyword below is only an example):
 
-    taps = FakeTapFactory()
+    taps = MemoryTapFactory()
     daemon = Daemon(config, open_tap=taps.open)
     ...
     taps[tap_name(nwid)].inject(arp_request)
@@ -47,7 +47,7 @@ class TapSettings:
     routes: tuple[tuple[str, str | None], ...]
 
 
-class FakeTap:
+class MemoryTap:
     """An in-memory TAP. Attributes a test may read or set:
 
     Attributes:
@@ -99,7 +99,7 @@ class FakeTap:
         alias: str | None = None,
         on_error: ErrorHandler | None = None,
         offload: bool = False,
-    ) -> FakeTap:
+    ) -> MemoryTap:
         """Same signature and alias default as TapDevice.open; no checks beyond the MAC.
         Offloads are never granted (`offload` is False): frames stay plain."""
         if len(mac) != 6:
@@ -184,16 +184,16 @@ class FakeTap:
             self._on_error(self.error)
 
 
-class FakeTapFactory:
-    """Opens FakeTaps and remembers them: `taps[name]`, `name in taps`, `taps.opened`.
+class MemoryTapFactory:
+    """Opens MemoryTaps and remembers them: `taps[name]`, `name in taps`, `taps.opened`.
 
     Attributes:
         open_error: raised (once) by the next open() instead of making a device.
-        opened: every FakeTap made, in order, closed ones included.
+        opened: every MemoryTap made, in order, closed ones included.
     """
 
     def __init__(self) -> None:
-        self.opened: list[FakeTap] = []
+        self.opened: list[MemoryTap] = []
         self.open_error: TapError | None = None
 
     async def open(
@@ -207,31 +207,31 @@ class FakeTapFactory:
         alias: str | None = None,
         on_error: ErrorHandler | None = None,
         offload: bool = False,
-    ) -> FakeTap:
+    ) -> MemoryTap:
         if self.open_error is not None:
             error, self.open_error = self.open_error, None
             raise error
         live = self.get(name)
         if live is not None:  # like IFF_TUN_EXCL: one live device per name
             raise TapError(f"interface {name} already exists")
-        tap = await FakeTap.open(name, mac, mtu, on_frame, loop, alias=alias, on_error=on_error)
+        tap = await MemoryTap.open(name, mac, mtu, on_frame, loop, alias=alias, on_error=on_error)
         self.opened.append(tap)
         return tap
 
-    def get(self, name: str) -> FakeTap | None:
+    def get(self, name: str) -> MemoryTap | None:
         """The live (not closed) device called `name`, if any."""
         return next((t for t in self.opened if t.name == name and not t.closed), None)
 
-    def __getitem__(self, name: str) -> FakeTap:
+    def __getitem__(self, name: str) -> MemoryTap:
         tap = self.get(name)
         if tap is None:
-            raise KeyError(f"no open FakeTap {name!r}")
+            raise KeyError(f"no open MemoryTap {name!r}")
         return tap
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
 
-if TYPE_CHECKING:  # mypy proves the fakes fit the same interface as TapDevice
-    _opener: TapOpener = FakeTap.open
-    _factory_opener: TapOpener = FakeTapFactory().open
+if TYPE_CHECKING:  # mypy proves in-memory TAPs fit the same interface as TapDevice
+    _opener: TapOpener = MemoryTap.open
+    _factory_opener: TapOpener = MemoryTapFactory().open
