@@ -27,12 +27,12 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from .ethernet import mac_for
 from .mss import clamp_mss, clamp_mss_to_mtu
 from .netconf import CertificateOfMembership, NetworkConfig
 from .rules import RuleSet
+from .states import NetworkState
 from .switch import SwitchTable
 
 REQUEST_RETRY_S = 2.0  # while REQUESTING_CONFIGURATION
@@ -45,14 +45,6 @@ DEFAULT_MTU = 2800
 # (8), AEAD tag (16). The largest frame a path carries whole is its MTU minus this.
 FRAME_OVERHEAD = 20 + 1 + 8 + 16
 ETHERNET_HEADER = 14
-
-
-class NetworkState(StrEnum):
-    REQUESTING_CONFIGURATION = "REQUESTING_CONFIGURATION"
-    OK = "OK"
-    ACCESS_DENIED = "ACCESS_DENIED"
-    NOT_FOUND = "NOT_FOUND"
-    PORT_ERROR = "PORT_ERROR"
 
 
 @dataclass(slots=True)
