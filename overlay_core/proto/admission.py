@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from nacl import bindings
 
 from .effects import Endpoint
-from .relay import MAX_BUCKETS, KeyedBuckets, TokenBucket
+from .ratelimit import MAX_BUCKETS, KeyedBuckets, TokenBucket
 from .wire import COOKIE_BYTES
 
 NEW_IDENTITY_RATE = 20.0  # argon2id checks per second while not under load (~6% of a core)

@@ -40,6 +40,7 @@ from nacl.exceptions import CryptoError
 from .effects import Endpoint
 from .identity import Identity
 from .wire import (
+    CIPHER_MASK,
     CIPHER_SHIFT,
     FEATURE_AESGCM,
     FEATURE_CHACHA,
@@ -61,8 +62,9 @@ _WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
 
 def nonce_for(header: bytes) -> bytes:
     # packet id (8) + destination (5) + source (5) + flags (1) + key id (1) + padding (4).
-    # The flags' hop and fragment bits are cleared so a relayed packet has the same nonce.
-    return header[:18] + bytes([header[18] & 0x30]) + header[19:20] + _NONCE_PAD
+    # Of the flags only the cipher bits stay: the hop count (and the fragment and cookie
+    # flags) are cleared, so a relayed packet has the same nonce.
+    return header[:18] + bytes([header[18] & CIPHER_MASK]) + header[19:20] + _NONCE_PAD
 
 
 def seal(key: bytes, header: bytes, ad: bytes, plaintext: bytes) -> bytes:
@@ -134,7 +136,7 @@ def preferred_suites(cpuinfo: str = "/proc/cpuinfo") -> tuple[Suite, ...]:
     return (Suite.CHACHA20, Suite.XCHACHA20)
 
 
-# The negotiation (node.py _on_hello / _on_ok_hello): the initiator's HELLO sets the feature
+# The negotiation (inbound.py _on_hello / _on_ok_hello): the initiator's HELLO sets the feature
 # bit of every suite it supports; the responder takes the first suite of its own order
 # that both support (XCHACHA20, which every node speaks, when none) and names it in its
 # OK(HELLO) with exactly one suite bit, none meaning XCHACHA20. Both messages travel under

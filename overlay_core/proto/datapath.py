@@ -12,7 +12,7 @@ What happens once per super-frame, because every segment shares it: flow rules (
 at ethertype, IP protocol, ports, ICMP type: identical across the segments), the switch
 lookup, credentials, the session and route.
 
-`send_many` is `NodeState._send` for a list of payloads to one peer; `RxBatch` collects
+`send_many` is `Outbound.send` for a list of payloads to one peer; `RxBatch` collects
 the frames a batch of datagrams delivers, so they reach each TAP in one effect, coalesced
 into super-frames on ports with offloads (offload.py).
 """
@@ -30,7 +30,7 @@ from .wire import Cipher, MalformedError, Verb
 
 if TYPE_CHECKING:
     from .node import Node
-    from .outbound import NodeState
+    from .outbound import Outbound
     from .vnet import Network
 
 _SESSION_FLAGS = int(Cipher.SESSION) << wire.CIPHER_SHIFT
@@ -41,14 +41,14 @@ _FRAME_MIN_BYTES = wire.HEADER_BYTES + 1 + 8 + 14 + wire.TAG_BYTES
 
 
 def send_many(
-    node: NodeState, peer: Peer, verb: Verb, payloads: list[bytes], now: float
+    node: Outbound, peer: Peer, verb: Verb, payloads: list[bytes], now: float
 ) -> list[Effect]:
     """Seal and send `payloads` (each one `verb` packet) to `peer` as one SendMany.
 
     Anything unusual (no session yet, an unconfirmed path) goes the one-packet way, which
     queues, handshakes and checks budgets; this is only the established, common case."""
     session = peer.tx_session
-    target = node._route(peer, now) if session is not None and not session.expired(now) else None
+    target = node.route(peer, now) if session is not None and not session.expired(now) else None
     path = peer.paths.get(target) if target is not None else None
     if (
         session is None
@@ -57,7 +57,7 @@ def send_many(
     ):
         out: list[Effect] = []
         for payload in payloads:
-            out += node._send(peer, verb, payload, now)
+            out += node.send(peer, verb, payload, now)
         return out
     # A relayed packet takes the root's other leg too, whose MTU only the root knows.
     mtu = path.mtu if path is not None else PMTU_MIN
@@ -81,22 +81,10 @@ def send_many(
                 continue
         sent += 1
         sent_bytes += len(packet)
-    node._count_sent(peer, target, path, sent, len(datagrams), sent_bytes, now)
+    node.count_sent(peer, target, path, sent, len(datagrams), sent_bytes, now)
     out = [SendMany(target, datagrams)] if datagrams else []
     if peer.handshake is None and session.wants_rekey(now, node.config.rekey_after_packets):
-        out += node._hello(peer, now)
-    return out
-
-
-def send_many_to_address(
-    node: NodeState, dest: int, verb: Verb, payloads: list[bytes], now: float
-) -> list[Effect]:
-    peer = node.peers.get(dest)
-    if peer is not None and dest != node.address:
-        return send_many(node, peer, verb, payloads, now)
-    out: list[Effect] = []
-    for payload in payloads:
-        out += node._send_to_address(dest, verb, payload, now)
+        out += node.hello(peer, now)
     return out
 
 
@@ -111,6 +99,8 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     me = wire.addr_bytes(node.address)
     peers, drops = node.peers, node.drops
     frames_in = node.memberships.frames_in
+    heard_from = node.timers.packet_received
+    dispatch = node.inbound.dispatch
     out: list[Effect] = []
     heard: Peer | None = None
     heard_hops = heard_packets = heard_bytes = rx_packets = rx_bytes = 0
@@ -128,7 +118,7 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
         nonlocal last, heard, group_frames
         assert group_peer is not None
         if heard is not None:  # the path learns of the frames before they are handled
-            node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
+            heard_from(heard, source, heard_hops, heard_bytes, now, heard_packets)
             heard = None
         nwid, partial = int.from_bytes(group_key[1:9], "big"), group_key[0] == _FRAME_PARTIAL
         frames, group_frames = group_frames, []
@@ -168,14 +158,14 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                     last = None
                     try:
                         header = wire.parse_header(data)
-                        out += node._dispatch(peer, header, session, plain, len(data), source, now)
+                        out += dispatch(peer, header, session, plain, len(data), source, now)
                     except MalformedError:  # as receive_datagram would count it
                         drops["malformed"] += 1
                     continue
                 session.replay.accept(packet_id)
                 if heard is not peer or hops != heard_hops:
                     if heard is not None:
-                        node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
+                        heard_from(heard, source, heard_hops, heard_bytes, now, heard_packets)
                     heard, heard_hops, heard_packets, heard_bytes = peer, hops, 0, 0
                 heard_packets += 1
                 heard_bytes += len(data)
@@ -195,7 +185,7 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     node.counters["rx_packets"] += rx_packets
     node.counters["rx_bytes"] += rx_bytes
     if heard is not None:
-        node._heard(heard, source, heard_hops, heard_bytes, now, heard_packets)
+        heard_from(heard, source, heard_hops, heard_bytes, now, heard_packets)
     return out
 
 

@@ -6,10 +6,13 @@ questions a person at the console asks: "is this DIRECT?", "why not?", "what is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .effects import Endpoint, PeerName, PeerStatus, RelayReason, Transport
 from .identity import format_address
-from .path import Latency
-from .peer import Peer, Punch
+from .path import DEAD_AFTER_S, DEAD_PROBE_S, PATH_PROBE_S
+from .peer import LearnedFrom, Peer, Punch
+from .states import Link
 
 NAT_NONE = "none (public address)"
 NAT_UNKNOWN = "unknown"
@@ -17,7 +20,7 @@ NAT_CONE = "endpoint-independent mapping (cone): hole punching works"
 NAT_SYMMETRIC = "symmetric: the public port changes per destination, hole punching fails"
 
 
-def infer_nat(observed: dict[int, Endpoint], local: list[Endpoint]) -> str:
+def infer_nat(observed: Mapping[int, Endpoint], local: list[Endpoint]) -> str:
     """Classify our NAT from the external endpoints that roots and peers reported to us.
 
     Two reporters that saw us with the same IPv4 address but different ports mean the NAT
@@ -39,22 +42,24 @@ def infer_nat(observed: dict[int, Endpoint], local: list[Endpoint]) -> str:
     return f"{NAT_UNKNOWN} (one reporter; two roots are needed to tell cone from symmetric)"
 
 
-def link_of(peer: Peer, root_link: str, now: float) -> str:
-    """DIRECT, TCP, RELAY or NONE, as this node would send to `peer` right now."""
+def link_of(peer: Peer, root_link: Link, now: float) -> Link:
+    """How this node would send to `peer` right now: DIRECT or TCP on a path of its own,
+    else as it reaches the roots (`root_link`: RELAY, TCP or NONE); a root it has no
+    path to is NONE."""
     best = peer.best_path(now)
     if best is not None:
-        return "DIRECT" if best.is_direct else "TCP"
+        return Link.DIRECT if best.is_direct else Link.TCP
     if peer.is_root:
-        return "NONE"
+        return Link.NONE
     return root_link
 
 
-def reason_code(peer: Peer, link: str, local_nat: str, tunneled: bool) -> str:
+def reason_code(peer: Peer, link: Link, local_nat: str, tunneled: bool) -> str:
     """Why `peer` is not DIRECT, as one of report.REASONS ("" when it is, or is a root).
 
     The cheap half of `relay_reason`: the path reports (reporting.py) ask it for every
     member once a second, the console's sentences only when a person looks."""
-    if link in ("DIRECT", "NONE") or peer.is_root:
+    if link in (Link.DIRECT, Link.NONE) or peer.is_root:
         return ""
     punch = peer.punch
     if tunneled:
@@ -77,7 +82,7 @@ def reason_code(peer: Peer, link: str, local_nat: str, tunneled: bool) -> str:
 
 
 def relay_reason(
-    peer: Peer, link: str, local_nat: str, tunneled: bool, now: float
+    peer: Peer, link: Link, local_nat: str, tunneled: bool, now: float
 ) -> RelayReason | None:
     code = reason_code(peer, link, local_nat, tunneled)
     if not code:
@@ -100,9 +105,9 @@ def relay_reason(
         ago = now - (punch.last_direct_lost or now)
         summary = (
             f"the direct path to {punch.last_direct_endpoint} stopped answering {ago:.0f} s ago; "
-            "probing it again every 2 s"
+            f"probing it again every {_reprobe_interval_s(peer, now):.0f} s"
         )
-    elif code.startswith("symmetric"):
+    elif code in ("symmetric_local", "symmetric_peer"):
         whose = "this node's" if code == "symmetric_local" else "the peer's"
         summary = (
             f"{punch.attempts} direct attempts to {', '.join(learned)} got no answer: "
@@ -144,7 +149,7 @@ def relay_reason(
 
 def peer_status(
     peer: Peer,
-    link: str,
+    link: Link,
     local_nat: str,
     tunneled: bool,
     now: float,
@@ -152,9 +157,7 @@ def peer_status(
     names: list[PeerName] | None = None,
 ) -> PeerStatus:
     best = peer.best_path(now)
-    latency = best.latency if best is not None and best.latency is not None else Latency()
-    if best is None:
-        latency = peer.relay_latency
+    latency = best.latency if best is not None else peer.relay_latency
 
     def ago(t: float | None) -> float | None:
         return None if t is None else round(max(0.0, now - t), 3)
@@ -209,12 +212,22 @@ def _no_answer(punch: Punch, learned: list[str]) -> str:
     )
 
 
+def _reprobe_interval_s(peer: Peer, now: float) -> float:
+    """How often the lost direct path is probed now (path.needs_probe): every
+    PATH_PROBE_S while it was heard from within DEAD_AFTER_S, then every DEAD_PROBE_S, so
+    that stale NAT state on the way can expire (punch.py)."""
+    endpoint = peer.punch.last_direct_endpoint
+    path = peer.paths.get(endpoint) if endpoint is not None else None
+    heard = path.last_receive if path is not None else None
+    return PATH_PROBE_S if heard is not None and now - heard < DEAD_AFTER_S else DEAD_PROBE_S
+
+
 def _ports_seen_by_roots(peer: Peer) -> tuple[str, list[int]] | None:
     """One public IP of the peer seen at several ports by different roots: its NAT maps
     each destination to a new port (the same test infer_nat applies to ourselves)."""
     by_host: dict[str, set[int]] = {}
     for endpoint, how in peer.punch.learned.items():
-        if how.startswith("root "):
+        if how.source is LearnedFrom.ROOT:
             by_host.setdefault(endpoint.host, set()).add(endpoint.port)
     for host, ports in sorted(by_host.items()):
         if len(ports) > 1:

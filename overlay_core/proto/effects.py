@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from .states import Link, NetworkState
+
 if TYPE_CHECKING:
     from .identity import Identity
     from .report import PathReport
@@ -93,7 +95,7 @@ class EchoReply:
     echo_id: int
     rtt_s: float
     endpoint: Endpoint
-    link: str  # "DIRECT", "RELAY" or "TCP"
+    link: Link  # DIRECT, RELAY or TCP
     relay: int | None  # address of the root that relayed it, if any
 
 
@@ -192,6 +194,13 @@ class PathReportIn:
     report: PathReport
 
 
+# What the TAP side of the I/O layer executes (io/networks.py): the daemon hands these on
+# as one group, and its dispatcher matches them with one case.
+PortEffect = OpenPort | ConfigurePort | ClosePort | DeliverFrame | DeliverFrames
+
+# Every effect. A dispatcher matches on this union and ends in `case _: assert_never(effect)`,
+# so an effect added here that a dispatcher forgets is a type error, not a dropped effect
+# (tests/test_effect_dispatch.py proves that mypy catches it).
 Effect = (
     Send
     | SendMany
@@ -201,11 +210,7 @@ Effect = (
     | OpenTcp
     | CloseTcp
     | Event
-    | OpenPort
-    | ConfigurePort
-    | ClosePort
-    | DeliverFrame
-    | DeliverFrames
+    | PortEffect
     | ConfigRequest
     | PathReportIn
 )
@@ -267,7 +272,7 @@ class PeerStatus:
     address: str
     role: str  # "LEAF" or "ROOT"
     version: str | None
-    link: str  # "DIRECT", "RELAY", "TCP" or "NONE"
+    link: Link
     preferred_path: str | None
     latency: LatencyStatus
     last_send_ago_s: float | None
@@ -284,7 +289,7 @@ class PeerStatus:
 class NetworkStatus:
     nwid: str
     name: str | None
-    state: str  # REQUESTING_CONFIGURATION, OK, ACCESS_DENIED, NOT_FOUND, PORT_ERROR
+    state: NetworkState
     port_error: str | None
     private: bool | None
     mac: str

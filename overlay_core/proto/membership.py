@@ -1,16 +1,15 @@
 """The node's virtual networks: the verbs that carry configs, credentials and frames.
 
-`Memberships` is owned by the Node and sends through it; vnet.py holds the per-network
-state and explains the flow. Everything that can go wrong with a frame is counted on its
-network, by reason, so the console can say why traffic doesn't pass.
+`Memberships` is owned by the Node and sends through a `Sender` (sender.py), never the
+node itself; vnet.py holds the per-network state and explains the flow. Everything that
+can go wrong with a frame is counted on its network, by reason, so the console can say
+why traffic doesn't pass.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import offload, wire
-from .datapath import complete_checksum, deliver_one, send_many_to_address
+from .datapath import RxBatch, complete_checksum, deliver_one
 from .effects import (
     ClosePort,
     ConfigRequest,
@@ -32,19 +31,15 @@ from .netconf import (
 )
 from .path import PMTU_MIN
 from .peer import Peer
-from .vnet import (
-    CREDENTIALS_RESEND_S,
-    NEED_CREDENTIALS_EVERY_S,
-    Network,
-    NetworkSettings,
-    NetworkState,
-)
+from .sender import Sender
+from .states import NetworkState
+from .vnet import CREDENTIALS_RESEND_S, NEED_CREDENTIALS_EVERY_S, Network, NetworkSettings
 from .wire import ErrorCode, Reader, Verb
 
-if TYPE_CHECKING:
-    from .outbound import NodeState
-
-DENIED_CODES = {"ACCESS_DENIED": ErrorCode.ACCESS_DENIED, "NOT_FOUND": ErrorCode.NETWORK_NOT_FOUND}
+DENIED_CODES: dict[str, ErrorCode] = {
+    NetworkState.ACCESS_DENIED: ErrorCode.ACCESS_DENIED,
+    NetworkState.NOT_FOUND: ErrorCode.NETWORK_NOT_FOUND,
+}
 
 
 _IP_ETHERTYPES = (b"\x08\x00", b"\x86\xdd")
@@ -55,9 +50,12 @@ def _nwid_bytes(nwid: int) -> bytes:
 
 
 class Memberships:
-    def __init__(self, node: NodeState) -> None:
-        self.node = node
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
         self.networks: dict[int, Network] = {}
+        # Open while the node handles one batch of datagrams (Node.receive_datagrams):
+        # the frames it delivers and the admissions decided in it (frames_in).
+        self.batch: RxBatch | None = None
 
     # ------------------------------------------------------------------ member API
 
@@ -66,7 +64,7 @@ class Memberships:
         if network is not None:
             network.settings = settings
             return self._configure(network)
-        network = self.networks[nwid] = Network(nwid, self.node.address, settings)
+        network = self.networks[nwid] = Network(nwid, self.sender.address, settings)
         out: list[Effect] = [
             OpenPort(nwid, network.mac, network.mtu),
             Event("network", f"joining {format_nwid(nwid)}", nwid=nwid),
@@ -165,7 +163,7 @@ class Memberships:
         full: list[bytes] | None = None
         out: list[Effect] = []
         for target in targets:
-            peer = self.node.peers.get(target)
+            peer = self.sender.peers.get(target)
             out += self._credentials_for(network, target, now)
             if tagged:
                 verb, payloads = Verb.FRAME, partial
@@ -175,7 +173,7 @@ class Memberships:
                 if full is None:
                     full = offload.segment(header, frame, prefix=prefix)
                 verb, payloads = Verb.FRAME, full
-            out += send_many_to_address(self.node, target, verb, payloads, now)
+            out += self.sender.send_many_to_address(target, verb, payloads, now)
         network.counters["tx_frames"] += count
         network.counters["tx_bytes"] += sum(map(len, partial)) - 8 * count
         return out
@@ -189,7 +187,7 @@ class Memberships:
             now,
             network.members(),
             network.bridges(),
-            self.node.address,
+            self.sender.address,
             config.multicast_limit if config.broadcast else 0,
         )
 
@@ -211,14 +209,14 @@ class Memberships:
             return []
         out: list[Effect] = []
         for target in targets:
-            peer = self.node.peers.get(target)
+            peer = self.sender.peers.get(target)
             path = peer.best_path(now) if peer is not None else None
             # No direct path (relayed, or not known yet): the relayed leg's MTU is the
             # root's to know, so segments must fit the smallest, or every one of them is
             # fragmented (and loses the batched receive path) for the connection's life.
             data = network.clamp(frame, path.mtu if path is not None else PMTU_MIN)
             out += self._credentials_for(network, target, now)
-            out += self.node._send_to_address(target, Verb.FRAME, _nwid_bytes(nwid) + data, now)
+            out += self.sender.send_to_address(target, Verb.FRAME, _nwid_bytes(nwid) + data, now)
         network.counters["tx_frames"] += 1
         network.counters["tx_bytes"] += len(frame)
         return out
@@ -233,6 +231,10 @@ class Memberships:
         nwid = reader.u64()
         return self.frames_in(peer, nwid, [reader.rest()], now, partial)
 
+    def on_frame_partial(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        """FRAME_PARTIAL: a FRAME whose TCP checksum this end finishes (on_frame)."""
+        return self.on_frame(peer, reader, now, partial=True)
+
     def frames_in(
         self, peer: Peer, nwid: int, frames: list[bytes], now: float, partial: bool = False
     ) -> list[Effect]:
@@ -243,9 +245,9 @@ class Memberships:
         segments whose checksum we finish."""
         network = self.networks.get(nwid)
         if network is None or network.state is not NetworkState.OK or network.switch is None:
-            self.node.drops["frame_not_joined"] += len(frames)
+            self.sender.drops["frame_not_joined"] += len(frames)
             return []
-        batch = self.node._rx_batch
+        batch = self.batch
         admitted = batch.admitted if batch is not None else set()
         delivered = batch.frames_of(network) if batch is not None else []
         finish = partial and not network.offload
@@ -329,8 +331,8 @@ class Memberships:
     def on_config_request(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
         nwid = reader.u64()
         version = reader.text() if reader.pos < len(reader.data) else None
-        if controller_of(nwid) != self.node.address:
-            self.node.drops["config_request_not_ours"] += 1
+        if controller_of(nwid) != self.sender.address:
+            self.sender.drops["config_request_not_ours"] += 1
             return []
         path = peer.best_path(now)
         endpoint = path.endpoint if path is not None else None
@@ -339,7 +341,7 @@ class Memberships:
     def on_config(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
         nwid = reader.u64()
         if controller_of(nwid) != peer.address:
-            self.node.drops["config_not_from_controller"] += 1
+            self.sender.drops["config_not_from_controller"] += 1
             return []
         return self._apply(nwid, reader.rest(), peer.identity, now)
 
@@ -366,19 +368,19 @@ class Memberships:
         self, nwid: int, member: int, reply: bytes | str, now: float
     ) -> list[Effect]:
         """Send what the controller answered: signed config bytes or a denial code."""
-        if member == self.node.address:  # our own controller answering our own request
+        if member == self.sender.address:  # our own controller answering our own request
             network = self.networks.get(nwid)
             if network is None:
                 return []
             if isinstance(reply, str):
                 return self._denied(network, NetworkState(reply))
-            return self._apply(nwid, reply, self.node.identity, now)
+            return self._apply(nwid, reply, self.sender.identity, now)
         if isinstance(reply, str):
             code = DENIED_CODES.get(reply, ErrorCode.ACCESS_DENIED)
             payload = wire.pack_error(Verb.NETWORK_CONFIG_REQUEST, 0, code, _nwid_bytes(nwid))
-            return self.node._send_to_address(member, Verb.ERROR, payload, now)
+            return self.sender.send_to_address(member, Verb.ERROR, payload, now)
         payload = _nwid_bytes(nwid) + reply
-        return self.node._send_to_address(member, Verb.NETWORK_CONFIG, payload, now)
+        return self.sender.send_to_address(member, Verb.NETWORK_CONFIG, payload, now)
 
     # ------------------------------------------------------------------ internals
 
@@ -386,12 +388,10 @@ class Memberships:
         network.last_request = now
         nwid = network.nwid
         controller = controller_of(nwid)
-        if controller == self.node.address:
-            return [
-                ConfigRequest(nwid, self.node.identity.public(), self.node.config.version, None)
-            ]
-        payload = _nwid_bytes(nwid) + wire.pack_text(self.node.config.version)
-        return self.node._send_to_address(controller, Verb.NETWORK_CONFIG_REQUEST, payload, now)
+        if controller == self.sender.address:
+            return [ConfigRequest(nwid, self.sender.identity.public(), self.sender.version, None)]
+        payload = _nwid_bytes(nwid) + wire.pack_text(self.sender.version)
+        return self.sender.send_to_address(controller, Verb.NETWORK_CONFIG_REQUEST, payload, now)
 
     def _apply(self, nwid: int, signed: bytes, controller: Identity, now: float) -> list[Effect]:
         network = self.networks.get(nwid)
@@ -402,7 +402,7 @@ class Memberships:
         except ValueError as exc:
             network.counters["drop_bad_config"] += 1
             return [Event("network", f"{format_nwid(nwid)}: refused a config: {exc}", nwid=nwid)]
-        if config.issued_to != self.node.address:
+        if config.issued_to != self.sender.address:
             network.counters["drop_bad_config"] += 1
             return []
         if network.config is not None and config.revision < network.config.revision:
@@ -410,32 +410,27 @@ class Memberships:
         was = network.state
         network.apply_config(config, now)
         self._forget_admissions()
-        out: list[Effect] = []
-        if was is not network.state:
-            out.append(
-                Event("network", f"{format_nwid(nwid)}: {was} -> OK ({config.name})", nwid=nwid)
-            )
-        return out + self._configure(network)
+        return self._state_changed(network, was, f" ({config.name})")
 
     def _forget_admissions(self) -> None:
         """A config, denial or certificate arrived inside a batch: what the batch admitted
         so far (frames_in) may no longer hold for the rest of it."""
-        batch = self.node._rx_batch
+        batch = self.batch
         if batch is not None:
             batch.admitted.clear()
 
     def _denied(self, network: Network, state: NetworkState) -> list[Effect]:
         was = network.state
         network.deny(state)
+        return self._state_changed(network, was)
+
+    def _state_changed(self, network: Network, was: NetworkState, why: str = "") -> list[Effect]:
+        """An event if `network` left state `was` (`why`: words to add), then whatever
+        its port must change."""
         out: list[Effect] = []
         if was is not network.state:
-            out.append(
-                Event(
-                    "network",
-                    f"{format_nwid(network.nwid)}: {was} -> {network.state}",
-                    nwid=network.nwid,
-                )
-            )
+            text = f"{format_nwid(network.nwid)}: {was} -> {network.state}{why}"
+            out.append(Event("network", text, nwid=network.nwid))
         return out + self._configure(network)
 
     def _configure(self, network: Network) -> list[Effect]:
@@ -451,7 +446,7 @@ class Memberships:
             return []
         network.com_sent[target] = now
         payload = _nwid_bytes(network.nwid) + network.config.com.to_bytes()
-        return self.node._send_to_address(target, Verb.CREDENTIALS, payload, now)
+        return self.sender.send_to_address(target, Verb.CREDENTIALS, payload, now)
 
     def _need_credentials(self, network: Network, peer: Peer, now: float) -> list[Effect]:
         last = network.need_credentials_sent.get(peer.address)
@@ -461,7 +456,7 @@ class Memberships:
         payload = wire.pack_error(
             Verb.FRAME, 0, ErrorCode.NEED_CREDENTIALS, _nwid_bytes(network.nwid)
         )
-        return self.node._send(peer, Verb.ERROR, payload, now)
+        return self.sender.send(peer, Verb.ERROR, payload, now)
 
     def _admits_newcomer(
         self,
@@ -475,9 +470,9 @@ class Memberships:
 
     def _controller_identity(self, nwid: int) -> Identity | None:
         address = controller_of(nwid)
-        if address == self.node.address:
-            return self.node.identity.public()
-        peer = self.node.peers.get(address)
+        if address == self.sender.address:
+            return self.sender.identity.public()
+        peer = self.sender.peers.get(address)
         return peer.identity if peer is not None else None
 
     def names(self) -> dict[int, list[PeerName]]:
@@ -505,7 +500,7 @@ class Memberships:
                 NetworkStatus(
                     nwid=format_nwid(nwid),
                     name=config.name if config is not None else None,
-                    state=network.state.value,
+                    state=network.state,
                     port_error=network.port_error,
                     private=config.private if config is not None else None,
                     mac=format_mac(network.mac),
@@ -514,7 +509,7 @@ class Memberships:
                     addresses=list(port.addresses),
                     routes=list(port.routes),
                     members=len(network.members()),
-                    bridge=self.node.address in network.bridges(),
+                    bridge=self.sender.address in network.bridges(),
                     revision=config.revision if config is not None else None,
                     config_age_s=(
                         round(now - network.last_config, 3)

@@ -2,7 +2,7 @@
 
 Like `tailscale netcheck`, but read from what the node already knows instead of a fresh
 round of probes. The node keeps all of it current anyway: every root answers our HELLOs
-and keepalive ECHOs with the endpoint it sees us at (`NodeState.observed`), the same
+and keepalive ECHOs with the endpoint it sees us at (`Node.observed`), the same
 keepalives measure each root's round trip, the TCP fallback opens only when UDP gets no
 answer, and the hop trace (hops.py) counts the NATs between us and the internet. So a
 netcheck sends nothing and costs nothing, and the console may ask for one every second.
@@ -28,21 +28,26 @@ peer, so they count as endpoint-dependent too.
 
 The verdict is one sentence and one thing to do, chosen by `_verdict` in a fixed order:
 no roots, no root answering, UDP blocked (tunneled), then by mapping. Nothing here reads
-a clock or changes state: `netcheck(state, now)` is a pure function of the node.
+a clock or changes state: `netcheck(state, now)` is a pure function of what the node knows
+(`Facts`: the Node and its core both have it).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .effects import Endpoint, Transport
 from .identity import format_address
+from .states import RootLink
 
 if TYPE_CHECKING:  # only for hints: importing the node would drag crypto into the schema
-    from .outbound import NodeState
+    from .hops import HopTrace
+    from .outbound import NodeConfig
     from .path import Path
+    from .peer import Peer
+    from .roots import RootEntry
 
 Level = Literal["ok", "warn", "bad"]
 
@@ -52,11 +57,21 @@ MAPPING_INDEPENDENT = "endpoint-independent"
 MAPPING_DEPENDENT = "endpoint-dependent (symmetric)"
 MAPPING_ONE_ROOT = "unknown (one root)"
 
-LINK_UDP, LINK_TCP, LINK_NONE = "UDP", "TCP", "NONE"
 HOPS_TRACING = "tracing"
 # RFC 6598: the space between a carrier-grade NAT and its customers. A NAT hop there means
 # the ISP translates too, and no port forward on the customer's own router can help.
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+
+
+class Facts(Protocol):
+    """What netcheck reads of a node: its configuration, the roots and peers it knows,
+    where the roots see it (reporter -> endpoint), and its hop trace."""
+
+    config: NodeConfig
+    roots: dict[int, RootEntry]
+    peers: dict[int, Peer]
+    observed: dict[int, Endpoint]
+    hops: HopTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +79,7 @@ class RootCheck:
     """One root as this node sees it right now."""
 
     address: str  # 10 hex digits
-    link: str  # "UDP", "TCP" or "NONE": how we would send to it now
+    link: RootLink  # UDP, TCP or NONE: how we would send to it now
     endpoint: str | None  # where: the live path, else its first endpoint in the roots file
     latency_ms: float | None  # smoothed round trip on that path; None until measured
     external_v4: str | None  # our endpoint as this root last reported it, if IPv4
@@ -97,7 +112,7 @@ class NetcheckReport:
     advice: str  # the one thing to do about it ("nothing to do" when level is ok)
 
 
-def netcheck(state: NodeState, now: float, local_port: int | None = None) -> NetcheckReport:
+def netcheck(state: Facts, now: float, local_port: int | None = None) -> NetcheckReport:
     """The report for `state` at `now`. `local_port`: the UDP port the node is bound to
     (the daemon knows it); by default the port of the node's advertised endpoints."""
     if local_port is None:
@@ -108,10 +123,10 @@ def netcheck(state: NodeState, now: float, local_port: int | None = None) -> Net
     roots = tuple(_root_check(state, address, now) for address in addresses)
     udp_paths = [p for p in _root_paths(state) if p.is_direct and p.alive(now)]
     udp = bool(udp_paths)
-    tunneled = not udp and any(r.link == LINK_TCP for r in roots)
+    tunneled = not udp and any(r.link == RootLink.TCP for r in roots)
     heard = [t for p in _root_paths(state) if p.is_direct and (t := p.last_receive) is not None]
     # Only roots we reach now (module docstring): a stale report reads as a second port.
-    reached = [a for a, r in zip(addresses, roots, strict=True) if r.link != LINK_NONE]
+    reached = [a for a, r in zip(addresses, roots, strict=True) if r.link != RootLink.NONE]
     seen = [state.observed[a] for a in reached if a in state.observed]
     seen_v4 = [e for e in seen if e.transport is Transport.UDP and not e.is_ipv6]
     seen_v6 = [e for e in seen if e.transport is Transport.UDP and e.is_ipv6]
@@ -121,7 +136,7 @@ def netcheck(state: NodeState, now: float, local_port: int | None = None) -> Net
     preserved = None if not ports or local_port is None else ports == {local_port}
     trace = state.hops
     nat_hops = tuple(trace.nat_hops) if trace.done else ()
-    measured = [r for r in roots if r.latency_ms is not None and r.link != LINK_NONE]
+    measured = [r for r in roots if r.latency_ms is not None and r.link != RootLink.NONE]
     nearest = min(measured, key=lambda r: r.latency_ms or 0.0, default=None)
     level, verdict, advice = _verdict(
         state, roots, tunneled, mapping, nat_hops, bool(seen_v6), local_port
@@ -191,19 +206,19 @@ def is_cgnat(nat_hops: tuple[str, ...]) -> bool:
 # --------------------------------------------------------------------------- pieces
 
 
-def _root_paths(state: NodeState) -> list[Path]:
+def _root_paths(state: Facts) -> list[Path]:
     return [p for a in state.roots for p in state.peers[a].paths.values()]
 
 
-def _root_check(state: NodeState, address: int, now: float) -> RootCheck:
+def _root_check(state: Facts, address: int, now: float) -> RootCheck:
     peer = state.peers[address]
     best: Path | None = peer.best_path(now)
     if best is not None:
-        link = LINK_UDP if best.is_direct else LINK_TCP
+        link = RootLink.UDP if best.is_direct else RootLink.TCP
         endpoint: str | None = str(best.endpoint)
-        latency = best.latency.smoothed_s if best.latency is not None else None
+        latency = best.latency.smoothed_s
     else:
-        link, latency = LINK_NONE, None
+        link, latency = RootLink.NONE, None
         configured = state.roots[address].endpoints
         endpoint = str(configured[0]) if configured else None
     seen = state.observed.get(address)
@@ -220,7 +235,7 @@ def _root_check(state: NodeState, address: int, now: float) -> RootCheck:
 
 
 def _verdict(
-    state: NodeState,
+    state: Facts,
     roots: tuple[RootCheck, ...],
     tunneled: bool,
     mapping: str,
@@ -242,7 +257,7 @@ def _verdict(
             "No roots configured: this node cannot find its peers",
             ("give it a roots file: ztui roots set FILE (the running node takes it at once)"),
         )
-    if all(r.link == LINK_NONE for r in roots):
+    if all(r.link == RootLink.NONE for r in roots):
         return (
             "bad",
             "Offline: no root answers, over UDP or TCP",

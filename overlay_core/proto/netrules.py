@@ -17,16 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .ethernet import (
+    ETHERTYPE_IPV4,
+    ETHERTYPE_IPV6,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_UDP,
+    PORT_PROTOCOLS,
+)
 from .netfields import MAX_NAME_CHARS, ValidationError, is_int
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
-IPPROTO_SCTP = 132
-_PORT_PROTOCOLS = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP})
 _ICMP_PROTOCOLS = frozenset({IPPROTO_ICMP, IPPROTO_ICMPV6})
 
 RuleAction = Literal["accept", "drop"]
@@ -75,7 +75,7 @@ class Rule:
                 and ports[0] <= ports[1]
             ):
                 raise ValidationError(f"{where}.{name}", "ports are 0-65535, low <= high")
-            if proto not in _PORT_PROTOCOLS:
+            if proto not in PORT_PROTOCOLS:
                 raise ValidationError(f"{where}.{name}", "needs ip_protocol TCP, UDP or SCTP")
         if self.icmp_type is not None:
             if not (is_int(self.icmp_type) and 0 <= self.icmp_type <= 255):

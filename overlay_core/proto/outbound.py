@@ -1,13 +1,17 @@
-"""The node's state and everything that sends: sealing, routing, handshakes, probes, relaying.
+"""The node's core: who it knows (peers, roots) and how a packet to one of them leaves.
 
-`Node` (node.py) adds the public API and the receive side on top of this class. The split
-is by direction, like nebula's inside.go / outside.go: this file decides where a packet
-goes and seals it; node.py opens packets and reacts to them.
+`Outbound` holds the per-peer state and does all the sending: it decides where a packet
+goes (`route`), seals it (`seal`, `emit`), starts handshakes (`hello`), looks strangers up
+(`whois_for`) and probes paths (`probe`). Every other part of the node holds this one
+object instead of inheriting from it (node.py lists the parts and wires them); the ones
+that only need to send a verb see it through the `Sender` protocol (sender.py).
+
+The split is by direction, like nebula's inside.go / outside.go: this file decides where
+a packet goes and seals it; inbound.py opens packets and reacts to them.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +23,6 @@ from .admission import (
     REHANDSHAKE_MIN_S,
     UNSOLICITED_WHOIS_BURST,
     UNSOLICITED_WHOIS_RATE,
-    HelloAdmission,
     Throttle,
 )
 from .crypto import (
@@ -28,38 +31,32 @@ from .crypto import (
     Suite,
     hello_features,
     preferred_suites,
-    seal,
     static_key,
     suite_bits,
 )
-from .datapath import RxBatch
+from .crypto import (
+    seal as seal_static,
+)
+from .datapath import send_many
 from .diagnose import link_of
-from .effects import CloseTcp, Effect, Endpoint, Event, OpenTcp, Send, Transport, tcp
-from .fragment import Reassembler
+from .effects import Effect, Endpoint, Send, tcp
 from .hops import HopTrace
-from .identity import Identity, format_address
-from .membership import Memberships
-from .path import LATENCY_PROBE_S, PATH_ALIVE_S, PMTU_COMMON, PMTU_MIN, Path
+from .identity import Identity
+from .path import PMTU_COMMON, PMTU_MIN, Path
 from .peer import Handshake, Peer
-from .relay import RelayState, TokenBucket, punchable
-from .reporting import Reporter
+from .ratelimit import TokenBucket
 from .roots import RootEntry
+from .states import Link
 from .wire import Cipher, Verb
 
-HANDSHAKE_RETRY_S = 1.0
-HANDSHAKE_MAX_ATTEMPTS = 8  # for leaves; roots are retried for ever, with backoff
-ROOT_RETRY_MAX_S = 8.0
 WHOIS_RETRY_S = 1.0
-PUNCH_INTERVAL_S = 0.5
-TCP_FALLBACK_AFTER_S = 8.0  # no UDP answer from any root for this long: open TCP
-TCP_UDP_RETRY_S = 5.0  # while tunneled, still try UDP to the roots this often
+WHOIS_EXPIRE_S = 30.0  # a lookup nobody answered is dropped, with what it queued
 ECHO_TIMEOUT_S = 30.0
-PEER_FORGET_S = 600.0
 PUSH_PATHS_EVERY_S = 60.0
-PUSH_ACCEPT_MIN_S = 5.0  # a peer's pushes we act on; both sides push at each handshake
 MAX_WHOIS_QUEUE = 64
 MAX_WHOIS_PENDING = 1024  # addresses being looked up at once
 MAX_ECHOES_PENDING = 4096  # probes awaiting an answer (they expire after ECHO_TIMEOUT_S)
+MAX_HELLO_TARGETS = 16  # HELLOs of one handshake whose answer we still take
 # UDP payload per datagram: 1500-byte Ethernet minus IPv6 (40) and UDP (8) headers, minus
 # a margin for tunnels (PPPoE, VLAN) on the way.
 DEFAULT_PHYS_MTU = PMTU_COMMON  # the daemon sets more from a jumbo interface's MTU
@@ -97,58 +94,65 @@ def _u(raw: bytes) -> int:
     return int.from_bytes(raw, "big")
 
 
-class NodeState:
+class Outbound:
+    """The node's tables and its sending side; see the module docstring."""
+
     def __init__(
-        self,
-        identity: Identity,
-        config: NodeConfig,
-        random_bytes: Callable[[int], bytes] = os.urandom,
+        self, identity: Identity, config: NodeConfig, random_bytes: Callable[[int], bytes]
     ) -> None:
         if identity.seed is None:
             raise ValueError("a node needs an identity with its secret")
         self.identity = identity
         self.address = identity.address
         self.config = config
-        self._random = random_bytes
+        self.random = random_bytes  # the node's only source of randomness
         self.peers: dict[int, Peer] = {}
-        self.roots: dict[int, RootEntry] = {
-            r.identity.address: r for r in config.roots if r.identity.address != self.address
-        }
-        self._root_by_hostport = {
-            (e.host, e.port): a for a, r in self.roots.items() for e in r.endpoints
-        }
+        # The node hands these tables out (Node.roots, .peers, ...): they are changed in
+        # place, never rebound.
+        self.roots: dict[int, RootEntry] = {}
+        self._root_by_hostport: dict[tuple[str, int], int] = {}
+        self.use_roots({r.identity.address: r for r in config.roots})
         self.counters: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
         self.observed: dict[int, Endpoint] = {}  # reporter -> where it sees us
-        self._reassembler = Reassembler(self.drops)
-        self._static: dict[int, bytes] = {}
-        self._whois: dict[int, float] = {}  # address -> last asked
-        self._whois_queue: dict[int, list[tuple[Verb, bytes]]] = {}
-        self._echoes: dict[int, EchoWait] = {}
-        self._relay = RelayState()
-        self._tcp_wanted: set[Endpoint] = set()
-        self._tcp_up: set[Endpoint] = set()
-        self._last_udp_from_root: float | None = None
         # Our NAT hops, traced towards a root: the TTL of NAT-opening packets (hops.py).
         self.hops = HopTrace()
+        self.started = 0.0
+        self.whois: dict[int, float] = {}  # address -> last asked
+        self.whois_queue: dict[int, list[tuple[Verb, bytes]]] = {}
+        self.echoes: dict[int, EchoWait] = {}
+        self.tcp_up: set[Endpoint] = set()  # TCP links to roots that are open
+        self._static: dict[int, bytes] = {}
         self._last_hello_ms = 0
-        self._links: dict[int, tuple[str, Endpoint | None]] = {}
-        self._started = 0.0
-        # Admission control for the work strangers can make us do (admission.py).
-        self._admission = HelloAdmission(random_bytes(32), 0.0)
         self._rehandshakes = Throttle(REHANDSHAKE_MIN_S)
-        self._pushes = Throttle(PUSH_ACCEPT_MIN_S)  # PUSH_DIRECT_PATHS acted on, per peer
         self._unsolicited_whois = TokenBucket.full(UNSOLICITED_WHOIS_RATE, UNSOLICITED_WHOIS_BURST)
-        self._rx_bytes = 0  # size of the packet being handled, for the handlers
-        self._rx_batch: RxBatch | None = None  # open while receive_datagrams runs
-        self.memberships = Memberships(self)
-        self.reporter = Reporter()
-        for root in self.roots.values():
-            self._peer(root.identity, 0.0).is_root = True
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    def use_roots(self, roots: dict[int, RootEntry]) -> None:
+        """Make `roots` (address -> entry, in the file's order) the node's roots; answers
+        at their endpoints are theirs from now on. Ourselves is never one of them."""
+        self.roots.clear()
+        self.roots.update((a, r) for a, r in roots.items() if a != self.address)
+        self._root_by_hostport = {
+            (e.host, e.port): a for a, r in self.roots.items() for e in r.endpoints
+        }
+
+    def expire(self, now: float) -> None:
+        """Drop what only ages: probes nobody answered, lookups nobody answered."""
+        self._rehandshakes.expire(now)
+        for echo_id in [i for i, w in self.echoes.items() if now - w.sent > ECHO_TIMEOUT_S]:
+            del self.echoes[echo_id]
+        for address in [a for a, t in self.whois.items() if now - t > WHOIS_EXPIRE_S]:
+            self.whois.pop(address, None)
+            self.whois_queue.pop(address, None)
 
     # ------------------------------------------------------------------ lookups
 
-    def _peer(self, identity: Identity, now: float) -> Peer:
+    def peer(self, identity: Identity, now: float) -> Peer:
+        """The peer with `identity`, created if new."""
         peer = self.peers.get(identity.address)
         if peer is None:
             peer = self.peers[identity.address] = Peer(identity.public(), created=now)
@@ -156,69 +160,72 @@ class NodeState:
             peer.mtu_limit = self.config.phys_mtu
         return peer
 
-    def _path(self, peer: Peer, endpoint: Endpoint, now: float) -> Path:
+    def path(self, peer: Peer, endpoint: Endpoint, now: float) -> Path:
         """The peer's path at `endpoint`, created if new; a root's configured endpoint is
         ours to send to before it is confirmed."""
         path = peer.path(endpoint, now)
-        if peer.is_root and self._root_at(endpoint) == peer.address:
+        if peer.is_root and self.root_at(endpoint) == peer.address:
             path.configured = True
         return path
 
-    def _confirm(self, peer: Peer, path: Path, now: float) -> None:
-        """The peer answered a challenge sent to `path`: it may carry traffic now."""
-        if path.confirmed:
-            return
-        path.confirm()
-        peer.forget_best_path()
-        peer.punch.pending.pop(path.endpoint, None)
-        if peer.is_root and path.is_direct:
-            self._last_udp_from_root = now
-
-    def _static_key(self, peer: Peer) -> bytes:
+    def static_key(self, peer: Peer) -> bytes:
         key = self._static.get(peer.address)
         if key is None:
             key = self._static[peer.address] = static_key(self.identity, peer.identity)
         return key
 
-    def _root_at(self, endpoint: Endpoint) -> int | None:
+    def root_at(self, endpoint: Endpoint) -> int | None:
         return self._root_by_hostport.get((endpoint.host, endpoint.port))
 
-    def _root_link(self, now: float) -> str:
-        links = {link_of(self.peers[a], "NONE", now) for a in self.roots}
-        if "DIRECT" in links:
-            return "RELAY"
-        return "TCP" if "TCP" in links else "NONE"
+    def root_link(self, now: float) -> Link:
+        """How a peer without a direct path is reached now: through a root over UDP
+        (RELAY), over the TCP fallback (TCP), or not at all (NONE)."""
+        links = {link_of(self.peers[a], Link.NONE, now) for a in self.roots}
+        if Link.DIRECT in links:
+            return Link.RELAY
+        return Link.TCP if Link.TCP in links else Link.NONE
 
-    def _root_endpoints(self, peer: Peer) -> list[Endpoint]:
+    def root_endpoints(self, peer: Peer) -> list[Endpoint]:
         entry = self.roots[peer.address]
         out = [] if self.config.force_tcp else list(entry.endpoints)
-        out += [tcp(e.host, e.port) for e in entry.endpoints if tcp(e.host, e.port) in self._tcp_up]
+        out += [tcp(e.host, e.port) for e in entry.endpoints if tcp(e.host, e.port) in self.tcp_up]
         return out
 
-    def _observe(self, peer: Peer, endpoint: Endpoint | None) -> None:
+    def observe(self, peer: Peer, endpoint: Endpoint | None) -> None:
         if endpoint is not None:
             self.observed[peer.address] = endpoint
 
+    def forget_peer(self, address: int) -> None:
+        """Drop a peer and the keys and limits kept for it here."""
+        self.peers.pop(address, None)
+        self._static.pop(address, None)
+        self._rehandshakes.forget(address)
+
+    def drop_tcp_paths(self, endpoint: Endpoint) -> None:
+        """The TCP link at `endpoint` is gone: no peer's path runs over it any more."""
+        self.tcp_up.discard(endpoint)
+        for peer in self.peers.values():
+            if peer.paths.pop(endpoint, None) is not None:
+                peer.forget_best_path()
+
     # ------------------------------------------------------------------ sealing
 
-    def _emit(
+    def seal(
         self,
         peer: Peer,
         cipher: Cipher,
         session: Session | None,
         verb: Verb,
         payload: bytes,
-        endpoint: Endpoint,
-        now: float,
         packet_id: int | None = None,
-        whole: bool = False,
         cookie: bytes | None = None,
-        ttl: int | None = None,
-    ) -> list[Effect]:
+    ) -> bytes:
+        """One `verb` packet to `peer`: sealed on `session` (its suite), or without one
+        with the static key (HELLO and OK(HELLO)) and a random packet id if none given."""
         if session is not None:
             packet_id, key_id = session.next_packet_id(), session.key_id
         else:
-            packet_id = packet_id if packet_id is not None else _u(self._random(8))
+            packet_id = packet_id if packet_id is not None else _u(self.random(8))
             key_id = 0
         header = wire.Header(
             packet_id, peer.address, self.address, 0, False, cipher, key_id, cookie is not None
@@ -228,9 +235,22 @@ class NodeState:
         clear = self.identity.public_key + (cookie or b"") if cipher is Cipher.HELLO else b""
         plain = bytes([verb]) + payload
         if session is not None:  # the negotiated suite
-            packet = head + session.seal(head, ad, plain)
-        else:  # static-key packets: XChaCha20 always
-            packet = head + clear + seal(self._static_key(peer), head, ad + clear, plain)
+            return head + session.seal(head, ad, plain)
+        # Static-key packets: XChaCha20 always.
+        return head + clear + seal_static(self.static_key(peer), head, ad + clear, plain)
+
+    def emit(
+        self,
+        peer: Peer,
+        packet: bytes,
+        endpoint: Endpoint,
+        now: float,
+        whole: bool = False,
+        ttl: int | None = None,
+    ) -> list[Effect]:
+        """A sealed `packet` on its way to `peer` at `endpoint` (with IP TTL `ttl`, None:
+        the system's): fragmented to the path's MTU unless `whole`, within what an
+        unconfirmed path may be sent, and counted."""
         path = peer.paths.get(endpoint)
         # Relayed packets take the other leg too, whose MTU only the root knows: stay small.
         mtu = path.mtu if path is not None else PMTU_MIN
@@ -247,10 +267,10 @@ class NodeState:
             # Unconfirmed: never more bytes toward an address than it sent us (path.py).
             self.drops["unconfirmed_path"] += 1
             return []
-        self._count_sent(peer, endpoint, path, 1, len(pieces), len(packet), now)
+        self.count_sent(peer, endpoint, path, 1, len(pieces), len(packet), now)
         return [Send(endpoint, piece, ttl) for piece in pieces]
 
-    def _count_sent(
+    def count_sent(
         self,
         peer: Peer,
         endpoint: Endpoint,
@@ -267,24 +287,25 @@ class NodeState:
         peer.counters["tx_bytes"] += size
         self.counters["tx_packets"] += datagrams
         self.counters["tx_bytes"] += size
-        if path is None and (root := self._root_at(endpoint)) is not None:
+        if path is None and (root := self.root_at(endpoint)) is not None:
             path = self.peers[root].paths.get(endpoint)
         if path is not None:
             path.sent(size, now, packets)
 
-    def _route(self, peer: Peer, now: float) -> Endpoint | None:
+    def route(self, peer: Peer, now: float) -> Endpoint | None:
+        """Where a packet to `peer` goes now: its best path, else a root's."""
         best = peer.best_path(now)
         if best is not None:
             return best.endpoint
         if peer.is_root:
-            endpoints = self._root_endpoints(peer)
+            endpoints = self.root_endpoints(peer)
             return endpoints[-1] if endpoints else None  # TCP (appended last) when it's up
         if self.config.is_root:
             return None
         relays = [p for a in self.roots if (p := self.peers[a].best_path(now)) is not None]
         return min(relays, key=lambda p: p.sort_key()).endpoint if relays else None
 
-    def _send(
+    def send(
         self,
         peer: Peer,
         verb: Verb,
@@ -294,65 +315,84 @@ class NodeState:
         whole: bool = False,
         ttl: int | None = None,
     ) -> list[Effect]:
+        """One `verb` packet to `peer` on its session (queued behind a handshake when
+        there is none), to `endpoint` or wherever `route` says."""
         session = peer.tx_session
         if session is None or session.expired(now):
             peer.queue.append((verb, payload))
-            return self._ensure_handshake(peer, now)
-        target = endpoint or self._route(peer, now)
+            return self.ensure_handshake(peer, now)
+        target = endpoint or self.route(peer, now)
         if target is None:
             self.drops["no_route"] += 1
             return []
-        out = self._emit(
-            peer, Cipher.SESSION, session, verb, payload, target, now, whole=whole, ttl=ttl
-        )
+        packet = self.seal(peer, Cipher.SESSION, session, verb, payload)
+        out = self.emit(peer, packet, target, now, whole, ttl)
         if peer.handshake is None and session.wants_rekey(now, self.config.rekey_after_packets):
-            out += self._hello(peer, now)
+            out += self.hello(peer, now)
         return out
 
-    def _flush(self, peer: Peer, now: float) -> list[Effect]:
+    def flush(self, peer: Peer, now: float) -> list[Effect]:
+        """Send what waited for a session with `peer`, if there is one now."""
         if peer.tx_session is None:
             return []
         queued = list(peer.queue)
         peer.queue.clear()
         out: list[Effect] = []
         for verb, payload in queued:
-            out += self._send(peer, verb, payload, now)
+            out += self.send(peer, verb, payload, now)
         return out
 
-    def _send_to_address(self, dest: int, verb: Verb, payload: bytes, now: float) -> list[Effect]:
+    def send_to_address(self, dest: int, verb: Verb, payload: bytes, now: float) -> list[Effect]:
+        """`send` to a node we may not know yet: its identity is looked up first (WHOIS),
+        and the packet waits for the answer."""
         if dest == self.address:
             self.drops["to_self"] += 1
             return []
         peer = self.peers.get(dest)
         if peer is not None:
-            return self._send(peer, verb, payload, now)
-        out = self._whois_for(dest, now)
-        if dest in self._whois:  # queued only while a lookup is pending, which tick expires
-            queue = self._whois_queue.setdefault(dest, [])
+            return self.send(peer, verb, payload, now)
+        out = self.whois_for(dest, now)
+        if dest in self.whois:  # queued only while a lookup is pending, which tick expires
+            queue = self.whois_queue.setdefault(dest, [])
             if len(queue) < MAX_WHOIS_QUEUE:
                 queue.append((verb, payload))
         return out
 
+    def send_many_to_address(
+        self, dest: int, verb: Verb, payloads: list[bytes], now: float
+    ) -> list[Effect]:
+        """`send_to_address` for many packets of one verb: sealed in one batch to a known
+        peer (datapath.send_many), else one by one."""
+        peer = self.peers.get(dest)
+        if peer is not None and dest != self.address:
+            return send_many(self, peer, verb, payloads, now)
+        out: list[Effect] = []
+        for payload in payloads:
+            out += self.send_to_address(dest, verb, payload, now)
+        return out
+
     # ------------------------------------------------------------------ handshakes
 
-    def _ensure_handshake(self, peer: Peer, now: float) -> list[Effect]:
-        return [] if peer.handshake is not None else self._hello(peer, now)
+    def ensure_handshake(self, peer: Peer, now: float) -> list[Effect]:
+        return [] if peer.handshake is not None else self.hello(peer, now)
 
-    def _hello(
+    def hello(
         self, peer: Peer, now: float, endpoints: list[Endpoint] | None = None
     ) -> list[Effect]:
+        """A HELLO to `peer` (at `endpoints`, else where `route` says; a root with no live
+        path at all of its endpoints), starting a handshake or counting one more try."""
         handshake = peer.handshake
         if handshake is None:
-            ephemeral = EphemeralKey.from_secret(self._random(32))
+            ephemeral = EphemeralKey.from_secret(self.random(32))
             offered = suite_bits(self.config.suites)
             handshake = peer.handshake = Handshake(ephemeral, {}, now, now, 0, offered)
         handshake.attempts += 1
         handshake.last_sent = now
         if endpoints is None:
-            route = self._route(peer, now)
+            route = self.route(peer, now)
             endpoints = [route] if route is not None else []
             if peer.is_root and peer.best_path(now) is None:
-                endpoints = self._root_endpoints(peer)
+                endpoints = self.root_endpoints(peer)
         out: list[Effect] = []
         for endpoint in endpoints:
             # Strictly increasing per sender, so a receiver can refuse replayed HELLOs.
@@ -372,29 +412,20 @@ class NodeState:
                     punch=self.config.punch_sync,
                 ),
             )
-            packet_id = _u(self._random(8))
+            packet_id = _u(self.random(8))
             handshake.sent_to[packet_id] = endpoint
-            while len(handshake.sent_to) > 16:
+            while len(handshake.sent_to) > MAX_HELLO_TARGETS:
                 del handshake.sent_to[next(iter(handshake.sent_to))]
             cookie = None
             if peer.cookie is not None and peer.cookie[1] == endpoint:
                 if now - peer.cookie[2] < COOKIE_ROTATE_S:
                     cookie = peer.cookie[0]
             payload = hello.pack() + bytes(wire.HELLO_PADDING_BYTES)
-            out += self._emit(
-                peer,
-                Cipher.HELLO,
-                None,
-                Verb.HELLO,
-                payload,
-                endpoint,
-                now,
-                packet_id=packet_id,
-                cookie=cookie,
-            )
+            packet = self.seal(peer, Cipher.HELLO, None, Verb.HELLO, payload, packet_id, cookie)
+            out += self.emit(peer, packet, endpoint, now)
         return out
 
-    def _rehandshake(self, peer: Peer, now: float) -> list[Effect]:
+    def rehandshake(self, peer: Peer, now: float) -> list[Effect]:
         """A handshake the other side asked for, or implied (a key id we don't have): at
         most one per REHANDSHAKE_MIN_S per peer, whoever sends such packets."""
         if peer.handshake is not None:
@@ -402,41 +433,43 @@ class NodeState:
         if not self._rehandshakes.allow(peer.address, now):
             self.drops["rehandshake_limited"] += 1
             return []
-        return self._hello(peer, now)
+        return self.hello(peer, now)
 
-    def _whois_for(self, address: int, now: float, unsolicited: bool = False) -> list[Effect]:
+    def whois_for(self, address: int, now: float, unsolicited: bool = False) -> list[Effect]:
         """Ask the roots who `address` is. `unsolicited`: because a stranger sent us a
         packet, not because we want to talk to it, so under a global budget."""
         if address == self.address:
             self.drops["whois_self"] += 1
             return []
-        last = self._whois.get(address)
+        last = self.whois.get(address)
         if last is not None and now - last < WHOIS_RETRY_S:
             return []
-        if last is None and len(self._whois) >= MAX_WHOIS_PENDING:
+        if last is None and len(self.whois) >= MAX_WHOIS_PENDING:
             self.drops["whois_limited"] += 1
             return []
         if unsolicited and not self._unsolicited_whois.take(now):
             self.drops["whois_limited"] += 1
             return []
-        self._whois[address] = now
+        self.whois[address] = now
         out: list[Effect] = []
         for root in self.roots:
             peer = self.peers[root]
             if peer.tx_session is not None:
-                out += self._send(peer, Verb.WHOIS, wire.addr_bytes(address), now)
+                out += self.send(peer, Verb.WHOIS, wire.addr_bytes(address), now)
         return out
 
-    # ------------------------------------------------------------------ paths
+    # ------------------------------------------------------------------ probes
 
-    def _probe(self, peer: Peer, endpoint: Endpoint | None, now: float) -> list[Effect]:
+    def probe(self, peer: Peer, endpoint: Endpoint | None, now: float) -> list[Effect]:
+        """An ECHO to `peer` at `endpoint` (None: routed), whose answer confirms the path
+        and measures it; counted as a direct attempt on a dead direct path of a leaf."""
         if peer.tx_session is None:
-            return self._ensure_handshake(peer, now)
-        echo_id = self._expect_echo(EchoWait(peer.address, now, False, endpoint))
+            return self.ensure_handshake(peer, now)
+        echo_id = self.expect_echo(EchoWait(peer.address, now, False, endpoint))
         payload = wire.echo_request(echo_id, int(now * 1e6))
-        out = self._send(peer, Verb.ECHO, payload, now, endpoint)
+        out = self.send(peer, Verb.ECHO, payload, now, endpoint)
         if endpoint is not None:
-            path = self._path(peer, endpoint, now)
+            path = self.path(peer, endpoint, now)
             path.last_probe = now
             path.probes_sent += 1
             if path.is_direct and not path.alive(now) and not peer.is_root:
@@ -451,31 +484,28 @@ class NodeState:
                     peer.punch.pending[endpoint] = left - 1
         return out
 
-    def _probe_mtu(self, peer: Peer, path: Path, size: int, now: float) -> list[Effect]:
+    def probe_mtu(self, peer: Peer, path: Path, size: int, now: float) -> list[Effect]:
         """An ECHO padded so the whole datagram is `size` bytes, sent unfragmented."""
-        echo_id = self._expect_echo(EchoWait(peer.address, now, False, path.endpoint, size))
+        echo_id = self.expect_echo(EchoWait(peer.address, now, False, path.endpoint, size))
         echo = wire.Echo(echo_id, int(now * 1e6)).pack()
         padding = size - (wire.HEADER_BYTES + 1 + len(echo) + wire.TAG_BYTES)
         if padding < 0:
             path.mtu_fits(size)
             return []
         payload = echo + bytes(padding)
-        return self._send(peer, Verb.ECHO, payload, now, path.endpoint, whole=True)
+        return self.send(peer, Verb.ECHO, payload, now, path.endpoint, whole=True)
 
-    def _expect_echo(self, wait: EchoWait) -> int:
+    def expect_echo(self, wait: EchoWait) -> int:
         """Register a probe we are about to send; its random id."""
-        echo_id = _u(self._random(4))
-        while len(self._echoes) >= MAX_ECHOES_PENDING:
-            del self._echoes[next(iter(self._echoes))]
-        self._echoes[echo_id] = wait
+        echo_id = _u(self.random(4))
+        while len(self.echoes) >= MAX_ECHOES_PENDING:
+            del self.echoes[next(iter(self.echoes))]
+        self.echoes[echo_id] = wait
         return echo_id
 
-    def _reprobe(self, peer: Peer, path: Path, now: float) -> list[Effect]:
-        """A path's regular probe (path.needs_probe). punch.py sends a dead direct path
-        of a leaf a whole punch round instead."""
-        return self._probe(peer, path.endpoint, now)
-
-    def _push_paths(self, peer: Peer, now: float) -> list[Effect]:
+    def push_paths(self, peer: Peer, now: float) -> list[Effect]:
+        """Tell a leaf peer our own endpoints (PUSH_DIRECT_PATHS), once per
+        PUSH_PATHS_EVERY_S, so it can punch towards them too."""
         if self.config.is_root or peer.is_root or not self.config.local_endpoints:
             return []
         if peer.pushed_paths_at is not None and now - peer.pushed_paths_at < PUSH_PATHS_EVERY_S:
@@ -484,198 +514,4 @@ class NodeState:
             return []
         peer.pushed_paths_at = now
         payload = wire.pack_endpoints(self.config.local_endpoints)
-        return self._send(peer, Verb.PUSH_DIRECT_PATHS, payload, now)
-
-    # ------------------------------------------------------------------ relaying (roots)
-
-    def _forward(self, data: bytes, source: Endpoint, now: float) -> list[Effect]:
-        hops = wire.hops_of(data)
-        if hops >= wire.MAX_HOPS:
-            self.drops["hop_limit"] += 1
-            return []
-        sender = self.peers.get(wire.source_of(data))
-        path = sender.paths.get(source) if sender is not None else None
-        if sender is None or path is None or not path.confirmed:
-            if path is not None:  # a known sender whose NAT moved: challenge it soon
-                path.add_credit(len(data))
-            self.drops["relay_unknown_source"] += 1
-            return []
-        if not self._relay.allow(sender.address, now):
-            self.drops["rate_limited"] += 1
-            return []
-        receiver = self.peers.get(wire.dest_of(data))
-        target = receiver.best_path(now) if receiver is not None else None
-        if receiver is None or target is None:
-            self.drops["relay_no_route"] += 1
-            return []
-        self.counters["relayed_packets"] += 1
-        self.counters["relayed_bytes"] += len(data)
-        out: list[Effect] = [Send(target.endpoint, wire.with_hops(data, hops + 1))]
-        if (
-            punchable(source)
-            and punchable(target.endpoint)
-            and self._relay.should_introduce(sender.address, receiver.address, now)
-        ):
-            out += self._introduce(sender, receiver, now)
-            out += self._introduce(receiver, sender, now)
-        return out
-
-    def _introduce(self, to: Peer, about: Peer, now: float) -> list[Effect]:
-        out: list[Effect] = []
-        for path in about.paths.values():
-            if path.alive(now) and punchable(path.endpoint):
-                payload = wire.addr_bytes(about.address) + wire.pack_endpoint(path.endpoint)
-                out += self._send(to, Verb.RENDEZVOUS, payload, now)
-        return out
-
-    # ------------------------------------------------------------------ timers
-
-    def _contact_roots(self, now: float, force: bool = False) -> list[Effect]:
-        out: list[Effect] = []
-        for address in self.roots:
-            peer = self.peers[address]
-            if peer.best_path(now) is not None and peer.tx_session is not None:
-                continue
-            handshake = peer.handshake
-            if handshake is not None and not force:
-                backoff = min(ROOT_RETRY_MAX_S, HANDSHAKE_RETRY_S * 2 ** (handshake.attempts - 1))
-                if now - handshake.last_sent < backoff:
-                    continue
-            out += self._hello(peer, now, self._root_endpoints(peer))
-        return out
-
-    def _want_tcp(self, now: float) -> list[Effect]:
-        out: list[Effect] = []
-        for entry in self.roots.values():
-            v4 = [e for e in entry.endpoints if not e.is_ipv6] or list(entry.endpoints)
-            endpoint = tcp(v4[0].host, v4[0].port)
-            if endpoint not in self._tcp_wanted:
-                self._tcp_wanted.add(endpoint)
-                out.append(OpenTcp(endpoint))
-        return out
-
-    def _tcp_fallback(self, now: float) -> list[Effect]:
-        if self.config.is_root or not self.roots or self.config.force_tcp:
-            return []
-        if not self.config.tcp_fallback:
-            return []
-        last_udp = self._last_udp_from_root
-        if not self._tcp_wanted:
-            if now - (last_udp if last_udp is not None else self._started) > TCP_FALLBACK_AFTER_S:
-                event = Event("tcp", "no UDP answer from any root: opening the TCP fallback")
-                return [event, *self._want_tcp(now)]
-            return []
-        if last_udp is not None and now - last_udp < PATH_ALIVE_S:
-            out: list[Effect] = [Event("tcp", "UDP to the roots works again: closing TCP")]
-            for endpoint in self._tcp_wanted:
-                out.append(CloseTcp(endpoint))
-                out += self.tcp_down_paths(endpoint)
-            self._tcp_wanted.clear()
-            return out
-        return []
-
-    def tcp_down_paths(self, endpoint: Endpoint) -> list[Effect]:
-        self._tcp_up.discard(endpoint)
-        for peer in self.peers.values():
-            if peer.paths.pop(endpoint, None) is not None:
-                peer.forget_best_path()
-        return []
-
-    def _tick_peer(self, peer: Peer, now: float) -> list[Effect]:
-        out: list[Effect] = []
-        peer.drop_expired_sessions(now)
-        for endpoint, path in list(peer.paths.items()):
-            if path.forgettable(now) and endpoint.transport is Transport.UDP:
-                del peer.paths[endpoint]
-                peer.punch.pending.pop(endpoint, None)
-                peer.forget_best_path()
-        if self.config.is_root and not peer.is_root:
-            # Leaves keep their own NAT mappings open; a root only challenges paths it has
-            # not confirmed yet (a leaf behind a NAT that changed its mapping) and forgets
-            # the silent peers.
-            for endpoint, path in list(peer.paths.items()):
-                if not path.confirmed and path.needs_probe(now) and peer.tx_session is not None:
-                    out += self._probe(peer, endpoint, now)
-            if not peer.paths and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
-                self._forget_peer(peer.address)
-            return out
-        handshake = peer.handshake
-        if handshake is not None and not peer.is_root:
-            if now - handshake.last_sent >= HANDSHAKE_RETRY_S:
-                if handshake.attempts >= HANDSHAKE_MAX_ATTEMPTS:
-                    peer.handshake = None
-                    peer.queue.clear()
-                    out.append(
-                        Event(
-                            "handshake",
-                            f"{format_address(peer.address)} did not answer "
-                            f"{handshake.attempts} HELLOs; giving up until next use",
-                            peer.address,
-                        )
-                    )
-                else:
-                    out += self._hello(peer, now)
-        if peer.tx_session is None:
-            return out
-        for endpoint, path in list(peer.paths.items()):
-            if endpoint in peer.punch.pending:
-                if now - (path.last_probe or 0.0) >= PUNCH_INTERVAL_S:
-                    out += self._probe(peer, endpoint, now)
-            elif path.needs_probe(now):
-                out += self._reprobe(peer, path, now)
-            if path.is_direct and path.alive(now):
-                size = path.next_mtu_probe(now)
-                if size is not None:
-                    out += self._probe_mtu(peer, path, size, now)
-        if (
-            not peer.is_root
-            and peer.best_path(now) is None
-            and now - (peer.last_relay_probe or 0.0) >= LATENCY_PROBE_S
-        ):
-            # A relayed peer: measure the round trip through the root, and keep the root
-            # relaying now and then, which makes it introduce us again.
-            peer.last_relay_probe = now
-            out += self._probe(peer, None, now)
-        if peer.is_root and self._tcp_wanted and not self.config.force_tcp:
-            out += self._retry_root_udp(peer, now)
-        if not peer.is_root and now - (peer.last_receive or peer.created) > PEER_FORGET_S:
-            self._forget_peer(peer.address)
-        return out
-
-    def _forget_peer(self, address: int) -> None:
-        """Drop a peer and everything kept per peer beside it."""
-        self.peers.pop(address, None)
-        self._static.pop(address, None)
-        self._links.pop(address, None)
-        self._rehandshakes.forget(address)
-        self._pushes.forget(address)
-
-    def _retry_root_udp(self, peer: Peer, now: float) -> list[Effect]:
-        out: list[Effect] = []
-        for endpoint in self.roots[peer.address].endpoints:
-            path = self._path(peer, endpoint, now)
-            if now - (path.last_probe or 0.0) >= TCP_UDP_RETRY_S:
-                out += self._probe(peer, endpoint, now)
-        return out
-
-    def _link_events(self, now: float) -> list[Effect]:
-        out: list[Effect] = []
-        root_link = self._root_link(now)
-        for address, peer in self.peers.items():
-            best = peer.best_path(now)
-            link = link_of(peer, root_link, now)
-            old = self._links.get(address)
-            self._links[address] = (link, best.endpoint if best is not None else None)
-            if old is None:
-                if link != "NONE":
-                    out.append(Event("peer", f"{format_address(address)}: new, {link}", address))
-                continue
-            if old[0] == link:
-                continue
-            if old[0] == "DIRECT":
-                peer.punch.last_direct_lost = now
-                peer.punch.last_direct_endpoint = old[1]
-            elif link == "DIRECT":
-                peer.punch.last_direct_lost = None
-            out.append(Event("link", f"{format_address(address)}: {old[0]} -> {link}", address))
-        return out
+        return self.send(peer, Verb.PUSH_DIRECT_PATHS, payload, now)

@@ -38,7 +38,7 @@ lowering.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .effects import Endpoint, LatencyStatus, PathStatus, Transport
 
@@ -137,7 +137,7 @@ class Path:
     packets_received: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
-    latency: Latency | None = None
+    latency: Latency = field(default_factory=Latency)
     confirmed: bool = False  # the peer answered a challenge sent to this endpoint
     configured: bool = False  # a root endpoint from the roots file: ours to send to
     credit: int = 0  # unconfirmed: bytes we may still send (what it sent us, spent)
@@ -150,9 +150,6 @@ class Path:
     mtu_probe_size: int | None = None  # in flight
     mtu_probe_sent: float = 0.0
     mtu_searched: float | None = None  # when the last search finished
-
-    def __post_init__(self) -> None:
-        self.latency = Latency()
 
     def start_mtu_search(self, limit: int) -> None:
         self.mtu_limit = self.mtu_ceiling = max(limit, PMTU_MIN)
@@ -287,13 +284,10 @@ class Path:
 
     def sort_key(self) -> tuple[int, float]:
         """Lower is better: UDP before TCP, then lowest smoothed latency."""
-        assert self.latency is not None
         rtt = self.latency.smoothed_s
         return (0 if self.is_direct else 1, rtt if rtt is not None else 10.0)
 
     def status(self, now: float, preferred: bool) -> PathStatus:
-        assert self.latency is not None
-
         def ago(t: float | None) -> float | None:
             return None if t is None else round(max(0.0, now - t), 3)
 

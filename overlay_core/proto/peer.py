@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 from .admission import HELLO_ANSWER_BURST, HELLO_ANSWER_RATE
 from .crypto import EphemeralKey, Session
 from .effects import Endpoint
-from .identity import Identity
+from .identity import Identity, format_address
 from .path import PMTU_MIN, Latency, Path, best_path
-from .relay import TokenBucket
+from .ratelimit import TokenBucket
 from .wire import Verb
 
 MAX_SESSIONS = 3  # current, the one before (packets in flight), one being confirmed
@@ -34,11 +35,38 @@ class Handshake:
     offered: int = 0
 
 
+class LearnedFrom(Enum):
+    """Who told us of one of a peer's endpoints (the value: words for the console)."""
+
+    ROOT = "root"  # a root's RENDEZVOUS
+    PEER_LIST = "the peer's own list"  # its PUSH_DIRECT_PATHS
+    PEER_PUNCH = "the peer's punch"  # its PUNCH
+    RETRY = "retry"  # nobody: Node.retry_direct on a path the peer sent from
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """How we learned an endpoint of a peer (punch.py), for the relay reason
+    (diagnose.py): who told us, and which root when one did."""
+
+    source: LearnedFrom
+    root: int | None = None  # the introducing root's address, for LearnedFrom.ROOT
+
+    @classmethod
+    def from_root(cls, address: int) -> Learned:
+        return cls(LearnedFrom.ROOT, address)
+
+    def __str__(self) -> str:
+        if self.root is not None:
+            return f"root {format_address(self.root)}"
+        return self.source.value
+
+
 @dataclass(slots=True)
 class Punch:
     """Direct-path attempts, kept so the console can say why a peer is relayed."""
 
-    learned: dict[Endpoint, str] = field(default_factory=dict)  # endpoint -> how (rendezvous..)
+    learned: dict[Endpoint, Learned] = field(default_factory=dict)  # endpoint -> how
     attempts: int = 0
     replies: int = 0
     first_attempt: float | None = None

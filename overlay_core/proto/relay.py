@@ -9,17 +9,25 @@ the hop count, which is outside the authenticated data.
 
 While it relays between two UDP peers it sends each a RENDEZVOUS with the other's
 external endpoint(s), at most once per RENDEZVOUS_INTERVAL_S per pair, so they can punch
-a direct path and stop needing the root.
+a direct path and stop needing the root. It introduces them the same way as soon as one
+asks it WHOIS about the other (`introduce_on_whois`), before any traffic needs relaying.
+
+`Relay` is the part of the node that does this (node.py wires it); it sends through the
+node's core (outbound.Outbound); its limits are ratelimit.py's token buckets.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING
 
-from .effects import Endpoint, Transport
+from . import wire
+from .effects import Effect, Endpoint, Send, Transport
+from .ratelimit import KeyedBuckets, TokenBucket
+from .wire import Verb
+
+if TYPE_CHECKING:
+    from .outbound import Outbound
+    from .peer import Peer
 
 # Per source; a token bucket refilled at this rate. 80k datagrams/s is ~0.7 Gbit/s of the
 # ~1.1 KB ones a relayed TCP stream sends (relayed segments fit the smallest path MTU): a
@@ -33,78 +41,77 @@ RELAY_BURST = 8000.0  # 0.1 s of it: no source gets a long free run
 RELAY_TOTAL_PPS = 160000.0
 RELAY_TOTAL_BURST = 16000.0
 RENDEZVOUS_INTERVAL_S = 5.0
-BUCKET_IDLE_S = 60.0  # a source silent this long gets a fresh, full bucket next time
-MAX_BUCKETS = 16384
-
-K = TypeVar("K", bound=Hashable)
+INTRODUCED_KEEP_S = 60.0  # how long a pair's last introduction is remembered
 
 
-@dataclass(slots=True)
-class TokenBucket:
-    rate: float
-    burst: float
-    tokens: float
-    updated: float
+class Relay:
+    """A root's forwarding: per-source rate limits (and one for all sources together),
+    and the introductions of the peers it relays between."""
 
-    @classmethod
-    def full(cls, rate: float, burst: float, now: float = 0.0) -> TokenBucket:
-        return cls(rate, burst, burst, now)
-
-    def peek(self, now: float) -> bool:
-        """Would `take` succeed now? Spends nothing."""
-        return min(self.burst, self.tokens + (now - self.updated) * self.rate) >= 1.0
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class KeyedBuckets(Generic[K]):
-    """One token bucket per key (a sender's address, a source host), the map bounded in
-    size and age: keys silent for BUCKET_IDLE_S are dropped, and past `limit` the key
-    least recently used gives its place up (it gets a full bucket if it comes back)."""
-
-    def __init__(self, rate: float, burst: float, limit: int = MAX_BUCKETS) -> None:
-        self._rate, self._burst, self._limit = rate, burst, limit
-        self._buckets: OrderedDict[K, TokenBucket] = OrderedDict()
-
-    def take(self, key: K, now: float) -> bool:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            while len(self._buckets) >= self._limit:
-                self._buckets.popitem(last=False)
-            bucket = self._buckets[key] = TokenBucket.full(self._rate, self._burst, now)
-        else:
-            self._buckets.move_to_end(key)
-        return bucket.take(now)
-
-    def expire(self, now: float) -> None:
-        while self._buckets:
-            key, bucket = next(iter(self._buckets.items()))
-            if now - bucket.updated <= BUCKET_IDLE_S:
-                break
-            del self._buckets[key]
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
-class RelayState:
-    """Per-source rate limits and per-pair rendezvous timestamps of one root."""
-
-    def __init__(self, rate_pps: float = RELAY_RATE_PPS, burst: float = RELAY_BURST) -> None:
+    def __init__(
+        self, out: Outbound, rate_pps: float = RELAY_RATE_PPS, burst: float = RELAY_BURST
+    ) -> None:
+        self._out = out
         self._buckets: KeyedBuckets[int] = KeyedBuckets(rate_pps, burst)
         self._total = TokenBucket.full(RELAY_TOTAL_PPS, RELAY_TOTAL_BURST)
-        self._introduced: dict[tuple[int, int], float] = {}
+        self._introduced: dict[tuple[int, int], float] = {}  # pair -> last RENDEZVOUS
 
-    def allow(self, source: int, now: float) -> bool:
+    def forward(self, data: bytes, source: Endpoint, now: float) -> list[Effect]:
+        """A datagram from `source` addressed to another node: forwarded with one more
+        hop when the module docstring's four conditions hold, else dropped (counted)."""
+        out = self._out
+        hops = wire.hops_of(data)
+        if hops >= wire.MAX_HOPS:
+            out.drops["hop_limit"] += 1
+            return []
+        sender = out.peers.get(wire.source_of(data))
+        path = sender.paths.get(source) if sender is not None else None
+        if sender is None or path is None or not path.confirmed:
+            if path is not None:  # a known sender whose NAT moved: challenge it soon
+                path.add_credit(len(data))
+            out.drops["relay_unknown_source"] += 1
+            return []
+        if not self._allow(sender.address, now):
+            out.drops["rate_limited"] += 1
+            return []
+        receiver = out.peers.get(wire.dest_of(data))
+        target = receiver.best_path(now) if receiver is not None else None
+        if receiver is None or target is None:
+            out.drops["relay_no_route"] += 1
+            return []
+        out.counters["relayed_packets"] += 1
+        out.counters["relayed_bytes"] += len(data)
+        effects: list[Effect] = [Send(target.endpoint, wire.with_hops(data, hops + 1))]
+        if (
+            punchable(source)
+            and punchable(target.endpoint)
+            and self._should_introduce(sender.address, receiver.address, now)
+        ):
+            effects += self._introduce(sender, receiver, now)
+            effects += self._introduce(receiver, sender, now)
+        return effects
+
+    def introduce_on_whois(self, asker: Peer, found: Peer, now: float) -> list[Effect]:
+        """A root asked for `found` by `asker` introduces the two at once: they will
+        want a direct path, and waiting for relayed traffic costs a round trip or more."""
+        if not self._out.config.is_root or found.is_root or asker.is_root:
+            return []
+        if not any(p.alive(now) and punchable(p.endpoint) for p in asker.paths.values()):
+            return []
+        if not self._should_introduce(asker.address, found.address, now):
+            return []
+        self._out.counters["rendezvous_on_whois"] += 1
+        return self._introduce(asker, found, now) + self._introduce(found, asker, now)
+
+    def expire(self, now: float) -> None:
+        for pair in [p for p, t in self._introduced.items() if now - t > INTRODUCED_KEEP_S]:
+            del self._introduced[pair]
+        self._buckets.expire(now)
+
+    def _allow(self, source: int, now: float) -> bool:
         return self._buckets.take(source, now) and self._total.take(now)
 
-    def should_introduce(self, a: int, b: int, now: float) -> bool:
+    def _should_introduce(self, a: int, b: int, now: float) -> bool:
         pair = (a, b) if a < b else (b, a)
         last = self._introduced.get(pair)
         if last is not None and now - last < RENDEZVOUS_INTERVAL_S:
@@ -112,10 +119,14 @@ class RelayState:
         self._introduced[pair] = now
         return True
 
-    def expire(self, now: float) -> None:
-        for pair in [p for p, t in self._introduced.items() if now - t > 60.0]:
-            del self._introduced[pair]
-        self._buckets.expire(now)
+    def _introduce(self, to: Peer, about: Peer, now: float) -> list[Effect]:
+        """RENDEZVOUS to `to`: each live, punchable endpoint of `about`."""
+        out: list[Effect] = []
+        for path in about.paths.values():
+            if path.alive(now) and punchable(path.endpoint):
+                payload = wire.addr_bytes(about.address) + wire.pack_endpoint(path.endpoint)
+                out += self._out.send(to, Verb.RENDEZVOUS, payload, now)
+        return out
 
 
 def punchable(endpoint: Endpoint) -> bool:

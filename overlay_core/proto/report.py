@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .effects import Endpoint
 from .identity import Identity, format_address
@@ -55,6 +56,7 @@ from .netcheck import (
     MAPPING_UNKNOWN,
 )
 from .path import path_kind
+from .states import Link
 from .wire import MalformedError, Reader, pack_text
 
 FORMAT = 1
@@ -74,7 +76,7 @@ FLAG_STOPPED = 0x04
 
 # Codes on the wire -> the words the API and console use. Append only: a code a node does
 # not know reads as the first word of its table, never as a refusal of the whole report.
-LINKS = ("NONE", "DIRECT", "RELAY", "TCP")
+LINKS = (Link.NONE, Link.DIRECT, Link.RELAY, Link.TCP)
 KINDS = ("unknown", "lan", "v4", "v6", "relay")
 REASONS = (
     "",
@@ -110,7 +112,7 @@ def endpoint_kind(endpoint: Endpoint | None) -> str:
 @dataclass(frozen=True, slots=True)
 class ReportEntry:
     address: int
-    link: str  # one of LINKS
+    link: Link
     kind: str  # one of KINDS
     reason: str  # one of REASONS, "" when none
     latency_ms: float | None
@@ -252,14 +254,17 @@ class PathReport:
         }
 
 
-def _code(table: tuple[str, ...], word: str) -> int:
+W = TypeVar("W", bound=str)
+
+
+def _code(table: tuple[W, ...], word: W) -> int:
     try:
         return table.index(word)
     except ValueError:
         raise ValueError(f"{word!r} is not one of {', '.join(table)}") from None
 
 
-def _word(table: tuple[str, ...], code: int) -> str:
+def _word(table: tuple[W, ...], code: int) -> W:
     return table[code] if code < len(table) else table[0]
 
 

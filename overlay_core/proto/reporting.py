@@ -10,21 +10,25 @@ The format, and when a member sends, are in report.py. This is the node's side o
   controller a signature check and an SQLite write, so each sender gets a token bucket
   per network (REPORT_BURST, refilled at REPORT_RATE/s) and all of them share one
   (REPORT_TOTAL_*), spent before anything is verified; the bucket map is bounded
-  (relay.KeyedBuckets). Whether the sender is an authorized
+  (ratelimit.KeyedBuckets). Whether the sender is an authorized
   member is the controller's question, answered in the I/O layer (controller/reports.py).
+
+The Reporter reads the node through `Source`: the `Sender` it sends with (sender.py),
+the facts netcheck reads, and two more, never the node itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .diagnose import infer_nat, link_of, reason_code
 from .effects import Effect, PathReportIn
-from .netcheck import netcheck
+from .netcheck import Facts, netcheck
 from .netconf import controller_of
-from .relay import KeyedBuckets, TokenBucket
+from .peer import Peer
+from .ratelimit import KeyedBuckets, TokenBucket
 from .report import (
     MAX_ENTRIES,
     MAX_LATENCY_MS,
@@ -34,11 +38,13 @@ from .report import (
     ReportEntry,
     endpoint_kind,
 )
-from .vnet import Network, NetworkState
+from .sender import Sender
+from .states import Link, NetworkState
+from .vnet import Network
 from .wire import MalformedError, Reader, Verb
 
 if TYPE_CHECKING:
-    from .outbound import NodeState
+    from .membership import Memberships
 
 CHECK_EVERY_S = 1.0
 # Per sender and network: a member's link changes come in bursts (several peers move at
@@ -54,6 +60,19 @@ REPORT_TOTAL_RATE = 100.0
 REPORT_TOTAL_BURST = 200.0
 
 
+class Source(Sender, Facts, Protocol):
+    """What a report is made of and sent with: the node's core (outbound.Outbound)."""
+
+    @property
+    def started(self) -> float:
+        """When the node started (its uptime counts from here)."""
+        ...
+
+    def root_link(self, now: float) -> Link:
+        """How peers without a direct path are reached now (outbound.Outbound)."""
+        ...
+
+
 @dataclass(slots=True)
 class _Sent:
     at: float
@@ -61,7 +80,9 @@ class _Sent:
 
 
 class Reporter:
-    def __init__(self) -> None:
+    def __init__(self, node: Source, memberships: Memberships) -> None:
+        self._node = node
+        self._memberships = memberships
         self._sent: dict[int, _Sent] = {}  # nwid -> our last report on it
         self._stopped: set[int] = set()  # networks told this process that we stopped
         self._sequence = 0
@@ -71,7 +92,8 @@ class Reporter:
 
     # ------------------------------------------------------------------ member side
 
-    def tick(self, node: NodeState, now: float) -> list[Effect]:
+    def tick(self, now: float) -> list[Effect]:
+        node = self._node
         self._buckets.expire(now)
         if now < self._next_check:
             return []
@@ -79,14 +101,14 @@ class Reporter:
         out: list[Effect] = []
         reporting = set()
         nat: tuple[str, str] | None = None
-        for nwid, network in node.memberships.networks.items():
+        for nwid, network in self._memberships.networks.items():
             if network.state is not NetworkState.OK:
                 self._stopped.discard(nwid)  # denied or left: say it again when back
                 continue
             if not network.settings.report:
                 if nwid not in self._stopped:  # once: switched off, or off since start
                     self._stopped.add(nwid)
-                    out += self._send(node, self._stop(node, network, now), now)
+                    out += self._send(self._stop(network, now), now)
                 continue
             self._stopped.discard(nwid)
             reporting.add(nwid)
@@ -96,7 +118,7 @@ class Reporter:
             if nat is None:  # (the mapping we report, the verdict the reasons use)
                 local = infer_nat(node.observed, node.config.local_endpoints)
                 nat = (netcheck(node, now).mapping, local)
-            report = self.build(node, network, nat[0], nat[1], now)
+            report = self.build(network, nat[0], nat[1], now)
             if (
                 sent is not None
                 and 0 <= now - sent.at < REPORT_EVERY_S
@@ -104,41 +126,42 @@ class Reporter:
             ):
                 continue
             self._sent[nwid] = _Sent(now, report.shape())
-            out += self._send(node, report, now)
+            out += self._send(report, now)
         for nwid in [n for n in self._sent if n not in reporting]:
             del self._sent[nwid]  # left, denied or switched off: report at once if back
         return out
 
-    def build(
-        self, node: NodeState, network: Network, nat: str, local_nat: str, now: float
-    ) -> PathReport:
+    def build(self, network: Network, nat: str, local_nat: str, now: float) -> PathReport:
         """What this node would tell `network`'s controller now (sequence not yet drawn)."""
-        root_link = node._root_link(now)
-        tunneled = root_link == "TCP"
+        node = self._node
+        root_link = node.root_link(now)
+        tunneled = root_link == Link.TCP
         entries = []
         for address in sorted(network.members()):
             peer = node.peers.get(address)
             if address == node.address or peer is None:
                 continue
             best = peer.best_path(now)
-            link = link_of(peer, root_link, now) if peer.last_receive is not None else "NONE"
+            link = link_of(peer, root_link, now) if peer.last_receive is not None else Link.NONE
             latency = best.latency if best is not None else peer.relay_latency
-            smoothed = latency.smoothed_s if latency is not None else None
+            smoothed = latency.smoothed_s
             entries.append(
                 ReportEntry(
                     address=address,
                     link=link,
                     kind=(
                         "unknown"
-                        if link == "NONE"
+                        if link == Link.NONE
                         else endpoint_kind(best.endpoint if best is not None else None)
                     ),
-                    reason=reason_code(peer, link, local_nat, tunneled) if link != "NONE" else "",
+                    reason=reason_code(peer, link, local_nat, tunneled)
+                    if link != Link.NONE
+                    else "",
                     # 0.1 ms, as the wire carries it: the controller's own report, handed
                     # over in-process, reads the same as everyone else's.
                     latency_ms=(
                         None
-                        if smoothed is None or link == "NONE"
+                        if smoothed is None or link == Link.NONE
                         else round(min(smoothed * 1000, MAX_LATENCY_MS), 1)
                     ),
                 )
@@ -147,7 +170,7 @@ class Reporter:
             nwid=network.nwid,
             member=node.address,
             sequence=0,
-            uptime_s=int(max(0.0, now - node._started)),
+            uptime_s=int(max(0.0, now - node.started)),
             nat=nat,
             tcp_fallback=tunneled,
             truncated=len(entries) > MAX_ENTRIES,
@@ -155,12 +178,13 @@ class Reporter:
             entries=tuple(entries[:MAX_ENTRIES]),
         )
 
-    def _stop(self, node: NodeState, network: Network, now: float) -> PathReport:
+    def _stop(self, network: Network, now: float) -> PathReport:
+        node = self._node
         return PathReport(
             nwid=network.nwid,
             member=node.address,
             sequence=0,
-            uptime_s=int(max(0.0, now - node._started)),
+            uptime_s=int(max(0.0, now - node.started)),
             nat="unknown",
             tcp_fallback=False,
             truncated=False,
@@ -169,7 +193,8 @@ class Reporter:
             stopped=True,
         )
 
-    def _send(self, node: NodeState, report: PathReport, now: float) -> list[Effect]:
+    def _send(self, report: PathReport, now: float) -> list[Effect]:
+        node = self._node
         self._sequence = (self._sequence % 0xFFFFFFFF) + 1
         numbered = dataclasses.replace(report, sequence=self._sequence)
         controller = controller_of(report.nwid)
@@ -177,12 +202,13 @@ class Reporter:
             return [PathReportIn(numbered)]
         node.counters["reports_sent"] += 1
         signed = numbered.sign(node.identity)
-        return node._send_to_address(controller, Verb.PATH_REPORT, signed, now)
+        return node.send_to_address(controller, Verb.PATH_REPORT, signed, now)
 
     # ------------------------------------------------------------------ controller side
 
-    def on_report(self, node: NodeState, sender: int, reader: Reader, now: float) -> list[Effect]:
-        """PATH_REPORT from `sender` (authenticated by its session): checked and handed on."""
+    def on_report(self, peer: Peer, reader: Reader, now: float) -> list[Effect]:
+        """PATH_REPORT from `peer` (authenticated by its session): checked and handed on."""
+        node, sender = self._node, peer.address
         data = reader.rest()
         nwid = int.from_bytes(data[1:9], "big") if len(data) >= 9 else 0
         if len(data) < 9 or controller_of(nwid) != node.address:
@@ -190,10 +216,6 @@ class Reporter:
             return []
         if not self._buckets.take((sender, nwid), now) or not self._total.take(now):
             node.drops["report_rate"] += 1
-            return []
-        peer = node.peers.get(sender)
-        if peer is None:
-            node.drops["report_not_ours"] += 1
             return []
         try:
             report = PathReport.from_signed(data, peer.identity)

@@ -36,7 +36,7 @@ from .effects import CloseTcp, Effect, Endpoint, Event, tcp, udp
 from .identity import Identity, format_address
 
 if TYPE_CHECKING:  # outbound.py imports RootEntry from here
-    from .outbound import NodeState
+    from .node import Node
 
 # Every root is a peer the node HELLOs and keeps alive; a file listing hundreds is a
 # mistake (or an attack on the API) long before it is a network.
@@ -126,56 +126,53 @@ def roots_text(entries: Sequence[RootEntry], header: str = "") -> str:
 # --------------------------------------------------------------------------- live change
 
 
-def replace_roots(node: NodeState, entries: Sequence[RootEntry], now: float) -> list[Effect]:
+def replace_roots(node: Node, entries: Sequence[RootEntry], now: float) -> list[Effect]:
     """Make `entries` the roots of `node` (see the module docstring); returns the HELLOs,
     TCP fallback changes and one "roots" event, or nothing when the roots are the same."""
-    wanted = {e.identity.address: e for e in entries if e.identity.address != node.address}
-    dropped = [a for a, old in node.roots.items() if wanted.get(a) != old]
-    contact = [a for a, new in wanted.items() if node.roots.get(a) != new]
-    node.config.roots = list(entries)
+    out, timers = node.outbound, node.timers
+    wanted = {e.identity.address: e for e in entries if e.identity.address != out.address}
+    dropped = [a for a, old in out.roots.items() if wanted.get(a) != old]
+    contact = [a for a, new in wanted.items() if out.roots.get(a) != new]
+    out.config.roots = list(entries)
     if not dropped and not contact:
         return []
-    out: list[Effect] = []
-    # Read before dropping: dropping every root empties _tcp_wanted, and a tunneled node
+    effects: list[Effect] = []
+    # Read before dropping: dropping every root empties tcp_wanted, and a tunneled node
     # would then give the new roots no TCP link until a later tick noticed.
-    tunneled = bool(node._tcp_wanted) or node.config.force_tcp
+    tunneled = bool(timers.tcp_wanted) or out.config.force_tcp
     for address in dropped:
-        out += _drop_root(node, node.roots[address])
-    moved = [a for a in contact if a in node.roots]
-    node.roots = dict(wanted)  # in the file's order, as at start
-    # What NodeState.__init__ builds from the roots: answers at these endpoints are roots'.
-    node._root_by_hostport = {
-        (e.host, e.port): a for a, r in node.roots.items() for e in r.endpoints
-    }
+        effects += _drop_root(node, out.roots[address])
+    moved = [a for a in contact if a in out.roots]
+    out.use_roots(wanted)  # in the file's order, as at start
     if contact and tunneled:
-        out += node._want_tcp(now)  # tunneled: the new roots get their TCP links too
+        effects += timers.want_tcp(now)  # tunneled: the new roots get their TCP links too
     for address in contact:
-        peer = node._peer(wanted[address].identity, now)
+        peer = out.peer(wanted[address].identity, now)
         peer.is_root = True  # it may have been an ordinary peer until now
         for endpoint in wanted[address].endpoints:  # the file vouches for these endpoints
             if (path := peer.paths.get(endpoint)) is not None:
                 path.configured = True
         if peer.best_path(now) is None or peer.tx_session is None:
-            out += node._hello(peer, now, node._root_endpoints(peer))
+            effects += out.hello(peer, now, out.root_endpoints(peer))
     added = [a for a in contact if a not in moved]
     removed = [a for a in dropped if a not in moved]
-    out.append(Event("roots", _summary(len(node.roots), added, removed, moved)))
-    return out
+    effects.append(Event("roots", _summary(len(out.roots), added, removed, moved)))
+    return effects
 
 
-def _drop_root(node: NodeState, entry: RootEntry) -> list[Effect]:
+def _drop_root(node: Node, entry: RootEntry) -> list[Effect]:
     """Forget a root that is no longer listed: its peer, where it saw us, its TCP link."""
-    out: list[Effect] = []
+    effects: list[Effect] = []
     address = entry.identity.address
-    node._forget_peer(address)
-    node.observed.pop(address, None)
+    node.timers.forget_peer(address)
+    node.outbound.observed.pop(address, None)
     for endpoint in entry.endpoints:
         link = tcp(endpoint.host, endpoint.port)
-        if link in node._tcp_wanted:
-            node._tcp_wanted.discard(link)
-            out.append(CloseTcp(link))
-        out += node.tcp_down_paths(link)
-    return out
+        if link in node.timers.tcp_wanted:
+            node.timers.tcp_wanted.discard(link)
+            effects.append(CloseTcp(link))
+        node.outbound.drop_tcp_paths(link)
+    return effects
 
 
 def _summary(count: int, added: list[int], removed: list[int], moved: list[int]) -> str:

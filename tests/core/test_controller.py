@@ -61,9 +61,9 @@ def ctl(alice: Identity, db: Path) -> Iterator[Controller]:
 
 
 def request(ctl: Controller, nwid: int, member: Identity, now: float) -> bytes | Denied:
-    return ctl.handle_config_request(
+    return ctl.answer_request(
         nwid, member.public(), version="0.1.0", physical="198.51.100.7:9993", now=now
-    )
+    ).reply
 
 
 def asked(ctl: Controller, nwid: int, *members: Identity, now: float = T0) -> None:
@@ -399,7 +399,7 @@ def test_request_keeps_version_and_address_when_not_given(ctl: Controller, bob: 
     """None for version or physical address keeps what was recorded before."""
     net = ctl.create_network("home", now=T0)
     request(ctl, net.nwid, bob, T0)
-    ctl.handle_config_request(net.nwid, bob.public(), version=None, physical=None, now=T0 + 5)
+    ctl.answer_request(net.nwid, bob.public(), version=None, physical=None, now=T0 + 5)
     member = ctl.get_member(net.nwid, bob.address)
     assert member is not None
     assert (member.last_seen, member.version, member.physical_address) == (

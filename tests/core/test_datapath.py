@@ -465,7 +465,11 @@ def test_a_batch_refuses_a_runt_that_one_by_one_refuses(tmp_path: Path) -> None:
     runt = pair.mac(b) + pair.mac(a) + b"\x81\x00\x00"
     prefix = pair.nwid.to_bytes(8, "big")
     sealed = send_many(
-        a.node, a.node.peers[b.address], Verb.FRAME, [prefix + good, prefix + runt], net.now
+        a.node.outbound,
+        a.node.peers[b.address],
+        Verb.FRAME,
+        [prefix + good, prefix + runt],
+        net.now,
     )
     datagrams = sealed_to(sealed, b.endpoint)
     twin = copy.deepcopy(b.node)

@@ -144,7 +144,7 @@ def test_a_known_peer_handshakes_again_without_an_identity_check(net: FakeNet) -
     a, root = net.hosts["a"], net.hosts["root"]
     checks = root.node.counters["identity_checks"]
     peer = a.node.peers[root.address]
-    net.call(a, a.node._hello(peer, net.now))
+    net.call(a, a.node.outbound.hello(peer, net.now))
     net.run(1)
     assert root.node.counters["identity_checks"] == checks
     assert a.node.peers[root.address].handshake is None  # it completed
@@ -196,7 +196,7 @@ def test_replays_from_chosen_addresses_plant_no_path_and_get_no_answer(net: Fake
     """10 replays from 10 addresses made a leaf send 180 datagrams (71 KB) in 30 s."""
     a, b = net.hosts["a"], net.hosts["b"]
     net.wiretap = []
-    net.call(a, a.node._hello(a.node.peers[b.address], net.now))  # a HELLO and its OK
+    net.call(a, a.node.outbound.hello(a.node.peers[b.address], net.now))  # a HELLO and its OK
     net.call(a, a.node.send_user_data(b.address, b"data", net.now))
     net.run(1)
     captured = [d for s, dest, d in net.wiretap if wire.dest_of(d) in (a.address, b.address)]
@@ -347,10 +347,9 @@ def test_a_peer_pushing_endpoints_gets_bounded_state_and_a_few_small_probes(
     """PUSH_DIRECT_PATHS from an authenticated but hostile peer, naming 1,600 addresses of
     someone else: the receiver keeps at most MAX_PATHS paths and a bounded list of what it
     learned, and sends each named address only a few small probes, never MTU probes."""
-    from overlay_core.proto.outbound import PUSH_ACCEPT_MIN_S
     from overlay_core.proto.path import PUNCH_PACKET_MAX
     from overlay_core.proto.peer import MAX_PATHS
-    from overlay_core.proto.punch import MAX_LEARNED_ENDPOINTS, PUNCH_PROBES
+    from overlay_core.proto.punch import MAX_LEARNED_ENDPOINTS, PUNCH_PROBES, PUSH_ACCEPT_MIN_S
 
     a, b = net.hosts["a"], net.hosts["b"]
     net.wiretap = []

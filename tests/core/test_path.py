@@ -50,7 +50,6 @@ def test_best_path_prefers_udp_then_lower_latency_and_ignores_dead_ones() -> Non
     tunnel = confirmed(Path(tcp("198.18.0.1", 9993), created=0.0))
     for path, rtt in ((slow, 0.050), (fast, 0.002), (tunnel, 0.001)):
         path.received(100, now=10.0)
-        assert path.latency is not None
         path.latency.add(rtt)
     paths = {p.endpoint: p for p in (slow, fast, tunnel)}
     assert best_path(paths, 10.0) is fast

@@ -375,7 +375,9 @@ def test_a_flood_of_reports_is_cut_by_the_rate_limit(world: World) -> None:
     now = world.net.now
     accepted = 0
     for _ in range(50):
-        effects = ctl.node.reporter.on_report(ctl.node, sender.address, Reader(signed_bytes), now)
+        effects = ctl.node.reporter.on_report(
+            ctl.node.peers[sender.address], Reader(signed_bytes), now
+        )
         accepted += len(effects)
     assert accepted <= REPORT_BURST
     assert ctl.node.drops["report_rate"] >= 50 - REPORT_BURST
@@ -387,7 +389,7 @@ def test_reports_for_another_controllers_network_are_dropped_unverified(world: W
     foreign = report(nwid=0x0123456789000001, identity=world.cone1.node.identity)
     foreign = dataclasses.replace(foreign, member=world.cone1.address)
     out = ctl.node.reporter.on_report(
-        ctl.node, world.cone1.address, Reader(foreign.sign(world.cone1.node.identity)), 0.0
+        ctl.node.peers[world.cone1.address], Reader(foreign.sign(world.cone1.node.identity)), 0.0
     )
     assert out == [] and ctl.node.drops["report_not_ours"] == 1
 

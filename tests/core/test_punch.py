@@ -15,7 +15,7 @@ from overlay_core.proto.diagnose import relay_reason
 from overlay_core.proto.effects import Effect, Send, udp
 from overlay_core.proto.hops import DEFAULT_OPENER_TTL, TRACE_STEP_S, HopTrace, is_inside_address
 from overlay_core.proto.node import NodeConfig
-from overlay_core.proto.peer import Peer
+from overlay_core.proto.peer import Learned, Peer
 from overlay_core.testing.fakenet import FakeNet, Host, NatKind
 
 PR = NatKind.PORT_RESTRICTED
@@ -183,7 +183,7 @@ def test_a_punch_that_never_comes_stops_the_wait() -> None:
     """PUNCH lost (here: never sent): after PUNCH_WAIT_S the probes go anyway."""
     net = world()
     a, b = net.hosts["a"], net.hosts["b"]
-    b.node._send_punch = lambda peer, now: []  # type: ignore[method-assign]
+    b.node.punching._send_punch = lambda peer, now: []  # type: ignore[method-assign]
     net.call(a, a.node.send_user_data(b.address, b"hi", net.now))
     net.run(5)
     assert a.node.counters["punch_wait_expired"] >= 1
@@ -197,7 +197,7 @@ def relayed_peer(icmp: dict | None = None) -> Peer:  # type: ignore[type-arg]
     from overlay_core.proto.identity import Identity
 
     peer = Peer(Identity.generate())
-    peer.punch.learned = {udp("198.18.1.13", 21001): "root 1234567890"}
+    peer.punch.learned = {udp("198.18.1.13", 21001): Learned.from_root(0x1234567890)}
     peer.punch.attempts = 7
     peer.punch.icmp = icmp or {}
     return peer

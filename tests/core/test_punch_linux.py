@@ -107,10 +107,10 @@ def _naive(
     self: object, peer: Peer, path: Path, now: float, peer_opened: bool = False
 ) -> list[Effect]:
     """The order before issue 10: full-TTL probes at once, nobody waits for anybody."""
-    node = self  # a Node; typed loosely to patch the class
+    punching = self  # a Punching; typed loosely to patch the class
     path.last_burst = now
     path.punch_allowance = 7
-    return node._start_probes(peer, path.endpoint, now)  # type: ignore[attr-defined,no-any-return]
+    return punching._start_probes(peer, path.endpoint, now)  # type: ignore[attr-defined,no-any-return]
 
 
 def test_the_naive_order_leaves_a_local_entry_and_the_pair_relayed(

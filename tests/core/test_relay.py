@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from overlay_core.proto import wire
 from overlay_core.proto.effects import Send, udp
-from overlay_core.proto.relay import RELAY_BURST, TokenBucket
+from overlay_core.proto.ratelimit import TokenBucket
+from overlay_core.proto.relay import RELAY_BURST
 from overlay_core.testing.fakenet import FakeNet, NatKind
 
 

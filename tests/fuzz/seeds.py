@@ -101,7 +101,7 @@ def _host_at(net: FakeNet, endpoint: Endpoint) -> Host | None:
 
 def open_with(node: Node, packet: bytes) -> bytes | None:
     """The plaintext (verb + payload) of a whole packet addressed to `node`, opened with
-    the keys it holds, or None. Test-side mirror of Node._receive_packet's opening."""
+    the keys it holds, or None. Test-side mirror of Inbound._receive_packet's opening."""
     try:
         header = wire.parse_header(packet)
     except wire.MalformedError:
@@ -114,9 +114,9 @@ def open_with(node: Node, packet: bytes) -> bytes | None:
     body = packet[wire.HEADER_BYTES :]
     if header.cipher is wire.Cipher.HELLO:
         clear, body = body[: wire.PUBLIC_KEY_BYTES], body[wire.PUBLIC_KEY_BYTES :]
-        return open_(node._static_key(peer), head, ad + clear, body)
+        return open_(node.outbound.static_key(peer), head, ad + clear, body)
     if header.cipher is wire.Cipher.STATIC:
-        return open_(node._static_key(peer), head, ad, body)
+        return open_(node.outbound.static_key(peer), head, ad, body)
     session = peer.sessions.get(header.key_id)
     return session.open(head, ad, body) if session is not None else None
 

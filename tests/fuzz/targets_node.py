@@ -95,9 +95,9 @@ def state_sizes(node: Node) -> dict[str, int]:
     networks = list(node.memberships.networks.values())
     return {
         "peers": len(peers),
-        "whois": len(node._whois),
-        "whois_queue": sum(len(q) for q in node._whois_queue.values()),
-        "echoes": len(node._echoes),
+        "whois": len(node.outbound.whois),
+        "whois_queue": sum(len(q) for q in node.outbound.whois_queue.values()),
+        "echoes": len(node.outbound.echoes),
         "paths": max((len(p.paths) for p in peers), default=0),
         "punch": max(
             (
@@ -108,12 +108,12 @@ def state_sizes(node: Node) -> dict[str, int]:
             ),
             default=0,
         ),
-        "rendezvous": len(node._rendezvous_pending) + len(node._punch_sent),
+        "rendezvous": len(node.punching._rendezvous_pending) + len(node.punching._punch_sent),
         "sessions": max((len(p.sessions) for p in peers), default=0),
         "queue": max((len(p.queue) for p in peers), default=0),
-        "reassembly_packets": node._reassembler.pending_packets,
-        "reassembly_bytes": node._reassembler.pending_bytes,
-        "relay": len(node._relay._buckets) + len(node._relay._introduced),
+        "reassembly_packets": node.inbound._reassembler.pending_packets,
+        "reassembly_bytes": node.inbound._reassembler.pending_bytes,
+        "relay": len(node.relay._buckets) + len(node.relay._introduced),
         "learned_macs": sum(len(n.switch) for n in networks if n.switch is not None),
         "coms": sum(len(n.coms) for n in networks),
         "report_buckets": len(node.reporter._buckets),
@@ -152,7 +152,7 @@ def check_bounds(node: Node, before: dict[str, int], inputs: int) -> None:
 
 def fresh(name: str) -> Node:
     node = WORLD.fresh_node(name)
-    node._random = _seeded(99)  # the copy shares the world's source otherwise
+    node.outbound.random = _seeded(99)  # the copy shares the world's source otherwise
     return node
 
 
