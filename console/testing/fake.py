@@ -1,19 +1,21 @@
 """FakeNode: an overlayd in memory, for the console's tests, screenshots and benchmarks.
 
-It serves every route of the real control API (overlay_core/api) through an
-`httpx.MockTransport`, in the exact JSON shapes of overlay_core.api.schema, with the real
-error answers (400 "validation" naming the field, 404s, 405s), and changes its state the
-way the daemon would: a join adds a network that is REQUESTING_CONFIGURATION until the next
-`tick()`, approving a pending member gives it the next free pool IP and is a `member`
-event, and so on. Routes live in console/routes.py, the starting data in
-console/fake_story.py.
+It serves every route of the real control API through an `httpx.MockTransport`, routed
+by the daemon's own table (overlay_core.api.schema.ROUTES), in the exact JSON shapes of
+the schema, with the daemon's checks and error answers (400 "validation" naming the field,
+404s, 405s; tests/daemon/test_api_parity.py replays the same requests against both), and
+changes its state the way the daemon would: a join adds a network that is
+REQUESTING_CONFIGURATION until the next `tick()`, approving a pending member gives it the
+next free pool IP and is a `member` event, and so on. The handlers live in fakenode/
+(routes.py, controller.py, roots.py), the starting data in fakenode/story.py, the JSON
+builders and the story's names (NODE, LAPTOP, HOME_NWID, ...) in fake_data.py.
 
     node = FakeNode.sample()                    # the NAS story; FakeNode.large() for benches
     node = FakeNode.paths_sample()              # home with five members reporting paths
     node = FakeNode.mesh(members=200)           # a network of 200 reporting members
     async with node.client() as client:         # AsyncApiClient(transport=node.transport())
         peers = await client.peers()
-        node.set_link("3a91c4e7f2", "RELAY")    # a `link` event, and /peers says RELAY
+        node.set_link(LAPTOP, Link.RELAY)       # a `link` event, and /peers says RELAY
         node.tick(5)                            # counters and latencies move, joins resolve
         node.go_down()                          # every call: ApiError "overlayd is not running"
         node.come_back()
@@ -26,31 +28,32 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
-from overlay_core.api.schema import EventJson, MemberJson, PeerJson
+from overlay_core.api.schema import (
+    EventAbout,
+    EventJson,
+    EventLog,
+    Link,
+    MemberJson,
+    NetworkState,
+    PeerJson,
+    encode_sse,
+)
 
 from ..api import AsyncApiClient
 from .fake_data import (
-    DESKTOP,
     EPOCH,
-    HOME_NWID,
-    LAPTOP,
-    NODE,
-    OFFICE_NWID,
-    OFFSITE,
-    PHONE,
-    ROOT_A,
-    ROOT_B,
+    SAMPLE_HOME,
     FakeState,
     configure,
     member,
+    network_change,
     path,
     status,
     total_counters,
@@ -58,25 +61,8 @@ from .fake_data import (
 from .fakenode import paths, routes
 from .fakenode.story import large_state, sample_state
 
-# The story's names, for tests: FakeNode.sample() is node NODE with these peers and networks.
-__all__ = [
-    "DESKTOP",
-    "EPOCH",
-    "HOME_NWID",
-    "LAPTOP",
-    "NODE",
-    "OFFICE_NWID",
-    "OFFSITE",
-    "PHONE",
-    "ROOT_A",
-    "ROOT_B",
-    "SAMPLE_HOME",
-    "FakeNode",
-    "FakeState",
-]
+__all__ = ["SAMPLE_HOME", "FakeNode", "FakeState"]
 
-SAMPLE_HOME = "/var/lib/ztui"  # where node.client() says it connects, for realistic errors
-EVENTS_KEPT = 1000
 DEFAULT_REASON = "the daemon hit an internal error; see its log"
 
 
@@ -116,9 +102,7 @@ class _EventStream(httpx.AsyncByteStream):
                 return
             if isinstance(item, Exception):
                 raise item
-            lines = [] if item["kind"] == "overflow" else [f"id: {item['id']}"]
-            lines += [f"event: {item['kind']}", f"data: {json.dumps(item)}", "", ""]
-            yield "\n".join(lines).encode()
+            yield encode_sse(item)
 
     async def aclose(self) -> None:
         self._node._streams.discard(self)
@@ -135,7 +119,9 @@ class FakeNode:
         self._streams: set[_EventStream] = set()
         self._failures: list[_Failure] = []
         self._anchor_ms: dict[str, float] = {}  # each peer's latency that tick() wobbles around
-        self.last_event_id = max((e["id"] for e in self.state.events), default=0)
+        # The story's events and those pushed since, kept and numbered as the daemon does.
+        self.log = EventLog(lambda: self.state.now, history=self.state.events)
+        self.state.events = self.log.events
         # The members' last path reports per hosted network (fakenode/paths.py), and who
         # among them is still online and so reports again as time passes.
         self.path_reports: dict[str, dict[str, paths.FakeReport]] = {}
@@ -143,7 +129,7 @@ class FakeNode:
 
     @classmethod
     def sample(cls, seed: int = 0) -> FakeNode:
-        """The NAS story: see fake_story.sample_state."""
+        """The NAS story: see fakenode/story.py sample_state."""
         return cls(sample_state(seed), seed=seed)
 
     @classmethod
@@ -204,12 +190,7 @@ class FakeNode:
 
     def event_stream(self, since: int | None) -> httpx.Response:
         """The GET /events answer (fakenode/routes.py calls this)."""
-        if since is None:
-            replay = []
-        elif since > self.last_event_id:  # from an earlier run: everything buffered
-            replay = list(self.state.events)
-        else:
-            replay = [e for e in self.state.events if e["id"] > since]
+        replay = [] if since is None else self.log.after(since)
         stream = _EventStream(self, replay)
         self._streams.add(stream)
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
@@ -217,28 +198,9 @@ class FakeNode:
 
     # ------------------------------------------------------------------ driving it
 
-    def push_event(
-        self,
-        kind: str,
-        message: str,
-        *,
-        peer: str | None = None,
-        nwid: str | None = None,
-        address: str | None = None,
-    ) -> EventJson:
+    def push_event(self, kind: str, message: str, **about: Unpack[EventAbout]) -> EventJson:
         """Publish an event: buffered (for since=) and sent to every open stream."""
-        self.last_event_id += 1
-        event: EventJson = {
-            "id": self.last_event_id,
-            "time": self.state.now,
-            "kind": kind,
-            "message": message,
-            "peer": peer,
-            "nwid": nwid,
-            "address": address,
-        }
-        self.state.events.append(event)
-        del self.state.events[:-EVENTS_KEPT]
+        event = self.log.add(kind, message, **about)
         for stream in list(self._streams):
             stream.put(event)
         return event
@@ -249,14 +211,7 @@ class FakeNode:
             stream.put(None)
         self._streams.clear()
 
-    def add_peer(self, peer: PeerJson) -> None:
-        """A peer appears (build one with fake_data.peer); a `peer` event says so."""
-        self.state.peers[peer["address"]] = peer
-        self.state.status["peer_count"] = len(self.state.peers)
-        address = peer["address"]
-        self.push_event("peer", f"{address}: new, {peer['link']}", peer=address)
-
-    def set_link(self, address: str, link: str) -> None:
+    def set_link(self, address: str, link: Link) -> None:
         """Move a peer to DIRECT, RELAY, TCP or NONE, its paths and relay reason with it,
         and publish the `link` event the daemon would ("3a91c4e7f2: DIRECT -> RELAY")."""
         peer = self.state.peers[address]
@@ -266,14 +221,14 @@ class FakeNode:
         was_preferred = peer["preferred_path"]
         for item in peer["paths"]:
             item["preferred"] = False
-            if link in ("RELAY", "NONE") or (link == "TCP" and item["transport"] == "udp"):
+            if link in (Link.RELAY, Link.NONE) or (link == Link.TCP and item["transport"] == "udp"):
                 item["alive"] = False
         chosen = None
-        if link in ("DIRECT", "TCP"):
-            transport = "udp" if link == "DIRECT" else "tcp"
+        if link in (Link.DIRECT, Link.TCP):
+            transport = "udp" if link == Link.DIRECT else "tcp"
             chosen = next((p for p in peer["paths"] if p["transport"] == transport), None)
             if chosen is None:
-                endpoint = "203.0.113.99:9993" if link == "DIRECT" else "tcp://203.0.113.10:443"
+                endpoint = "203.0.113.99:9993" if link == Link.DIRECT else "tcp://203.0.113.10:443"
                 chosen = path(endpoint, 25.0)
                 peer["paths"].append(chosen)
             chosen["alive"], chosen["preferred"] = True, True
@@ -315,9 +270,9 @@ class FakeNode:
         state.status["counters"] = total_counters(state.peers)
         paths.heartbeat(self)
         for nwid, network in list(state.networks.items()):
-            if network["state"] == "REQUESTING_CONFIGURATION":
+            if network["state"] == NetworkState.REQUESTING_CONFIGURATION:
                 routes.resolve_join(self, nwid)
-            elif network["state"] == "OK" and network["config_age_s"] is not None:
+            elif network["state"] == NetworkState.OK and network["config_age_s"] is not None:
                 network["config_age_s"] = round(network["config_age_s"] + seconds, 3)
 
     def _tick_peer(self, address: str, peer: PeerJson, seconds: float) -> None:
@@ -352,9 +307,9 @@ class FakeNode:
                 "jitter_ms": round(abs(last - smoothed), 3),
             }
             peer["latency"] = dict(item["latency"])  # type: ignore[typeddict-item]
-        if peer["link"] == "NONE" and peer["last_receive_ago_s"] is not None:
+        if peer["link"] == Link.NONE and peer["last_receive_ago_s"] is not None:
             peer["last_receive_ago_s"] = round(peer["last_receive_ago_s"] + seconds, 3)
-        elif peer["link"] != "NONE":
+        elif peer["link"] != Link.NONE:
             peer["last_receive_ago_s"] = round(self.rng.uniform(0.1, 2.0), 3)
 
     # ------------------------------------------------------------------ failures
@@ -412,7 +367,7 @@ class FakeNode:
             return
         was = network["state"]
         if record is None:
-            network["state"] = "NOT_FOUND"
+            network["state"] = NetworkState.NOT_FOUND
         else:
             members = self.state.members.get(nwid, {})
             me = members.get(self.address)
@@ -420,8 +375,8 @@ class FakeNode:
                 authorized = sum(1 for m in members.values() if m["authorized"])
                 configure(network, record, me["ips"], authorized)
             else:
-                network["state"] = "ACCESS_DENIED"
+                network["state"] = NetworkState.ACCESS_DENIED
         now = network["state"]
         if now != was:
-            suffix = f" ({network['name']})" if now == "OK" else ""
-            self.push_event("network", f"{nwid}: {was} -> {now}{suffix}", nwid=nwid)
+            message = network_change(nwid, was, now, network["name"])
+            self.push_event("network", message, nwid=nwid)

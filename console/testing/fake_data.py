@@ -1,14 +1,17 @@
 """The state a FakeNode starts from, in the exact JSON shapes of overlay_core.api.schema.
 
-Builders (`latency`, `path`, `peer`, `network`, `hosted`, `member`, `event`) for the
-stories in console/testing/fakenode/story.py, and for FakeNode when the console's actions add things
-(a join, a new network, a member). Nothing here reads a clock: times are passed in.
+Builders (`latency`, `path`, `peer`, `network`, `hosted`, `member`, `status`) for the
+stories in console/testing/fakenode/story.py, and for FakeNode when the console's actions
+add things (a join, a new network, a member); the daemon's words for events and relay
+reasons it repeats (`network_change`, `direct_lost`). Nothing here reads a clock: times
+are passed in.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from overlay_core.api.schema import (
@@ -16,18 +19,23 @@ from overlay_core.api.schema import (
     ControllerNetworkJson,
     EventJson,
     LatencyJson,
+    Link,
     MemberJson,
     NetcheckJson,
     NetcheckRootJson,
     NetworkJson,
+    NetworkState,
+    NodeState,
     PathJson,
     PeerJson,
     PeerNameJson,
     RelayReasonJson,
+    RootLink,
     StatusJson,
 )
 
 EPOCH = 1_750_000_000.0  # the fake daemon's clock at the start of every sample
+SAMPLE_HOME = "/var/lib/ztui"  # where FakeNode.client() says it connects, for realistic errors
 VERSION = "0.1.0"
 NODE = "8056c2e21c"  # the NAS
 ROOT_A, ROOT_B = "1e3d7c0a11", "4b9f02d6e3"
@@ -48,9 +56,10 @@ class FakeState:
     networks: dict[str, NetworkJson] = field(default_factory=dict)
     hosted: dict[str, ControllerNetworkJson] = field(default_factory=dict)
     members: dict[str, dict[str, MemberJson]] = field(default_factory=dict)
-    events: list[EventJson] = field(default_factory=list)
+    events: deque[EventJson] = field(default_factory=deque)  # FakeNode.log's, once it runs
     # Bytes per second (tx, rx) each peer's preferred path carries as tick() advances time.
     rates: dict[str, tuple[int, int]] = field(default_factory=dict)
+    roots_file: str | None = None  # GET /roots saved_in: set once PUT /roots saved one
 
 
 # --------------------------------------------------------------------------- builders
@@ -102,7 +111,7 @@ def path(
 
 def peer(
     address: str,
-    link: str,
+    link: Link,
     paths: list[PathJson],
     *,
     role: str = "LEAF",
@@ -121,7 +130,7 @@ def peer(
         "preferred_path": best["endpoint"] if best else None,
         "latency": best["latency"] if best else latency(None),
         "last_send_ago_s": 1.2,
-        "last_receive_ago_s": 1.3 if link != "NONE" else 95.0,
+        "last_receive_ago_s": 1.3 if link != Link.NONE else 95.0,
         "session_age_s": session_age_s,
         "rekeys": int((session_age_s or 0) // 3600),
         "paths": sorted(paths, key=lambda p: p["endpoint"]),
@@ -144,7 +153,7 @@ def peer_names(state: FakeState, address: str) -> list[PeerNameJson]:
     for nwid in sorted(state.networks):
         joined = state.networks[nwid]
         found = state.members.get(nwid, {}).get(address)
-        if joined["state"] == "OK" and found is not None and found["authorized"]:
+        if joined["state"] == NetworkState.OK and found is not None and found["authorized"]:
             names.append(
                 {
                     "nwid": nwid,
@@ -195,7 +204,9 @@ def mac_for(nwid: str, address: str) -> str:
     return ":".join(f"{b:02x}" for b in bytes([first]) + rest)
 
 
-def network(nwid: str, address: str, *, state: str = "REQUESTING_CONFIGURATION") -> NetworkJson:
+def network(
+    nwid: str, address: str, *, state: NetworkState = NetworkState.REQUESTING_CONFIGURATION
+) -> NetworkJson:
     """A joined network before its first config: no name, no addresses."""
     return {
         "nwid": nwid,
@@ -272,7 +283,7 @@ def configure(
     (with the prefix length of their pool), routes, revision."""
     prefixes = [p.split("/")[1] for p in record["pools"] if "/" in p]
     prefix = prefixes[0] if prefixes else "24"
-    net["state"] = "OK"
+    net["state"] = NetworkState.OK
     net["name"] = record["name"]
     net["private"] = record["private"]
     net["mtu"] = net["settings"]["mtu"] or record["mtu"]
@@ -318,7 +329,7 @@ def status(address: str = NODE, *, nat: str = NAT_CONE) -> StatusJson:
         "api_version": API_VERSION,
         "address": address,
         "version": VERSION,
-        "state": "ONLINE",
+        "state": NodeState.ONLINE,
         "online": True,
         "tunneled": False,
         "role": "LEAF",
@@ -333,16 +344,20 @@ def status(address: str = NODE, *, nat: str = NAT_CONE) -> StatusJson:
     }
 
 
-def event(event_id: int, at: float, kind: str, message: str, **about: str | None) -> EventJson:
-    return {
-        "id": event_id,
-        "time": at,
-        "kind": kind,
-        "message": message,
-        "peer": about.get("peer"),
-        "nwid": about.get("nwid"),
-        "address": about.get("address"),
-    }
+# Events and diagnoses in the daemon's words (overlay_core/proto/membership.py, diagnose.py).
+
+
+def network_change(nwid: str, was: str, now: str, name: str | None = None) -> str:
+    """A joined network's `network` event: "<nwid>: REQUESTING_CONFIGURATION -> OK (home)"."""
+    suffix = f" ({name})" if now == NetworkState.OK else ""
+    return f"{nwid}: {was} -> {now}{suffix}"
+
+
+def direct_lost(endpoint: str, ago_s: int) -> str:
+    """A relay reason's summary for a direct path that stopped answering."""
+    return (
+        f"the direct path to {endpoint} stopped answering {ago_s} s ago; probing it again every 2 s"
+    )
 
 
 def total_counters(peers: dict[str, PeerJson]) -> dict[str, int]:
@@ -380,6 +395,13 @@ OFFLINE_VERDICT = (
 )
 
 
+def root_link(item: PeerJson) -> RootLink:
+    """How the node reaches a root peer, in netcheck's and GET /roots' words."""
+    if item["link"] == Link.DIRECT:
+        return RootLink.UDP
+    return RootLink.TCP if item["link"] == Link.TCP else RootLink.NONE
+
+
 def netcheck(state: FakeState) -> NetcheckJson:
     """GET /netcheck for the fake: the roots among the peers, the status's NAT and
     external endpoint, and the daemon's verdict for them."""
@@ -393,20 +415,20 @@ def netcheck(state: FakeState) -> NetcheckJson:
     for item in state.peers.values():
         if item["role"] != "ROOT":
             continue
-        link = {"DIRECT": "UDP", "TCP": "TCP"}.get(item["link"], "NONE")
+        link = root_link(item)
         roots.append(
             {
                 "address": item["address"],
                 "link": link,
                 "endpoint": item["preferred_path"]
                 or (item["paths"][0]["endpoint"] if item["paths"] else None),
-                "latency_ms": item["latency"]["smoothed_ms"] if link != "NONE" else None,
-                "external_v4": external[0] if external and link == "UDP" else None,
+                "latency_ms": item["latency"]["smoothed_ms"] if link != RootLink.NONE else None,
+                "external_v4": external[0] if external and link == RootLink.UDP else None,
                 "external_v6": None,
             }
         )
-    udp = any(r["link"] == "UDP" for r in roots)
-    tunneled = not udp and any(r["link"] == "TCP" for r in roots)
+    udp = any(r["link"] == RootLink.UDP for r in roots)
+    tunneled = not udp and any(r["link"] == RootLink.TCP for r in roots)
     if not udp:  # only UDP answers report our endpoint: nothing to name the NAT by
         external, mapping = [], "unknown"
     if udp:

@@ -22,16 +22,26 @@ Everything runs on the event loop thread; publish() never blocks and never await
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Unpack
 
 from overlay_core.proto.effects import Event
 
-from .schema import EventJson, format_address
+from .schema import (
+    EVENTS_KEPT,
+    KEEPALIVE_LINE,
+    EventAbout,
+    EventJson,
+    EventLog,
+    encode_sse,
+    event_json,
+    format_address,
+)
 
-EVENTS_KEPT = 1000
+__all__ = ["KEEPALIVE_LINE", "EventBus", "StreamClosed", "Subscription", "encode_sse"]
+
 SUBSCRIBER_BOUND = 256  # undelivered events a stream may hold before it is dropped
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies and NATs from idling us out
 # The node's network events name the network in their message ("joining <nwid>",
@@ -116,37 +126,22 @@ class EventBus:
         keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self._clock = clock
-        self._ring: deque[EventJson] = deque(maxlen=kept)
+        self.log = EventLog(clock, kept)  # numbers, dates and keeps them (schema/stream.py)
         self._subscribers: set[Subscription] = set()
         self.subscriber_bound = subscriber_bound
         self.keepalive_s = keepalive_s  # how often the streams of this bus send keepalives
-        self.last_id = 0
         self.dropped_subscribers = 0
+
+    @property
+    def last_id(self) -> int:
+        return self.log.last_id
 
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def publish(
-        self,
-        kind: str,
-        message: str,
-        *,
-        peer: str | None = None,
-        nwid: str | None = None,
-        address: str | None = None,
-    ) -> EventJson:
-        self.last_id += 1
-        event: EventJson = {
-            "id": self.last_id,
-            "time": self._clock(),
-            "kind": kind,
-            "message": message,
-            "peer": peer,
-            "nwid": nwid,
-            "address": address,
-        }
-        self._ring.append(event)
+    def publish(self, kind: str, message: str, **about: Unpack[EventAbout]) -> EventJson:
+        event = self.log.add(kind, message, **about)
         for subscription in list(self._subscribers):
             if not subscription._offer(event):
                 self._subscribers.discard(subscription)
@@ -160,11 +155,8 @@ class EventBus:
         return self.publish(effect.kind, effect.message, peer=peer, nwid=nwid)
 
     def recent(self, since: int | None = None) -> list[EventJson]:
-        """Buffered events after `since` (all of them for None, or for a `since` from an
-        earlier daemon run, i.e. beyond the last id)."""
-        if since is None or since > self.last_id:
-            return list(self._ring)
-        return [e for e in self._ring if e["id"] > since]
+        """Buffered events after `since` (EventLog.after says which)."""
+        return self.log.after(since)
 
     def subscribe(self, since: int | None = None) -> Subscription:
         """Live events from now on, after the buffered ones past `since` (when given)."""
@@ -180,29 +172,11 @@ class EventBus:
             subscription.close()
 
     def overflow_event(self, last_id: int) -> EventJson:
-        return {
-            "id": last_id,
-            "time": self._clock(),
-            "kind": "overflow",
-            "message": (
-                f"this stream fell {self.subscriber_bound} events behind and was closed; "
-                f"reconnect with since={last_id}"
-            ),
-            "peer": None,
-            "nwid": None,
-            "address": None,
-        }
+        message = (
+            f"this stream fell {self.subscriber_bound} events behind and was closed; "
+            f"reconnect with since={last_id}"
+        )
+        return event_json(last_id, self._clock(), "overflow", message)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
-
-
-def encode_sse(event: EventJson) -> bytes:
-    """One server-sent event. The overflow marker carries no `id:` line, so a client's
-    Last-Event-ID stays at the last real event."""
-    lines = [] if event["kind"] == "overflow" else [f"id: {event['id']}"]
-    lines += [f"event: {event['kind']}", f"data: {json.dumps(event)}", "", ""]
-    return "\n".join(lines).encode()
-
-
-KEEPALIVE_LINE = b": keepalive\n\n"

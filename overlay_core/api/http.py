@@ -1,11 +1,12 @@
-"""What every route module shares: the service the handlers call, errors, and path and body
+"""What every route module shares: the service the handlers call, and path and body
 parsing. The server (server.py) and the route modules (routes_networks.py) both import it,
-so neither has to import the other's handlers.
+so neither has to import the other's handlers. The errors (ApiProblem) and limits
+(MAX_BODY_BYTES) are the schema's, which the console's fake node answers with too.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -18,6 +19,18 @@ from overlay_core.proto.vnet import NetworkSettings
 
 from . import schema
 from .events import EventBus
+from .schema import MAX_BODY_BYTES, ApiProblem
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "SERVICE_KEY",
+    "TOKEN_KEY",
+    "ApiProblem",
+    "ControlService",
+    "Handler",
+    "handlers",
+    "handles",
+]
 
 
 class TapCountersLike(Protocol):
@@ -81,26 +94,13 @@ class ControlService(Protocol):
     def controller(self) -> Controller: ...
 
 
-# The largest useful body is a controller network's settings, and everything those become
-# fits in one signed config of at most proto.netconf.MAX_CONFIG_BYTES (16 KiB): 64 KiB is
-# ample, and keeps what one request can make the daemon hold (and json.loads chew) small.
-MAX_BODY_BYTES = 64 * 1024
-
 SERVICE_KEY = web.AppKey("service", ControlService)
+# A route's handler. Each is bound to its route's name in schema.ROUTES where it is
+# written, `@handles("status")`; server.py routes the app from the table and these.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+handlers = schema.RouteHandlers[Handler]("overlayd's API")
+handles = handlers.handles
 TOKEN_KEY = web.AppKey("token", str)
-
-
-class ApiProblem(Exception):
-    """Raised by handlers; rendered as a JSON error by the middleware, always with all
-    three keys: `{"error", "reason", "field"}`, field None when no single part of the
-    request is at fault (a body that is not JSON, an unknown route, a state conflict)."""
-
-    def __init__(self, status: int, error: str, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.error = error
-        self.reason = reason
-        self.field = field
 
 
 def service(request: web.Request) -> ControlService:
@@ -123,30 +123,14 @@ def path_nwid(request: web.Request) -> int:
 
 
 async def read_body(request: web.Request) -> object:
-    """The request's JSON body; {} when there is none. 400 if it is not JSON.
-
-    The body is at most MAX_BODY_BYTES (server.py gives aiohttp that limit: 413 beyond it).
-    RecursionError is the json module's answer to deep nesting ("[" * 100_000 fits in far
-    fewer bytes than that), so it is a bad body like any other, not an internal error;
-    ValueError covers bad syntax, bad UTF-8 and integers past Python's 4300-digit limit.
-    """
+    """The request's JSON body, {} when there is none (schema.decode_body). It is at most
+    MAX_BODY_BYTES: server.py gives aiohttp that limit, which answers 413 beyond it."""
     if not request.can_read_body:
         return {}
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ApiProblem(400, "bad_request", "the body is JSON nested too deeply") from None
-    except ValueError:
-        raise ApiProblem(400, "bad_request", "the body must be JSON") from None
+    return schema.decode_body(await request.read())
 
 
 async def refuse_body(request: web.Request) -> None:
-    """Routes that take no body refuse one (an empty body or `{}` is no body): a body there
-    is the caller's mistake, most likely the wrong method, and a DELETE sent where a PATCH
-    was meant must not delete anything."""
-    if request.can_read_body and (await request.read()).strip() not in (b"", b"{}"):
-        reason = f"{request.method} {request.path} takes no body"
-        raise ApiProblem(400, "bad_request", reason)
+    """For the routes the table says take no body (schema.refuse_body)."""
+    if request.can_read_body:
+        schema.refuse_body(request.method, request.path, await request.read())

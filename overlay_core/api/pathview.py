@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import PATH_LINKS, PathMemberJson, PathPairJson, PathSideJson, PathsJson
+from .schema import PATH_LINKS, PairLink, PathMemberJson, PathPairJson, PathSideJson, PathsJson
 
 # proto/report.py REPORT_EVERY_S and netcheck's MAPPING_DEPENDENT; repeated here so this
 # module imports only the schema (tests/core/test_path_reports.py holds them equal).
@@ -54,7 +54,8 @@ REPORT_EVERY_S = 30.0
 MAPPING_DEPENDENT = "endpoint-dependent (symmetric)"
 # Two reports missed in a row before a member shows offline.
 ONLINE_WITHIN_S = 2.5 * REPORT_EVERY_S
-BADNESS = {link: rank for rank, link in enumerate(PATH_LINKS)}  # best first
+BADNESS: dict[str, int] = {link: rank for rank, link in enumerate(PATH_LINKS)}  # best first
+DIRECT, NONE = PairLink.DIRECT, PairLink.NONE  # the two words the judging below turns on
 # Said of the member that causes it ("laptop reaches ..."), or alone when nobody does.
 REASON_TEXT = {
     "offline": f"is offline (no report for over {ONLINE_WITHIN_S:.0f} s)",
@@ -125,25 +126,26 @@ def paths_view(
     other = dict.fromkeys(addresses, 0)
     reasons: dict[str, Counter[tuple[str, bool]]] = {}
     empty: dict[str, dict[str, Any]] = {}
+    link: str  # a PairLink, or a newer member's word passed through
     for i, a in enumerate(addresses):
         a_sees = sees.get(a, empty)
         a_gone = a in offline
         for b in addresses[i + 1 :]:
             x, y = a_sees.get(b), sees.get(b, empty).get(a)
             gone = a_gone or b in offline
-            if x is not None and y is not None and x.get("link") == y.get("link") == "DIRECT":
-                link, reason, culprit = "DIRECT", None, None  # most pairs: nothing to explain
+            if x is not None and y is not None and x.get("link") == y.get("link") == DIRECT:
+                link, reason, culprit = DIRECT, None, None  # most pairs: nothing to explain
             else:
                 link = _worse(x, y)
                 reason, culprit = (
-                    (None, None) if link == "DIRECT" else _explain(a, b, x, y, live, online)
+                    (None, None) if link == DIRECT else _explain(a, b, x, y, live, online)
                 )
             links[link] += 1
-            if link == "DIRECT":
+            if link == DIRECT:
                 if not gone:
                     direct[a] += 1
                     direct[b] += 1
-            elif link != "UNKNOWN" and not gone:
+            elif link != PairLink.UNKNOWN and not gone:
                 other[a] += 1
                 other[b] += 1
                 if reason is not None:
@@ -170,8 +172,8 @@ def paths_view(
 def _worse(x: dict[str, Any] | None, y: dict[str, Any] | None) -> str:
     """The pair's link from both sides' entries: the worse one, UNKNOWN with neither."""
     if x is None and y is None:
-        return "UNKNOWN"
-    known = [str(e.get("link", "NONE")) for e in (x, y) if e is not None]
+        return PairLink.UNKNOWN
+    known = [str(e.get("link", NONE)) for e in (x, y) if e is not None]
     return max(known, key=lambda k: BADNESS.get(k, 1))
 
 
@@ -189,7 +191,7 @@ def _side(entry: dict[str, Any] | None) -> PathSideJson | None:
     if entry is None:
         return None
     return {
-        "link": str(entry.get("link", "NONE")),
+        "link": str(entry.get("link", NONE)),
         "latency_ms": entry.get("latency_ms"),
         "kind": str(entry.get("kind", "unknown")),
         "reason": entry.get("reason") or None,
@@ -207,7 +209,7 @@ def _pair(
     x, y = sees.get(a, {}).get(b), sees.get(b, {}).get(a)
     a_sees, b_sees = _side(x), _side(y)
     link = _worse(x, y)
-    reason, culprit = (None, None) if link == "DIRECT" else _explain(a, b, x, y, reports, online)
+    reason, culprit = (None, None) if link == DIRECT else _explain(a, b, x, y, reports, online)
     why = None
     if reason is not None:
         text = REASON_TEXT.get(reason, reason)
@@ -252,7 +254,7 @@ def _explain(
             return "symmetric_nat", me
         if side is not None and side.get("reason") == "symmetric_peer":
             return "symmetric_nat", other
-    if any(side is not None and side.get("link") == "NONE" for _, _, side in sides):
+    if any(side is not None and side.get("link") == NONE for _, _, side in sides):
         return "no_contact", None
     for _, _, side in sides:
         if side is not None and side.get("reason"):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .events import KEEPALIVE_LINE, StreamClosed, Subscription, encode_sse
-from .http import ApiProblem, service
+from . import schema
+from .events import StreamClosed, Subscription
+from .http import handles, service
 
 
 class OpenStreams:
@@ -29,9 +30,8 @@ class OpenStreams:
 STREAMS_KEY = web.AppKey("event_streams", OpenStreams)
 
 
-def add_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
     app[STREAMS_KEY] = OpenStreams()
-    app.router.add_get("/events", get_events)
     app.on_shutdown.append(_end_streams)
 
 
@@ -40,20 +40,10 @@ async def _end_streams(app: web.Application) -> None:
         subscription.close()
 
 
-def _since(request: web.Request) -> int | None:
-    text = request.query.get("since", request.headers.get("Last-Event-ID"))
-    if text is None or text == "":
-        return None
-    if not text.isascii() or not text.isdigit():
-        raise ApiProblem(
-            400, "bad_request", "since must be an event id (a whole number >= 0)", "since"
-        )
-    return int(text)
-
-
+@handles("events")
 async def get_events(request: web.Request) -> web.StreamResponse:
     bus = service(request).events
-    since = _since(request)
+    since = schema.event_since(request.query.get("since", request.headers.get("Last-Event-ID")))
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -73,7 +63,9 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                 event = await subscription.next(bus.keepalive_s)
             except StreamClosed:
                 break
-            await response.write(KEEPALIVE_LINE if event is None else encode_sse(event))
+            await response.write(
+                schema.KEEPALIVE_LINE if event is None else schema.encode_sse(event)
+            )
     except ConnectionError:
         pass  # the console went away; nothing to tell anyone
     finally:

@@ -1,24 +1,9 @@
 """API routes for virtual networks: those this node has joined, and those its controller hosts.
 
-Member side (this node on a network; shapes NetworkJson, NetworkSettingsJson):
-    GET    /networks                 [NetworkJson]
-    GET    /networks/{nwid}          NetworkJson; 404 not joined
-    POST   /networks/{nwid}          join; optional settings body; 201 new, 200 already joined
-    PATCH  /networks/{nwid}          change settings (partial); NetworkJson
-    DELETE /networks/{nwid}          leave; LeftJson
-
-Controller side (networks whose id starts with this node's address):
-    GET    /controller/networks                           [ControllerNetworkJson]
-    POST   /controller/networks                           create; 201 ControllerNetworkJson
-    GET    /controller/pools                              PoolsJson: used ranges, a free pool
-    GET    /controller/networks/{nwid}                    ControllerNetworkJson
-    PATCH  /controller/networks/{nwid}                    change settings (partial)
-    DELETE /controller/networks/{nwid}                    DeletedJson
-    GET    /controller/networks/{nwid}/members            [MemberJson], pending first
-    GET    /controller/networks/{nwid}/members/{address}  MemberJson
-    PATCH  /controller/networks/{nwid}/members/{address}  authorized, name, ips, active_bridge
-                                                          (+ force, see below)
-    DELETE /controller/networks/{nwid}/members/{address}  DeletedJson; frees its IPs
+Member side: GET /networks, and GET, POST (join), PATCH (settings), DELETE (leave)
+/networks/{nwid}. Controller side (networks whose id starts with this node's address):
+/controller/networks, /controller/pools, and a hosted network's /members and /paths. The
+table of every route, with what each answers, is schema/routes.py.
 
 Creating a network without "pools" gives it the first free suggested pool (the one GET
 /controller/pools names); `"pools": []` means none. Every ControllerNetworkJson carries
@@ -43,7 +28,7 @@ changed something (approved, deauthorized, renamed, IPs, bridging, deleted).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 
@@ -52,67 +37,27 @@ from overlay_core.controller.overlap import spans
 from overlay_core.proto.effects import NetworkStatus
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import format_nwid
-from overlay_core.proto.netfields import ValidationError, ascii_int
 
 from . import schema
 from .http import (
     ApiProblem,
     ControlService,
     TapCountersLike,
+    handles,
     path_address,
     path_nwid,
     read_body,
-    refuse_body,
     service,
 )
 from .paths import PathsCache
-from .validate import (
-    check_flag,
-    check_known_keys,
-    check_object,
-    settings_from_json,
-)
-
-NETWORK_FIELDS = (
-    "name",
-    "private",
-    "pools",
-    "routes",
-    "mtu",
-    "mss",
-    "broadcast",
-    "multicast_limit",
-    "rules",
-    "presets",
-)
-LIST_FIELDS = ("pools", "routes", "rules", "presets")
-MAX_PATHS_LIMIT = 1_000_000  # pairs; 1,000 members make 499,500
-MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
-MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")  # force: see the module docstring
-
+from .schema import FieldError, check_flag, check_known_keys, check_object
+from .validate import settings_from_json
 
 PATHS_CACHE_KEY = web.AppKey("paths_cache", PathsCache)
 
 
-def add_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
     app[PATHS_CACHE_KEY] = PathsCache()
-    r = app.router
-    r.add_get("/networks", get_networks)
-    r.add_get("/networks/{nwid}", get_network)
-    r.add_post("/networks/{nwid}", post_network)
-    r.add_patch("/networks/{nwid}", patch_network)
-    r.add_delete("/networks/{nwid}", delete_network)
-    r.add_get("/controller/networks", get_controller_networks)
-    r.add_post("/controller/networks", post_controller_network)
-    r.add_get("/controller/pools", get_pools)
-    r.add_get("/controller/networks/{nwid}", get_controller_network)
-    r.add_patch("/controller/networks/{nwid}", patch_controller_network)
-    r.add_delete("/controller/networks/{nwid}", delete_controller_network)
-    r.add_get("/controller/networks/{nwid}/members", get_members)
-    r.add_get("/controller/networks/{nwid}/paths", get_paths)
-    r.add_get("/controller/networks/{nwid}/members/{address}", get_member)
-    r.add_patch("/controller/networks/{nwid}/members/{address}", patch_member)
-    r.add_delete("/controller/networks/{nwid}/members/{address}", delete_member)
 
 
 def port_counters_json(counters: TapCountersLike) -> schema.PortCountersJson:
@@ -136,7 +81,7 @@ def _network_json(svc: ControlService, network: NetworkStatus) -> schema.Network
 
 
 def _not_joined(nwid: int) -> ApiProblem:
-    return ApiProblem(404, "not_joined", f"this node has not joined network {format_nwid(nwid)}")
+    return schema.not_joined(format_nwid(nwid))
 
 
 def _joined(svc: ControlService, nwid: int) -> NetworkStatus:
@@ -146,16 +91,19 @@ def _joined(svc: ControlService, nwid: int) -> NetworkStatus:
     return network
 
 
+@handles("networks")
 async def get_networks(request: web.Request) -> web.Response:
     svc = service(request)
     return web.json_response([_network_json(svc, n) for n in svc.networks()])
 
 
+@handles("network")
 async def get_network(request: web.Request) -> web.Response:
     svc = service(request)
     return web.json_response(_network_json(svc, _joined(svc, path_nwid(request))))
 
 
+@handles("join")
 async def post_network(request: web.Request) -> web.Response:
     """Join. A body (partial settings) applies on top of the current or default settings."""
     svc = service(request)
@@ -166,6 +114,7 @@ async def post_network(request: web.Request) -> web.Response:
     return web.json_response(_network_json(svc, _joined(svc, nwid)), status=201 if created else 200)
 
 
+@handles("set_network")
 async def patch_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
@@ -177,10 +126,10 @@ async def patch_network(request: web.Request) -> web.Response:
     return web.json_response(_network_json(svc, _joined(svc, nwid)))
 
 
+@handles("leave")
 async def delete_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
-    await refuse_body(request)
     if not svc.leave(nwid):
         raise _not_joined(nwid)
     body: schema.LeftJson = {"nwid": format_nwid(nwid), "left": True}
@@ -216,8 +165,7 @@ def _member_json(record: MemberRecord) -> schema.MemberJson:
 def _hosted(svc: ControlService, nwid: int) -> NetworkRecord:
     record = svc.controller.get_network(nwid)
     if record is None:
-        text = format_nwid(nwid)
-        raise ApiProblem(404, "unknown_network", f"this node's controller has no network {text}")
+        raise schema.unknown_network(format_nwid(nwid))
     return record
 
 
@@ -225,35 +173,18 @@ def _member(svc: ControlService, nwid: int, address: int) -> MemberRecord:
     _hosted(svc, nwid)
     record = svc.controller.get_member(nwid, address)
     if record is None:
-        reason = f"no member {format_address(address)} in network {format_nwid(nwid)}"
-        raise ApiProblem(404, "unknown_member", reason)
+        raise schema.unknown_member(format_address(address), format_nwid(nwid))
     return record
 
 
-def _network_changes(body: object, *, creating: bool) -> dict[str, Any]:
-    """Keyword arguments for create_network / update_network; the controller checks values,
-    this only fixes the shapes it cannot (a number MSS, a string where a list belongs)."""
-    data = check_object(body)
-    check_known_keys(data, (*NETWORK_FIELDS, "number") if creating else NETWORK_FIELDS)
-    changes = dict(data)
-    for key in LIST_FIELDS:
-        if key in changes and not isinstance(changes[key], list):
-            raise ValidationError(key, "must be a list")
-    mss = changes.get("mss")
-    if isinstance(mss, int) and not isinstance(mss, bool):
-        changes["mss"] = f"fixed:{mss}"
-    number = changes.get("number")
-    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-        raise ValidationError("number", "must be a whole number")
-    return changes
-
-
+@handles("controller_networks")
 async def get_controller_networks(request: web.Request) -> web.Response:
     svc = service(request)
     records = svc.controller.list_networks()
     return web.json_response([_controller_network_json(svc, r, records) for r in records])
 
 
+@handles("pools")
 async def get_pools(request: web.Request) -> web.Response:
     """What a create dialog needs to pick a pool: a free one, and what the others use."""
     svc = service(request)
@@ -268,20 +199,21 @@ async def get_pools(request: web.Request) -> web.Response:
 
 
 def _network_words(record: NetworkRecord) -> str:
-    nwid = format_nwid(record.nwid)
-    return f"{record.name} ({nwid})" if record.name else nwid
+    return schema.network_words(record.name, format_nwid(record.nwid))
 
 
 def _publish_network(svc: ControlService, what: str, record: NetworkRecord) -> None:
     nwid = format_nwid(record.nwid)
-    svc.events.publish("controller", f"{what} {_network_words(record)}", nwid=nwid)
+    message = schema.controller_message(what, record.name, nwid)
+    svc.events.publish("controller", message, nwid=nwid)
 
 
+@handles("create_network")
 async def post_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
-    changes = _network_changes(await read_body(request), creating=True)
+    changes = schema.network_changes(await read_body(request), creating=True)
     if "name" not in changes:
-        raise ValidationError("name", "is required")
+        raise FieldError("name", "is required")
     name = changes.pop("name")
     record = svc.controller.create_network(name, now=svc.now(), **changes)
     _publish_network(svc, "created network", record)
@@ -296,27 +228,29 @@ async def post_controller_network(request: web.Request) -> web.Response:
     return web.json_response(body, status=201)
 
 
+@handles("controller_network")
 async def get_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     record = _hosted(svc, path_nwid(request))
     return web.json_response(_controller_network_json(svc, record))
 
 
+@handles("update_network")
 async def patch_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
     _hosted(svc, nwid)
-    changes = _network_changes(await read_body(request), creating=False)
+    changes = schema.network_changes(await read_body(request), creating=False)
     record = svc.controller.update_network(nwid, now=svc.now(), **changes)
     if changes:
         _publish_network(svc, f"changed {', '.join(sorted(changes))} of", record)
     return web.json_response(_controller_network_json(svc, record))
 
 
+@handles("delete_network")
 async def delete_controller_network(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
-    await refuse_body(request)
     record = _hosted(svc, nwid)
     svc.controller.delete_network(nwid)
     _publish_network(svc, "deleted network", record)
@@ -324,6 +258,7 @@ async def delete_controller_network(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+@handles("members")
 async def get_members(request: web.Request) -> web.Response:
     svc = service(request)
     nwid = path_nwid(request)
@@ -331,28 +266,27 @@ async def get_members(request: web.Request) -> web.Response:
     return web.json_response([_member_json(m) for m in svc.controller.list_members(nwid)])
 
 
+@handles("paths")
 async def get_paths(request: web.Request) -> web.Response:
     """Every pair of authorized members with both sides' path reports (api/pathview.py);
     `?limit=N` keeps the N worst pairs (the counts cover all)."""
     svc = service(request)
     nwid = path_nwid(request)
     _hosted(svc, nwid)
-    limit = None
-    if "limit" in request.query:
-        limit = ascii_int(request.query["limit"])
-        if limit is None or not 0 <= limit <= MAX_PATHS_LIMIT:
-            raise ApiProblem(400, "validation", f"limit: must be 0-{MAX_PATHS_LIMIT}", "limit")
+    limit = schema.paths_limit(request.query.get("limit"))
     cache = request.app[PATHS_CACHE_KEY]
     view = await cache.view(nwid, limit, lambda: svc.controller.path_reports(nwid), svc.now())
     return web.json_response(view)
 
 
+@handles("member")
 async def get_member(request: web.Request) -> web.Response:
     svc = service(request)
     record = _member(svc, path_nwid(request), path_address(request))
     return web.json_response(_member_json(record))
 
 
+@handles("update_member")
 async def patch_member(request: web.Request) -> web.Response:
     """Name, IPs and bridging first, then (de)authorization: IPs given together with an
     approval are the member's, instead of one picked from the pools. Naming a node that
@@ -361,13 +295,13 @@ async def patch_member(request: web.Request) -> web.Response:
     nwid, address = path_nwid(request), path_address(request)
     network = _hosted(svc, nwid)
     data = check_object(await read_body(request))
-    check_known_keys(data, MEMBER_REQUEST_FIELDS)
+    check_known_keys(data, schema.MEMBER_REQUEST_FIELDS)
     authorized = check_flag(data["authorized"], "authorized") if "authorized" in data else None
     force = check_flag(data["force"], "force") if "force" in data else False
     if "force" in data and authorized is not True:
-        raise ValidationError("force", 'only goes with "authorized": true')
+        raise FieldError("force", 'only goes with "authorized": true')
     if "ips" in data and not isinstance(data["ips"], list):
-        raise ValidationError("ips", "must be a list of addresses")
+        raise FieldError("ips", "must be a list of addresses")
     controller, now = svc.controller, svc.now()
     before = controller.get_member(nwid, address)
     if authorized is True and not force:
@@ -401,57 +335,30 @@ def _refuse_unasked(nwid: int, address: int, before: MemberRecord | None) -> Non
 
 
 def _not_asked(exc: NotAskedError) -> ApiProblem:
-    nwid, text = format_nwid(exc.nwid), format_address(exc.address)
-    reason = (
-        f"{text} has not asked to join {nwid} yet: run `ztui join {nwid}` on it first, or "
-        f'pre-authorize it with `ztui approve --force` (API: "force": true)'
-    )
-    return ApiProblem(409, "not_asked", reason, "authorized")
-
-
-def _member_changes(before: MemberRecord | None, after: MemberRecord) -> list[str]:
-    """What a PATCH changed, in words: "approved: 10.147.17.3", "renamed to 'phone'"."""
-    words: list[str] = []
-    was_authorized = before is not None and before.authorized
-    approved = after.authorized and not was_authorized
-    if approved and not after.has_asked and not after.ips:
-        words.append("pre-authorized: it gets an address when it first asks")
-    elif approved:
-        words.append(f"approved: {', '.join(after.ips) or 'no IP assigned'}")
-    elif not after.authorized and was_authorized:
-        words.append("deauthorized")
-    elif before is not None and before.state == "pending" and after.state == "deauthorized":
-        words.append("refused")
-    if after.name != (before.name if before is not None else ""):
-        words.append(f"renamed to {after.name!r}")
-    if not approved and after.ips != (before.ips if before is not None else ()):
-        words.append(f"IPs {', '.join(after.ips) or 'none'}")
-    if after.active_bridge != (before.active_bridge if before is not None else False):
-        words.append("now a bridge" if after.active_bridge else "no longer a bridge")
-    if before is None and not words:
-        words.append("added, pending")
-    return words
+    return schema.not_asked(format_address(exc.address), format_nwid(exc.nwid))
 
 
 def _publish_member(
     svc: ControlService, network: NetworkRecord, before: MemberRecord | None, after: MemberRecord
 ) -> None:
-    words = _member_changes(before, after)
+    words = schema.member_changes(
+        None if before is None else _member_json(before), _member_json(after)
+    )
     if words:
         text = format_address(after.address)
-        message = f"{text} in {_network_words(network)}: {'; '.join(words)}"
+        message = schema.member_message(text, _network_words(network), words)
         svc.events.publish("member", message, nwid=format_nwid(network.nwid), address=text)
 
 
+@handles("delete_member")
 async def delete_member(request: web.Request) -> web.Response:
     svc = service(request)
     nwid, address = path_nwid(request), path_address(request)
-    await refuse_body(request)
     _member(svc, nwid, address)
     svc.controller.delete_member(nwid, address)
     text = format_address(address)
     network = _hosted(svc, nwid)
-    message = f"{text} in {_network_words(network)}: deleted"
+    message = schema.member_message(text, _network_words(network), ["deleted"])
     svc.events.publish("member", message, nwid=format_nwid(nwid), address=text)
     body: schema.DeletedJson = {"deleted": f"{format_nwid(nwid)}/{format_address(address)}"}
     return web.json_response(body)

@@ -28,10 +28,8 @@ from aiohttp import web
 from overlay_core.proto.roots import RootEntry, parse_roots
 
 from . import schema
-from .http import ApiProblem, read_body
-from .validate import check_known_keys, check_object
-
-ROOTS_FIELD = "roots"
+from .http import ApiProblem, handles, read_body
+from .schema import ROOTS_FIELD, check_known_keys, check_object
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +37,7 @@ class RootState:
     """One root of GET /roots: its entry, and how the node reaches it now."""
 
     entry: RootEntry
-    link: str  # "UDP", "TCP", "NONE", or "SELF" (the file lists this node itself)
+    link: str  # a RootLink word; SELF: the file lists this node itself
     endpoint: str | None  # the live path, else the first listed endpoint
     latency_ms: float | None
 
@@ -83,16 +81,16 @@ class NodeConfigService(Protocol):
 ROOTS_KEY = web.AppKey("roots", RootsControl)
 
 
-def add_routes(app: web.Application, service: NodeConfigService) -> None:
+def setup(app: web.Application, service: NodeConfigService) -> None:
     app[ROOTS_KEY] = service.live_roots
-    app.router.add_get("/roots", get_roots)
-    app.router.add_put("/roots", put_roots)
 
 
+@handles("roots")
 async def get_roots(request: web.Request) -> web.Response:
     return web.json_response(_roots_json(request.app[ROOTS_KEY]))
 
 
+@handles("set_roots")
 async def put_roots(request: web.Request) -> web.Response:
     body = check_object(await read_body(request))
     check_known_keys(body, (ROOTS_FIELD,))
@@ -130,7 +128,7 @@ def _roots_json(roots: RootsControl, change: RootsChange | None = None) -> schem
                 "address": state.entry.identity.address_text,
                 "identity": state.entry.identity.to_public_text(),
                 "endpoints": [str(e) for e in state.entry.endpoints],
-                "link": state.link,
+                "link": schema.RootLink(state.link),
                 "endpoint": state.endpoint,
                 "latency_ms": state.latency_ms,
             }

@@ -6,23 +6,18 @@ Who may talk to the node:
 - `127.0.0.1:<--api-tcp>`: every request needs `Authorization: Bearer <authtoken.secret>`,
   since any local user can open a loopback port.
 
-Routes (JSON unless noted; shapes in schema.py):
-    GET  /status                  StatusJson
-    GET  /peers                   [PeerJson]
-    GET  /peers/{address}         PeerJson; 400 malformed address, 404 unknown peer
-    POST /peers/{address}/echo    EchoJson; body optional {"timeout_s": 2}; 504 on timeout
-    GET  /netcheck                NetcheckJson: UDP, NAT mapping, NAT hops, roots, verdict
-    GET  /metrics                 Prometheus text
-    GET  /events                  server-sent events (EventJson); ?since=N: routes_events.py
-    GET  /roots, PUT /roots       the roots in use; new ones for the running node: routes_node.py
-    /networks..., /controller/... joined networks and the local controller: routes_networks.py
+Routes: every one is in the schema's table (schema/routes.py: method, path, what it
+answers), and `build_app` binds a handler to each name there: the node's own here, the
+rest from routes_networks.py (joined and hosted networks), routes_events.py (GET /events)
+and routes_node.py (the roots). The console's fake node routes from the same table.
 
 Every error, including unknown routes and wrong methods, is `{"error", "reason", "field"}`
 JSON (field null unless one part of the request is at fault); a
 middleware turns anything unexpected into a 500 of the same shape, never a traceback. A
 value that breaks a rule is `400 {"error": "validation", "reason": "mtu: must be
 1280-9000", "field": "mtu"}`. Bodies are JSON objects of at most MAX_BODY_BYTES (413
-beyond), with no fields a route does not know; routes that take no body refuse one.
+beyond), with no fields a route does not know; routes the table says take no body refuse
+one. The checks are the schema's (schema/checks.py), shared with the fake node.
 """
 
 from __future__ import annotations
@@ -31,7 +26,6 @@ import hmac
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -47,18 +41,18 @@ from .http import (
     TOKEN_KEY,
     ApiProblem,
     ControlService,
+    Handler,
+    handlers,
+    handles,
     path_address,
     read_body,
     refuse_body,
 )
 from .metrics import render_metrics
-from .validate import check_known_keys
 
 log = logging.getLogger(__name__)
 
 SOCKET_MODE = 0o660
-ECHO_TIMEOUT_DEFAULT_S = 2.0
-ECHO_TIMEOUT_MAX_S = 30.0
 # sun_path is 108 bytes on Linux including the terminating NUL.
 UNIX_PATH_MAX_BYTES = 107
 
@@ -78,25 +72,21 @@ def _error(status: int, error: str, reason: str, field: str | None = None) -> we
     return web.json_response(schema.error_json(error, reason, field), status=status)
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiProblem as problem:
         return _error(problem.status, problem.error, problem.reason, problem.field)
-    except ValidationError as exc:
+    except (ValidationError, schema.FieldError) as exc:
         return _error(400, "validation", str(exc), exc.field)
     except NotFoundError as exc:
         return _error(404, "not_found", str(exc))
     except web.HTTPMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.allowed_methods))
-        reason = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        reason = schema.not_allowed_reason(request.method, request.path, set(exc.allowed_methods))
         return _error(405, "method_not_allowed", reason)
     except web.HTTPNotFound:
-        return _error(404, "not_found", f"no such resource: {request.method} {request.path}")
+        return _error(404, "not_found", schema.not_found_reason(request.method, request.path))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -142,33 +132,37 @@ _address = path_address
 # --------------------------------------------------------------------------- handlers
 
 
+@handles("status")
 async def get_status(request: web.Request) -> web.Response:
     return web.json_response(schema.status_to_json(request.app[SERVICE_KEY].status()))
 
 
+@handles("peers")
 async def get_peers(request: web.Request) -> web.Response:
     peers = request.app[SERVICE_KEY].peers()
     return web.json_response([schema.peer_to_json(p) for p in peers])
 
 
+@handles("peer")
 async def get_peer(request: web.Request) -> web.Response:
     address = _address(request)
     peer = request.app[SERVICE_KEY].peer(address)
     if peer is None:
-        text = schema.format_address(address)
-        raise ApiProblem(404, "unknown_peer", f"no peer {text} is known to this node")
+        raise schema.unknown_peer(schema.format_address(address))
     return web.json_response(schema.peer_to_json(peer))
 
 
+@handles("netcheck")
 async def get_netcheck(request: web.Request) -> web.Response:
     """Read from the node's state (proto/netcheck.py): it sends nothing, so it is cheap."""
     report = request.app[SERVICE_KEY].netcheck()
     return web.json_response(schema.netcheck_to_json(report))
 
 
+@handles("echo")
 async def post_echo(request: web.Request) -> web.Response:
     address = _address(request)
-    timeout_s = await _echo_timeout(request)
+    timeout_s = schema.echo_timeout(await read_body(request))
     try:
         reply = await request.app[SERVICE_KEY].echo(address, timeout_s)
     except ValueError as exc:  # e.g. echoing ourselves
@@ -181,15 +175,15 @@ async def post_echo(request: web.Request) -> web.Response:
     return web.json_response(schema.echo_to_json(reply))
 
 
+@handles("retry_direct")
 async def post_retry_direct(request: web.Request) -> web.Response:
     """Punch again now instead of waiting out the back-off (the console's `r`)."""
-    await refuse_body(request)
     return _peer_action(request, "retry_direct")
 
 
+@handles("probe_mtu")
 async def post_probe_mtu(request: web.Request) -> web.Response:
     """Search the MTU of the peer's live direct paths again (the console's `m`)."""
-    await refuse_body(request)
     return _peer_action(request, "probe_mtu")
 
 
@@ -199,28 +193,13 @@ def _peer_action(request: web.Request, action: str) -> web.Response:
     try:
         getattr(service, action)(address)
     except KeyError:
-        text = schema.format_address(address)
-        raise ApiProblem(404, "unknown_peer", f"no peer {text} is known to this node") from None
+        raise schema.unknown_peer(schema.format_address(address)) from None
     peer = service.peer(address)
     assert peer is not None
     return web.json_response(schema.peer_to_json(peer), status=202)
 
 
-async def _echo_timeout(request: web.Request) -> float:
-    body = await read_body(request)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "bad_request", "the body must be a JSON object")
-    check_known_keys(body, ("timeout_s",))  # as every route: a typo is not ignored
-    value = body.get("timeout_s", ECHO_TIMEOUT_DEFAULT_S)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        reason = "timeout_s must be a number of seconds"
-        raise ApiProblem(400, "bad_request", reason, "timeout_s")
-    if not 0 < value <= ECHO_TIMEOUT_MAX_S:
-        reason = f"timeout_s must be in (0, {ECHO_TIMEOUT_MAX_S:g}]"
-        raise ApiProblem(400, "bad_request", reason, "timeout_s")
-    return float(value)
-
-
+@handles("metrics")
 async def get_metrics(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     status = service.status()
@@ -237,23 +216,35 @@ class NodeService(ControlService, routes_node.NodeConfigService, Protocol):
     """Everything the routes need from the daemon (`overlay_core.io.daemon.Daemon`)."""
 
 
+def _without_body(handler: Handler) -> Handler:
+    """The handler of a route that takes no body, refusing one first (schema/routes.py)."""
+
+    async def refusing(request: web.Request) -> web.StreamResponse:
+        await refuse_body(request)
+        return await handler(request)
+
+    return refusing
+
+
 def build_app(service: NodeService, token: str) -> web.Application:
+    """The API on `service`: every route of schema.ROUTES, bound by name to its handler."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[SERVICE_KEY] = service
     app[TOKEN_KEY] = token
-    app.router.add_get("/status", get_status)
-    app.router.add_get("/peers", get_peers)
-    app.router.add_get("/peers/{address}", get_peer)
-    app.router.add_post("/peers/{address}/echo", post_echo)
-    app.router.add_post("/peers/{address}/retry-direct", post_retry_direct)
-    app.router.add_post("/peers/{address}/probe-mtu", post_probe_mtu)
-    app.router.add_get("/netcheck", get_netcheck)
-    app.router.add_get("/metrics", get_metrics)
-    routes_networks.add_routes(app)
-    routes_events.add_routes(app)
-    routes_node.add_routes(app, service)
+    routes_networks.setup(app)
+    routes_events.setup(app)
+    routes_node.setup(app, service)
+    handlers.check()  # every route has its handler: this module's and the routes_*.py ones
+    for route in schema.ROUTES:
+        handler = handlers.by_name[route.name]
+        if route.method == "GET":
+            app.router.add_get(route.path, handler)  # and HEAD
+        elif route.body:
+            app.router.add_route(route.method, route.path, handler)
+        else:
+            app.router.add_route(route.method, route.path, _without_body(handler))
     return app
 
 

@@ -13,7 +13,8 @@ import pytest
 from console.api import AsyncApiClient
 from console.client import ApiClient
 from console.connection import ApiError
-from console.testing.fake import (
+from console.testing.fake import FakeNode
+from console.testing.fake_data import (
     DESKTOP,
     EPOCH,
     HOME_NWID,
@@ -24,7 +25,6 @@ from console.testing.fake import (
     PHONE,
     ROOT_A,
     ROOT_B,
-    FakeNode,
 )
 from overlay_core.api import schema
 

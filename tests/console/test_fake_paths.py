@@ -9,7 +9,7 @@ proto/report.py and api/pathview.py)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -18,6 +18,7 @@ from console.screens.paths_cells import GLYPHS, REASON_WORDS
 from console.testing.fake import FakeNode
 from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
 from console.testing.fakenode import paths as fake_paths
+from console.transport import Request
 from overlay_core.api import paths as real_paths
 from overlay_core.api import pathview
 from overlay_core.api.schema import PATH_LINKS, PATH_REASONS, PathsJson
@@ -55,23 +56,8 @@ def real_view(node: FakeNode, nwid: str, limit: int | None = None) -> Any:
         updated=record["updated"],
     )
     listed = list(node.state.members[nwid].values())
-    members = [
-        MemberRecord(
-            nwid=int(nwid, 16),
-            address=int(m["address"], 16),
-            authorized=m["authorized"],
-            name=m["name"],
-            active_bridge=m["active_bridge"],
-            ips=tuple(m["ips"]),
-            created=m["created"],
-            last_seen=m["last_seen"],
-            last_authorized=m["last_authorized"],
-            last_deauthorized=m["last_deauthorized"],
-            version=m["version"],
-            physical_address=m["physical_address"],
-        )
-        for m in listed
-    ]
+    # A MemberJson has the columns of a members row, under the same names.
+    members = [MemberRecord.from_row(cast(Any, m), tuple(m["ips"])) for m in listed]
     held = fake_paths.reports_of(node, nwid, [m for m in listed if m["authorized"]])
     reports = {
         int(a, 16): StoredReport(int(a, 16), stored.received, stored.report)
@@ -153,7 +139,8 @@ async def test_a_bad_limit_is_refused_as_the_daemon_does(limit: str) -> None:
     node = FakeNode.paths_sample()
     async with node.client() as client:
         with pytest.raises(ApiError) as caught:
-            await client._request("GET", f"/controller/networks/{HOME_NWID}/paths?limit={limit}")
+            path = f"/controller/networks/{HOME_NWID}/paths"
+            await client.send(Request("GET", path, params={"limit": limit}))
     assert caught.value.status == 400 and caught.value.error == "validation"
     assert "limit: must be 0-1000000" in str(caught.value)
 

@@ -13,41 +13,50 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from overlay_core.api.schema import ControllerNetworkJson, MemberJson, PoolsJson, UsedRangeJson
+from overlay_core.api.schema import (
+    MAX_MSS,
+    MAX_MULTICAST_LIMIT,
+    MAX_NAME_CHARS,
+    MEMBER_REQUEST_FIELDS,
+    MIN_MSS,
+    MULTICAST_LIMIT_RULE,
+    NAME_RULE,
+    NETWORK_MSS_RULE,
+    ControllerNetworkJson,
+    FieldError,
+    MemberJson,
+    PoolsJson,
+    UsedRangeJson,
+    ascii_int,
+    check_flag,
+    check_known_keys,
+    check_mtu,
+    controller_message,
+    in_range,
+    member_changes,
+    member_message,
+    network_changes,
+    network_words,
+    not_asked,
+    paths_limit,
+    unknown_member,
+    unknown_network,
+)
 
 from ..fake_data import hosted, member
 from . import paths
-from .http import (
-    Problem,
-    address_arg,
-    body_of,
-    flag,
-    invalid,
-    known_keys,
-    nwid_arg,
-    reply,
-    sorted_members,
-    whole,
-)
+from .http import address_arg, body_of, handles, nwid_arg, reply, sorted_members
 
 if TYPE_CHECKING:
     from ..fake import FakeNode
 
-NETWORK_FIELDS = (
-    *("name", "private", "pools", "routes", "mtu", "mss", "broadcast"),
-    *("multicast_limit", "rules", "presets"),
-)
-LIST_FIELDS = ("pools", "routes", "rules", "presets")
-MAX_PATHS_LIMIT = 1_000_000  # routes_networks.py: pairs; 1,000 members make 499,500
-MEMBER_FIELDS = ("authorized", "name", "ips", "active_bridge")
-MEMBER_REQUEST_FIELDS = (*MEMBER_FIELDS, "force")
 PRESETS = ("block-dhcp", "block-ra")
 POOL_RULE = 'a pool is "10.147.17.0/24" or "10.147.17.1-10.147.17.254"'
 
 
 def hosted_record(node: FakeNode, nwid: str) -> ControllerNetworkJson:
     if nwid not in node.state.hosted:
-        raise Problem(404, "unknown_network", f"this node's controller has no network {nwid}")
+        raise unknown_network(nwid)
     return node.state.hosted[nwid]
 
 
@@ -55,7 +64,7 @@ def member_record(node: FakeNode, nwid: str, address: str) -> MemberJson:
     hosted_record(node, nwid)
     found = node.state.members.get(nwid, {}).get(address)
     if found is None:
-        raise Problem(404, "unknown_member", f"no member {address} in network {nwid}")
+        raise unknown_member(address, nwid)
     return found
 
 
@@ -69,7 +78,7 @@ def controller_json(node: FakeNode, record: ControllerNetworkJson) -> Controller
 
 
 def words(record: ControllerNetworkJson) -> str:
-    return f"{record['name']} ({record['nwid']})" if record["name"] else record["nwid"]
+    return network_words(record["name"], record["nwid"])
 
 
 # --------------------------------------------------------------------------- address space
@@ -131,6 +140,7 @@ def warnings(node: FakeNode, record: ControllerNetworkJson) -> list[str]:
     return said
 
 
+@handles("pools")
 def get_pools(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     used = [u for r in node.state.hosted.values() for u in used_ranges(r)]
     body: PoolsJson = {"suggested": suggest_pool(node), "used": used}
@@ -142,7 +152,7 @@ def get_pools(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> h
 
 def check_network(text: object, field: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(text, str) or "/" not in text:
-        raise invalid(field, f"{text!r} is not a network like 10.147.17.0/24")
+        raise FieldError(field, f"{text!r} is not a network like 10.147.17.0/24")
     try:
         return ipaddress.ip_network(text)
     except ValueError:
@@ -150,8 +160,8 @@ def check_network(text: object, field: str) -> ipaddress.IPv4Network | ipaddress
     try:
         meant = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise invalid(field, f"{text!r} is not a network like 10.147.17.0/24") from None
-    raise invalid(field, f"{text!r} has host bits set; did you mean {meant}?")
+        raise FieldError(field, f"{text!r} is not a network like 10.147.17.0/24") from None
+    raise FieldError(field, f"{text!r} has host bits set; did you mean {meant}?")
 
 
 def pool_addresses(text: str) -> Iterator[str]:
@@ -175,21 +185,21 @@ def in_pool(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> boo
 
 def check_pool(text: object, field: str) -> str:
     if not isinstance(text, str):
-        raise invalid(field, POOL_RULE)
+        raise FieldError(field, POOL_RULE)
     if "-" in text:
         low, _, high = text.partition("-")
         try:
             first, last = ipaddress.ip_address(low.strip()), ipaddress.ip_address(high.strip())
         except ValueError:
-            raise invalid(field, f"{text!r} is not a range like 10.0.0.1-10.0.0.254") from None
+            raise FieldError(field, f"{text!r} is not a range like 10.0.0.1-10.0.0.254") from None
         if first.version != 4 or last.version != 4:
-            raise invalid(field, "pools are IPv4 only; assign IPv6 addresses by hand")
+            raise FieldError(field, "pools are IPv4 only; assign IPv6 addresses by hand")
         if int(first) > int(last):
-            raise invalid(field, f"{text!r} starts after it ends")
+            raise FieldError(field, f"{text!r} starts after it ends")
         return f"{first}-{last}"
     net = check_network(text, field)
     if net.version != 4:
-        raise invalid(field, "pools are IPv4 only; assign IPv6 addresses by hand")
+        raise FieldError(field, "pools are IPv4 only; assign IPv6 addresses by hand")
     return str(net)
 
 
@@ -200,64 +210,67 @@ def check_route(value: object, field: str) -> dict[str, str | None]:
     elif isinstance(value, list) and len(value) == 2:
         target, via = value
     if not isinstance(target, str) or not (via is None or isinstance(via, str)):
-        raise invalid(field, 'a route is "CIDR" or [CIDR, gateway or null]')
+        raise FieldError(field, 'a route is "CIDR" or [CIDR, gateway or null]')
     return {"target": str(check_network(target, field)), "via": via}
 
 
-def network_changes(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
-    known_keys(data, (*NETWORK_FIELDS, "number") if creating else NETWORK_FIELDS)
-    changes = dict(data)
-    for key in LIST_FIELDS:
-        if key in changes and not isinstance(changes[key], list):
-            raise invalid(key, "must be a list")
-    if "name" in changes and (not isinstance(changes["name"], str) or len(changes["name"]) > 64):
-        raise invalid("name", "must be text of at most 64 characters")
+def checked_changes(body: object, *, creating: bool) -> dict[str, Any]:
+    """A hosted network's settings body: the daemon's shape checks (schema.network_changes),
+    then the values, as the controller checks them."""
+    changes = network_changes(body, creating=creating)
+    if "name" in changes and not (
+        isinstance(changes["name"], str) and len(changes["name"]) <= MAX_NAME_CHARS
+    ):
+        raise FieldError("name", NAME_RULE)
     for key in ("private", "broadcast"):
         if key in changes:
-            flag(changes, key)
-    if "mtu" in changes and not whole(changes["mtu"], 1280, 9000):
-        raise invalid("mtu", "must be 1280-9000")
-    if "mss" in changes:
-        mss = changes["mss"]
-        mss = f"fixed:{mss}" if whole(mss, 0, 1 << 31) else mss
-        number = mss[6:] if isinstance(mss, str) and mss.startswith("fixed:") else ""
-        if mss not in ("off", "auto") and not (number.isdigit() and 536 <= int(number) <= 8960):
-            raise invalid("mss", 'must be "off", "auto" or "fixed:N" with N 536-8960')
-        changes["mss"] = mss
-    if "multicast_limit" in changes and not whole(changes["multicast_limit"], 0, 4096):
-        raise invalid("multicast_limit", "must be 0-4096")
+            check_flag(changes[key], key)
+    if "mtu" in changes:
+        check_mtu(changes["mtu"])
+    mss = changes.get("mss", "off")
+    number = ascii_int(mss.removeprefix("fixed:")) if isinstance(mss, str) else None
+    if mss not in ("off", "auto") and not (
+        mss.startswith("fixed:") and in_range(number, MIN_MSS, MAX_MSS)
+    ):
+        raise FieldError("mss", NETWORK_MSS_RULE)
+    if "multicast_limit" in changes and not in_range(
+        changes["multicast_limit"], 0, MAX_MULTICAST_LIMIT
+    ):
+        raise FieldError("multicast_limit", MULTICAST_LIMIT_RULE)
     if "pools" in changes:
         changes["pools"] = [check_pool(p, f"pools[{i}]") for i, p in enumerate(changes["pools"])]
         if len(set(changes["pools"])) != len(changes["pools"]):
-            raise invalid("pools", "a pool is listed twice")
+            raise FieldError("pools", "a pool is listed twice")
     if "routes" in changes:
         changes["routes"] = [check_route(r, "routes") for r in changes["routes"]]
-    for name in changes.get("presets", []):
-        if name not in PRESETS:
-            raise invalid("presets", f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    for i, name in enumerate(changes.get("presets", [])):
+        if not isinstance(name, str) or name not in PRESETS:  # proto/netrules.py's words
+            known = ", ".join(PRESETS)
+            raise FieldError(f"presets[{i}]", f"unknown preset {name!r} (known: {known})")
     return changes
 
 
 # --------------------------------------------------------------------------- networks
 
 
+@handles("controller_networks")
 def get_controller_networks(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
     return reply([controller_json(node, r) for r in node.state.hosted.values()])
 
 
+@handles("create_network")
 def post_controller_network(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
-    changes = network_changes(body_of(request), creating=True)
+    changes = checked_changes(body_of(request), creating=True)
     if "name" not in changes:
-        raise invalid("name", "is required")
+        raise FieldError("name", "is required")
     taken = {r["number"] for r in node.state.hosted.values()}
     number = changes.pop("number", None)
-    if number is not None and (not whole(number, 0, 0xFFFFFF) or number in taken):
-        rule = f"network number {number} is taken" if number in taken else "must be 0-16777215"
-        raise invalid("number", rule)
+    if number in taken:
+        raise FieldError("number", f"network number {number} is taken")
     number = number if number is not None else min(set(range(1, len(taken) + 2)) - taken)
     nwid = f"{node.address}{number:06x}"
     if "pools" not in changes:
@@ -267,30 +280,36 @@ def post_controller_network(
     record.update(changes)  # type: ignore[typeddict-item]
     node.state.hosted[nwid] = record
     node.state.members[nwid] = {}
-    node.push_event("controller", f"created network {words(record)}", nwid=nwid)
+    message = controller_message("created network", record["name"], nwid)
+    node.push_event("controller", message, nwid=nwid)
     return reply(controller_json(node, record), 201)
 
 
+@handles("controller_network")
 def get_controller_network(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
     return reply(controller_json(node, hosted_record(node, nwid_arg(args))))
 
 
+@handles("update_network")
 def patch_controller_network(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
     nwid = nwid_arg(args)
     record = hosted_record(node, nwid)
-    changes = network_changes(body_of(request), creating=False)
+    changes = checked_changes(body_of(request), creating=False)
     if changes:
         record.update(changes)  # type: ignore[typeddict-item]
         changed(node, record)
-        message = f"changed {', '.join(sorted(changes))} of {words(record)}"
+        message = controller_message(
+            f"changed {', '.join(sorted(changes))} of", record["name"], nwid
+        )
         node.push_event("controller", message, nwid=nwid)
     return reply(controller_json(node, record))
 
 
+@handles("delete_network")
 def delete_controller_network(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
@@ -299,7 +318,8 @@ def delete_controller_network(
     del node.state.hosted[nwid]
     node.state.members.pop(nwid, None)
     forget_report(node, nwid)
-    node.push_event("controller", f"deleted network {words(record)}", nwid=nwid)
+    message = controller_message("deleted network", record["name"], nwid)
+    node.push_event("controller", message, nwid=nwid)
     node.own_network_changed(nwid)
     return reply({"deleted": nwid})
 
@@ -314,24 +334,20 @@ def changed(node: FakeNode, record: ControllerNetworkJson) -> None:
 # --------------------------------------------------------------------------- members
 
 
+@handles("members")
 def get_members(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     nwid = nwid_arg(args)
     hosted_record(node, nwid)
     return reply(sorted_members(node.state.members.get(nwid, {})))
 
 
+@handles("paths")
 def get_paths(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     """Every pair of authorized members, worst first, from their path reports
     (fakenode/paths.py); `?limit=N` keeps the N worst pairs (the counts cover all)."""
     nwid = nwid_arg(args)
     record = hosted_record(node, nwid)
-    limit = None
-    if "limit" in request.url.params:
-        text = request.url.params["limit"]
-        digits = 0 < len(text) <= 9 and text.isascii() and text.isdigit()  # netfields.ascii_int
-        limit = int(text) if digits else None
-        if limit is None or not 0 <= limit <= MAX_PATHS_LIMIT:
-            raise invalid("limit", f"must be 0-{MAX_PATHS_LIMIT}")
+    limit = paths_limit(request.url.params.get("limit"))
     listed = list(node.state.members.get(nwid, {}).values())
     reports = paths.reports_of(node, nwid, [m for m in listed if m["authorized"]])
     return reply(paths.paths_view(record, listed, reports, node.now, limit))
@@ -348,13 +364,14 @@ def forget_report(node: FakeNode, nwid: str, address: str | None = None) -> None
     node.path_online.get(nwid, set()).discard(address)
 
 
+@handles("member")
 def get_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     return reply(member_record(node, nwid_arg(args), address_arg(args)))
 
 
 def check_ips(node: FakeNode, nwid: str, address: str, values: object) -> list[str]:
     if not isinstance(values, list):
-        raise invalid("ips", "must be a list of addresses")
+        raise FieldError("ips", "must be a list of addresses")
     record = node.state.hosted[nwid]
     holders = {
         ip: m["address"]
@@ -368,18 +385,20 @@ def check_ips(node: FakeNode, nwid: str, address: str, values: object) -> list[s
         try:
             ip = ipaddress.ip_address(value.strip() if isinstance(value, str) else "")
         except ValueError:
-            raise invalid(field, f"{value!r} is not an IP address like 10.147.17.5") from None
+            raise FieldError(field, f"{value!r} is not an IP address like 10.147.17.5") from None
         inside = [p for p in record["pools"] if in_pool(ip, p)]
         inside += [r["target"] for r in record["routes"] if ip in ipaddress.ip_network(r["target"])]
         if not inside:
             where = ", ".join(record["pools"] + [r["target"] for r in record["routes"]])
             where = where or "none defined"
-            raise invalid(field, f"{ip} is outside every pool and route of this network ({where})")
+            raise FieldError(
+                field, f"{ip} is outside every pool and route of this network ({where})"
+            )
         if str(ip) in holders:
-            raise invalid(field, f"{ip} is already assigned to member {holders[str(ip)]}")
+            raise FieldError(field, f"{ip} is already assigned to member {holders[str(ip)]}")
         found.append(str(ip))
     if len(set(found)) != len(found):
-        raise invalid("ips", "an address is listed twice")
+        raise FieldError("ips", "an address is listed twice")
     return found
 
 
@@ -393,6 +412,7 @@ def assign_ip(node: FakeNode, nwid: str, record: MemberJson) -> None:
                 return
 
 
+@handles("update_member")
 def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     """Name, IPs and bridging first, then (de)authorization. Approving a node that never
     asked is 409 unless forced; forced, it is pre-authorized without an address (it would
@@ -400,27 +420,25 @@ def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -
     nwid, address = nwid_arg(args), address_arg(args)
     network = hosted_record(node, nwid)
     data = body_of(request)
-    known_keys(data, MEMBER_REQUEST_FIELDS)
-    authorized = flag(data, "authorized") if "authorized" in data else None
-    force = flag(data, "force") if "force" in data else False
+    check_known_keys(data, MEMBER_REQUEST_FIELDS)
+    authorized = check_flag(data["authorized"], "authorized") if "authorized" in data else None
+    force = check_flag(data["force"], "force") if "force" in data else False
     if "force" in data and authorized is not True:
-        raise invalid("force", 'only goes with "authorized": true')
+        raise FieldError("force", 'only goes with "authorized": true')
     existing = node.state.members.get(nwid, {}).get(address)
     asked = existing is not None and (existing["authorized"] or existing["last_seen"] is not None)
     if authorized is True and not force and not asked:
-        reason = (
-            f"{address} has not asked to join {nwid} yet: run `ztui join {nwid}` on it first, "
-            'or pre-authorize it with `ztui approve --force` (API: "force": true)'
-        )
-        raise Problem(409, "not_asked", reason, "authorized")
+        raise not_asked(address, nwid)
     ips = check_ips(node, nwid, address, data["ips"]) if "ips" in data else None
-    if "name" in data and (not isinstance(data["name"], str) or len(data["name"]) > 64):
-        raise invalid("name", "must be text of at most 64 characters")
-    bridge = flag(data, "active_bridge") if "active_bridge" in data else None
+    if "name" in data and not (
+        isinstance(data["name"], str) and len(data["name"]) <= MAX_NAME_CHARS
+    ):
+        raise FieldError("name", NAME_RULE)
+    bridge = check_flag(data["active_bridge"], "active_bridge") if "active_bridge" in data else None
     members = node.state.members.setdefault(nwid, {})
     if authorized is False:
         member_record(node, nwid, address)
-    before = dict(members[address]) if address in members else None
+    before = members[address].copy() if address in members else None
     record = members.get(address) or member(nwid, address, node.now, physical=None)
     if before is None:
         record["last_seen"], record["version"] = None, None
@@ -437,42 +455,22 @@ def patch_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -
         record["state"], record["authorized"] = "deauthorized", False
         record["last_deauthorized"] = node.now
         forget_report(node, nwid, address)
-    said = member_words(before, record)
+    said = member_changes(before, record)
     if said:
-        message = f"{address} in {words(network)}: {'; '.join(said)}"
+        message = member_message(address, words(network), said)
         node.push_event("member", message, nwid=nwid, address=address)
         changed(node, network)
     return reply(record)
 
 
-def member_words(before: Mapping[str, Any] | None, after: MemberJson) -> list[str]:
-    """What a PATCH changed, in the daemon's words (routes_networks._member_changes)."""
-    said: list[str] = []
-    was_authorized = before is not None and before["authorized"]
-    approved = after["authorized"] and not was_authorized
-    if approved:
-        said.append(f"approved: {', '.join(after['ips']) or 'no IP assigned'}")
-    elif not after["authorized"] and was_authorized:
-        said.append("deauthorized")
-    elif before is not None and before["state"] == "pending" and after["state"] == "deauthorized":
-        said.append("refused")
-    if after["name"] != (before["name"] if before is not None else ""):
-        said.append(f"renamed to {after['name']!r}")
-    if not approved and after["ips"] != (before["ips"] if before is not None else []):
-        said.append(f"IPs {', '.join(after['ips']) or 'none'}")
-    if after["active_bridge"] != (before["active_bridge"] if before is not None else False):
-        said.append("now a bridge" if after["active_bridge"] else "no longer a bridge")
-    if before is None and not said:
-        said.append("added, pending")
-    return said
-
-
+@handles("delete_member")
 def delete_member(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     nwid, address = nwid_arg(args), address_arg(args)
     member_record(node, nwid, address)
     del node.state.members[nwid][address]
     forget_report(node, nwid, address)
     network = node.state.hosted[nwid]
-    node.push_event("member", f"{address} in {words(network)}: deleted", nwid=nwid, address=address)
+    message = member_message(address, words(network), ["deleted"])
+    node.push_event("member", message, nwid=nwid, address=address)
     changed(node, network)
     return reply({"deleted": f"{nwid}/{address}"})

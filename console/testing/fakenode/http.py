@@ -1,78 +1,65 @@
-"""Request parsing and error answers for the fake daemon, in the daemon's words
-(overlay_core/api/http.py, validate.py): a bad body is 400 "validation" naming the field."""
+"""Request parts and answers for the fake daemon. The checks and the errors are the daemon's
+own (overlay_core.api.schema: ApiProblem, FieldError, decode_body, ...), so a bad body is
+400 "validation" naming the field, here as there."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from overlay_core.api.schema import MemberJson, check_address_text, check_nwid_text
+from overlay_core.api.schema import (
+    MAX_BODY_BYTES,
+    ApiProblem,
+    MemberJson,
+    RouteHandlers,
+    body_too_large,
+    check_nwid_text,
+    check_object,
+    check_path_address,
+    decode_body,
+)
 
+if TYPE_CHECKING:
+    from ..fake import FakeNode
 
-class Problem(Exception):
-    def __init__(self, status: int, error: str, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.error, self.reason, self.field = status, error, reason, field
-
-
-def invalid(field: str, rule: str) -> Problem:
-    return Problem(400, "validation", f"{field}: {rule}", field)
+# A route's handler: the node, the request, the path's parameters ({address}, {nwid}).
+# Each is bound to its route's name in the daemon's table where it is written,
+# `@handles("status")`, as the daemon's own handlers are; routes.py routes by them.
+Handler = Callable[["FakeNode", httpx.Request, dict[str, str]], httpx.Response]
+handlers = RouteHandlers[Handler]("FakeNode")
+handles = handlers.handles
 
 
 def reply(body: object, status: int = 200) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
-# --------------------------------------------------------------------------- request parts
+def raw_body(request: httpx.Request) -> bytes:
+    """The body as sent; past MAX_BODY_BYTES it is 413, as aiohttp answers the daemon's."""
+    if len(request.content) > MAX_BODY_BYTES:
+        raise body_too_large(len(request.content))
+    return request.content
 
 
 def body_of(request: httpx.Request) -> Mapping[str, Any]:
-    raw = request.content
-    data: object = {}
-    if raw.strip():
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise Problem(400, "bad_request", "the body must be JSON") from None
-    if not isinstance(data, Mapping):
-        raise invalid("body", "must be a JSON object")
-    return data
-
-
-def known_keys(data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise invalid(str(key), f"unknown field; expected {', '.join(allowed)}")
-
-
-def flag(data: Mapping[str, Any], key: str) -> bool:
-    if not isinstance(data[key], bool):
-        raise invalid(key, "must be true or false")
-    return bool(data[key])
-
-
-def whole(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    """The body as a JSON object ({} when there is none)."""
+    return check_object(decode_body(raw_body(request)))
 
 
 def address_arg(args: dict[str, str]) -> str:
     try:
-        text = check_address_text(args["address"])
+        return check_path_address(args["address"])
     except ValueError as exc:
-        raise Problem(400, "bad_address", str(exc), "address") from None
-    if text == "0000000000" or text.startswith("ff"):
-        raise Problem(400, "bad_address", f"address {text} is reserved", "address")
-    return text
+        raise ApiProblem(400, "bad_address", str(exc), "address") from None
 
 
 def nwid_arg(args: dict[str, str]) -> str:
     try:
         return check_nwid_text(args["nwid"])
     except ValueError as exc:
-        raise Problem(400, "bad_network_id", str(exc), "nwid") from None
+        raise ApiProblem(400, "bad_network_id", str(exc), "nwid") from None
 
 
 def sorted_members(members: Mapping[str, MemberJson]) -> list[MemberJson]:

@@ -31,6 +31,7 @@ from overlay_core.api import pathview
 from overlay_core.api.schema import (
     PATH_REASONS,
     ControllerNetworkJson,
+    Link,
     MemberJson,
     PathsJson,
 )
@@ -93,21 +94,21 @@ def side(me: Profile, other: Profile) -> dict[str, Any]:
     """The entry `me` reports about `other` (without its address)."""
     relayed = round(me.ms + other.ms + RELAY_EXTRA_MS, 1)
     if not other.online:
-        return {"link": "NONE", "kind": "unknown", "reason": None, "latency_ms": None}
+        return _entry(Link.NONE, "unknown", None, None)
     if me.tcp_only:
-        return _entry("TCP", "relay", "tcp_only", round(relayed + TCP_EXTRA_MS, 1))
+        return _entry(Link.TCP, "relay", "tcp_only", round(relayed + TCP_EXTRA_MS, 1))
     if other.tcp_only:
-        return _entry("RELAY", "relay", "filtered", relayed)
+        return _entry(Link.RELAY, "relay", "filtered", relayed)
     if me.nat == SYMMETRIC:
-        return _entry("RELAY", "relay", "symmetric_local", relayed)
+        return _entry(Link.RELAY, "relay", "symmetric_local", relayed)
     if other.nat == SYMMETRIC:
-        return _entry("RELAY", "relay", "symmetric_peer", relayed)
+        return _entry(Link.RELAY, "relay", "symmetric_peer", relayed)
     if me.site is not None and me.site == other.site:
-        return _entry("DIRECT", "lan", None, LAN_MS)
-    return _entry("DIRECT", "v4", None, round(me.ms + other.ms, 1))
+        return _entry(Link.DIRECT, "lan", None, LAN_MS)
+    return _entry(Link.DIRECT, "v4", None, round(me.ms + other.ms, 1))
 
 
-def _entry(link: str, kind: str, reason: str | None, ms: float | None) -> dict[str, Any]:
+def _entry(link: Link, kind: str, reason: str | None, ms: float | None) -> dict[str, Any]:
     return {"link": link, "kind": kind, "reason": reason, "latency_ms": ms}
 
 
@@ -161,8 +162,8 @@ def own_report(node: FakeNode, members: list[str]) -> dict[str, Any]:
             continue  # never met: a report lists only the peers it has
         link = peer["link"]
         preferred = next((p for p in peer["paths"] if p["preferred"]), None)
-        if link in ("RELAY", "NONE") or preferred is None:
-            kind = "relay" if link == "RELAY" else "unknown"
+        if link in (Link.RELAY, Link.NONE) or preferred is None:
+            kind = "relay" if link == Link.RELAY else "unknown"
         else:
             kind = PATH_KINDS.get(preferred["kind"], "unknown")
         code = peer["relay_reason"]["code"] if peer["relay_reason"] else None
@@ -172,7 +173,7 @@ def own_report(node: FakeNode, members: list[str]) -> dict[str, Any]:
                 "address": address,
                 "link": link,
                 "kind": kind,
-                "reason": code if link != "DIRECT" and code in PATH_REASONS else None,
+                "reason": code if link != Link.DIRECT and code in PATH_REASONS else None,
                 "latency_ms": None if latency is None else round(latency, 1),
             }
         )
@@ -263,7 +264,7 @@ def grow_home(node: FakeNode) -> None:
             assign_ip(node, HOME_NWID, record)
     for address, peer in node.state.peers.items():  # home's config names them now
         peer["names"] = peer_names(node.state, address)
-    node.set_link(DESKTOP, "DIRECT")
+    node.set_link(DESKTOP, Link.DIRECT)
     profiles = story_profiles(node)
     store_reports(node, HOME_NWID, profiles)
     node.path_online[HOME_NWID] = {a for a, p in profiles.items() if p.online}

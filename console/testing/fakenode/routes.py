@@ -1,96 +1,96 @@
-"""The routes of FakeNode, mirroring overlay_core/api/server.py and routes_networks.py:
-the same paths, methods, JSON shapes, status codes and error words, against in-memory state.
+"""The routes of FakeNode: the node, peer, event and joined-network handlers, and the routing.
 
-Validation follows overlay_core/api/validate.py and the controller's rules closely enough
-that a form in the console meets the same "mtu: must be 1280-9000" it would meet for real;
-it is not a second controller (pool addresses are handed out in order, not hashed).
+The routing is built from the daemon's own route table (overlay_core.api.schema.ROUTES):
+every name there has a handler here, in controller.py or in roots.py, checked at import,
+and nothing the table does not list is answered but with the daemon's 404 or 405. The
+checks and limits are the schema's too, so a form in the console meets the same
+"mtu: must be 1280-9000" it would meet for real; tests/daemon/test_api_parity.py replays
+the same requests against this and a real daemon. It is not a second daemon: pool
+addresses are handed out in order, not hashed, and roots are checked for shape only.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from overlay_core.api.schema import PeerJson, RelayReasonJson
+from overlay_core.api.schema import (
+    ROUTES,
+    ApiProblem,
+    FieldError,
+    Link,
+    NetworkState,
+    PeerJson,
+    RelayReasonJson,
+    allowed_methods,
+    decode_body,
+    echo_timeout,
+    error_json,
+    event_since,
+    member_message,
+    metrics_text,
+    network_words,
+    not_allowed_reason,
+    not_found_reason,
+    not_joined,
+    refuse_body,
+    settings_changes,
+    unknown_peer,
+)
 
-from ..fake_data import member, netcheck, network, relay_reason
-from . import metrics
-from .controller import (
-    assign_ip,
-    delete_controller_network,
-    delete_member,
-    get_controller_network,
-    get_controller_networks,
-    get_member,
-    get_members,
-    get_paths,
-    get_pools,
-    patch_controller_network,
-    patch_member,
-    post_controller_network,
-)
-from .http import (
-    Problem,
-    address_arg,
-    body_of,
-    flag,
-    invalid,
-    known_keys,
-    nwid_arg,
-    reply,
-    whole,
-)
+from ..fake_data import direct_lost, member, netcheck, network, network_change, relay_reason
+from . import controller, roots  # noqa: F401  (their @handles bind the rest of the routes)
+from .controller import assign_ip
+from .http import address_arg, body_of, handlers, handles, nwid_arg, raw_body, reply
 
 if TYPE_CHECKING:
     from ..fake import FakeNode
-
-Handler = Callable[["FakeNode", httpx.Request, dict[str, str]], httpx.Response]
-SETTING_FLAGS = ("allow_managed", "allow_global", "allow_default")
-SETTING_KEYS = (*SETTING_FLAGS, "mtu", "mss")
-MSS_RULE = 'must be "off", "auto" or a number 536-8960'
 
 
 # --------------------------------------------------------------------------- the node
 
 
+@handles("status")
 def get_status(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     node.state.status["peer_count"] = len(node.state.peers)
     return reply(node.state.status)
 
 
+@handles("peers")
 def get_peers(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     return reply(list(node.state.peers.values()))
 
 
-def get_peer(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+def known_peer(node: FakeNode, args: dict[str, str]) -> PeerJson:
     address = address_arg(args)
     if address not in node.state.peers:
-        raise Problem(404, "unknown_peer", f"no peer {address} is known to this node")
-    return reply(node.state.peers[address])
+        raise unknown_peer(address)
+    return node.state.peers[address]
 
 
+@handles("peer")
+def get_peer(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    return reply(known_peer(node, args))
+
+
+@handles("echo")
 def post_echo(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     address = address_arg(args)
-    data = body_of(request) if request.content.strip() else {}
-    timeout_s = data.get("timeout_s", 2.0)
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
-        raise Problem(400, "bad_request", "timeout_s must be a number of seconds")
-    if not 0 < timeout_s <= 30:
-        raise Problem(400, "bad_request", "timeout_s must be in (0, 30]")
+    timeout_s = echo_timeout(decode_body(raw_body(request)))
     if address == node.address:
-        raise Problem(400, "bad_request", "cannot echo this node itself")
+        raise ApiProblem(400, "bad_request", "cannot echo this node itself")
     peer = node.state.peers.get(address)
-    roots = [p for p in node.state.peers.values() if p["role"] == "ROOT" and p["link"] != "NONE"]
+    roots_up = [
+        p for p in node.state.peers.values() if p["role"] == "ROOT" and p["link"] != Link.NONE
+    ]
     if peer is None:
-        root = roots[0]["address"] if roots else "(none reachable)"
-        raise Problem(404, "unknown_address", f"no node {address} is known to root {root}")
-    if peer["link"] == "NONE" or (peer["link"] == "RELAY" and not roots):
-        raise Problem(504, "timeout", f"no echo reply from {address} within {timeout_s:g} s")
-    if peer["link"] == "RELAY":
-        via = roots[0]
+        root = roots_up[0]["address"] if roots_up else "(none reachable)"
+        raise ApiProblem(404, "unknown_address", f"no node {address} is known to root {root}")
+    if peer["link"] == Link.NONE or (peer["link"] == Link.RELAY and not roots_up):
+        raise ApiProblem(504, "timeout", f"no echo reply from {address} within {timeout_s:g} s")
+    if peer["link"] == Link.RELAY:
+        via = roots_up[0]
         rtt = 2 * (via["latency"]["smoothed_ms"] or 20.0) + 12.5
         endpoint, relay = via["preferred_path"] or "", via["address"]
     else:
@@ -101,56 +101,53 @@ def post_echo(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> h
     )
 
 
+@handles("retry_direct")
 def post_retry_direct(
     node: FakeNode, request: httpx.Request, args: dict[str, str]
 ) -> httpx.Response:
     """The daemon punches again; nothing visible changes until a path answers."""
-    address = address_arg(args)
-    if address not in node.state.peers:
-        raise Problem(404, "unknown_peer", f"no peer {address} is known to this node")
-    return reply(node.state.peers[address], 202)
+    return reply(known_peer(node, args), 202)
 
 
+@handles("probe_mtu")
 def post_probe_mtu(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     """Live direct paths search their MTU again, until the next tick()."""
-    address = address_arg(args)
-    if address not in node.state.peers:
-        raise Problem(404, "unknown_peer", f"no peer {address} is known to this node")
-    peer = node.state.peers[address]
+    peer = known_peer(node, args)
     for item in peer["paths"]:
         if item["alive"] and item["transport"] == "udp":
             item["mtu_searching"] = True
     return reply(peer, 202)
 
 
+@handles("netcheck")
 def get_netcheck(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     return reply(netcheck(node.state))
 
 
+@handles("metrics")
 def get_metrics(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
-    text = metrics.render(node.state)
+    """The daemon's families, rendered by the daemon's own writer from the fake's state."""
+    state = node.state
+    networks = list(state.networks.values())
+    ports = {n["nwid"]: n["port_counters"] for n in networks if n["port_counters"] is not None}
+    text = metrics_text(state.status, list(state.peers.values()), networks, {}, ports)
     return httpx.Response(200, text=text, headers={"content-type": "text/plain; charset=utf-8"})
 
 
+@handles("events")
 def get_events(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     text = request.url.params.get("since", request.headers.get("last-event-id"))
-    if text is None or text == "":
-        return node.event_stream(None)
-    if not text.isascii() or not text.isdigit():
-        raise Problem(400, "bad_request", "since must be an event id (a whole number >= 0)")
-    return node.event_stream(int(text))
+    return node.event_stream(event_since(text))
 
 
 def relay_reason_for(
     node: FakeNode, peer: PeerJson, old_link: str, old_path: str | None
 ) -> RelayReasonJson | None:
     """What the daemon would say about a peer that just moved to its current link."""
-    if peer["link"] in ("DIRECT", "NONE") or peer["role"] == "ROOT":
+    if peer["link"] in (Link.DIRECT, Link.NONE) or peer["role"] == "ROOT":
         return None
-    if old_link == "DIRECT" and old_path:
-        summary = (
-            f"the direct path to {old_path} stopped answering 0 s ago; probing it again every 2 s"
-        )
+    if old_link == Link.DIRECT and old_path:
+        summary = direct_lost(old_path, 0)
         return relay_reason(summary, {old_path: "the peer's own list"}, 1, 0, code="direct_lost")
     if peer["relay_reason"] is not None:
         return peer["relay_reason"]
@@ -166,76 +163,56 @@ def relay_reason_for(
 
 def joined(node: FakeNode, nwid: str) -> Any:
     if nwid not in node.state.networks:
-        raise Problem(404, "not_joined", f"this node has not joined network {nwid}")
+        raise not_joined(nwid)
     return node.state.networks[nwid]
 
 
-def apply_settings(node: FakeNode, nwid: str, data: Mapping[str, Any]) -> None:
-    """Check a (partial) settings body like validate.settings_from_json, then apply it."""
-    known_keys(data, SETTING_KEYS)
-    changes: dict[str, Any] = {key: flag(data, key) for key in SETTING_FLAGS if key in data}
-    if "mtu" in data:
-        if data["mtu"] is not None and not whole(data["mtu"], 1280, 9000):
-            raise invalid("mtu", "must be 1280-9000")
-        changes["mtu"] = data["mtu"]
-    if "mss" in data:
-        changes["mss"] = None if data["mss"] is None else check_member_mss(data["mss"])
+def apply_settings(node: FakeNode, nwid: str, changes: dict[str, Any]) -> None:
+    """Checked settings (schema.settings_changes) take effect, as a new config would."""
     current = node.state.networks[nwid]
     current["settings"].update(changes)  # type: ignore[typeddict-item]
-    if nwid in node.state.hosted and current["state"] == "OK":
+    if nwid in node.state.hosted and current["state"] == NetworkState.OK:
         node.own_network_changed(nwid)
     else:
         current["mtu"] = current["settings"]["mtu"] or 2800
         current["mss"] = current["settings"]["mss"] or "off"
 
 
-def check_member_mss(value: object) -> str:
-    if value in ("off", "auto"):
-        return str(value)
-    number: object = value
-    if isinstance(value, str):
-        text = value.removeprefix("fixed:")
-        number = int(text) if text.isascii() and text.isdigit() else None
-    if not whole(number, 536, 8960):
-        raise invalid("mss", MSS_RULE)
-    return f"fixed:{number}"
-
-
+@handles("networks")
 def get_networks(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     return reply(list(node.state.networks.values()))
 
 
+@handles("network")
 def get_network(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     return reply(joined(node, nwid_arg(args)))
 
 
+@handles("join")
 def post_network(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
+    """Join; a body (partial settings) is checked before anything changes, like the daemon."""
     nwid = nwid_arg(args)
     data = body_of(request)
+    changes = settings_changes(data) if data else {}
     new = nwid not in node.state.networks
     if new:
-        if data:  # checked before anything changes, like the daemon
-            known_keys(data, SETTING_KEYS)
         node.state.networks[nwid] = network(nwid, node.address)
-    if data:
-        try:
-            apply_settings(node, nwid, data)
-        except Problem:
-            if new:
-                del node.state.networks[nwid]
-            raise
+    if changes:
+        apply_settings(node, nwid, changes)
     if new:
         node.push_event("network", f"joining {nwid}", nwid=nwid)
     return reply(node.state.networks[nwid], 201 if new else 200)
 
 
+@handles("set_network")
 def patch_network(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     nwid = nwid_arg(args)
     joined(node, nwid)
-    apply_settings(node, nwid, body_of(request))
+    apply_settings(node, nwid, settings_changes(body_of(request)))
     return reply(node.state.networks[nwid])
 
 
+@handles("leave")
 def delete_network(node: FakeNode, request: httpx.Request, args: dict[str, str]) -> httpx.Response:
     nwid = nwid_arg(args)
     joined(node, nwid)
@@ -260,72 +237,46 @@ def resolve_join(node: FakeNode, nwid: str) -> None:
         if me["authorized"] and (first or admitted) and not me["ips"]:
             assign_ip(node, nwid, me)
         if admitted:  # as ControllerLink says it
-            record = node.state.hosted[nwid]
             ips = ", ".join(me["ips"]) or "no IP assigned"
-            message = (
-                f"{node.address} in {record['name']} ({nwid}): admitted, the controller's "
-                f"own node: {ips}"
+            words = network_words(node.state.hosted[nwid]["name"], nwid)
+            said = [f"admitted, the controller's own node: {ips}"]
+            node.push_event(
+                "member", member_message(node.address, words, said), nwid=nwid, address=node.address
             )
-            node.push_event("member", message, nwid=nwid, address=node.address)
         node.own_network_changed(nwid)
         return
-    node.state.networks[nwid]["state"] = "ACCESS_DENIED"
-    message = f"{nwid}: REQUESTING_CONFIGURATION -> ACCESS_DENIED"
+    was = node.state.networks[nwid]["state"]
+    node.state.networks[nwid]["state"] = NetworkState.ACCESS_DENIED
+    message = network_change(nwid, was, NetworkState.ACCESS_DENIED)
     node.push_event("network", message, nwid=nwid)
 
 
 # --------------------------------------------------------------------------- routing
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("GET", "/status", get_status),
-    ("GET", "/peers", get_peers),
-    ("GET", "/peers/{address}", get_peer),
-    ("POST", "/peers/{address}/echo", post_echo),
-    ("POST", "/peers/{address}/retry-direct", post_retry_direct),
-    ("POST", "/peers/{address}/probe-mtu", post_probe_mtu),
-    ("GET", "/netcheck", get_netcheck),
-    ("GET", "/metrics", get_metrics),
-    ("GET", "/events", get_events),
-    ("GET", "/networks", get_networks),
-    ("GET", "/networks/{nwid}", get_network),
-    ("POST", "/networks/{nwid}", post_network),
-    ("PATCH", "/networks/{nwid}", patch_network),
-    ("DELETE", "/networks/{nwid}", delete_network),
-    ("GET", "/controller/networks", get_controller_networks),
-    ("POST", "/controller/networks", post_controller_network),
-    ("GET", "/controller/pools", get_pools),
-    ("GET", "/controller/networks/{nwid}", get_controller_network),
-    ("PATCH", "/controller/networks/{nwid}", patch_controller_network),
-    ("DELETE", "/controller/networks/{nwid}", delete_controller_network),
-    ("GET", "/controller/networks/{nwid}/members", get_members),
-    ("GET", "/controller/networks/{nwid}/paths", get_paths),
-    ("GET", "/controller/networks/{nwid}/members/{address}", get_member),
-    ("PATCH", "/controller/networks/{nwid}/members/{address}", patch_member),
-    ("DELETE", "/controller/networks/{nwid}/members/{address}", delete_member),
-]
-_COMPILED = [
-    (method, re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)), handler)
-    for method, pattern, handler in ROUTES
-]
+handlers.check()  # every route of the table: here, in controller.py and in roots.py
 
 
 def dispatch(node: FakeNode, request: httpx.Request) -> httpx.Response:
-    path, allowed = request.url.path, set[str]()
+    """Route `request` by the schema's table; a refusal is the daemon's error JSON."""
+    path = request.url.path
+    method = "GET" if request.method == "HEAD" else request.method
     try:
-        for method, pattern, handler in _COMPILED:
-            match = pattern.fullmatch(path)
-            if match is None:
+        for route in ROUTES:
+            args = route.match(path)
+            if args is None or route.method != method:
                 continue
-            allowed.update((method, "HEAD") if method == "GET" else (method,))
-            if method == request.method:
-                return handler(node, request, match.groupdict())
+            if method != "GET" and not route.body:
+                refuse_body(request.method, path, raw_body(request))
+            return handlers.by_name[route.name](node, request, args)
+        allowed = allowed_methods(path)
         if allowed:
-            reason = f"{request.method} is not allowed on {path}; use {', '.join(sorted(allowed))}"
-            raise Problem(405, "method_not_allowed", reason)
-        raise Problem(404, "not_found", f"no such resource: {request.method} {path}")
-    except Problem as problem:
-        body = {"error": problem.error, "reason": problem.reason, "field": problem.field}
-        return reply(body, problem.status)
+            reason = not_allowed_reason(request.method, path, allowed)
+            raise ApiProblem(405, "method_not_allowed", reason)
+        raise ApiProblem(404, "not_found", not_found_reason(request.method, path))
+    except FieldError as exc:
+        return reply(error_json("validation", str(exc), exc.field), 400)
+    except ApiProblem as problem:
+        return reply(problem.to_json(), problem.status)
 
 
-__all__ = ["ROUTES", "dispatch", "relay_reason_for", "resolve_join"]
+__all__ = ["dispatch", "relay_reason_for", "resolve_join"]

@@ -8,8 +8,9 @@ randomness only from `random.Random(seed)`, so snapshots and timings are stable.
 from __future__ import annotations
 
 import random
+from collections import deque
 
-from overlay_core.api.schema import MemberJson
+from overlay_core.api.schema import EventAbout, Link, MemberJson, NetworkState, event_json
 
 from ..fake_data import (
     DESKTOP,
@@ -25,10 +26,11 @@ from ..fake_data import (
     ROOT_B,
     FakeState,
     configure,
-    event,
+    direct_lost,
     hosted,
     member,
     network,
+    network_change,
     path,
     peer,
     peer_names,
@@ -51,19 +53,19 @@ def sample_state(seed: int = 0) -> FakeState:
     peers = [
         peer(
             ROOT_A,
-            "DIRECT",
+            Link.DIRECT,
             [path("203.0.113.10:9993", 18.4, preferred=True, packets=(5200, 5150))],
             role="ROOT",
         ),
         peer(
             ROOT_B,
-            "DIRECT",
+            Link.DIRECT,
             [path("198.51.100.77:9993", 142.7, preferred=True, packets=(5100, 5020))],
             role="ROOT",
         ),
         peer(
             LAPTOP,
-            "DIRECT",
+            Link.DIRECT,
             [
                 path(
                     "192.168.1.23:9993", 0.9, preferred=True, packets=(182_000, 240_000), mtu=1472
@@ -73,7 +75,7 @@ def sample_state(seed: int = 0) -> FakeState:
         ),
         peer(
             PHONE,
-            "RELAY",
+            Link.RELAY,
             [path(p, None, alive=False, packets=(24, 0)) for p in phone_ports],
             relay_reason=relay_reason(
                 f"48 direct attempts to {', '.join(phone_ports)} got 0 answers: "
@@ -92,7 +94,7 @@ def sample_state(seed: int = 0) -> FakeState:
         ),
         peer(
             OFFSITE,
-            "TCP",
+            Link.TCP,
             [
                 path("tcp://203.0.113.80:443", 61.2, preferred=True, packets=(8_400, 8_100)),
                 path("203.0.113.80:9993", None, alive=False, packets=(12, 0)),
@@ -107,11 +109,10 @@ def sample_state(seed: int = 0) -> FakeState:
         ),
         peer(
             DESKTOP,
-            "RELAY",
+            Link.RELAY,
             [path("203.0.113.50:9993", 31.0, alive=False, packets=(9_000, 8_800))],
             relay_reason=relay_reason(
-                "the direct path to 203.0.113.50:9993 stopped answering 120 s ago; "
-                "probing it again every 2 s",
+                direct_lost("203.0.113.50:9993", 120),
                 {"203.0.113.50:9993": f"root {ROOT_A}"},
                 60,
                 41,
@@ -154,7 +155,7 @@ def sample_state(seed: int = 0) -> FakeState:
         "bytes_written": 61_200_000,
         "write_drops": 0,
     }
-    office = network(OFFICE_NWID, NODE, state="ACCESS_DENIED")
+    office = network(OFFICE_NWID, NODE, state=NetworkState.ACCESS_DENIED)
     state.networks = {HOME_NWID: home, OFFICE_NWID: office}
     state.members[HOME_NWID] = {
         PHONE: member(HOME_NWID, PHONE, now - 340, physical=phone_ports[0]),
@@ -182,25 +183,20 @@ def sample_state(seed: int = 0) -> FakeState:
     for address, item in state.peers.items():
         item["names"] = peer_names(state, address)
 
-    history = [
+    requesting, ok, denied = (
+        NetworkState.REQUESTING_CONFIGURATION,
+        NetworkState.OK,
+        NetworkState.ACCESS_DENIED,
+    )
+    history: list[tuple[int, str, str, EventAbout]] = [
         (86_390, "peer", f"{ROOT_A}: new, DIRECT", {"peer": ROOT_A}),
         (86_390, "peer", f"{ROOT_B}: new, DIRECT", {"peer": ROOT_B}),
         (86_388, "network", f"joining {HOME_NWID}", {"nwid": HOME_NWID}),
-        (
-            86_387,
-            "network",
-            f"{HOME_NWID}: REQUESTING_CONFIGURATION -> OK (home)",
-            {"nwid": HOME_NWID},
-        ),
+        (86_387, "network", network_change(HOME_NWID, requesting, ok, "home"), {"nwid": HOME_NWID}),
         (86_000, "peer", f"{LAPTOP}: new, DIRECT", {"peer": LAPTOP}),
         (85_000, "peer", f"{DESKTOP}: new, DIRECT", {"peer": DESKTOP}),
         (3_600, "network", f"joining {OFFICE_NWID}", {"nwid": OFFICE_NWID}),
-        (
-            3_598,
-            "network",
-            f"{OFFICE_NWID}: REQUESTING_CONFIGURATION -> ACCESS_DENIED",
-            {"nwid": OFFICE_NWID},
-        ),
+        (3_598, "network", network_change(OFFICE_NWID, requesting, denied), {"nwid": OFFICE_NWID}),
         (340, "peer", f"{PHONE}: new, RELAY", {"peer": PHONE}),
         (
             339,
@@ -211,10 +207,10 @@ def sample_state(seed: int = 0) -> FakeState:
         (300, "peer", f"{OFFSITE}: new, TCP", {"peer": OFFSITE}),
         (120, "link", f"{DESKTOP}: DIRECT -> RELAY", {"peer": DESKTOP}),
     ]
-    state.events = [
-        event(i, now - ago, kind, message, **about)
+    state.events = deque(
+        event_json(i, now - ago, kind, message, **about)
         for i, (ago, kind, message, about) in enumerate(history, start=1)
-    ]
+    )
     return state
 
 
@@ -247,7 +243,7 @@ def large_state(peers: int = 500, members: int = 200, seed: int = 0) -> FakeStat
         )
         counts = (rng.randrange(10, 50_000), rng.randrange(10, 50_000))
         if roll < 0.7:
-            item = peer(address, "DIRECT", [path(host, ms, preferred=True, packets=counts)])
+            item = peer(address, Link.DIRECT, [path(host, ms, preferred=True, packets=counts)])
         elif roll < 0.9:
             reason = relay_reason(
                 f"6 direct attempts to {host} got 0 answers: "
@@ -258,15 +254,15 @@ def large_state(peers: int = 500, members: int = 200, seed: int = 0) -> FakeStat
             )
             item = peer(
                 address,
-                "RELAY",
+                Link.RELAY,
                 [path(host, None, alive=False, packets=(6, 0))],
                 relay_reason=reason,
             )
         elif roll < 0.95:
             tcp = f"tcp://{host.rsplit(':', 1)[0]}:443"
-            item = peer(address, "TCP", [path(tcp, ms, preferred=True, packets=counts)])
+            item = peer(address, Link.TCP, [path(tcp, ms, preferred=True, packets=counts)])
         else:
-            item = peer(address, "NONE", [], session_age_s=None)
+            item = peer(address, Link.NONE, [], session_age_s=None)
         state.peers[address] = item
         state.rates[address] = (rng.randrange(0, 20_000), rng.randrange(0, 20_000))
     state.status["peer_count"] = len(state.peers)
