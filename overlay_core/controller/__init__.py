@@ -2,8 +2,8 @@
 
 controller = Controller(identity_with_secret, db_path(home))
 network = controller.create_network("home", pools=["10.147.17.0/24"], now=now)
-reply = controller.handle_config_request(nwid, member_identity, version=..., physical=...,
-                                         now=now)   # bytes (signed config) or Denied
+outcome = controller.answer_request(nwid, member_identity, version=..., physical=...,
+                                   now=now)  # .reply: bytes (signed config) or Denied
 controller.authorize(nwid, address, now)             # NotAskedError unless it asked (force=)
 for nwid in controller.take_dirty():                 # on the node's tick
     for address in controller.members_to_notify(nwid):

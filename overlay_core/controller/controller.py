@@ -5,12 +5,12 @@ Two sides, one database:
 * admin (the API, the console): create and change networks, approve and deauthorize
   members, name them, assign IPs. Every change that alters what members are told bumps the
   network's revision and marks the network dirty.
-* protocol (the node): `handle_config_request` answers a member's NETWORK_CONFIG_REQUEST
-  with signed config bytes or a `Denied`. An unknown member of a private network becomes a
-  pending row and is denied until an admin authorizes it; a public network lets it in, and
-  so does any network for the controller's own node (its admin is the one who joined).
-  `answer_request` also says whether the request is news for an admin: a pending member
-  asking for the first time, or again after REQUEST_SILENCE_S, not every retry.
+* protocol (the node): `answer_request` answers a member's NETWORK_CONFIG_REQUEST with
+  signed config bytes or a `Denied` (its `reply`). An unknown member of a private network
+  becomes a pending row and is denied until an admin authorizes it; a public network lets
+  it in, and so does any network for the controller's own node (its admin is the one who
+  joined). The outcome also says whether the request is news for an admin: a pending
+  member asking for the first time, or again after REQUEST_SILENCE_S, not every retry.
 
 Approval and addresses, as ZeroTier does it:
 
@@ -52,6 +52,7 @@ from overlay_core.proto.netconf import (
 from overlay_core.proto.netfields import check_bool, check_name
 from overlay_core.proto.netrules import Rule
 from overlay_core.proto.report import PathReport
+from overlay_core.proto.states import NetworkState
 
 from . import queries as q
 from . import reports
@@ -319,19 +320,6 @@ class Controller:
 
     # ----------------------------------------------------------------- protocol side
 
-    def handle_config_request(
-        self,
-        nwid: int,
-        member: Identity,
-        *,
-        version: str | None,
-        physical: str | None,
-        now: float,
-    ) -> ConfigReply:
-        """A member asks for its config: answer_request's reply alone."""
-        outcome = self.answer_request(nwid, member, version=version, physical=physical, now=now)
-        return outcome.reply
-
     def answer_request(
         self,
         nwid: int,
@@ -352,7 +340,7 @@ class Controller:
         with self._store.transaction() as db:
             net = self._network_or_none(db, nwid)
             if net is None:
-                return RequestOutcome(Denied("NOT_FOUND"))
+                return RequestOutcome(Denied(NetworkState.NOT_FOUND))
             record = q.member(db, nwid, member.address, create_at=now)
             assert record is not None  # create_at makes one; `record` is from before
             db.execute(
@@ -389,7 +377,7 @@ class Controller:
         with self._store.transaction(write=False) as db:
             net = self._network_or_none(db, nwid)
             if net is None:
-                return Denied("NOT_FOUND")
+                return Denied(NetworkState.NOT_FOUND)
             return q.signed_config(db, self.identity, net, address, now)
 
     def members_to_notify(self, nwid: int) -> list[int]:

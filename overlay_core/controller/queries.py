@@ -23,6 +23,7 @@ from overlay_core.proto.netconf import (
     format_nwid,
 )
 from overlay_core.proto.netfields import printable
+from overlay_core.proto.states import NetworkState
 
 from .pools import (
     IPAddress,
@@ -220,7 +221,7 @@ def signed_config(
     """The config for one member as of `now`, signed, or ACCESS_DENIED if not authorized."""
     record = member(db, net.nwid, address)
     if record is None or not record.authorized:
-        return Denied("ACCESS_DENIED")
+        return Denied(NetworkState.ACCESS_DENIED)
     pools = tuple(parse_pool(p) for p in net.pools)
     ips = (ipaddress.ip_address(text) for text in record.ips)
     members = tuple(

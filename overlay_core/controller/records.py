@@ -14,9 +14,11 @@ from typing import Any, Literal
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import MssPolicy, Route, Rule, format_nwid, parse_nwid
 from overlay_core.proto.netrules import preset_rules, rules_from_json
+from overlay_core.proto.states import NetworkState
 
 MemberState = Literal["pending", "authorized", "deauthorized"]
-DenialCode = Literal["NOT_FOUND", "ACCESS_DENIED"]
+# A denied member's network goes to that state (proto/states.py); the word is the reply.
+DenialCode = Literal[NetworkState.NOT_FOUND, NetworkState.ACCESS_DENIED]
 
 
 class NotFoundError(LookupError):

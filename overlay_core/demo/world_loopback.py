@@ -22,6 +22,7 @@ from ..io.home import Home
 from ..io.tap_contract import tap_name
 from ..lab.loopback import LoopbackOverlay
 from ..lab.memtap import MemoryTap
+from ..proto.states import NetworkState
 from . import NETWORK_NAME, POOL
 from .state import DemoState
 
@@ -113,7 +114,7 @@ async def build(
     async def configured() -> bool:
         for name in APPROVED:
             view = await call(name, "GET", f"/networks/{nwid}")
-            if view["state"] != "OK" or view["device"] is None or not view["addresses"]:
+            if view["state"] != NetworkState.OK or view["device"] is None or not view["addresses"]:
                 return False
             views[name] = view
         return True

@@ -7,17 +7,14 @@
     mobile (random ports)     -- phone   RELAY: its NAT maps every flow to a new port
     hotel  (port-preserving)  -- guest   joined, waits for approval
 
-Built on testing/world.py's OverlayWorld over a Rig with the fixed DEMO_PREFIX; closing
+Built on lab/world.py's OverlayWorld over a Rig with the fixed DEMO_PREFIX; closing
 them stops every process by PID and deletes every namespace. Traffic: `ping -i 1` between
 members, and traffic.py's TCP sink/send pairs inside the namespaces.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..lab.netns import Rig, cleanup_leftovers, list_namespaces, unavailable_reason
+from ..lab.overlay_node import stop_nodes
 from ..lab.world import OverlayNode, OverlayWorld, WorldError, child_env
 from . import DEMO_PREFIX, NETWORK_NAME, POOL
 from .state import DemoState
@@ -90,29 +88,12 @@ def run(
     finally:
         shield()
         progress("stopping the daemons and the traffic ...")
-        stop_daemons(world)
+        # Side by side with one deadline: seven slow daemons must not outlast what
+        # `ztui demo` waits for us, or it kills us halfway, namespaces left behind.
+        stop_nodes(world.nodes, DAEMON_STOP_S)
         world.close()
         progress(f"deleting {len(rig.namespaces)} namespaces ...")
         rig.close()
-
-
-def stop_daemons(world: OverlayWorld, grace_s: float = DAEMON_STOP_S) -> None:
-    """SIGTERM every daemon at once, SIGKILL what still runs `grace_s` later, reap them:
-    at most 2 x grace_s however many there are. world.close alone stops them one after
-    the other, up to 10 s each: on a loaded machine seven slow ones can outlast what
-    `ztui demo` waits for us, and it then kills us halfway, namespaces left behind."""
-    procs = [n.proc for n in world.nodes if n.proc is not None and n.proc.poll() is None]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-        deadline = time.monotonic() + grace_s
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        procs = [proc for proc in procs if proc.returncode is None]
-        if not procs:
-            return
 
 
 def build(world: OverlayWorld, state: DemoState, progress: Progress) -> dict[str, Any]:

@@ -37,13 +37,7 @@ from overlay_core import __version__
 from overlay_core.api.schema import DEFAULT_UDP_PORT
 from overlay_core.proto.roots import RootEntry, parse_endpoint, parse_roots
 
-from .daemon import (
-    OFFLOAD_MODES,
-    TCP_FALLBACK_MODES,
-    Daemon,
-    DaemonConfig,
-    StartupError,
-)
+from .daemon import Daemon
 from .home import Home, HomeError
 from .hooks import check_command
 from .interfaces import interface_addresses, parse_networks, select_advertised
@@ -57,6 +51,7 @@ from .options import (
     running_node,
 )
 from .roots_live import save_roots
+from .startup import OFFLOAD_MODES, TCP_FALLBACK_MODES, DaemonConfig, StartupError
 
 log = logging.getLogger("overlayd")
 

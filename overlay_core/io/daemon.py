@@ -14,12 +14,17 @@ The pipeline, in both directions:
 2. every TICK_S the tick loop calls `node.tick(now)`, then pushes whatever the local
    controller changed (approvals, deauthorizations) to the members concerned;
 3. API calls (`echo`, `join`, `leave`, ...) call the node the same way;
-4. whatever effects any of those return are executed at once, in order, by `_execute`:
+4. whatever effects any of those return are executed at once, in order, by `_execute`,
+   one `match` over the Effect union that ends in `assert_never`, so an effect added to
+   proto/effects.py and forgotten here fails type-checking instead of being dropped:
    Send/SendMany -> UDP socket (GSO) or TCP link, Deliver -> the deliveries queue,
-   EchoReply -> the
-   waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks, Event -> EventBus + log,
-   Open/Configure/ClosePort and DeliverFrame(s) -> the TAP devices, ConfigRequest -> the
-   controller (networks.py has that glue).
+   EchoReply/EchoFailed -> the waiting `echo()` future, OpenTcp/CloseTcp -> TcpLinks,
+   Event -> EventBus + log, the PortEffects (Open/Configure/ClosePort, DeliverFrame(s))
+   -> the TAP devices, ConfigRequest/PathReportIn -> the controller (networks.py has
+   that glue).
+
+What the daemon is started with (DaemonConfig) and the steps of coming up (binding,
+sharing the control socket with a group, the "started" log line) are in startup.py.
 
 Every node hosts a controller (`<home>/controller.db`), so any node can create networks.
 Joined networks and their local settings are kept in `<home>/networks.json` and joined
@@ -38,17 +43,15 @@ down: calls into the node are guarded, counted and logged.
 from __future__ import annotations
 
 import asyncio
-import grp
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from overlay_core.api.events import EventBus
-from overlay_core.api.schema import DEFAULT_UDP_PORT, EventJson
+from overlay_core.api.schema import EventJson
 from overlay_core.api.server import ApiError, ApiServer
 from overlay_core.controller import Controller
 from overlay_core.proto.effects import (
@@ -96,54 +99,23 @@ from .interfaces import (
 from .networks import ControllerLink, NetworkPorts, NodeCall, load_joined, save_joined
 from .ratelog import RateLimitedLog
 from .roots_live import LiveRoots
-from .tap import TapCounters, TapDevice, TapOpener
+from .startup import DaemonConfig, StartupError, open_sockets, share_with_group, started_line
+from .tap import TapCounters
 from .tcp import TCP_LOG_INTERVAL_S, TcpLinks
-from .udp import UdpSockets
-from .udp_contract import BindError, BindLike, BindOpener, IcmpError
+from .udp_contract import BindError, BindLike, IcmpError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BINDS = ("0.0.0.0", "::")
-TCP_FALLBACK_MODES = ("auto", "force", "off")
-# auto: TAP offloads and UDP GSO/GRO where the kernel has them; tap: TAP offloads only (what
-# a kernel before 4.18 can do, e.g. a NAS's 4.4); off: one frame per datagram per syscall.
-OFFLOAD_MODES = ("auto", "tap", "off")
 ADVERTISE_REFRESH_S = 30.0  # interfaces change (DHCP, Wi-Fi roaming); re-read them this often
 DELIVERIES_KEPT = 1024
-EPHEMERAL_PORT_TRIES = 5  # port 0 roots also need TCP on the same number; retry if taken
 NODE_ERRORS_LOGGED = 20  # full tracebacks for the first few, then only the counter
-
-
-class StartupError(Exception):
-    """The daemon could not start; the message is one line for the operator."""
-
-
-@dataclass(slots=True)
-class DaemonConfig:
-    home: Path
-    port: int = DEFAULT_UDP_PORT
-    binds: list[str] = field(default_factory=lambda: list(DEFAULT_BINDS))
-    is_root: bool = False
-    roots: list[RootEntry] = field(default_factory=list)
-    advertise: list[str] | None = None  # CIDRs/IPs; None: every non-loopback address
-    tcp_fallback: str = "auto"  # "auto", "force" or "off"
-    api_unix: bool = True
-    api_tcp_port: int | None = None  # 0 picks a free port; see Daemon.api_tcp_port
-    api_group: str | None = None  # a group that may use the control socket
-    tap_factory: TapOpener = TapDevice.open  # tests pass MemoryTapFactory().open
-    udp_factory: BindOpener = UdpSockets.open  # tests may pass LossyBindFactory().open
-    offload: str = "auto"  # one of OFFLOAD_MODES
-    on_member_request: str = ""  # a shell command run for each join request (hooks.py)
 
 
 class Daemon:
     """A running node. `await start()`, then use the helpers below, then `await stop()`."""
 
     def __init__(self, config: DaemonConfig, *, clock: Callable[[], float] = time.time) -> None:
-        if config.tcp_fallback not in TCP_FALLBACK_MODES:
-            raise StartupError(f"tcp_fallback must be one of {', '.join(TCP_FALLBACK_MODES)}")
-        if config.offload not in OFFLOAD_MODES:
-            raise StartupError(f"offload must be one of {', '.join(OFFLOAD_MODES)}")
+        config.check()
         self.config = config
         self._clock = clock
         self.home = Home(config.home)
@@ -200,7 +172,9 @@ class Daemon:
             return
         try:
             self._open_controller()
-            await self._open_sockets()
+            self._udp = await open_sockets(
+                self.config, self._tcp, self._on_udp_error, self._on_datagrams
+            )
             node = Node(self.identity, self._node_config())
             self.node = node
             if self.config.api_unix or self.config.api_tcp_port is not None:
@@ -257,34 +231,6 @@ class Daemon:
             controller, self._drive, self.events, on_member_request=self.member_hook.run
         )
 
-    async def _open_sockets(self) -> None:
-        config = self.config
-        tries = EPHEMERAL_PORT_TRIES if config.port == 0 else 1
-        for attempt in range(1, tries + 1):
-            self._udp = await config.udp_factory(
-                config.binds,
-                config.port,
-                on_error=self._on_udp_error,
-                on_batch=self._on_datagrams,
-                offload=config.offload == "auto",
-            )
-            if not config.is_root:
-                return
-            # Roots take TCP on their UDP port number, so leaves need only one number.
-            tcp_binds = [host for host, _ in self._udp.local_addresses()]
-            try:
-                await self._tcp.serve(tcp_binds, self._udp.port)
-                return
-            except OSError as exc:
-                port = self._udp.port
-                self._udp.close()
-                self._udp = None
-                await self._tcp.close()
-                if attempt == tries:
-                    raise StartupError(
-                        f"cannot listen on TCP port {port}: {exc.strerror}"
-                    ) from None
-
     def _node_config(self) -> NodeConfig:
         return NodeConfig(
             is_root=self.config.is_root,
@@ -308,25 +254,10 @@ class Daemon:
 
     def _started_line(self) -> str:
         assert self._udp is not None
-        role = "root" if self.config.is_root else "leaf"
-        sockets = ", ".join(str(udp(h, p)) for h, p in self._udp.local_addresses())
-        # What the kernel granted, so a slow NAS says why (a 4.4 kernel: no GSO/GRO).
-        granted = [name.upper() for name, on in self._udp.offloads.items() if on]
-        offloads = "+".join(granted) if granted else f"none (--offload {self.config.offload})"
-        parts = [
-            f"overlayd {self.identity.address_text} started as {role}",
-            f"UDP {sockets} (offloads: {offloads})",
-        ]
-        if self.config.is_root:
-            parts.append(f"TCP fallback on port {self._udp.port}")
-        if self._api is not None and self._api.unix_path is not None:
-            parts.append(f"API {self._api.unix_path}")
-        if self._api is not None and self._api.tcp_port is not None:
-            parts.append(f"API 127.0.0.1:{self._api.tcp_port} (token)")
-        parts.append(f"{len(self.config.roots)} roots")
-        if self.member_hook.enabled:  # never the command itself: it may hold a token
-            parts.append("on-member-request hook set")
-        return "; ".join(parts)
+        api = self._api
+        endpoints = (None, None) if api is None else (api.unix_path, api.tcp_port)
+        address = self.identity.address_text
+        return started_line(address, self.config, self._udp, endpoints, self.member_hook.enabled)
 
     def root_entry(self, hosts: Iterable[str] = ("127.0.0.1",)) -> RootEntry:
         """This node's line for a roots file, at `hosts` on the bound UDP port."""
@@ -422,37 +353,42 @@ class Daemon:
 
     def _execute(self, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, Send):
-                self._send(effect.endpoint, effect.data, effect.ttl)
-            elif isinstance(effect, SendMany):
-                self._send_many(effect.endpoint, effect.datagrams)
-            elif isinstance(effect, Deliver):
-                self._deliver(effect)
-            elif isinstance(effect, EchoReply):
-                future = self._echo_waiters.pop(effect.echo_id, None)
-                if future is not None and not future.done():
-                    future.set_result(effect)
-            elif isinstance(effect, EchoFailed):
-                future = self._echo_waiters.pop(effect.echo_id, None)
-                if future is not None and not future.done():
-                    future.set_exception(LookupError(effect.reason))
-            elif isinstance(effect, OpenTcp):
-                if self.config.tcp_fallback != "off":
-                    self._tcp.want(effect.endpoint)
-            elif isinstance(effect, CloseTcp):
-                self._tcp.unwant(effect.endpoint)
-            elif isinstance(
-                effect, OpenPort | ConfigurePort | ClosePort | DeliverFrame | DeliverFrames
-            ):
-                self.ports.handle(effect)
-            elif isinstance(effect, ConfigRequest):
-                if self._controller is not None:
-                    self._controller.answer(effect, self._clock())
-            elif isinstance(effect, PathReportIn):
-                if self._controller is not None:
-                    self._controller.report(effect, self._clock())
-            elif isinstance(effect, Event):
-                self._event(effect)
+            match effect:
+                case Send(endpoint, data, ttl):
+                    self._send(endpoint, data, ttl)
+                case SendMany(endpoint, datagrams):
+                    self._send_many(endpoint, datagrams)
+                case Deliver():
+                    self._deliver(effect)
+                case EchoReply(echo_id=echo_id):
+                    if (future := self._echo_waiter(echo_id)) is not None:
+                        future.set_result(effect)
+                case EchoFailed(echo_id=echo_id, reason=reason):
+                    if (future := self._echo_waiter(echo_id)) is not None:
+                        future.set_exception(LookupError(reason))
+                case OpenTcp(endpoint):
+                    if self.config.tcp_fallback != "off":
+                        self._tcp.want(endpoint)
+                case CloseTcp(endpoint):
+                    self._tcp.unwant(endpoint)
+                case OpenPort() | ConfigurePort() | ClosePort() | DeliverFrame() | DeliverFrames():
+                    self.ports.handle(effect)
+                case ConfigRequest():
+                    if self._controller is not None:
+                        self._controller.answer(effect, self._clock())
+                case PathReportIn():
+                    if self._controller is not None:
+                        self._controller.report(effect, self._clock())
+                case Event():
+                    self._event(effect)
+                case _:
+                    assert_never(effect)
+
+    def _echo_waiter(self, echo_id: int) -> asyncio.Future[EchoReply] | None:
+        """The `echo()` still waiting for `echo_id`'s answer, no longer listed; None if
+        it has given up (timed out, or the daemon is stopping)."""
+        future = self._echo_waiters.pop(echo_id, None)
+        return future if future is not None and not future.done() else None
 
     def _event(self, effect: Event) -> None:
         admitted = self._event_limit.admit(effect, self._clock())
@@ -625,19 +561,3 @@ class Daemon:
             # The change holds until the daemon restarts; say so where the admin looks.
             self.counters["networks_save_errors"] += 1
             self._event(Event("network", f"not saved, lost at restart: {exc}"))
-
-
-def share_with_group(home: Path, socket_path: Path, group: str) -> None:
-    """Let `group` reach the control socket: the home directory becomes 0750 and both it
-    and the socket belong to the group. Secrets stay 0600, so the group can drive the node
-    through the API but never read its keys."""
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise StartupError(f"--api-group {group}: no such group (create it: groupadd {group})")
-    try:
-        os.chown(home, -1, gid)
-        home.chmod(0o750)
-        os.chown(socket_path, -1, gid)
-    except OSError as exc:
-        raise StartupError(f"--api-group {group}: {exc.strerror}") from None

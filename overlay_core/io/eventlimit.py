@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from overlay_core.proto.effects import Event
-from overlay_core.proto.relay import TokenBucket
+from overlay_core.proto.ratelimit import TokenBucket
 
 EVENT_RATE_PER_S = 2.0
 EVENT_BURST = 60.0

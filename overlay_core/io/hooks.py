@@ -58,7 +58,7 @@ from typing import TypedDict
 
 from overlay_core.api.schema import EventJson
 from overlay_core.proto.netfields import printable
-from overlay_core.proto.relay import TokenBucket
+from overlay_core.proto.ratelimit import TokenBucket
 
 from .ratelog import RateLimitedLog
 

@@ -1,6 +1,7 @@
 """The daemon's virtual networks: TAP ports, the local controller, and networks.json.
 
-The node decides; this module does what it asks and reports back:
+The node decides; this module does what it asks and reports back (`NetworkPorts.handle`
+takes the PortEffects the daemon hands on, one exhaustive match like the daemon's own):
 
 1. OpenPort / ConfigurePort / ClosePort -> a TAP device per network. Opening and
    configuring are coroutines (netlink), so each network's port operations run as a chain
@@ -38,6 +39,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from overlay_core.api.events import EventBus
 from overlay_core.api.validate import settings_from_json
@@ -51,6 +53,7 @@ from overlay_core.proto.effects import (
     Effect,
     OpenPort,
     PathReportIn,
+    PortEffect,
 )
 from overlay_core.proto.identity import format_address
 from overlay_core.proto.netconf import ValidationError, format_nwid, parse_nwid
@@ -65,7 +68,6 @@ log = logging.getLogger(__name__)
 
 NodeCall = Callable[[Node, float], list[Effect]]
 Drive = Callable[[NodeCall], None]
-PORT_EFFECTS = (OpenPort, ConfigurePort, ClosePort, DeliverFrame, DeliverFrames)
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -134,26 +136,36 @@ class NetworkPorts:
     _ports: dict[int, _Port] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def handle(
-        self, effect: OpenPort | ConfigurePort | ClosePort | DeliverFrame | DeliverFrames
-    ) -> None:
-        if isinstance(effect, DeliverFrame | DeliverFrames):
-            frames = effect.frames if isinstance(effect, DeliverFrames) else [effect.frame]
-            port = self._ports.get(effect.nwid)
-            if port is None or port.tap is None:
-                self.counters["frames_without_port"] += len(frames)
-            else:
-                write = port.tap.write
-                for frame in frames:
-                    write(frame)
+    def handle(self, effect: PortEffect) -> None:
+        match effect:
+            case DeliverFrame(nwid, frame):
+                self._write(nwid, [frame])
+            case DeliverFrames(nwid, frames):
+                self._write(nwid, frames)
+            case OpenPort(nwid):
+                port = self._port(nwid)
+                self._chain(port, lambda: self._open(port, effect))
+            case ConfigurePort(nwid):
+                port = self._port(nwid)
+                self._chain(port, lambda: self._configure(port, effect))
+            case ClosePort(nwid):
+                port = self._port(nwid)
+                self._chain(port, lambda: self._close(port))
+            case _:
+                assert_never(effect)
+
+    def _port(self, nwid: int) -> _Port:
+        return self._ports.setdefault(nwid, _Port(nwid))
+
+    def _write(self, nwid: int, frames: list[bytes]) -> None:
+        """Frames to the host, synchronously: a TAP write never blocks or raises."""
+        port = self._ports.get(nwid)
+        if port is None or port.tap is None:
+            self.counters["frames_without_port"] += len(frames)
             return
-        port = self._ports.setdefault(effect.nwid, _Port(effect.nwid))
-        if isinstance(effect, OpenPort):
-            self._chain(port, lambda: self._open(port, effect))
-        elif isinstance(effect, ConfigurePort):
-            self._chain(port, lambda: self._configure(port, effect))
-        else:
-            self._chain(port, lambda: self._close(port))
+        write = port.tap.write
+        for frame in frames:
+            write(frame)
 
     def device(self, nwid: int) -> str | None:
         port = self._ports.get(nwid)

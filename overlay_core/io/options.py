@@ -37,9 +37,9 @@ import httpx
 from overlay_core.api.schema import DEFAULT_UDP_PORT
 from overlay_core.proto.roots import RootEntry, parse_roots, roots_text
 
-from .daemon import DEFAULT_BINDS
 from .home import Home
 from .roots_live import roots_file_path
+from .startup import DEFAULT_BINDS
 
 # settings.json key -> built-in default. Everything else in the file is ignored.
 DEFAULTS: dict[str, Any] = {

@@ -29,16 +29,16 @@ from overlay_core.proto.identity import format_address
 from overlay_core.proto.netcheck import netcheck
 from overlay_core.proto.node import Node
 from overlay_core.proto.roots import RootEntry, roots_text
+from overlay_core.proto.states import RootLink
 
 from .home import Home, HomeError, write_file_atomic
 from .networks import Drive
 
 if TYPE_CHECKING:  # the daemon imports this module
-    from .daemon import DaemonConfig
+    from .startup import DaemonConfig
 
 ROOTS_NAME = "roots.txt"
 ROOTS_FILE_MODE = 0o644  # public identities and endpoints, like identity.public
-LINK_SELF = "SELF"  # the roots file lists this very node (a root shares everyone's file)
 ROOTS_HEADER = (
     "The roots this node starts with, written by overlayd.\n"
     "To change them: `ztui roots set FILE`, or `overlayd --roots FILE` (the node may be\n"
@@ -94,7 +94,7 @@ class LiveRoots:
             check = checks.get(entry.identity.address_text)
             if check is None:  # this node's own line: a root shares everyone's file
                 first = str(entry.endpoints[0]) if entry.endpoints else None
-                out.append(RootState(entry, LINK_SELF, first, None))
+                out.append(RootState(entry, RootLink.SELF, first, None))
             else:
                 out.append(RootState(entry, check.link, check.endpoint, check.latency_ms))
         return out

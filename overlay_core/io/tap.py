@@ -53,7 +53,9 @@ from .tap_contract import (
     TapError,
     TapLike,
     TapOpener,
+    TapTally,
     config_error,
+    default_alias,
     nwid_from_tap_name,
     open_error,
     tap_name,
@@ -122,8 +124,7 @@ class TapDevice:
         self._reading = False
         self._addresses: set[nl.Interface] = set()
         self._routes: set[nl.Route] = set()
-        self._frames_read = self._bytes_read = 0
-        self._frames_written = self._bytes_written = self._write_drops = 0
+        self._tally = TapTally()
         self._error: TapError | None = None
         self._offload = False
 
@@ -159,8 +160,7 @@ class TapDevice:
             raise TapError(f"bad interface name {name!r} (1-15 bytes, no / or spaces)")
         nl.check_mac(mac, name)
         if alias is None:
-            nwid = nwid_from_tap_name(name)
-            alias = f"{nwid:016x}" if nwid is not None else None
+            alias = default_alias(name)
         vnet = offload and _has_vnet_hdr()
         fd, name = _create(name, IFF_VNET_HDR if vnet else 0)
         try:
@@ -207,13 +207,7 @@ class TapDevice:
 
     @property
     def counters(self) -> TapCounters:
-        return TapCounters(
-            self._frames_read,
-            self._bytes_read,
-            self._frames_written,
-            self._bytes_written,
-            self._write_drops,
-        )
+        return self._tally.snapshot()
 
     def write(self, frame: bytes) -> bool:
         """Give one Ethernet frame to the host; False (and counted) if it was dropped.
@@ -222,17 +216,18 @@ class TapDevice:
         the link down, EINVAL for a runt frame, EBADFD once the device is gone (the
         reader reports that one). The data path must not raise over one frame.
         """
+        tally = self._tally
         if self._fd < 0:
-            self._write_drops += 1
+            tally.write_drops += 1
             return False
         try:
             os.write(self._fd, frame)
         except OSError as exc:
-            self._write_drops += 1
+            tally.write_drops += 1
             log.debug("TAP %s dropped a %d-byte frame: %s", self._name, len(frame), exc)
             return False
-        self._frames_written += 1
-        self._bytes_written += len(frame) - (VNET_HDR_BYTES if self._offload else 0)
+        tally.frames_written += 1
+        tally.bytes_written += len(frame) - (VNET_HDR_BYTES if self._offload else 0)
         return True
 
     async def configure(
@@ -276,6 +271,7 @@ class TapDevice:
 
     def _on_readable(self) -> None:
         header = VNET_HDR_BYTES if self._offload else 0
+        tally = self._tally
         batch: list[bytes] = []
         batch_bytes = 0
         for _ in range(MAX_FRAMES_PER_WAKEUP):
@@ -291,8 +287,8 @@ class TapDevice:
                 break
             batch.append(bytes(self._view[:n]))
             batch_bytes += n
-            self._frames_read += 1
-            self._bytes_read += n - header
+            tally.frames_read += 1
+            tally.bytes_read += n - header
             if len(batch) >= MAX_BATCH_FRAMES or batch_bytes >= MAX_BATCH_BYTES:
                 self._deliver(batch)
                 batch, batch_bytes = [], 0

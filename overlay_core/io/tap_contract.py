@@ -121,6 +121,13 @@ def tap_name(nwid: int) -> str:
     return TAP_PREFIX + encoded.rstrip("=").lower()
 
 
+def default_alias(name: str) -> str | None:
+    """The ifalias a device gets unless told otherwise: for a tap_name() name, the network
+    ID in 16 hex digits (what `ip link` shows beside the base32 name)."""
+    nwid = nwid_from_tap_name(name)
+    return f"{nwid:016x}" if nwid is not None else None
+
+
 def nwid_from_tap_name(name: str) -> int | None:
     """The network ID a tap_name() encodes, or None for any other interface name."""
     if not _TAP_NAME_RE.match(name):
@@ -141,6 +148,27 @@ class TapCounters:
     frames_written: int = 0
     bytes_written: int = 0
     write_drops: int = 0
+
+
+@dataclass(slots=True)
+class TapTally:
+    """The running counts behind a device's `counters`; TapDevice and MemoryTap each keep
+    one and count the same way (bytes without the virtio_net_hdr)."""
+
+    frames_read: int = 0
+    bytes_read: int = 0
+    frames_written: int = 0
+    bytes_written: int = 0
+    write_drops: int = 0
+
+    def snapshot(self) -> TapCounters:
+        return TapCounters(
+            self.frames_read,
+            self.bytes_read,
+            self.frames_written,
+            self.bytes_written,
+            self.write_drops,
+        )
 
 
 class TapLike(Protocol):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -136,19 +136,26 @@ async def sync_addresses(
 ) -> None:
     """Make the addresses we installed on `index` exactly `wanted`; updates `ours`."""
     for iface in sorted(ours - set(wanted), key=str):
-        try:
-            await ipr.addr("del", index=index, address=str(iface.ip), prefixlen=_plen(iface))
-        except NetlinkError as exc:
-            if exc.code != errno.EADDRNOTAVAIL:  # already gone: what we wanted
-                raise config_error(exc.code, name, f"remove address {iface}")
+        removal = ipr.addr("del", index=index, address=str(iface.ip), prefixlen=_plen(iface))
+        # EADDRNOTAVAIL: already gone, which is what we wanted
+        await _change(removal, errno.EADDRNOTAVAIL, name, f"remove address {iface}")
         ours.discard(iface)
     for iface in wanted:
-        try:
-            await ipr.addr("add", index=index, **_addr_attrs(iface))
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise config_error(exc.code, name, f"add address {iface}")
+        addition = ipr.addr("add", index=index, **_addr_attrs(iface))
+        await _change(addition, errno.EEXIST, name, f"add address {iface}")
         ours.add(iface)
+
+
+async def _change(request: Awaitable[Any], harmless: int, name: str, what: str) -> bool:
+    """Await one netlink change; False if it failed with the `harmless` errno (the state
+    is already as wanted), a config_error naming `what` if it failed otherwise."""
+    try:
+        await request
+    except NetlinkError as exc:
+        if exc.code != harmless:
+            raise config_error(exc.code, name, what) from exc
+        return False
+    return True
 
 
 def _plen(iface: Interface) -> int:
@@ -175,11 +182,9 @@ async def remove_routes(
     Deleting always names our oif, so it can only ever remove a route through our device.
     """
     for route in sorted(ours - set(wanted), key=describe_route):
-        try:
-            await ipr.route("del", oif=index, **_route_attrs(route))
-        except NetlinkError as exc:
-            if exc.code != errno.ESRCH:  # the kernel already dropped it
-                raise config_error(exc.code, name, f"remove route {describe_route(route)}")
+        removal = ipr.route("del", oif=index, **_route_attrs(route))
+        # ESRCH: the kernel already dropped it
+        await _change(removal, errno.ESRCH, name, f"remove route {describe_route(route)}")
         ours.discard(route)
 
 
@@ -193,15 +198,11 @@ async def add_routes(
     with EEXIST; we log it and leave the host's route alone.
     """
     for route in wanted:
-        try:
-            await ipr.route("add", oif=index, **_route_attrs(route))
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise config_error(exc.code, name, f"add route {describe_route(route)}")
+        addition = ipr.route("add", oif=index, **_route_attrs(route))
+        text = describe_route(route)
+        if not await _change(addition, errno.EEXIST, name, f"add route {text}"):
             if route not in ours:
-                log.warning(
-                    "route %s exists already, maybe not via %s", describe_route(route), name
-                )
+                log.warning("route %s exists already, maybe not via %s", text, name)
         ours.add(route)
 
 

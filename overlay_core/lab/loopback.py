@@ -1,8 +1,9 @@
 """A whole overlay in one process on 127.0.0.1: roots and leaves as real `Daemon`s.
 
-Used by the daemon tests, the benches, and (later) the non-root `ztui demo`. Every node
-gets its own home under `base_dir`, binds 127.0.0.1 on an ephemeral port, advertises only
-127.0.0.1, and serves its control socket, so the console can be pointed at any of them.
+Used by the daemon tests, the benches, and the non-root `ztui demo` (demo/world_loopback.py
+plays the hosts behind its in-memory TAPs). Every node gets its own home under `base_dir`,
+binds 127.0.0.1 on an ephemeral port, advertises only 127.0.0.1, and serves its control
+socket, so the console can be pointed at any of them.
 
     async with LoopbackOverlay(tmp) as net:
         root = await net.add_root()
@@ -33,7 +34,8 @@ from typing import Any
 from overlay_core.lab.memtap import MemoryTapFactory
 from overlay_core.proto.roots import RootEntry
 
-from ..io.daemon import Daemon, DaemonConfig
+from ..io.daemon import Daemon
+from ..io.startup import DaemonConfig
 
 LOOPBACK = "127.0.0.1"
 
@@ -86,6 +88,7 @@ class LoopbackOverlay:
         return await self.add(name, **overrides)
 
     def write_roots_file(self, path: Path) -> Path:
+        """The roots added so far as a roots file at `path` (for `overlayd --roots`)."""
         path.write_text("".join(entry.to_text() + "\n" for entry in self.roots))
         return path
 

@@ -1,17 +1,18 @@
-"""MemoryTap: a TAP device in memory, for the no-root demo and daemon tests.
+"""MemoryTap: a TAP device in memory, for the no-root `ztui demo` and the daemon tests.
 
 It has TapDevice's surface (`TapLike`): `write` records frames instead of handing them to
-a kernel, `inject(frame)` plays the host sending a frame (it calls on_frame([frame]), like a read
-from /dev/net/tun would), and `configure` records the settings. Failures can be staged:
-`open_error` / `configure_error` make the next call raise, `unplug()` plays the device
-being deleted from outside.
+a kernel, `inject(frame)` plays the host sending a frame (it calls on_frame([frame]), like
+a read from /dev/net/tun would), and `configure` records the settings. Failures can be
+staged: `open_error` / `configure_error` make the next call raise, `unplug()` plays the
+device being deleted from outside.
 
-A daemon under test should open its TAPs through a factory (a `TapOpener`);
-`MemoryTapFactory.open` has the signature of `TapDevice.open` and keeps every device it
-made, by name (the Daemon keyword below is only an example):
+MemoryTaps are made by a `MemoryTapFactory`, whose `open` is a `TapOpener` like
+`TapDevice.open` and keeps every device it made, by name; a daemon takes it as its
+`tap_factory` (lab/loopback.py's `LoopbackOverlay(memory_taps=True)` does this for
+every node):
 
     taps = MemoryTapFactory()
-    daemon = Daemon(config, open_tap=taps.open)
+    daemon = Daemon(DaemonConfig(home, tap_factory=taps.open))
     ...
     taps[tap_name(nwid)].inject(arp_request)
     assert taps[tap_name(nwid)].written  # what the overlay delivered to the "host"
@@ -31,7 +32,8 @@ from ..io.tap_contract import (
     TapCounters,
     TapError,
     TapOpener,
-    nwid_from_tap_name,
+    TapTally,
+    default_alias,
 )
 
 _ifindexes = itertools.count(1000)
@@ -84,30 +86,7 @@ class MemoryTap:
         self.configure_error: TapError | None = None
         self.error: TapError | None = None
         self.closed = False
-        self._frames_read = self._bytes_read = 0
-        self._frames_written = self._bytes_written = self._write_drops = 0
-
-    @classmethod
-    async def open(
-        cls,
-        name: str,
-        mac: bytes,
-        mtu: int,
-        on_frame: FrameHandler,
-        loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        alias: str | None = None,
-        on_error: ErrorHandler | None = None,
-        offload: bool = False,
-    ) -> MemoryTap:
-        """Same signature and alias default as TapDevice.open; no checks beyond the MAC.
-        Offloads are never granted (`offload` is False): frames stay plain."""
-        if len(mac) != 6:
-            raise TapError(f"MAC for {name} must be 6 bytes, not {len(mac)}")
-        if alias is None:
-            nwid = nwid_from_tap_name(name)
-            alias = f"{nwid:016x}" if nwid is not None else None
-        return cls(name, mac, mtu, on_frame, alias=alias, on_error=on_error)
+        self._tally = TapTally()
 
     @property
     def name(self) -> str:
@@ -123,21 +102,15 @@ class MemoryTap:
 
     @property
     def counters(self) -> TapCounters:
-        return TapCounters(
-            self._frames_read,
-            self._bytes_read,
-            self._frames_written,
-            self._bytes_written,
-            self._write_drops,
-        )
+        return self._tally.snapshot()
 
     def write(self, frame: bytes) -> bool:
         if self.closed or self.error is not None or self.drop_writes:
-            self._write_drops += 1
+            self._tally.write_drops += 1
             return False
         self.written.append(bytes(frame))
-        self._frames_written += 1
-        self._bytes_written += len(frame)
+        self._tally.frames_written += 1
+        self._tally.bytes_written += len(frame)
         return True
 
     async def configure(
@@ -168,8 +141,8 @@ class MemoryTap:
         """Play the host sending `frame` into the interface: on_frame gets it now."""
         if self.closed or self.error is not None:
             raise RuntimeError(f"inject into {self._name}, which is closed or failed")
-        self._frames_read += 1
-        self._bytes_read += len(frame)
+        self._tally.frames_read += 1
+        self._tally.bytes_read += len(frame)
         self._on_frame([bytes(frame)])
 
     def take_written(self) -> list[bytes]:
@@ -208,13 +181,20 @@ class MemoryTapFactory:
         on_error: ErrorHandler | None = None,
         offload: bool = False,
     ) -> MemoryTap:
+        """As TapDevice.open, with the same alias default; no checks beyond the MAC's
+        length. Offloads are never granted (the device's `offload` is False): frames
+        stay plain."""
         if self.open_error is not None:
             error, self.open_error = self.open_error, None
             raise error
+        if len(mac) != 6:
+            raise TapError(f"MAC for {name} must be 6 bytes, not {len(mac)}")
         live = self.get(name)
         if live is not None:  # like IFF_TUN_EXCL: one live device per name
             raise TapError(f"interface {name} already exists")
-        tap = await MemoryTap.open(name, mac, mtu, on_frame, loop, alias=alias, on_error=on_error)
+        if alias is None:
+            alias = default_alias(name)
+        tap = MemoryTap(name, mac, mtu, on_frame, alias=alias, on_error=on_error)
         self.opened.append(tap)
         return tap
 
@@ -233,5 +213,4 @@ class MemoryTapFactory:
 
 
 if TYPE_CHECKING:  # mypy proves in-memory TAPs fit the same interface as TapDevice
-    _opener: TapOpener = MemoryTap.open
     _factory_opener: TapOpener = MemoryTapFactory().open

@@ -24,7 +24,7 @@ The world, for `add_public_host("root1")` and `add_nat_site("home1").add_host("n
   filtering by conntrack); with `--random-fully` every new flow gets a random port, which
   behaves like a symmetric NAT: the port the root sees is not the one a peer will see.
   Home LANs are IPv4 only, like most NATed homes; hole punching is what we test there.
-* Routed uplinks (testing/netns_isp.py): `add_nat_site(isp_hop=True)` puts an ISP router
+* Routed uplinks (lab/netns_isp.py): `add_nat_site(isp_hop=True)` puts an ISP router
   namespace (`<site>isp`, its own public address) between the site's WAN and the bridge,
   a real L3 hop that decrements the TTL and sends ICMP from a public address, while the
   site's public address stays on-link for everyone else (proxy ARP/NDP). `upstream=cgnat`
@@ -34,6 +34,9 @@ The world, for `add_public_host("root1")` and `add_nat_site("home1").add_host("n
   names of at most 8 characters, so namespace names stay within 15 characters and interface
   names derived from node names (`v-<name>`) well within the kernel's IFNAMSIZ limit.
 
+The namespaces themselves (`Node`, `Host`, `Site`, `IspRouter`: run a command inside one,
+change its links) are objects of netns_nodes.py; this module builds and changes the world.
+
 Why shell out to `ip` and `iptables` rather than pyroute2's NetNS: every step is a command
 a person can paste into a root shell to reproduce or inspect a failing rig (`ip netns exec
 zt1a2b-home1 iptables -t nat -S`), errors carry the exact command and its stderr, and
@@ -41,18 +44,17 @@ pyroute2's netns support forks helper processes that complicate the cleanup guar
 The rig is built once per test, so the cost of a few dozen fork/execs is irrelevant.
 
 Cleanup guarantees: `Rig.close()` (run by `__exit__`, also on exceptions, and at
-interpreter exit for rigs never closed) kills the process groups it started, then any
-process still living in one of its namespaces, then deletes the namespaces, which destroys
-the veths and bridges inside them. Nothing is ever created in the host namespace: veth
-pairs are created with both ends directly inside their namespaces, so a crash cannot leave
-interfaces behind there. A rig records its owner PID in /run/ztui-rigs/<prefix>, which
+interpreter exit for rigs never closed: lifetime.py) kills the process groups it started,
+then any process still living in one of its namespaces, then deletes the namespaces, which
+destroys the veths and bridges inside them. Nothing is ever created in the host namespace:
+veth pairs are created with both ends directly inside their namespaces, so a crash cannot
+leave interfaces behind there. A rig records its owner PID in /run/ztui-rigs/<prefix>, which
 lets `cleanup_leftovers()` remove the remains of crashed runs without touching the rigs of
 a test run that is still going on next door.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fnmatch
 import ipaddress
@@ -62,34 +64,52 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 import warnings
-import weakref
-from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from . import netns_isp
+from .lifetime import Closing
+from .netns_nodes import (
+    INET_BRIDGE,
+    INET_BRIDGE_V4,
+    INET_BRIDGE_V6,
+    Attached,
+    Host,
+    Internet,
+    IspRouter,
+    Node,
+    RigError,
+    Site,
+    sh,
+    v6_for,
+)
+from .processes import stop_processes
+
+# The namespaces are made here; importers take them from here too.
+__all__ = [
+    "OWNER_DIR",
+    "Host",
+    "Internet",
+    "IspRouter",
+    "Node",
+    "Rig",
+    "RigError",
+    "Site",
+    "cleanup_leftovers",
+    "list_namespaces",
+    "unavailable_reason",
+]
 
 OWNER_DIR = Path("/run/ztui-rigs")
 INTERNET_V4 = ipaddress.IPv4Network("198.18.0.0/15")
-INTERNET_V6 = ipaddress.IPv6Network("2001:db8::/64")
-INET_BRIDGE = "br0"
-INET_BRIDGE_V4 = "198.18.0.1"
-INET_BRIDGE_V6 = "2001:db8::1"
 DEFAULT_MTU = 1500
 # First automatically assigned public address; .0.x is left for the bridge and by hand.
 FIRST_AUTO_PUBLIC = ipaddress.IPv4Address("198.18.1.10")
-CMD_TIMEOUT_S = 30.0
 TERM_GRACE_S = 3.0
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _PREFIX_RE = re.compile(r"^zt[0-9a-f]{4}$")
-
-
-class RigError(RuntimeError):
-    """A rig command failed, or the machine cannot run a rig at all."""
 
 
 def unavailable_reason() -> str | None:
@@ -102,29 +122,14 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _sh(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a setup command; on failure raise RigError naming the command and its stderr."""
-    proc = subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=CMD_TIMEOUT_S, check=False
-    )
-    if check and proc.returncode != 0:
-        raise RigError(f"`{' '.join(argv)}` exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc
-
-
-def _v6_for(addr: ipaddress.IPv4Address) -> str:
-    """2001:db8::a:b:c:d for a.b.c.d (decimal digits reused as hex groups, for readability)."""
-    return "2001:db8::" + ":".join(str(octet) for octet in addr.packed)
-
-
 def list_namespaces() -> list[str]:
     """Names of all network namespaces known to `ip netns` (lines look like `name (id: 3)`)."""
-    out = _sh(["ip", "netns", "list"]).stdout
+    out = sh(["ip", "netns", "list"]).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
 def _namespace_pids(ns: str) -> list[int]:
-    proc = _sh(["ip", "netns", "pids", ns], check=False)
+    proc = sh(["ip", "netns", "pids", ns], check=False)
     return [int(tok) for tok in proc.stdout.split() if tok.isdigit()]
 
 
@@ -140,7 +145,7 @@ def _delete_namespace(ns: str) -> None:
     """Best effort, warning instead of raising: cleanup must not mask the test's error."""
     try:
         _kill_namespace_processes(ns)
-        proc = _sh(["ip", "netns", "del", ns], check=False)
+        proc = sh(["ip", "netns", "del", ns], check=False)
         if proc.returncode != 0 and ns in list_namespaces():
             warnings.warn(f"could not delete netns {ns}: {proc.stderr.strip()}", stacklevel=2)
     except (OSError, subprocess.SubprocessError, RigError) as exc:
@@ -190,195 +195,10 @@ def cleanup_leftovers(prefix_glob: str = "zt????", *, only_orphans: bool = True)
 
 
 # --------------------------------------------------------------------------------------
-# Nodes
-
-
-class Node:
-    """One network namespace of the rig. `run` and `popen` execute commands inside it."""
-
-    def __init__(self, rig: Rig, name: str, ns: str) -> None:
-        self.rig = rig
-        self.name = name
-        self.ns = ns
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} ns={self.ns}>"
-
-    def argv(self, cmd: Sequence[str]) -> list[str]:
-        """The command line that runs `cmd` inside this namespace."""
-        return ["ip", "netns", "exec", self.ns, *cmd]
-
-    def run(self, cmd: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
-        """subprocess.run inside the namespace. Defaults (overridable): capture_output,
-        text, timeout=60 s, check=False, so a failing ping is a result, not an exception."""
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        kw.setdefault("timeout", 60)
-        kw.setdefault("check", False)
-        return subprocess.run(self.argv(cmd), **kw)
-
-    def popen(self, cmd: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
-        """subprocess.Popen inside the namespace, in a new session (hence its own process
-        group) so that the rig can kill it and everything it spawned. Default text=True."""
-        kw.setdefault("text", True)
-        kw["start_new_session"] = True
-        proc: subprocess.Popen[Any] = subprocess.Popen(self.argv(cmd), **kw)
-        self.rig._track(proc)
-        return proc
-
-    def ip(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`ip -n <ns> args...`, raising RigError on failure."""
-        return _sh(["ip", "-n", self.ns, *args])
-
-    def sysctl(self, key: str, value: str | int) -> None:
-        """Set a sysctl in this namespace. /proc/sys/net is per namespace, so the write must
-        come from a process inside it; `sh` avoids depending on procps' sysctl."""
-        path = "/proc/sys/" + key.replace(".", "/")
-        _sh(self.argv(["sh", "-c", f"echo {value} > {path}"]))
-
-
-class Internet(Node):
-    """The flat public network: a bridge in its own namespace."""
-
-    bridge = INET_BRIDGE
-    addr = INET_BRIDGE_V4
-    addr6 = INET_BRIDGE_V6
-
-
-class _Attached(Node):
-    """A node hanging off a bridge through a veth: `outer_if` in `outer`, `iface` inside."""
-
-    iface: str
-
-    def __init__(self, rig: Rig, name: str, ns: str, outer: Node, iface: str) -> None:
-        super().__init__(rig, name, ns)
-        self.outer = outer
-        self.outer_if = f"v-{name}"
-        self.iface = iface
-
-    def set_mtu(self, mtu: int) -> None:
-        """Set the MTU on both ends of this node's veth (its link to the bridge above)."""
-        self.outer.ip("link", "set", self.outer_if, "mtu", str(mtu))
-        self.ip("link", "set", self.iface, "mtu", str(mtu))
-
-
-class Host(_Attached):
-    """An end host: a public host on the internet, or a host on a site's LAN.
-
-    Attributes:
-        addr: IPv4 address (public 198.18.x.y, or the LAN address behind a NAT).
-        addr6: IPv6 address for public hosts; None on NATed LANs (IPv4 only).
-        site: the Site whose LAN the host is on, or None for a public host.
-    """
-
-    def __init__(
-        self,
-        rig: Rig,
-        name: str,
-        ns: str,
-        outer: Node,
-        addr: str,
-        addr6: str | None,
-        site: Site | None,
-    ) -> None:
-        super().__init__(rig, name, ns, outer, "eth0")
-        self.addr = addr
-        self.addr6 = addr6
-        self.site = site
-
-
-class Site(_Attached):
-    """A home: a NAT router namespace (`ns`) with hosts on its LAN.
-
-    Attributes:
-        addr: the router's WAN IPv4 address, the source of masqueraded packets: public, or
-            on the upstream's LAN behind a carrier-grade NAT (see `public_addr`).
-        addr6: the router's own IPv6 address on the internet (the LAN has no IPv6); None
-            behind a carrier-grade NAT.
-        lan: the LAN prefix; `gateway` is the router's address on it.
-        random_fully, udp_blocked: the current NAT behaviour (change through the Rig).
-        isp: the ISP router between the WAN and the internet (isp_hop), or None.
-        upstream: the carrier-grade NAT site whose LAN the WAN is on, or None.
-        downstream: the sites whose WAN is on this site's LAN (this one is their CGNAT).
-    """
-
-    WAN_IF = "wan0"
-    LAN_IF = "lan0"
-
-    def __init__(
-        self,
-        rig: Rig,
-        name: str,
-        ns: str,
-        outer: Node,
-        addr: str,
-        lan: ipaddress.IPv4Network,
-        *,
-        isp: IspRouter | None = None,
-        upstream: Site | None = None,
-    ) -> None:
-        super().__init__(rig, name, ns, outer, self.WAN_IF)
-        self.addr = addr
-        self.addr6: str | None = None
-        if upstream is None:
-            self.addr6 = _v6_for(ipaddress.IPv4Address(addr))
-        self.isp = isp
-        self.upstream = upstream
-        self.downstream: dict[str, Site] = {}
-        self.lan = lan
-        self.gateway = str(next(lan.hosts()))
-        self.random_fully = False
-        self.udp_blocked = False
-        self.hosts: dict[str, Host] = {}
-        self._used_lan: set[ipaddress.IPv4Address] = {ipaddress.IPv4Address(self.gateway)}
-
-    @property
-    def public_addr(self) -> str:
-        """The address the internet sees this site's traffic come from."""
-        return self.upstream.public_addr if self.upstream is not None else self.addr
-
-    @property
-    def routers(self) -> list[Site]:
-        """This site's NAT routers, innermost first: itself, then its upstreams."""
-        return [self, *(self.upstream.routers if self.upstream is not None else [])]
-
-    def add_host(self, name: str, addr: str | None = None) -> Host:
-        """Add a host on this site's LAN with a default route via the router."""
-        return self.rig._add_lan_host(self, name, addr)
-
-
-class IspRouter(_Attached):
-    """The ISP's access router of one site (add_nat_site(isp_hop=True)): a routed hop
-    between the site's WAN and the internet bridge; see testing/netns_isp.py.
-
-    Attributes:
-        addr, addr6: its own public addresses, the source of the ICMP it sends.
-        site: the Site it serves (set once that exists).
-    """
-
-    UP_IF = "up0"
-
-    def __init__(self, rig: Rig, name: str, ns: str, outer: Node, addr: str) -> None:
-        super().__init__(rig, name, ns, outer, self.UP_IF)
-        self.addr = addr
-        self.addr6 = _v6_for(ipaddress.IPv4Address(addr))
-        self.site: Site | None = None
-
-
-# --------------------------------------------------------------------------------------
 # The rig
 
 
-_open_rigs: weakref.WeakSet[Rig] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_rigs() -> None:
-    for rig in list(_open_rigs):
-        rig.close()
-
-
-class Rig:
+class Rig(Closing):
     """A named world of namespaces; use as a context manager.
 
     Example:
@@ -406,28 +226,12 @@ class Rig:
         self.namespaces: list[str] = []
         self._procs: list[subprocess.Popen[Any]] = []
         self._used_public: set[ipaddress.IPv4Address] = set()
-        self._closed = False
-        _open_rigs.add(self)
+        self._opened_now()
 
     # ---- lifecycle --------------------------------------------------------------------
 
-    def __enter__(self) -> Rig:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Kill our processes, delete our namespaces. Idempotent; never raises."""
-        if self._closed:
-            return
-        self._closed = True
-        _open_rigs.discard(self)
+    def _release(self) -> None:
+        """close(): kill our processes, delete our namespaces. Never raises."""
         self._stop_processes()
         for ns in reversed(self.namespaces):
             _delete_namespace(ns)
@@ -457,22 +261,9 @@ class Rig:
         self._procs.append(proc)
 
     def _stop_processes(self) -> None:
-        """SIGTERM each started process group, SIGKILL what is left after a grace period.
-
-        Only groups whose leader has not been reaped are signalled: until then its PID (and
-        so its PGID, as popen starts a new session) cannot be reused by a stranger."""
-        live = [p for p in self._procs if p.returncode is None]
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for p in live:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, sig)
-            deadline = time.monotonic() + TERM_GRACE_S
-            for p in live:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
-            live = [p for p in live if p.returncode is None]
-            if not live:
-                break
+        """SIGTERM each started process group, SIGKILL what is left after a grace period
+        (popen starts each in a new session, so a group is all it spawned)."""
+        stop_processes(self._procs, TERM_GRACE_S, groups=True)
         for p in self._procs:
             for stream in (p.stdin, p.stdout, p.stderr):
                 if stream is not None:
@@ -488,7 +279,7 @@ class Rig:
         if ns in self.namespaces:
             raise RigError(f"rig {self.prefix} already has a node named {name!r}")
         self.namespaces.append(ns)  # recorded first: a half-made namespace is cleaned too
-        _sh(["ip", "netns", "add", ns])
+        sh(["ip", "netns", "add", ns])
         node = Node(self, name, ns)
         node.ip("link", "set", "lo", "up")
         # Skip IPv6 duplicate address detection: addresses are usable at once, no flaky
@@ -532,12 +323,12 @@ class Rig:
         self.internet = inet
         return inet
 
-    def _attach_to_internet(self, node: _Attached, v4: ipaddress.IPv4Address) -> None:
+    def _attach_to_internet(self, node: Attached, v4: ipaddress.IPv4Address) -> None:
         inet = self.add_internet()
         self._veth(inet, node.outer_if, node.ns, node.iface)
         inet.ip("link", "set", node.outer_if, "master", INET_BRIDGE, "up")
         node.ip("addr", "add", f"{v4}/{INTERNET_V4.prefixlen}", "dev", node.iface)
-        node.ip("-6", "addr", "add", f"{_v6_for(v4)}/64", "dev", node.iface, "nodad")
+        node.ip("-6", "addr", "add", f"{v6_for(v4)}/64", "dev", node.iface, "nodad")
         node.ip("link", "set", node.iface, "up")
 
     def add_public_host(self, name: str, addr: str | None = None) -> Host:
@@ -550,7 +341,7 @@ class Rig:
         """
         inet = self.add_internet()
         v4 = self._public_addr(addr)
-        host = Host(self, name, self._new_namespace(name), inet, str(v4), _v6_for(v4), None)
+        host = Host(self, name, self._new_namespace(name), inet, str(v4), v6_for(v4), None)
         self._attach_to_internet(host, v4)
         self.nodes[name] = host
         return host
@@ -589,7 +380,7 @@ class Rig:
                 never goes DIRECT. A dropped packet leaves no confirmed entry.
             isp_hop: reach the internet through an ISP router namespace (`<name>isp`, the
                 next free public address): a routed hop with its own public address, as
-                between any two homes on the real internet (testing/netns_isp.py).
+                between any two homes on the real internet (lab/netns_isp.py).
             upstream: a home behind a carrier-grade NAT: the WAN is on this site's LAN
                 (give it lan_cidr="100.64.0.0/24"), default route via its gateway. The
                 upstream site can have the isp_hop; this one cannot.

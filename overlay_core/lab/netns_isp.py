@@ -1,6 +1,6 @@
 """The netns rig's routed uplinks: an ISP router between a home and the internet, and a home
 behind a carrier-grade NAT. Used by `Rig.add_nat_site(isp_hop=True)` and
-`Rig.add_nat_site(upstream=site)` (testing/netns.py builds the namespaces and calls these
+`Rig.add_nat_site(upstream=site)` (lab/netns.py builds the namespaces and calls these
 functions to wire them).
 
 Why: on the flat internet bridge every home router is the very next hop of every other

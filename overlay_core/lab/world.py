@@ -1,6 +1,6 @@
 """An overlay world: real `overlayd` processes in the namespace rig, driven over their APIs.
 
-The rig (testing/netns.py) builds a tiny internet with NATed homes; this module puts nodes
+The rig (lab/netns.py) builds a tiny internet with NATed homes; this module puts nodes
 on it and gives the operations a story needs in one place, for the system tests, the
 overlay benchmark and `ztui demo`:
 
@@ -14,20 +14,24 @@ overlay benchmark and `ztui demo`:
         a.host.run(["ping", "-c", "3", world.overlay_ip(b, nwid)])
 
 What every node is:
-* A `OverlayNode` = one overlayd in one rig namespace, with its home directory (identity,
-  controller.db, networks.json, control.sock, overlayd.log) under the world's short /tmp
-  directory (UNIX socket paths must stay under 108 bytes). It binds 0.0.0.0 and advertises
-  only its own address as a /32, so no address outside the rig is ever told to a peer.
+* An `OverlayNode` (lab/overlay_node.py) = one overlayd in one rig namespace, with its home
+  directory (identity, controller.db, networks.json, control.sock, overlayd.log) under the
+  world's short /tmp directory (UNIX socket paths must stay under 108 bytes). It binds
+  0.0.0.0 and advertises only its own address as a /32 (or the CIDR `add_member` is
+  given), so no address outside the rig is ever told to a peer.
 * The host namespace reaches each daemon's control socket directly (namespaces share the
   filesystem), so `node.get("/status")` and `node.ztui("peers")` need no `ip netns exec`.
+* Members come with a NAT site of their own (`add_home`), on a public host
+  (`add_public_member`), or on a host the rig already has (`add_member`): a story that
+  starts fresh leaves on the same homes for each test names a new home and port each time.
 * Roots are public hosts listed in one roots file; every node is started with it.
 * The controller is an ordinary node whose controller hosts the networks (every node has
   one); `create_network`, `approve`, `deauthorize` talk to it.
 
 Waiting: `wait(what, probe, timeout)` polls until the probe returns something truthy; on
-timeout it raises WorldTimeout whose message is `report()`: every node's status, peers,
-networks and log tail, so a failure says what the nodes believed. It also fails at once if
-a daemon died.
+timeout it raises WorldTimeout whose message is `report()`: how each NAT the nodes sit
+behind is set, then every node's status, peers, networks and log tail, so a failure says
+what the nodes believed. It also fails at once if a daemon died.
 
 Cleanup: `close()` (also `__exit__`, and at interpreter exit for worlds never closed)
 stops every daemon by its own PID (SIGTERM, then SIGKILL), closes the rig if the world
@@ -37,294 +41,52 @@ the world's directory. Closing is idempotent and never raises.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-import httpx
+from ..proto.states import Link, NetworkState
+from .lifetime import Closing
+from .netns import Host, Rig
+from .overlay_node import (
+    POLL_S,
+    ApiCallError,
+    OverlayNode,
+    WorldError,
+    WorldTimeout,
+    child_env,
+    overlayd_argv,
+    stop_nodes,
+    ztui_argv,
+)
 
-from .netns import Host, Rig, Site
-from .processes import stop_processes
+# The nodes' names, beside the world that makes them (importers take them from here).
+__all__ = [
+    "PORT",
+    "ApiCallError",
+    "OverlayNode",
+    "OverlayWorld",
+    "WorldError",
+    "WorldTimeout",
+    "child_env",
+    "overlayd_argv",
+    "ztui_argv",
+]
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[2]
 PORT = 9993
-START_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 5.0
-API_TIMEOUT_S = 10.0
-POLL_S = 0.2
-LOG_TAIL_LINES = 30
-DEFAULT_POOL = "10.147.17.0/24"
 
 
-class WorldError(RuntimeError):
-    """A world operation failed (a daemon would not start, an API call was refused)."""
-
-
-class WorldTimeout(WorldError, AssertionError):
-    """A wait ran out; the message carries every node's view (see OverlayWorld.report).
-
-    It is an AssertionError too, so pytest shows it as a failed expectation."""
-
-
-class ApiCallError(WorldError):
-    """The daemon answered an API call with an error status."""
-
-    def __init__(self, method: str, path: str, status: int, body: Any) -> None:
-        super().__init__(f"{method} {path} -> {status}: {body}")
-        self.status = status
-        self.body = body
-
-
-def child_env() -> dict[str, str]:
-    """The environment for overlayd and ztui children: this checkout first on the path,
-    no ZTUI_HOME leaking in from the caller's shell."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("ZTUI_HOME", None)
-    return env
-
-
-def overlayd_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "overlay_core.io.cli", *args]
-
-
-def ztui_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "console", *args]
-
-
-# --------------------------------------------------------------------------------------
-# Nodes
-
-
-class OverlayNode:
-    """One overlayd in a rig namespace, with an API client on its control socket.
-
-    Attributes:
-        name: the rig node's name (also the home directory's name).
-        host: the rig Host it runs in; `host.run([...])` runs a command beside it.
-        site: the NAT site for a node at home, None for a public one.
-        role: "root", "controller" or "member" (what the world made it for).
-        address: the node's 10-hex-digit overlay address, known once started.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        host: Host,
-        home: Path,
-        role: str,
-        args: Sequence[str],
-        log_level: str = "info",
-    ) -> None:
-        self.name = name
-        self.host = host
-        self.site: Site | None = host.site
-        self.home = home
-        self.role = role
-        self.args = list(args)
-        self.log_level = log_level
-        self.log = home / "overlayd.log"
-        self.address = ""
-        self.proc: subprocess.Popen[str] | None = None
-        self._client: httpx.Client | None = None
-        self.starts = 0
-        self.stopped = False  # stopped on purpose: not a crash for check_alive
-
-    def __repr__(self) -> str:
-        return f"<overlayd {self.name} {self.address or '?'} in {self.host.ns}>"
-
-    # ---- process ------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def socket_path(self) -> Path:
-        return self.home / "control.sock"
-
-    def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Start overlayd (same home, so the same identity, controller and networks) and
-        wait until its API answers. The log is appended to, so restarts keep history."""
-        if self.running:
-            return
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.starts += 1
-        self.stopped = False
-        with self.log.open("a") as log:
-            log.write(f"----- start #{self.starts} {time.strftime('%H:%M:%S')}\n")
-            log.flush()
-            self.proc = self.host.popen(
-                overlayd_argv("--home", str(self.home), *self.args, "--log-level", self.log_level),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.running:
-                raise WorldError(f"{self.name}: overlayd exited at start\n{self.log_tail()}")
-            status = self.try_get("/status")
-            if status is not None:
-                self.address = status["address"]
-                return
-            if time.monotonic() >= deadline:
-                raise WorldError(f"{self.name}: no API within {timeout:g} s\n{self.log_tail()}")
-            time.sleep(POLL_S)
-
-    def stop(self) -> None:
-        """SIGTERM, wait, then SIGKILL, by this node's own PID only. Idempotent."""
-        self.stopped = True
-        self._close_client()
-        stop_processes([self.proc], STOP_TIMEOUT_S)
-
-    def restart(self, timeout: float = START_TIMEOUT_S) -> None:
-        self.stop()
-        self.start(timeout)
-
-    # ---- API ----------------------------------------------------------------------------
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(
-                transport=httpx.HTTPTransport(uds=str(self.socket_path)),
-                base_url="http://overlayd",
-                timeout=API_TIMEOUT_S,
-            )
-        return self._client
-
-    def _close_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call; the parsed JSON (text for /metrics), ApiCallError on >= 400."""
-        try:
-            response = self.client.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise WorldError(f"{self.name}: {method} {path}: {exc}") from exc
-        if response.status_code >= 400:
-            try:
-                detail: Any = response.json()
-            except ValueError:
-                detail = response.text
-            raise ApiCallError(method, path, response.status_code, detail)
-        if "json" not in response.headers.get("content-type", ""):
-            return response.text
-        return response.json()
-
-    def get(self, path: str) -> Any:
-        return self.request("GET", path)
-
-    def try_get(self, path: str) -> Any:
-        """GET, or None if the daemon cannot answer (not up yet) or says 404."""
-        try:
-            return self.get(path)
-        except ApiCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        except WorldError:
-            return None
-
-    def status(self) -> dict[str, Any]:
-        return self.get("/status")  # type: ignore[no-any-return]
-
-    def peers(self) -> list[dict[str, Any]]:
-        return self.get("/peers")  # type: ignore[no-any-return]
-
-    def peer(self, address: str) -> dict[str, Any] | None:
-        return next((p for p in self.peers() if p["address"] == address), None)
-
-    def networks(self) -> list[dict[str, Any]]:
-        return self.get("/networks")  # type: ignore[no-any-return]
-
-    def network(self, nwid: str) -> dict[str, Any] | None:
-        """This node's view of a joined network (NetworkJson), None if not joined."""
-        return self.try_get(f"/networks/{nwid}")  # type: ignore[no-any-return]
-
-    def join(self, nwid: str, **settings: Any) -> dict[str, Any]:
-        return self.request("POST", f"/networks/{nwid}", settings or None)  # type: ignore[no-any-return]
-
-    def leave(self, nwid: str) -> dict[str, Any]:
-        return self.request("DELETE", f"/networks/{nwid}")  # type: ignore[no-any-return]
-
-    def metrics(self) -> str:
-        return str(self.get("/metrics"))
-
-    def ztui(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        """`ztui --home HOME args...` from the host namespace (the console over the socket)."""
-        return subprocess.run(
-            ztui_argv("--home", str(self.home), *args),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=child_env(),
-            check=False,
-        )
-
-    # ---- diagnostics --------------------------------------------------------------------
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def report(self) -> str:
-        if self.proc is None:
-            state = "never started"
-        elif self.stopped:
-            state = f"stopped, exit {self.proc.returncode}"
-        elif self.running:
-            state = "running"
-        else:
-            state = f"EXITED {self.proc.returncode}"
-        parts = [f"===== {self!r} ({self.role}, {state}), home {self.home}"]
-        if self.running:
-            for command in ("info", "peers", "networks"):
-                try:
-                    out = self.ztui(command, timeout=10)
-                    parts.append(f"$ ztui {command}\n{out.stdout}{out.stderr}".rstrip())
-                except subprocess.TimeoutExpired:
-                    parts.append(f"$ ztui {command}\n(no answer within 10 s)")
-        parts.append(f"$ tail {self.log}\n{self.log_tail()}")
-        return "\n".join(parts)
-
-
-# --------------------------------------------------------------------------------------
-# The world
-
-
-_open_worlds: weakref.WeakSet[OverlayWorld] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_open_worlds() -> None:
-    for world in list(_open_worlds):
-        world.close()
-
-
-class OverlayWorld:
+class OverlayWorld(Closing):
     """Roots, a controller and member homes on a rig; use as a context manager.
 
     Args:
@@ -348,36 +110,19 @@ class OverlayWorld:
         self.members: list[OverlayNode] = []
         self.roots_file = self.base / "roots.txt"
         self._lans = 0
-        self._closed = False
-        _open_worlds.add(self)
+        self._opened_now()
 
     # ---- lifecycle ----------------------------------------------------------------------
-
-    def __enter__(self) -> OverlayWorld:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def nodes(self) -> list[OverlayNode]:
         ctl = [self.controller] if self.controller is not None else []
         return [*self.roots, *ctl, *self.members]
 
-    def close(self) -> None:
-        """Stop every daemon, delete the rig (if ours) and the homes (if ours)."""
-        if self._closed:
-            return
-        self._closed = True
-        _open_worlds.discard(self)
-        for node in reversed(self.nodes):
-            with contextlib.suppress(Exception):
-                node.stop()
+    def _release(self) -> None:
+        """close(): stop every daemon, delete the rig (if ours) and the homes (if ours)."""
+        with contextlib.suppress(Exception):
+            stop_nodes(self.nodes)
         if self._own_rig:
             self.rig.close()
         if self._own_base:
@@ -385,12 +130,27 @@ class OverlayWorld:
 
     # ---- building -----------------------------------------------------------------------
 
-    def _node(self, name: str, host: Host, role: str, extra: Sequence[str] = ()) -> OverlayNode:
+    def _node(
+        self,
+        name: str,
+        host: Host,
+        role: str,
+        extra: Sequence[str] = (),
+        *,
+        port: int = PORT,
+        advertise: str | None = None,
+        log_level: str | None = None,
+    ) -> OverlayNode:
+        """An overlayd for `host` with the world's roots file, binding 0.0.0.0 and telling
+        peers only `advertise` (the host's own address by default): no address outside the
+        rig is ever told to a peer."""
         if not self.roots_file.exists():
             raise WorldError("add_roots first: every node is started with the roots file")
-        args = ["--port", str(PORT), "--bind", "0.0.0.0", "--advertise", f"{host.addr}/32",
+        args = ["--port", str(port), "--bind", "0.0.0.0",
+                "--advertise", advertise or f"{host.addr}/32",
                 "--roots", str(self.roots_file)]  # fmt: skip
-        return OverlayNode(name, host, self.base / name, role, [*args, *extra], self.log_level)
+        level = log_level or self.log_level
+        return OverlayNode(name, host, self.base / name, role, [*args, *extra], level)
 
     def add_roots(self, count: int = 1, names: Sequence[str] | None = None) -> list[OverlayNode]:
         """Public hosts running `overlayd --root`, all listed in the world's roots file,
@@ -467,15 +227,27 @@ class OverlayWorld:
             block_udp=block_udp,
             underlay_mtu=underlay_mtu,
         )
-        node = self._node(host_name, site.add_host(host_name), "member")
-        self.members.append(node)
-        if start:
-            node.start()
-        return node
+        return self.add_member(host_name, site.add_host(host_name), start=start)
 
     def add_public_member(self, name: str, *, start: bool = True) -> OverlayNode:
         """A member node on a public host (no NAT)."""
-        node = self._node(name, self.rig.add_public_host(name), "member")
+        return self.add_member(name, self.rig.add_public_host(name), start=start)
+
+    def add_member(
+        self,
+        name: str,
+        host: Host,
+        *,
+        port: int = PORT,
+        advertise: str | None = None,
+        log_level: str | None = None,
+        start: bool = True,
+    ) -> OverlayNode:
+        """A member node on a host the rig already has (started unless start=False), with
+        its own home `name`: a fresh identity on a host an earlier member used. A new
+        `port` too keeps NAT mappings of an earlier run from being reused; `advertise`
+        (a CIDR) replaces the host's own address as what the node tells peers."""
+        node = self._node(name, host, "member", port=port, advertise=advertise, log_level=log_level)
         self.members.append(node)
         if start:
             node.start()
@@ -498,9 +270,6 @@ class OverlayWorld:
     def update_network(self, nwid: str, **changes: Any) -> dict[str, Any]:
         return self._ctl().request("PATCH", f"/controller/networks/{nwid}", changes)  # type: ignore[no-any-return]
 
-    def network_record(self, nwid: str) -> dict[str, Any]:
-        return self._ctl().get(f"/controller/networks/{nwid}")  # type: ignore[no-any-return]
-
     def member_list(self, nwid: str) -> list[dict[str, Any]]:
         return self._ctl().get(f"/controller/networks/{nwid}/members")  # type: ignore[no-any-return]
 
@@ -521,7 +290,7 @@ class OverlayWorld:
         return node.join(nwid, **settings)
 
     def wait_state(
-        self, node: OverlayNode, nwid: str, state: str, timeout: float = 15.0
+        self, node: OverlayNode, nwid: str, state: NetworkState, timeout: float = 15.0
     ) -> dict[str, Any]:
         """Until `node` sees `nwid` in `state` (OK also waits for its TAP device to be
         open and, if the network has pools, for an address on it); its NetworkJson."""
@@ -530,7 +299,7 @@ class OverlayWorld:
             network = node.network(nwid)
             if network is None or network["state"] != state:
                 return None
-            if state == "OK" and network["device"] is None:
+            if state is NetworkState.OK and network["device"] is None:
                 return None
             return network
 
@@ -561,7 +330,7 @@ class OverlayWorld:
 
         def probe() -> dict[str, Any] | None:
             network = node.network(nwid)
-            if network is None or network["state"] != "OK" or network["device"] is None:
+            if network is None or network["state"] != NetworkState.OK or network["device"] is None:
                 return None
             wanted = {a.split("/")[0] for a in network["addresses"]}
             if wanted and not wanted <= set(self.device_addresses(node, network["device"])):
@@ -616,7 +385,7 @@ class OverlayWorld:
         return self.wait(f"{node.name} to reach the roots", probe, timeout)
 
     def wait_link(
-        self, a: OverlayNode, b: OverlayNode, link: str = "DIRECT", timeout: float = 20.0
+        self, a: OverlayNode, b: OverlayNode, link: Link = Link.DIRECT, timeout: float = 20.0
     ) -> dict[str, Any]:
         """Until a lists b with this link (DIRECT, RELAY, TCP); a's PeerJson for b."""
 
@@ -662,9 +431,17 @@ class OverlayWorld:
             time.sleep(POLL_S)
 
     def report(self) -> str:
-        """Every running node's `ztui info`, `peers`, `networks` and log tail (and the log
-        tail of any that died), for failure messages. Nodes stopped on purpose are left out."""
-        return "\n".join(node.report() for node in self.nodes if not node.stopped)
+        """For failure messages: how the NATs in front of the nodes are set (a test may
+        have changed them), then every running node's `ztui info`, `peers`, `networks` and
+        log tail (and the log tail of any that died). Nodes stopped on purpose are left out."""
+        nodes = [node for node in self.nodes if not node.stopped]
+        sites = {node.site.name: node.site for node in nodes if node.site is not None}
+        nats = ", ".join(
+            f"{site.name} {site.addr} random_fully={site.random_fully} "
+            f"udp_blocked={site.udp_blocked}"
+            for site in sites.values()
+        )
+        return "\n".join([f"NATs: {nats or 'none'}", *(node.report() for node in nodes)])
 
     def fail(self, message: str) -> str:
         """An assertion message: what went wrong, then what every node believed."""

@@ -25,6 +25,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from ..controller import Controller, Denied
 from ..proto.effects import (
@@ -246,45 +247,55 @@ class FakeNet:
 
     def _apply(self, host: Host, effects: list[Effect]) -> None:
         for effect in effects:
-            if isinstance(effect, Send):
-                self._send(host, effect)
-            elif isinstance(effect, SendMany):
-                for data in effect.datagrams:
-                    self._send(host, Send(effect.endpoint, data))
-            elif isinstance(effect, Deliver):
-                host.delivered.append(effect)
-            elif isinstance(effect, EchoReply):
-                host.echoes.append(effect)
-            elif isinstance(effect, EchoFailed):
-                host.failed.append(effect)
-            elif isinstance(effect, Event):
-                host.events.append(effect)
-            elif isinstance(effect, DeliverFrame):
-                host.frames.append(effect)
-            elif isinstance(effect, DeliverFrames):
-                host.frames += [DeliverFrame(effect.nwid, frame) for frame in effect.frames]
-            elif isinstance(effect, OpenPort):
-                host.ports[effect.nwid] = None
-            elif isinstance(effect, ConfigurePort):
-                host.ports[effect.nwid] = effect
-            elif isinstance(effect, ClosePort):
-                host.ports.pop(effect.nwid, None)
-            elif isinstance(effect, ConfigRequest) and host.controller is not None:
-                reply = host.controller.handle_config_request(
-                    effect.nwid,
-                    effect.member,
-                    version=effect.version,
-                    physical=str(effect.physical) if effect.physical else None,
-                    now=self.now,
-                )
-                self._answer(host, effect.nwid, effect.member.address, reply)
-            elif isinstance(effect, PathReportIn) and host.controller is not None:
-                refused = host.controller.store_report(effect.report, self.now)
-                host.reports[refused or "kept"] += 1
-            elif isinstance(effect, OpenTcp):
-                self._open_tcp(host, effect.endpoint)
-            elif isinstance(effect, CloseTcp):
-                self._tcp = {k: v for k, v in self._tcp.items() if v != (host, effect.endpoint)}
+            match effect:
+                case Send():
+                    self._send(host, effect)
+                case SendMany(endpoint, datagrams):
+                    for data in datagrams:
+                        self._send(host, Send(endpoint, data))
+                case Deliver():
+                    host.delivered.append(effect)
+                case EchoReply():
+                    host.echoes.append(effect)
+                case EchoFailed():
+                    host.failed.append(effect)
+                case Event():
+                    host.events.append(effect)
+                case DeliverFrame():
+                    host.frames.append(effect)
+                case DeliverFrames(nwid, frames):
+                    host.frames += [DeliverFrame(nwid, frame) for frame in frames]
+                case OpenPort(nwid):
+                    host.ports[nwid] = None
+                case ConfigurePort(nwid):
+                    host.ports[nwid] = effect
+                case ClosePort(nwid):
+                    host.ports.pop(nwid, None)
+                case ConfigRequest():
+                    self._config_request(host, effect)
+                case PathReportIn(report):
+                    if host.controller is not None:
+                        refused = host.controller.store_report(report, self.now)
+                        host.reports[refused or "kept"] += 1
+                case OpenTcp(endpoint):
+                    self._open_tcp(host, endpoint)
+                case CloseTcp(endpoint):
+                    self._tcp = {k: v for k, v in self._tcp.items() if v != (host, endpoint)}
+                case _:
+                    assert_never(effect)
+
+    def _config_request(self, host: Host, request: ConfigRequest) -> None:
+        """What the daemon's ControllerLink does: the host's controller answers at once."""
+        if host.controller is None:
+            return
+        outcome = host.controller.answer_request(
+            request.nwid,
+            request.member,
+            version=request.version,
+            physical=str(request.physical) if request.physical else None,
+            now=self.now,
+        )
+        self._answer(host, request.nwid, request.member.address, outcome.reply)
 
     def _answer(self, host: Host, nwid: int, member: int, reply: bytes | Denied) -> None:
         answer = reply if isinstance(reply, bytes) else reply.code

@@ -18,9 +18,9 @@ of an earlier run is reused) are started, pinged and stopped again.
 All NATs keep the source port (no --random-fully). "No input firewall" is the case of issue
 10: a router that accepts packets to itself from the WAN keeps a conntrack entry (UNREPLIED)
 for a peer's punch that arrives before its own host has sent anything, and then has to
-masquerade its host's packets to that peer from another port (testing/netns.py,
+masquerade its host's packets to that peer from another port (lab/netns.py,
 add_nat_site's input_firewall). "ISP hop" is a routed hop between the home and the
-internet (testing/netns_isp.py): only with one can a low-TTL packet open our NAT without
+internet (lab/netns_isp.py): only with one can a low-TTL packet open our NAT without
 reaching the peer's router. "fw" is the flat rig of tests/netns/test_overlay_nat.py.
 
 Time to DIRECT (`time_to_direct`) is measured as a user would see it: echoes from leaf 1
@@ -39,6 +39,7 @@ from typing import Any
 
 from ..lab.netns import Host, Site
 from ..lab.world import ApiCallError, OverlayNode, OverlayWorld, WorldError
+from ..proto.states import Link
 
 ROOT_NAMES = ("root1", "root2")
 FIRST_LEAF_PORT = 21001
@@ -198,14 +199,14 @@ class NatPairs:
             assert site is not None
             port = self._next_port
             self._next_port += 1
-            roots = str(self.world.roots_file)
-            args = ["--port", str(port), "--bind", "0.0.0.0", "--roots", roots,
-                    "--advertise", str(site.lan)]  # fmt: skip
-            name = f"{host.name}-{pair.runs}"
-            node = OverlayNode(name, host, self.world.base / name, "member", args, self.log_level)
-            self.world.members.append(node)
+            node = self.world.add_member(
+                f"{host.name}-{pair.runs}",
+                host,
+                port=port,
+                advertise=str(site.lan),
+                log_level=self.log_level,
+            )
             pair.leaves.append(node)
-            node.start()
         return pair.leaves[0], pair.leaves[1]
 
     def stop_leaves(self, pair: Pair) -> None:
@@ -230,9 +231,9 @@ class NatPairs:
             started = time.monotonic()
             reply = echo(a, b, min(ECHO_TIMEOUT_S, max(0.1, cap_s - (started - t0))))
             echoes.append(reply["link"] if reply is not None else "-")
-            if reply is not None and reply["link"] == "DIRECT":
+            if reply is not None and reply["link"] == Link.DIRECT:
                 return DirectTiming(round(time.monotonic() - t0, 3), "echo", echoes)
-            if link(a, b) == "DIRECT":
+            if link(a, b) == Link.DIRECT:
                 return DirectTiming(round(time.monotonic() - t0, 3), "link", echoes)
             time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
         return DirectTiming(None, None, echoes)

@@ -1,10 +1,11 @@
 """System tests (tier 3): real `overlayd` processes behind real Linux NATs.
 
-The world, built once for the module by the netns rig:
+The world, built once for the module: an OverlayWorld (overlay_core/lab/world.py) with the
+homes of overlay_core/testing/nat_pairs.py's pairing "fw":
 
-    root1 198.18.1.10  root2 198.18.1.11       two roots on the "internet", UDP+TCP 9993
-    home1 (router, MASQUERADE) -- pc1 10.1.0.2  a leaf behind a home NAT
-    home2 (router, MASQUERADE) -- pc2 10.2.0.2  another leaf behind another home NAT
+    root1, root2 198.18.1.x                      two roots on the "internet", UDP+TCP 9993
+    fw1 (router, MASQUERADE) -- fw1pc 10.41.0.2  a leaf behind a home NAT
+    fw2 (router, MASQUERADE) -- fw2pc 10.42.0.2  another leaf behind another home NAT
 
 The routers also drop unsolicited traffic from the WAN to themselves, the default of every
 consumer router (the rig's input_firewall default; its docstring says why hole punching
@@ -16,29 +17,26 @@ so new identities, and a new UDP port, so no NAT mapping from an earlier test is
 and stops them again at the end. Leaves bind 0.0.0.0 and advertise only their LAN prefix,
 so every address a node ever tells a peer about lies inside the rig.
 
-Everything is observed the way a user would: through `ztui` on each daemon's control
-socket (the namespaces share the filesystem, so the console runs in the host namespace).
-Waits are polls with deadlines; a failed wait shows every daemon's `ztui info`, `ztui
-peers` and the tail of its log, so a red run says what the nodes believed.
+Everything is observed the way a user would: each daemon's control socket answers what
+`ztui info --json` and `ztui peers --json` print (the namespaces share the filesystem, so
+the console runs in the host namespace), and `ztui` itself pings and explains. Waits are
+polls with deadlines; a failed wait shows how the NATs are set, every daemon's `ztui
+info`, `ztui peers` and the tail of its log, so a red run says what the nodes believed.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from overlay_core.lab.netns import Host, Rig, unavailable_reason
-from overlay_core.lab.processes import stop_processes
+from overlay_core.lab.netns import Site, unavailable_reason
+from overlay_core.lab.world import OverlayNode, OverlayWorld
+from overlay_core.proto.states import Link
+from overlay_core.testing.nat_pairs import NatPairs, Pair
 
 pytestmark = [
     pytest.mark.netns,
@@ -46,300 +44,115 @@ pytestmark = [
     pytest.mark.skipif(unavailable_reason() is not None, reason=unavailable_reason() or ""),
 ]
 
-T = TypeVar("T")
-
-REPO = Path(__file__).resolve().parents[2]
-ROOT_PORT = 9993
-FIRST_LEAF_PORT = 21001
-START_TIMEOUT_S = 10.0
+PAIRING = "fw"  # both homes MASQUERADE with an input firewall, on the flat internet
 ONLINE_TIMEOUT_S = 15.0
 TCP_FALLBACK_TIMEOUT_S = 20.0  # the node opens TCP after ~8 s without a UDP answer
 UDP_RETURN_TIMEOUT_S = 20.0  # while tunneled it retries UDP to the roots every ~5 s
-LOG_TAIL_LINES = 40
-ZTUI_TIMEOUT_S = 30.0
+
+Status = dict[str, Any]
 
 
-def _env() -> dict[str, str]:
-    """Run the entry points from this checkout, whether or not it is pip-installed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("ZTUI_HOME", None)
-    return env
+@dataclass
+class Story:
+    """The module's world and its two homes, as one test sees them."""
 
+    nat: NatPairs
+    pair: Pair
 
-def _overlayd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "overlay_core.io.cli", *args]
+    @property
+    def world(self) -> OverlayWorld:
+        return self.nat.world
 
+    @property
+    def home1(self) -> Site:
+        return self.pair.sites[0]
 
-class Daemon:
-    """One overlayd in a rig namespace; its stderr (the log) goes to HOME/overlayd.log."""
-
-    def __init__(self, name: str, host: Host, home: Path, args: list[str]) -> None:
-        self.name = name
-        self.host = host
-        self.home = home
-        self.log = home / "overlayd.log"
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self.log.open("w") as log:
-            self.proc: subprocess.Popen[str] = host.popen(
-                _overlayd("--home", str(home), *args),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_env(),
-            )
-        self.address = ""
-
-    def __repr__(self) -> str:
-        return f"<overlayd {self.name} {self.address or '?'} in {self.host.ns}>"
-
-    def ztui(self, *args: str, timeout: float = ZTUI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        """`ztui --home HOME args...`, run in the host namespace over the control socket."""
-        return subprocess.run(
-            [sys.executable, "-m", "console", "--home", str(self.home), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_env(),
-            check=False,
-        )
-
-    def ztui_json(self, *args: str, timeout: float = ZTUI_TIMEOUT_S) -> Any:
-        """Parsed `--json` output, or None if the daemon could not answer (yet)."""
-        proc = self.ztui(*args, "--json", timeout=timeout)
-        if not proc.stdout.strip():
-            return None
-        return json.loads(proc.stdout)
-
-    def info(self) -> dict[str, Any] | None:
-        return self.ztui_json("info")  # type: ignore[no-any-return]
-
-    def peers(self) -> list[dict[str, Any]]:
-        return self.ztui_json("peers") or []
-
-    def peer(self, address: str) -> dict[str, Any] | None:
-        return next((p for p in self.peers() if p["address"] == address), None)
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def report(self) -> str:
-        state = "running" if self.proc.poll() is None else f"EXITED {self.proc.returncode}"
-        parts = [f"===== {self!r} ({state}), home {self.home}"]
-        if self.proc.poll() is None:
-            for command in ("info", "peers"):
-                try:
-                    out = self.ztui(command, timeout=10)
-                    parts.append(f"$ ztui {command}\n{out.stdout}{out.stderr}".rstrip())
-                except subprocess.TimeoutExpired:
-                    parts.append(f"$ ztui {command}\n(no answer within 10 s)")
-        parts.append(f"$ tail {self.log}\n{self.log_tail()}")
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        """SIGTERM, wait, then SIGKILL: by our own PID only (the rig also kills its groups)."""
-        stop_processes([self.proc])
-
-
-class World:
-    """The rig, the two roots, and the leaves of the test that is running."""
-
-    def __init__(self, rig: Rig, tmp: Path) -> None:
-        self.rig = rig
-        self.tmp = tmp
-        self.root1_host = rig.add_public_host("root1")
-        self.root2_host = rig.add_public_host("root2")
-        self.home1 = rig.add_nat_site("home1", lan_cidr="10.1.0.0/24")
-        self.home2 = rig.add_nat_site("home2", lan_cidr="10.2.0.0/24")
-        self.pc1 = self.home1.add_host("pc1")
-        self.pc2 = self.home2.add_host("pc2")
-        self.roots: list[Daemon] = []
-        self.leaves: list[Daemon] = []
-        self.roots_file = tmp / "roots.txt"
-        self._next_port = FIRST_LEAF_PORT
-        self._runs = 0
-
-    # ---- daemons ------------------------------------------------------------------------
-
-    def start_roots(self) -> None:
-        lines = []
-        for name, host in (("r1", self.root1_host), ("r2", self.root2_host)):
-            home = self.tmp / name
-            endpoint = f"{host.addr}:{ROOT_PORT}"
-            entry = subprocess.run(
-                _overlayd("--home", str(home), "roots-entry", "--endpoint", endpoint),
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env=_env(),
-                check=True,
-            )
-            lines.append(entry.stdout.strip())
-        self.roots_file.write_text("\n".join(lines) + "\n")
-        for name, host in (("r1", self.root1_host), ("r2", self.root2_host)):
-            args = ["--root", "--port", str(ROOT_PORT), "--bind", "0.0.0.0",
-                    "--roots", str(self.roots_file)]  # fmt: skip
-            self.roots.append(Daemon(name, host, self.tmp / name, args))
-        for root in self.roots:
-            self._wait_started(root)
-
-    def start_leaves(self) -> tuple[Daemon, Daemon]:
-        """Fresh leaves on pc1 and pc2 (new homes, new port); waits until their APIs answer."""
-        self._runs += 1
-        port = self._next_port
-        self._next_port += 1
-        started = []
-        for name, host in ((f"a{self._runs}", self.pc1), (f"b{self._runs}", self.pc2)):
-            site = host.site
-            assert site is not None
-            args = ["--port", str(port), "--bind", "0.0.0.0", "--roots", str(self.roots_file),
-                    "--advertise", str(site.lan), "--log-level", "debug"]  # fmt: skip
-            leaf = Daemon(name, host, self.tmp / name, args)
-            self.leaves.append(leaf)
-            started.append(leaf)
-        for leaf in started:
-            self._wait_started(leaf)
-        return started[0], started[1]
-
-    def _wait_started(self, daemon: Daemon) -> None:
-        info = self.wait(f"{daemon.name}'s API to answer", daemon.info, START_TIMEOUT_S)
-        daemon.address = info["address"]
-
-    def stop_leaves(self) -> None:
-        for leaf in self.leaves:
-            leaf.stop()
-        self.leaves.clear()
-
-    def stop_all(self) -> None:
-        self.stop_leaves()
-        for root in self.roots:
-            root.stop()
+    @property
+    def home2(self) -> Site:
+        return self.pair.sites[1]
 
     @property
     def root_addresses(self) -> set[str]:
-        return {r.address for r in self.roots}
-
-    # ---- the NATs -----------------------------------------------------------------------
+        return {root.address for root in self.nat.roots}
 
     def set_nats(self, *, random_fully: bool, block_udp_home1: bool = False) -> None:
         for site in (self.home1, self.home2):
-            self.rig.set_nat_random_fully(site, random_fully)
-        self.rig.block_udp(self.home1, block_udp_home1)
-        self.rig.block_udp(self.home2, False)
+            self.world.rig.set_nat_random_fully(site, random_fully)
+        self.world.rig.block_udp(self.home1, block_udp_home1)
+        self.world.rig.block_udp(self.home2, False)
 
-    # ---- observing ------------------------------------------------------------------------
+    def start_leaves(self) -> tuple[OverlayNode, OverlayNode]:
+        """Fresh leaves on the two homes' hosts, their APIs answering."""
+        return self.nat.start_leaves(self.pair)
 
-    def report(self) -> str:
-        nats = ", ".join(
-            f"{s.name} {s.addr} random_fully={s.random_fully} udp_blocked={s.udp_blocked}"
-            for s in (self.home1, self.home2)
-        )
-        return "\n".join([f"NATs: {nats}", *(d.report() for d in self.roots + self.leaves)])
+    def wait_status(
+        self, leaf: OverlayNode, what: str, ok: Callable[[Status], bool], timeout: float
+    ) -> Status:
+        """Until `leaf`'s status (`ztui info --json`) passes `ok`; that status."""
 
-    def check_alive(self) -> None:
-        dead = [d for d in self.roots + self.leaves if d.proc.poll() is not None]
-        assert not dead, f"overlayd exited: {dead}\n{self.report()}"
+        def probe() -> Status | None:
+            status: Status | None = leaf.try_get("/status")
+            return status if status is not None and ok(status) else None
 
-    def wait(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
-        """Poll `probe` until it returns something truthy; fail with every node's view."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{self.report()}")
-            time.sleep(0.25)
+        return self.world.wait(f"{leaf.name} {what}", probe, timeout)
+
+    def wait_relay_explained(self, me: OverlayNode, other: OverlayNode) -> dict[str, Any]:
+        """`me`'s PeerJson for `other` once its relay reason counts direct attempts (the
+        punch was tried)."""
+
+        def probe() -> dict[str, Any] | None:
+            peer = me.peer(other.address)
+            reason = peer["relay_reason"] if peer is not None else None
+            if reason is None or reason["punch_attempts"] == 0:
+                return None
+            return peer if "direct attempts" in reason["summary"] else None
+
+        what = f"{me.name} to have punched at {other.name} and explain the relay"
+        return self.world.wait(what, probe, ONLINE_TIMEOUT_S)
 
     def fail(self, message: str) -> str:
-        """An assertion message: what went wrong, then what every node believed."""
-        return f"{message}\n{self.report()}"
+        """An assertion message: what went wrong, then the homes and what every node
+        believed."""
+        return f"{message}\n{self.nat.report(self.pair)}"
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    tmp = Path(tempfile.mkdtemp(prefix="zt", dir="/tmp"))  # control.sock paths < 108 bytes
-    try:
-        with Rig() as rig:
-            w = World(rig, tmp)
-            try:
-                w.start_roots()
-                yield w
-            finally:
-                w.stop_all()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def nat() -> Iterator[NatPairs]:
+    with OverlayWorld() as world:
+        yield NatPairs(world, [PAIRING])
 
 
 @pytest.fixture
-def net(world: World) -> Iterator[World]:
+def net(nat: NatPairs) -> Iterator[Story]:
     """The module's world; leaves started by the test are stopped and the NATs reset."""
+    story = Story(nat, nat.pairs[PAIRING])
     try:
-        yield world
+        yield story
     finally:
-        world.stop_leaves()
-        world.set_nats(random_fully=False)
+        nat.stop_leaves(story.pair)
+        story.set_nats(random_fully=False)
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 
 
-def _online(leaf: Daemon, roots: int = 2) -> Callable[[], dict[str, Any] | None]:
-    def probe() -> dict[str, Any] | None:
-        info = leaf.info()
-        return info if info and info["roots_reachable"] >= roots else None
-
-    return probe
+def _online(net: Story, leaf: OverlayNode) -> None:
+    net.world.wait_online(leaf, ONLINE_TIMEOUT_S)  # both roots
 
 
-def _nat_says(leaf: Daemon, word: str) -> Callable[[], dict[str, Any] | None]:
-    def probe() -> dict[str, Any] | None:
-        info = leaf.info()
-        return info if info and word in info["nat"] else None
-
-    return probe
+def _nat_says(word: str) -> Callable[[Status], bool]:
+    return lambda status: word in status["nat"]
 
 
-def _peer_link(leaf: Daemon, address: str, link: str) -> Callable[[], dict[str, Any] | None]:
-    def probe() -> dict[str, Any] | None:
-        peer = leaf.peer(address)
-        return peer if peer is not None and peer["link"] == link else None
-
-    return probe
+def _tunneled(tunneled: bool) -> Callable[[Status], bool]:
+    """The node reaches a root and is (or is no longer) tunneled over TCP."""
+    return lambda status: status["tunneled"] == tunneled and status["roots_reachable"] >= 1
 
 
-def _explains_failed_punch(leaf: Daemon, address: str) -> Callable[[], dict[str, Any] | None]:
-    """The peer once its relay reason counts direct attempts (the punch was tried)."""
-
-    def probe() -> dict[str, Any] | None:
-        peer = leaf.peer(address)
-        reason = peer["relay_reason"] if peer is not None else None
-        if reason is None or reason["punch_attempts"] == 0:
-            return None
-        return peer if "direct attempts" in reason["summary"] else None
-
-    return probe
-
-
-def _tunneled(leaf: Daemon, tunneled: bool) -> Callable[[], dict[str, Any] | None]:
-    """`info` once the node reaches a root and is (or is no longer) tunneled over TCP."""
-
-    def probe() -> dict[str, Any] | None:
-        info = leaf.info()
-        if info is None or info["tunneled"] != tunneled or info["roots_reachable"] < 1:
-            return None
-        return info
-
-    return probe
-
-
-def _ping(net: World, src: Daemon, dst: Daemon, count: int, interval: float) -> dict[str, Any]:
+def _ping(
+    net: Story, src: OverlayNode, dst: OverlayNode, count: int, interval: float
+) -> dict[str, Any]:
     proc = src.ztui(
         "ping", dst.address, "-c", str(count), "-i", str(interval), "--timeout", "2", "--json"
     )
@@ -361,7 +174,7 @@ def _host(endpoint: str) -> str:
 # the stories
 
 
-def test_hole_punching_gives_direct(net: World) -> None:
+def test_hole_punching_gives_direct(net: Story) -> None:
     """Two homes behind ordinary (port-preserving) NATs end up talking directly.
 
     Each leaf HELLOs both roots and learns its external endpoint from them; with two
@@ -374,25 +187,21 @@ def test_hole_punching_gives_direct(net: World) -> None:
     net.set_nats(random_fully=False)
     a, b = net.start_leaves()
     for leaf in (a, b):
-        net.wait(f"{leaf.name} to reach both roots", _online(leaf), ONLINE_TIMEOUT_S)
-        net.wait(f"{leaf.name} to call its NAT a cone", _nat_says(leaf, "cone"), ONLINE_TIMEOUT_S)
+        _online(net, leaf)
+        net.wait_status(leaf, "to call its NAT a cone", _nat_says("cone"), ONLINE_TIMEOUT_S)
 
     result = _ping(net, a, b, count=8, interval=0.5)
     links = _links(result)
     first = result["replies"][0]
-    assert first is not None and first["link"] == "RELAY", net.fail(f"echo links {links}")
+    assert first is not None and first["link"] == Link.RELAY, net.fail(f"echo links {links}")
     assert first["relay"] in net.root_addresses, net.fail(f"first echo {first}")
     last = result["replies"][-1]
-    assert last is not None and last["link"] == "DIRECT", net.fail(f"echo links {links}")
+    assert last is not None and last["link"] == Link.DIRECT, net.fail(f"echo links {links}")
     assert _host(last["endpoint"]) == net.home2.addr, net.fail(f"last echo {last}")
     assert result["received"] == result["sent"], net.fail(f"echo links {links}")
 
     for me, other, other_site in ((a, b, net.home2), (b, a, net.home1)):
-        peer = net.wait(
-            f"{me.name} to list {other.name} as DIRECT",
-            _peer_link(me, other.address, "DIRECT"),
-            ONLINE_TIMEOUT_S,
-        )
+        peer = net.world.wait_link(me, other, Link.DIRECT, ONLINE_TIMEOUT_S)
         preferred = peer["preferred_path"]
         assert preferred is not None and _host(preferred) == other_site.addr, net.fail(
             f"{me.name}'s preferred path to {other.name} is {preferred}, "
@@ -403,7 +212,7 @@ def test_hole_punching_gives_direct(net: World) -> None:
         assert peer["relay_reason"] is None, net.fail(f"DIRECT with a reason: {peer}")
 
 
-def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
+def test_random_fully_on_both_nats_stays_relay_and_says_why(net: Story) -> None:
     """Two homes behind port-randomising (symmetric) NATs stay relayed, and say why.
 
     With --random-fully each new flow leaves the NAT on a random port, so the two roots
@@ -416,12 +225,8 @@ def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
     net.set_nats(random_fully=True)
     a, b = net.start_leaves()
     for leaf in (a, b):
-        net.wait(f"{leaf.name} to reach both roots", _online(leaf), ONLINE_TIMEOUT_S)
-        net.wait(
-            f"{leaf.name} to call its NAT symmetric",
-            _nat_says(leaf, "symmetric"),
-            ONLINE_TIMEOUT_S,
-        )
+        _online(net, leaf)
+        net.wait_status(leaf, "to call its NAT symmetric", _nat_says("symmetric"), ONLINE_TIMEOUT_S)
     info_text = a.ztui("info").stdout
     assert "symmetric" in info_text and "hole punching fails" in info_text, net.fail(info_text)
 
@@ -429,17 +234,15 @@ def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
     result = _ping(net, a, b, count=8, interval=0.5)
     links = _links(result)
     assert result["received"] >= result["sent"] - 1, net.fail(f"echo links {links}")
-    assert set(links) <= {"RELAY", "-"}, net.fail(f"a link went direct: {links}")
+    assert set(links) <= {Link.RELAY, "-"}, net.fail(f"a link went direct: {links}")
     replies = [r for r in result["replies"] if r is not None]
     assert all(r["relay"] in net.root_addresses for r in replies), net.fail(f"{replies}")
 
     for me, other in ((a, b), (b, a)):
-        peer = net.wait(
-            f"{me.name} to have punched at {other.name} and explain the relay",
-            _explains_failed_punch(me, other.address),
-            ONLINE_TIMEOUT_S,
+        peer = net.wait_relay_explained(me, other)
+        assert peer["link"] == Link.RELAY, net.fail(
+            f"{me.name} sees {other.name} as {peer['link']}"
         )
-        assert peer["link"] == "RELAY", net.fail(f"{me.name} sees {other.name} as {peer['link']}")
         reason = peer["relay_reason"]
         assert reason["punch_replies"] == 0, net.fail(f"punch answered? {reason}")
         words = " ".join([reason["summary"], reason["local_nat"], *reason["details"]])
@@ -448,7 +251,7 @@ def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
         text = me.ztui("peers").stdout
         lines = text.splitlines()
         row = next((i for i, line in enumerate(lines) if line.startswith(other.address)), None)
-        assert row is not None and "RELAY" in lines[row], net.fail(f"ztui peers:\n{text}")
+        assert row is not None and Link.RELAY in lines[row], net.fail(f"ztui peers:\n{text}")
         because = lines[row + 1] if row + 1 < len(lines) else ""
         assert because.strip().startswith("relay because:"), net.fail(f"ztui peers:\n{text}")
         assert "direct attempts" in because and "NAT is symmetric" in because, net.fail(
@@ -456,7 +259,7 @@ def test_random_fully_on_both_nats_stays_relay_and_says_why(net: World) -> None:
         )
 
 
-def test_udp_blocked_uses_tcp_fallback(net: World) -> None:
+def test_udp_blocked_uses_tcp_fallback(net: Story) -> None:
     """A home whose router drops all UDP still joins the overlay, over TCP to the roots.
 
     pc1's HELLOs to the roots go unanswered; after ~8 s it opens TCP connections to the
@@ -467,32 +270,21 @@ def test_udp_blocked_uses_tcp_fallback(net: World) -> None:
     """
     net.set_nats(random_fully=False, block_udp_home1=True)
     a, b = net.start_leaves()
-    net.wait(f"{b.name} to reach both roots", _online(b), ONLINE_TIMEOUT_S)
-    net.wait(
-        f"{a.name} to tunnel to the roots over TCP",
-        _tunneled(a, True),
-        TCP_FALLBACK_TIMEOUT_S,
-    )
+    _online(net, b)
+    net.wait_status(a, "to tunnel to the roots over TCP", _tunneled(True), TCP_FALLBACK_TIMEOUT_S)
 
     result = _ping(net, a, b, count=4, interval=0.5)
     links = _links(result)
     assert result["received"] >= 3, net.fail(f"pings over TCP: {links}")
-    peer = net.wait(
-        f"{a.name} to list {b.name} with link TCP",
-        _peer_link(a, b.address, "TCP"),
-        ONLINE_TIMEOUT_S,
-    )
+    peer = net.world.wait_link(a, b, Link.TCP, ONLINE_TIMEOUT_S)
     text = a.ztui("peers").stdout
     assert "tcp because:" in text and "allow outbound UDP" in text, net.fail(
         f"ztui peers:\n{text}\npeer: {peer}"
     )
 
-    net.rig.block_udp(net.home1, False)
-    net.wait(
-        f"{a.name} to return to UDP after UDP was unblocked",
-        _tunneled(a, False),
-        UDP_RETURN_TIMEOUT_S,
-    )
+    net.world.rig.block_udp(net.home1, False)
+    what = "to return to UDP after UDP was unblocked"
+    net.wait_status(a, what, _tunneled(False), UDP_RETURN_TIMEOUT_S)
     result = _ping(net, a, b, count=4, interval=0.5)
     links = _links(result)
-    assert result["received"] >= 3 and "TCP" not in links, net.fail(f"pings after: {links}")
+    assert result["received"] >= 3 and Link.TCP not in links, net.fail(f"pings after: {links}")
