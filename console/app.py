@@ -7,10 +7,9 @@ in actions.ActionsApp; this layer is screens, tabs, keys, the theme and the term
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
 from textual import events
 from textual.app import App
@@ -26,7 +25,7 @@ from .screens.main import MainScreen
 from .screens.netcheck import NetcheckScreen
 from .screens.peer_detail import PeerScreen
 from .screens.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmallScreen
-from .sync import Intervals
+from .sync import SyncOptions
 from .widgets.base import LiveView
 
 if TYPE_CHECKING:
@@ -73,15 +72,9 @@ class ZtuiApp(ActionsApp):
     )
 
     def __init__(
-        self,
-        client: AsyncApiClient,
-        *,
-        intervals: Intervals | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        theme: str | None = None,
+        self, client: AsyncApiClient, *, theme: str | None = None, **options: Unpack[SyncOptions]
     ) -> None:
-        super().__init__(client, intervals=intervals, clock=clock, wall_clock=wall_clock)
+        super().__init__(client, **options)
         self._theme_name = theme or pick_theme(os.environ)
         self._too_small = False
 

@@ -58,8 +58,9 @@ from .commands.common import (
     add_json,
     ascii_number,
     check_ids,
+    print_json,
+    show,
 )
-from .commands.common import print_json as _print_json
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
@@ -157,32 +158,21 @@ def _positive_float(text: str) -> float:
 
 def cmd_info(client: ApiClient, args: argparse.Namespace) -> int:
     status = client.status()
-    if args.json:
-        _print_json(status)
-    else:
-        # Which node answered matters when several could have (the system node, or one
-        # in the user's own home): say where this one was reached.
-        lines = render.info_lines(status)
-        print("\n".join([*lines, f"  {'api':<9} {client.endpoint}"]))
-    return EXIT_OK
+    # Which node answered matters when several could have (the system node, or one in
+    # the user's own home): say where this one was reached.
+    return show(
+        args, status, lambda: [*render.info_lines(status), f"  {'api':<9} {client.endpoint}"]
+    )
 
 
 def cmd_peers(client: ApiClient, args: argparse.Namespace) -> int:
     peers = client.peers()
-    if args.json:
-        _print_json(peers)
-    else:
-        print("\n".join(render.peers_lines(peers)))
-    return EXIT_OK
+    return show(args, peers, lambda: render.peers_lines(peers))
 
 
 def cmd_netcheck(client: ApiClient, args: argparse.Namespace) -> int:
     report = client.netcheck()
-    if args.json:
-        _print_json(report)
-    else:
-        print("\n".join(render.netcheck_lines(report)))
-    return EXIT_OK
+    return show(args, report, lambda: render.netcheck_lines(report))
 
 
 def ping_target(text: str, peers: Sequence[PeerJson], networks: Sequence[NetworkJson] = ()) -> str:
@@ -287,7 +277,7 @@ def cmd_ping(client: ApiClient, args: argparse.Namespace) -> int:
         pass  # like ping: Ctrl-C ends the run and still prints the summary
     rtts = [r["rtt_ms"] for r in replies if r is not None]
     if args.json:
-        _print_json(
+        print_json(
             {
                 "peer": address,
                 "sent": len(replies),

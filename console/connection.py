@@ -1,8 +1,9 @@
 """Where the console finds overlayd, and how every failure to talk to it reads.
 
 Shared by the synchronous `ApiClient` (console/client.py, the `ztui` subcommands) and the
-asynchronous `AsyncApiClient` (console/api.py, the Textual app), so both connect the same
-way and fail with the same words.
+asynchronous `AsyncApiClient` (console/api.py, the Textual app) through their common
+transport base (console/transport.py), so both connect the same way and fail with the
+same words.
 
 Where it connects:
 - `home=DIR`                                 -> the UNIX socket `DIR/control.sock`;

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from overlay_core.api.schema import Link, NetworkState, NodeState
+
 from .render import ago, ms
 
-LINK_STYLES = {"DIRECT": "green", "RELAY": "yellow", "TCP": "red", "NONE": "bright_black"}
-STATE_STYLES = {
-    "OK": "green",
-    "ONLINE": "green",
-    "TUNNELED": "yellow",
-    "REQUESTING_CONFIGURATION": "yellow",
-    "ACCESS_DENIED": "yellow",
-    "OFFLINE": "red",
-    "NOT_FOUND": "red",
-    "PORT_ERROR": "red",
-    "pending": "bold yellow",
-    "authorized": "green",
-    "deauthorized": "bright_black",
+# What a colour means, wherever it is used.
+GOOD, WARN, BAD, MUTED = "green", "yellow", "red", "bright_black"
+
+LINK_STYLES: dict[str, str] = {Link.DIRECT: GOOD, Link.RELAY: WARN, Link.TCP: BAD, Link.NONE: MUTED}
+STATE_STYLES: dict[str, str] = {
+    NetworkState.OK: GOOD,
+    NodeState.ONLINE: GOOD,
+    NodeState.TUNNELED: WARN,
+    NetworkState.REQUESTING_CONFIGURATION: WARN,
+    NetworkState.ACCESS_DENIED: WARN,
+    NodeState.OFFLINE: BAD,
+    NetworkState.NOT_FOUND: BAD,
+    NetworkState.PORT_ERROR: BAD,
+    # a member's state (MemberState)
+    "pending": f"bold {WARN}",
+    "authorized": GOOD,
+    "deauthorized": MUTED,
 }
 DASH = "-"
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from overlay_core.api.schema import PeerJson
+from overlay_core.api import schema
+from overlay_core.api.schema import MAX_MSS, MAX_MTU, MIN_MSS, MIN_MTU, PeerJson
 
 PACKET_HEADER_BYTES = 20
 VERB_BYTES = 1
@@ -26,10 +27,9 @@ IPV4_HEADER_BYTES = 20
 IPV6_HEADER_BYTES = 40
 TCP_HEADER_BYTES = 20
 
-MIN_MTU, MAX_MTU = 1280, 9000
-MIN_MSS, MAX_MSS = 536, MAX_MTU - IPV4_HEADER_BYTES - TCP_HEADER_BYTES
-MTU_RULE = f"mtu: must be {MIN_MTU}-{MAX_MTU}"
-MSS_RULE = f'mss: must be "off", "auto" or a number {MIN_MSS}-{MAX_MSS}'
+# The API's bounds and its words for them (the schema's limits), as a form checks them.
+MTU_RULE = f"mtu: {schema.MTU_RULE}"
+MSS_RULE = f"mss: {schema.MSS_RULE}"
 
 
 def check_mtu(text: str) -> int | None:

@@ -22,7 +22,7 @@ from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 
-from overlay_core.api.schema import MemberJson
+from overlay_core.api.schema import MemberJson, network_words
 
 from .screens import keymap
 from .screens.paths import open_paths
@@ -94,26 +94,35 @@ def per_peer(run: Callable[[ZtuiApp, str], object]) -> Targets:
 
 
 def per_network(run: Callable[[ZtuiApp, str], object]) -> Targets:
-    def targets(app: ZtuiApp) -> list[Target]:
-        found: list[Target] = []
-        for nwid, network in sorted(app.store.networks.items()):
-            label = f"{network['name']} ({nwid})" if network["name"] else nwid
-            found.append((label, network["state"], partial(run, app, nwid)))
-        return found
-
-    return targets
+    """Each network this node has joined, with its state."""
+    return _networks(
+        run,
+        lambda app: {nwid: (n["name"] or "", n["state"]) for nwid, n in app.store.networks.items()},
+    )
 
 
 def per_hosted(run: Callable[[ZtuiApp, str], object]) -> Targets:
-    """Each network this node's controller hosts."""
+    """Each network this node's controller hosts, with its member count."""
+    return _networks(
+        run,
+        lambda app: {
+            nwid: (n["name"], f"{n['members']['authorized']} members")
+            for nwid, n in app.store.hosted.items()
+        },
+    )
+
+
+def _networks(
+    run: Callable[[ZtuiApp, str], object],
+    listed: Callable[[ZtuiApp], dict[str, tuple[str, str]]],
+) -> Targets:
+    """A target per network, by id; `listed` gives each as nwid -> (name, note)."""
 
     def targets(app: ZtuiApp) -> list[Target]:
-        found: list[Target] = []
-        for nwid, network in sorted(app.store.hosted.items()):
-            label = f"{network['name']} ({nwid})" if network["name"] else nwid
-            count = network["members"]["authorized"]
-            found.append((label, f"{count} members", partial(run, app, nwid)))
-        return found
+        return [
+            (network_words(name, nwid), note, partial(run, app, nwid))
+            for nwid, (name, note) in sorted(listed(app).items())
+        ]
 
     return targets
 

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from overlay_core.api.schema import (
     ControllerNetworkJson,
     EchoJson,
+    Link,
     MemberJson,
     NetcheckJson,
     NetworkJson,
+    NetworkState,
     PeerJson,
     PeerNameJson,
     StatusJson,
@@ -134,6 +136,11 @@ def _peer_row(peer: PeerJson) -> tuple[str, ...]:
     )
 
 
+def is_relayed(peer: PeerJson) -> bool:
+    """Sent through a root (over UDP or the TCP fallback): there is a reason to show."""
+    return peer["link"] in (Link.RELAY, Link.TCP)
+
+
 def peers_lines(peers: Sequence[PeerJson]) -> list[str]:
     rows = [PEER_COLUMNS, *(_peer_row(p) for p in peers)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(PEER_COLUMNS) - 1)]
@@ -142,7 +149,7 @@ def peers_lines(peers: Sequence[PeerJson]) -> list[str]:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
         peer = peers[index - 1] if index else None
-        if peer is not None and peer["link"] in ("RELAY", "TCP") and peer["relay_reason"]:
+        if peer is not None and is_relayed(peer) and peer["relay_reason"]:
             reason = peer["relay_reason"]
             lines.append(f"    {peer['link'].lower()} because: {reason['summary']}")
             # The NAT verdict is what a user can act on; the other details are in --json.
@@ -275,20 +282,20 @@ def _kind(private: bool | None) -> str:
 
 def network_hint(network: NetworkJson, my_address: str | None) -> str | None:
     """What a network's state means and what to do, or None when it is fine (OK)."""
-    nwid, state = network["nwid"], network["state"]
-    ctl = controller_of(nwid)
-    if state == "ACCESS_DENIED":
-        me = my_address or "ADDRESS"
-        return (
-            "ACCESS_DENIED — waiting for approval: ask the network's admin to run "
-            f"`ztui approve {nwid} {me}`"
-        )
-    if state == "NOT_FOUND":
-        return f"NOT_FOUND — controller {ctl} has no network {nwid}: check the id"
-    if state == "PORT_ERROR":
-        return f"PORT_ERROR — {network['port_error'] or 'the TAP device failed'}"
-    if state == "REQUESTING_CONFIGURATION":
-        return f"asking controller {ctl} for the config; `ztui ping {ctl}` checks it answers"
+    nwid, ctl = network["nwid"], controller_of(network["nwid"])
+    match network["state"]:
+        case NetworkState.ACCESS_DENIED:
+            me = my_address or "ADDRESS"
+            return (
+                "ACCESS_DENIED — waiting for approval: ask the network's admin to run "
+                f"`ztui approve {nwid} {me}`"
+            )
+        case NetworkState.NOT_FOUND:
+            return f"NOT_FOUND — controller {ctl} has no network {nwid}: check the id"
+        case NetworkState.PORT_ERROR:
+            return f"PORT_ERROR — {network['port_error'] or 'the TAP device failed'}"
+        case NetworkState.REQUESTING_CONFIGURATION:
+            return f"asking controller {ctl} for the config; `ztui ping {ctl}` checks it answers"
     return None
 
 
@@ -408,7 +415,7 @@ def joined_lines(network: NetworkJson, my_address: str | None) -> list[str]:
     if network["name"]:
         head += f" ({network['name']})"
     head += f": {network['state']}"
-    if network["state"] == "OK":
+    if network["state"] == NetworkState.OK:
         head += f" on {network['device'] or '-'}"
         if network["addresses"]:
             head += f", {', '.join(network['addresses'])}"

@@ -23,7 +23,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from textual import on, work
 from textual.app import App
@@ -77,22 +77,24 @@ class Intervals:
     ping_s: float = 1.0
 
 
+class SyncOptions(TypedDict, total=False):
+    """How often SyncedApp polls and which clocks it reads; tests and benchmarks set them,
+    the console takes the defaults. Subclasses pass them through with **options."""
+
+    intervals: Intervals | None  # None: Intervals()
+    clock: Callable[[], float]  # for rates: monotonic, so tests step it exactly
+    wall_clock: Callable[[], float]  # to age the controller's timestamps ("seen 5s ago")
+
+
 class SyncedApp(App[None]):
     """The data half of the console; ZtuiApp adds the screens and keys."""
 
-    def __init__(
-        self,
-        client: AsyncApiClient,
-        *,
-        intervals: Intervals | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, client: AsyncApiClient, **options: Unpack[SyncOptions]) -> None:
         super().__init__()
         self.client = client
-        self.intervals = intervals or Intervals()
-        self.clock = clock  # for rates: monotonic, injectable so tests step it exactly
-        self.wall_clock = wall_clock  # to age the controller's timestamps ("seen 5s ago")
+        self.intervals = options.get("intervals") or Intervals()
+        self.clock = options.get("clock", time.monotonic)
+        self.wall_clock = options.get("wall_clock", time.time)
         self.store = LiveStore()
         self.changed: Signal[str] = Signal(self, "changed")
         self.offline_reason: str | None = None

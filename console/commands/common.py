@@ -47,6 +47,16 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
+def show(args: argparse.Namespace, data: Any, lines: Callable[[], list[str]]) -> int:
+    """How a command that succeeded ends: `data` as JSON with --json, else `lines()` for
+    people (called only then, as it may ask the daemon for more); exit status 0."""
+    if args.json:
+        print_json(data)
+    else:
+        print("\n".join(lines()))
+    return EXIT_OK
+
+
 def address(text: str) -> str:
     try:
         return check_address_text(text)

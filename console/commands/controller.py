@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from overlay_core.api.schema import MAX_MTU, MIN_MTU, MemberJson
+
 from .. import render
 from ..client import ApiClient, ApiError
 from .common import (
-    EXIT_OK,
     Handler,
     Subparsers,
     UsageError,
@@ -29,7 +30,7 @@ from .common import (
     address,
     ascii_number,
     nwid,
-    print_json,
+    show,
     whole_number,
 )
 
@@ -44,35 +45,29 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
     )
     create.add_argument("name", help="a name members see (at most 64 characters)")
     pools = create.add_mutually_exclusive_group()
-    pools.add_argument(
+    repeatable(
+        pools.add_argument,
         "--pool",
-        action="append",
-        default=[],
-        metavar="CIDR|RANGE",
-        help="IPv4 pool for automatic addresses: 10.147.17.0/24 or 10.147.17.10-10.147.17.99 "
+        "CIDR|RANGE",
+        "IPv4 pool for automatic addresses: 10.147.17.0/24 or 10.147.17.10-10.147.17.99 "
         "(default: the first free of 10.147.17.0/24, 10.147.18.0/24, ...)",
     )
     pools.add_argument("--no-pool", action="store_true", help="no pool: assign addresses by hand")
-    create.add_argument(
+    repeatable(
+        create.add_argument,
         "--route",
-        action="append",
-        default=[],
-        metavar="CIDR[@VIA]",
-        help="a route pushed to members: 10.147.17.0/24, or 192.168.1.0/24@10.147.17.1",
+        "CIDR[@VIA]",
+        "a route pushed to members: 10.147.17.0/24, or 192.168.1.0/24@10.147.17.1",
     )
     create.add_argument(
         "--public", action="store_true", help="let anyone in without approval (default: private)"
     )
     create.add_argument(
-        "--mtu", type=whole_number, help="the network's MTU, 1280-9000 (default 2800)"
+        "--mtu", type=whole_number, help=f"the network's MTU, {MIN_MTU}-{MAX_MTU} (default 2800)"
     )
     create.add_argument("--mss", help="TCP MSS clamping: auto (default), off, or a number")
-    create.add_argument(
-        "--preset",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="rule preset: block-dhcp, block-ra (repeatable)",
+    repeatable(
+        create.add_argument, "--preset", "NAME", "rule preset: block-dhcp, block-ra (repeatable)"
     )
     create.add_argument(
         "--no-broadcast", action="store_true", help="carry no broadcast (ARP will not work)"
@@ -132,6 +127,12 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
     }
 
 
+def repeatable(add: Callable[..., argparse.Action], flag: str, metavar: str, help: str) -> None:
+    """An option given once per value, gathered in a list ([] when never given). `add` is
+    the parser's or a mutually exclusive group's add_argument."""
+    add(flag, action="append", default=[], metavar=metavar, help=help)
+
+
 _CREATE = (
     "Create a network on this node's controller. Its id is this node's address followed "
     "by a network number; members join with `ztui join NWID`."
@@ -144,24 +145,13 @@ def cmd_net(client: ApiClient, args: argparse.Namespace) -> int:
         # stderr, so NWID=$(ztui net create ...) still captures the id alone.
         for warning in record.get("warnings", []):
             print(f"ztui: warning: {warning}", file=sys.stderr)
-        if args.json:
-            print_json(record)
-        else:
-            print(record["nwid"])
-    elif args.net_command == "list":
+        return show(args, record, lambda: [record["nwid"]])
+    if args.net_command == "list":
         networks = client.controller_networks()
-        if args.json:
-            print_json(networks)
-        else:
-            print("\n".join(render.controller_networks_lines(networks)))
-    else:
-        target = nwid(args.nwid)
-        deleted = hosted(client, target, lambda: client.delete_network(target))
-        if args.json:
-            print_json(deleted)
-        else:
-            print(f"deleted network {target}")
-    return EXIT_OK
+        return show(args, networks, lambda: render.controller_networks_lines(networks))
+    target = nwid(args.nwid)
+    deleted = hosted(client, target, lambda: client.delete_network(target))
+    return show(args, deleted, lambda: [f"deleted network {target}"])
 
 
 def create_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -203,11 +193,7 @@ def mss(text: str) -> str | int:
 def cmd_members(client: ApiClient, args: argparse.Namespace) -> int:
     target = nwid(args.nwid)
     members = hosted(client, target, lambda: client.members(target))
-    if args.json:
-        print_json(members)
-    else:
-        print("\n".join(render.members_lines(target, members, time.time())))
-    return EXIT_OK
+    return show(args, members, lambda: render.members_lines(target, members, time.time()))
 
 
 def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
@@ -216,17 +202,18 @@ def cmd_approve(client: ApiClient, args: argparse.Namespace) -> int:
     if args.force:
         body["force"] = True
     member = hosted(client, target, lambda: client.update_member(target, who, body))
-    if args.json:
-        print_json(member)
-    elif member["last_seen"] is None:
-        print(
+    return show(args, member, lambda: [approved_words(who, target, member)])
+
+
+def approved_words(who: str, target: str, member: MemberJson) -> str:
+    """What `ztui approve` did: let in a node that asked, or pre-authorized one that has not."""
+    if member["last_seen"] is None:
+        return (
             f"pre-authorized {who} on {target}; it is let in, and gets an address, "
             f"when it joins (`ztui join {target}` on it)"
         )
-    else:
-        ips = f" with {', '.join(member['ips'])}" if member["ips"] else ""
-        print(f"approved {who} on {target}{ips}; it gets its config within seconds")
-    return EXIT_OK
+    ips = f" with {', '.join(member['ips'])}" if member["ips"] else ""
+    return f"approved {who} on {target}{ips}; it gets its config within seconds"
 
 
 def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
@@ -234,24 +221,19 @@ def cmd_deauth(client: ApiClient, args: argparse.Namespace) -> int:
     member = hosted(
         client, target, lambda: client.update_member(target, who, {"authorized": False})
     )
-    if args.json:
-        print_json(member)
-    else:
-        print(f"deauthorized {who} on {target}; it is cut off within seconds")
-    return EXIT_OK
+    return show(
+        args, member, lambda: [f"deauthorized {who} on {target}; it is cut off within seconds"]
+    )
 
 
 def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
     target, who = nwid(args.nwid), address(args.address)
     deleted = hosted(client, target, lambda: client.delete_member(target, who))
-    if args.json:
-        print_json(deleted)
-    else:
-        print(
-            f"removed {who} from {target}; its addresses are free, it is cut off within "
-            "seconds, and if it asks again it is a new pending request"
-        )
-    return EXIT_OK
+    words = (
+        f"removed {who} from {target}; its addresses are free, it is cut off within "
+        "seconds, and if it asks again it is a new pending request"
+    )
+    return show(args, deleted, lambda: [words])
 
 
 def cmd_member(client: ApiClient, args: argparse.Namespace) -> int:
@@ -269,11 +251,7 @@ def cmd_member(client: ApiClient, args: argparse.Namespace) -> int:
         member = hosted(client, target, lambda: client.update_member(target, who, body))
     else:
         member = hosted(client, target, lambda: client.member(target, who))
-    if args.json:
-        print_json(member)
-    else:
-        print("\n".join(render.member_lines(member, time.time())))
-    return EXIT_OK
+    return show(args, member, lambda: render.member_lines(member, time.time()))
 
 
 def hosted(client: ApiClient, target: str, call: Callable[[], T]) -> T:

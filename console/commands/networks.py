@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from overlay_core.api.schema import NetworkJson
+from overlay_core.api.schema import MAX_MSS, MAX_MTU, MIN_MSS, MIN_MTU, NetworkJson, NetworkState
 
 from .. import render
 from ..client import ApiClient
@@ -29,6 +29,7 @@ from .common import (
     ascii_number,
     nwid,
     print_json,
+    show,
 )
 
 JOIN_WAIT_S = 3.0  # long enough for a controller on the same continent to answer
@@ -37,7 +38,7 @@ SETTING_NAMES = ("mtu", "mss", "allow-managed", "allow-global", "allow-default",
 YES = ("yes", "y", "true", "on", "1")
 NO = ("no", "n", "false", "off", "0")
 # States a join ends in that did not work: nothing will flow until someone fixes something.
-FAILED_JOIN_STATES = ("NOT_FOUND", "PORT_ERROR")
+FAILED_JOIN_STATES = (NetworkState.NOT_FOUND, NetworkState.PORT_ERROR)
 
 
 def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -73,7 +74,8 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
         parents=common,
         help="change a joined network's local settings: mtu= mss= allow-managed= ...",
         description=(
-            "KEY=VALUE settings: mtu=1280-9000|default, mss=auto|off|536-8960|default, "
+            f"KEY=VALUE settings: mtu={MIN_MTU}-{MAX_MTU}|default, "
+            f"mss=auto|off|{MIN_MSS}-{MAX_MSS}|default, "
             "allow-managed=yes|no, allow-global=yes|no, allow-default=yes|no. "
             "`default` drops the local override and uses the network's value."
         ),
@@ -87,18 +89,16 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
 
 def _my_address(client: ApiClient, networks: list[NetworkJson]) -> str | None:
     """This node's address, fetched only when a hint needs it."""
-    if any(n["state"] == "ACCESS_DENIED" for n in networks):
+    if any(n["state"] == NetworkState.ACCESS_DENIED for n in networks):
         return client.status()["address"]
     return None
 
 
 def cmd_networks(client: ApiClient, args: argparse.Namespace) -> int:
     networks = client.networks()
-    if args.json:
-        print_json(networks)
-    else:
-        print("\n".join(render.networks_lines(networks, _my_address(client, networks))))
-    return EXIT_OK
+    return show(
+        args, networks, lambda: render.networks_lines(networks, _my_address(client, networks))
+    )
 
 
 def cmd_join(client: ApiClient, args: argparse.Namespace) -> int:
@@ -114,8 +114,8 @@ def cmd_join(client: ApiClient, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + max(0.0, args.wait)
     # OK can come before the TAP is open (the controller's own network answers at once).
     while time.monotonic() < deadline and (
-        network["state"] == "REQUESTING_CONFIGURATION"
-        or (network["state"] == "OK" and network["device"] is None)
+        network["state"] == NetworkState.REQUESTING_CONFIGURATION
+        or (network["state"] == NetworkState.OK and network["device"] is None)
     ):
         time.sleep(POLL_S)
         network = client.network(target)
@@ -132,7 +132,7 @@ def cmd_join(client: ApiClient, args: argparse.Namespace) -> int:
 def join_failure(network: NetworkJson) -> str:
     """Why a join that ended NOT_FOUND or PORT_ERROR failed, and how to stop it, one line."""
     nwid = network["nwid"]
-    if network["state"] == "NOT_FOUND":
+    if network["state"] == NetworkState.NOT_FOUND:
         # The node keeps asking (the network may yet be created): say how to stop it.
         return (
             f"controller {render.controller_of(nwid)} has no network {nwid}: check the id "
@@ -147,22 +147,14 @@ def join_failure(network: NetworkJson) -> str:
 
 def cmd_leave(client: ApiClient, args: argparse.Namespace) -> int:
     left = client.leave(nwid(args.nwid))
-    if args.json:
-        print_json(left)
-    else:
-        print(f"left {left['nwid']}")
-    return EXIT_OK
+    return show(args, left, lambda: [f"left {left['nwid']}"])
 
 
 def cmd_set(client: ApiClient, args: argparse.Namespace) -> int:
     target = nwid(args.nwid)
     body = dict(parse_setting(item) for item in args.settings)
     network = client.set_network(target, body)
-    if args.json:
-        print_json(network)
-    else:
-        print(render.settings_line(network))
-    return EXIT_OK
+    return show(args, network, lambda: [render.settings_line(network)])
 
 
 def parse_setting(item: str) -> tuple[str, Any]:

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from overlay_core.api.schema import RootJson, RootsJson
+from overlay_core.api.schema import RootJson, RootLink, RootsJson
 
 from ..client import ApiClient
-from .common import EXIT_OK, Handler, Subparsers, UsageError, add_json, print_json
+from .common import EXIT_OK, Handler, Subparsers, UsageError, add_json, print_json, show
 
 # The API takes bodies up to 64 KiB; a roots file of the most roots a node takes (64
 # lines of ~90 characters) is a tenth of this, so anything bigger is the wrong file.
@@ -77,11 +77,7 @@ def cmd_roots(client: ApiClient, args: argparse.Namespace) -> int:
     if getattr(args, "roots_command", None) == "set":
         return cmd_roots_set(client, args)
     roots = client.roots()
-    if args.json:
-        print_json(roots)
-    else:
-        print("\n".join(roots_lines(roots)))
-    return EXIT_OK
+    return show(args, roots, lambda: roots_lines(roots))
 
 
 def cmd_roots_set(client: ApiClient, args: argparse.Namespace) -> int:
@@ -93,7 +89,7 @@ def cmd_roots_set(client: ApiClient, args: argparse.Namespace) -> int:
         return EXIT_OK
     print(set_summary(answer))
     print("\n".join(roots_lines(roots)))
-    silent = [r["address"] for r in roots["roots"] if r["link"] == "NONE"]
+    silent = [r["address"] for r in roots["roots"] if r["link"] == RootLink.NONE]
     if silent:
         print(
             f"not answering yet: {', '.join(silent)}; check each endpoint, and that the "
@@ -129,7 +125,7 @@ def wait_for_roots(client: ApiClient, answer: RootsJson, wait_s: float) -> Roots
     added = set(answer["added"])
     roots = answer
     deadline = time.monotonic() + wait_s
-    while any(r["link"] == "NONE" and r["address"] in added for r in roots["roots"]):
+    while any(r["link"] == RootLink.NONE and r["address"] in added for r in roots["roots"]):
         if time.monotonic() >= deadline:
             break
         time.sleep(POLL_S)
@@ -164,6 +160,6 @@ def roots_lines(roots: RootsJson) -> list[str]:
 
 def _root_line(root: RootJson) -> str:
     latency = "-" if root["latency_ms"] is None else f"{root['latency_ms']:.1f} ms"
-    path = root["endpoint"] if root["link"] not in ("NONE", "SELF") else "-"
+    path = root["endpoint"] if root["link"] not in (RootLink.NONE, RootLink.SELF) else "-"
     listed = " ".join(root["endpoints"])
     return f"{root['address']:<10}  {root['link']:<4}  {latency:>9}  {path or '-':<22}  {listed}"

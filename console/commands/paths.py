@@ -15,7 +15,7 @@ from overlay_core.api.schema import PathMemberJson, PathPairJson, PathSideJson, 
 
 from ..client import ApiClient
 from ..render import printable
-from .common import EXIT_OK, Handler, Subparsers, add_json, nwid, print_json, whole_number
+from .common import Handler, Subparsers, add_json, nwid, show, whole_number
 from .controller import hosted
 
 
@@ -37,11 +37,7 @@ def add_parsers(sub: Subparsers, common: list[argparse.ArgumentParser]) -> dict[
 def cmd_paths(client: ApiClient, args: argparse.Namespace) -> int:
     target = nwid(args.nwid)
     view = hosted(client, target, lambda: client.paths(target, args.limit))
-    if args.json:
-        print_json(view)
-    else:
-        print("\n".join(paths_lines(view)))
-    return EXIT_OK
+    return show(args, view, lambda: paths_lines(view))
 
 
 def member_label(member: PathMemberJson) -> str:

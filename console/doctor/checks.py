@@ -20,6 +20,8 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 
+from overlay_core.api.schema import RootLink
+
 from ..render import duration, ms
 from .facts import CapFacts, ClockFacts, DaemonFacts, Facts, SocketFacts, TunFacts
 from .kernel_checks import check_addresses, check_mtu, check_routes
@@ -276,8 +278,8 @@ def check_root_links(daemon: DaemonFacts) -> CheckResult:
     report = daemon.netcheck
     if report is not None and report.roots:
         total = len(report.roots)
-        udp = sum(r.link == "UDP" for r in report.roots)
-        silent = [r for r in report.roots if r.link == "NONE"]
+        udp = sum(r.link == RootLink.UDP for r in report.roots)
+        silent = [r for r in report.roots if r.link == RootLink.NONE]
         endpoints = _udp_endpoints([r.endpoint for r in report.roots])
         silent_names = ", ".join(f"{r.address} ({r.endpoint or '?'})" for r in silent)
         silent_names = silent_names or "the others (they answer over TCP only)"

@@ -185,9 +185,11 @@ class NodeFacts:
 
 
 @dataclass(frozen=True, slots=True)
-class RootLink:
+class NetcheckRoot:
+    """A root as GET /netcheck reports it (NetcheckRootJson)."""
+
     address: str
-    link: str  # "UDP", "TCP" or "NONE"
+    link: str  # a schema RootLink word: UDP, TCP, NONE (not reached) or SELF
     endpoint: str | None
     latency_ms: float | None
 
@@ -198,7 +200,7 @@ class NetcheckFacts:
 
     udp: bool
     tunneled: bool
-    roots: tuple[RootLink, ...]
+    roots: tuple[NetcheckRoot, ...]
 
     @classmethod
     def from_json(cls, obj: Any) -> NetcheckFacts:
@@ -208,7 +210,7 @@ class NetcheckFacts:
             root_what = f"{what} roots[]"
             latency = _field(item, "latency_ms", (int, float, type(None)), root_what)
             roots.append(
-                RootLink(
+                NetcheckRoot(
                     address=_field(item, "address", str, root_what),
                     link=_field(item, "link", str, root_what),
                     endpoint=_field(item, "endpoint", (str, type(None)), root_what),

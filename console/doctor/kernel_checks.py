@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from overlay_core.api.schema import NetworkState
+
 from .. import mtu as overlay_mtu
 from .facts import DaemonFacts, JoinedNetwork, KernelFacts, KernelRoute
 from .result import DAEMON_DOWN, NAMES, CheckResult, fail, ok, skip, warn
@@ -76,7 +78,7 @@ def check_mtu(kernel: KernelFacts, daemon: DaemonFacts) -> CheckResult:
             f"{sums}: less than the {MIN_DATAGRAM_BYTES}-byte datagrams every path must carry",
             f"raise the MTU of {route.device} to at least {MIN_DATAGRAM_BYTES + overhead}",
         )
-    networks = [n for n in daemon.networks or () if n.state == "OK"]
+    networks = [n for n in daemon.networks or () if n.state == NetworkState.OK]
     notes, unclamped = _network_mtu_notes(networks, payload)
     if notes:
         sums += "; biggest frames: " + ", ".join(notes)

@@ -25,6 +25,7 @@ from textual.widgets import Input, RadioSet, Static
 from overlay_core.api.schema import UsedRangeJson
 
 from ..client import ApiError
+from ..widgets.reason_line import ReasonLine
 from ..widgets.toggles import Checkbox, RadioButton
 from .modals import parse_name
 
@@ -105,7 +106,7 @@ class CreateNetworkModal(ModalScreen[dict[str, Any] | None]):
                 yield RadioButton("none (assign addresses by hand)", name=NONE)
             yield Input(placeholder="custom pool: 10.1.2.0/24", id="custom-pool", compact=True)
             yield Checkbox("private: members need approval", True, id="private", compact=True)
-            yield Static(id="create-reason", classes="reason-line")
+            yield ReasonLine(id="create-reason")
             warning = Static(id="create-warning", classes="reason-line -bad")
             warning.display = False
             yield warning
@@ -161,16 +162,14 @@ class CreateNetworkModal(ModalScreen[dict[str, Any] | None]):
     @on(Input.Changed)
     @on(RadioSet.Changed)
     def _changed(self) -> None:
-        reason = self.query_one("#create-reason", Static)
+        reason = self.query_one("#create-reason", ReasonLine)
         try:
             body = self._read()
         except ValueError as exc:
-            reason.update(f"✗ {exc}")
-            reason.set_classes("reason-line -bad")
+            reason.bad(str(exc))
             self._warn("")
             return
-        reason.update(f"✓ {body['name']} with {self._pools_words(body)}")
-        reason.set_classes("reason-line -good")
+        reason.good(f"{body['name']} with {self._pools_words(body)}")
         clashes = [line for pool in body.get("pools", []) for line in overlaps(pool, self._used)]
         if clashes:
             self._warn(
@@ -197,9 +196,7 @@ class CreateNetworkModal(ModalScreen[dict[str, Any] | None]):
         try:
             body = self._read()
         except ValueError as exc:
-            reason = self.query_one("#create-reason", Static)
-            reason.update(f"✗ {exc}")
-            reason.set_classes("reason-line -bad")
+            self.query_one("#create-reason", ReasonLine).bad(str(exc))
             return
         self.dismiss(body)
 

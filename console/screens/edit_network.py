@@ -22,6 +22,7 @@ from textual.widgets import Button, Input, Static
 from overlay_core.api.schema import NetworkJson
 
 from .. import mtu as calc
+from ..widgets.reason_line import ReasonLine
 from ..widgets.toggles import Checkbox
 
 ALLOW_FLAGS: list[tuple[Literal["allow_managed", "allow_global", "allow_default"], str]] = [
@@ -69,7 +70,7 @@ class EditNetworkModal(ModalScreen[dict[str, Any] | None]):
                 for key, label in ALLOW_FLAGS:
                     yield Checkbox(label, bool(settings[key]), id=key, compact=True)
             yield Static(id="calc", classes="calc")
-            yield Static(id="edit-reason", classes="reason-line")
+            yield ReasonLine(id="edit-reason")
             yield Static(
                 "Enter or Ctrl+S: save · Escape: cancel · empty MTU/MSS: the network's value",
                 classes="dialog-keys",
@@ -90,16 +91,14 @@ class EditNetworkModal(ModalScreen[dict[str, Any] | None]):
         return body
 
     def _update(self) -> dict[str, Any] | None:
-        reason = self.query_one("#edit-reason", Static)
+        reason = self.query_one("#edit-reason", ReasonLine)
         try:
             body = self._read()
         except ValueError as exc:
-            reason.update(f"✗ {exc}")
-            reason.set_classes("reason-line -bad")
+            reason.bad(str(exc))
             body = None
         else:
-            reason.update("")
-            reason.set_classes("reason-line")
+            reason.clear()
         mtu = body["mtu"] if body and body["mtu"] is not None else self.network["mtu"]
         mss = body["mss"] if body and body["mss"] is not None else self.network["mss"]
         lines = calc.arithmetic_lines(self.path, mtu)

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 from rich.markup import escape
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from overlay_core.api.schema import EventJson
 
-from ..widgets.base import LiveView, show
+from ..widgets.base import show
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, Column, KeyedTable
+from ..widgets.table_view import FilteredTableView
 
 COLUMNS = [
     Column("time", "TIME"),
@@ -86,8 +86,9 @@ def event_matches(event: EventJson, text: str) -> bool:
     return all(word in haystack for word in text.split())
 
 
-class EventsView(LiveView):
+class EventsView(FilteredTableView):
     TOPICS = frozenset({"events"})
+    TABLE_ID = "events-table"
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("G", "follow", "Follow", show=False),
@@ -95,7 +96,6 @@ class EventsView(LiveView):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.filter_text = ""
         self._last_seq = 0
         self._rows: dict[str, Repeats] = {}  # row key (the latest event's arrival number)
         self._latest: dict[tuple[str, str], str] = {}  # (kind, subject) -> its last row
@@ -105,13 +105,6 @@ class EventsView(LiveView):
         yield FilterBar("filter events: kind, peer, network, words", id="events-filter")
         yield Static(id="events-detail", classes="detail")
         yield Static(id="events-summary", classes="summary")
-
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#events-table", KeyedTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
 
     def _add(self, seq: int, event: EventJson) -> None:
         """A row for the event, or the row it repeats moved to the bottom with its count."""
@@ -162,7 +155,7 @@ class EventsView(LiveView):
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._summarise()
 
-    def _rebuild(self) -> None:
+    def filter_changed(self) -> None:
         """A new filter: rebuild the rows (a keystroke of the user's, never a poll, so
         clearing is fine here) and follow the newest."""
         table = self.table
@@ -184,9 +177,9 @@ class EventsView(LiveView):
         if not total:
             text = "no events yet: links changing, members asking to join and the like land here"
         show(self.query_one("#events-summary", Static), text)
-        self._show_detail()
+        self.show_detail()
 
-    def _show_detail(self) -> None:
+    def show_detail(self) -> None:
         detail = self.query_one("#events-detail", Static)
         key = self.table.selected_key
         repeats = self._rows.get(key) if key is not None else None
@@ -194,22 +187,6 @@ class EventsView(LiveView):
         if repeats is not None:
             show(detail, event_detail(repeats))
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self._show_detail()
-
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
-
     def action_follow(self) -> None:
         if self.table.row_count:
             self.table.move_cursor(row=self.table.row_count - 1)
-
-    @on(FilterBar.FilterChanged)
-    def _filter(self, event: FilterBar.FilterChanged) -> None:
-        self.filter_text = event.text
-        self._rebuild()
-
-    @on(FilterBar.Closed)
-    def _filter_closed(self) -> None:
-        self.table.focus()

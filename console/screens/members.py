@@ -10,20 +10,22 @@ deauthorizes and `D` removes (after asking), `n` names, `i` sets IPs, `c` create
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.markup import escape
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from overlay_core.api.schema import ControllerNetworkJson, MemberJson
 
 from .. import fmt
 from ..live import member_key
 from ..render import ago
-from ..widgets.base import LiveView, show
+from ..widgets.base import show
 from ..widgets.keyed_table import Cell, Column, KeyedTable
+from ..widgets.table_view import TableView
 from .paths import open_paths
 
 # The ids first and never cut (two networks differ only in their last digits); at 80
@@ -98,8 +100,9 @@ def member_line(member: MemberJson, where: str, now: float) -> str:
     return " · ".join(parts)
 
 
-class MembersView(LiveView):
+class MembersView(TableView):
     TOPICS = frozenset({"members"})
+    TABLE_ID = "members-table"
     BINDINGS = [
         Binding("a", "approve", "Approve"),
         Binding("p", "paths", "Paths"),
@@ -119,11 +122,10 @@ class MembersView(LiveView):
         yield Static(id="members-detail", classes="detail")
 
     @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#members-table", KeyedTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
+    def highlighted(self) -> MemberJson | None:
+        """The member under the table's cursor, if any."""
+        key = self.table.selected_key
+        return self.store.members.get(key) if key else None
 
     def ordered(self) -> list[MemberJson]:
         """Pending first (new requests are listed first), then by network and address."""
@@ -137,7 +139,7 @@ class MembersView(LiveView):
             # The bar's choice moved (x, ↑/↓): the detail names whom `a` approves. Only
             # the detail: the table is the same, and redrawing it costs with many rows.
             if self.in_front:
-                self._show_detail()
+                self.show_detail()
             else:
                 self._behind = True
             return
@@ -148,9 +150,9 @@ class MembersView(LiveView):
         self.table.sync(
             [(member_key(m["nwid"], m["address"]), member_cells(m, now)) for m in self.ordered()]
         )
-        self._show_detail()
+        self.show_detail()
 
-    def _show_detail(self) -> None:
+    def show_detail(self) -> None:
         store = self.store
         detail = self.query_one("#members-detail", Static)
         if not store.members_loaded:
@@ -164,8 +166,7 @@ class MembersView(LiveView):
             )
             return
         lines: list[str] = []
-        key = self.table.selected_key
-        member = store.members.get(key) if key else None
+        member = self.highlighted
         if member is not None:
             lines.append(member_line(member, self.ztui.where(member), self.ztui.wall_clock()))
         pending = len(store.pending_members)
@@ -179,10 +180,6 @@ class MembersView(LiveView):
         lines += [hosted_line(n) for n in sorted(store.hosted.values(), key=lambda n: n["nwid"])]
         show(detail, "\n".join(lines))
 
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self._show_detail()
-
     def _approves(self, row: MemberJson | None) -> str:
         """Whom `a` approves with `row` highlighted, for the detail line."""
         if row is not None and row["state"] != "authorized":
@@ -190,12 +187,13 @@ class MembersView(LiveView):
         chosen = self.ztui.join_requests.chosen
         return chosen["address"] if chosen is not None else "a pending row"
 
-    def _selected(self) -> MemberJson | None:
-        key = self.table.selected_key
-        member = self.store.members.get(key) if key else None
+    def _on_selected(self, act: Callable[[MemberJson], object]) -> None:
+        """`act` on the highlighted member, or say that none is."""
+        member = self.highlighted
         if member is None:
             self.notify("No member selected", severity="warning")
-        return member
+        else:
+            act(member)
 
     def action_approve(self) -> None:
         """Approve the highlighted row if it is not in: the user picked it. Otherwise
@@ -204,8 +202,7 @@ class MembersView(LiveView):
         there must neither say "already a member" under a bar offering to approve
         someone, nor approve whichever row happens to be listed first. With no request
         in the bar, say the row is in already and how to reach the pending ones."""
-        key = self.table.selected_key
-        member = self.store.members.get(key) if key else None
+        member = self.highlighted
         if member is not None and member["state"] != "authorized":
             self.ztui.approve_member(member)
             return
@@ -236,26 +233,21 @@ class MembersView(LiveView):
     def action_paths(self) -> None:
         """The highlighted member's network, or the first hosted one: with no member yet,
         the screen still says what it would show, and why it cannot."""
-        key = self.table.selected_key
-        member = self.store.members.get(key) if key else None
+        member = self.highlighted
         nwid = member["nwid"] if member is not None else min(self.store.hosted, default=None)
         open_paths(self.ztui, nwid)
 
     def action_deauthorize(self) -> None:
-        if (member := self._selected()) is not None:
-            self.ztui.deauthorize_member(member)
+        self._on_selected(self.ztui.deauthorize_member)
 
     def action_remove(self) -> None:
-        if (member := self._selected()) is not None:
-            self.ztui.remove_member(member)
+        self._on_selected(self.ztui.remove_member)
 
     def action_name(self) -> None:
-        if (member := self._selected()) is not None:
-            self.ztui.name_member(member)
+        self._on_selected(self.ztui.name_member)
 
     def action_ips(self) -> None:
-        if (member := self._selected()) is not None:
-            self.ztui.assign_ips(member)
+        self._on_selected(self.ztui.assign_ips)
 
     def action_create(self) -> None:
         self.ztui.create_network()

@@ -19,6 +19,8 @@ from textual.widgets import Button, Input, Static
 
 from overlay_core.api.schema import NWID_HEX_DIGITS, NWID_SHAPE_REASON, check_nwid_text
 
+from ..widgets.reason_line import ReasonLine
+
 T = TypeVar("T")
 NAME_MAX = 64
 
@@ -86,7 +88,7 @@ class PromptModal(ModalScreen[T | None], Generic[T]):
             yield Static(self._title, classes="dialog-title")
             yield Static(self._help, classes="dialog-body")
             yield Input(self._value, placeholder=self._placeholder, id="prompt-input")
-            yield Static(id="prompt-reason", classes="reason-line")
+            yield ReasonLine(id="prompt-reason")
             yield Static("Enter: OK · Escape: cancel", classes="dialog-keys")
 
     def on_mount(self) -> None:
@@ -94,19 +96,16 @@ class PromptModal(ModalScreen[T | None], Generic[T]):
         self._validate(self._value)
 
     def _validate(self, text: str) -> tuple[bool, T | None]:
-        reason = self.query_one("#prompt-reason", Static)
+        reason = self.query_one("#prompt-reason", ReasonLine)
         if not text.strip() and not self._value:
-            reason.update("")
-            reason.set_classes("reason-line")
+            reason.clear()
             return False, None
         try:
             value = self._check(text)
         except ValueError as exc:
-            reason.update(f"✗ {exc}")
-            reason.set_classes("reason-line -bad")
+            reason.bad(str(exc))
             return False, None
-        reason.update(f"✓ {self._describe(value)}" if self._describe else "✓")
-        reason.set_classes("reason-line -good")
+        reason.good(self._describe(value) if self._describe else "")
         return True, value
 
     @on(Input.Changed)
@@ -119,8 +118,7 @@ class PromptModal(ModalScreen[T | None], Generic[T]):
         if ok:
             self.dismiss(value)
         elif not event.value.strip():
-            self.query_one("#prompt-reason", Static).update("✗ type a value, or Escape to cancel")
-            self.query_one("#prompt-reason", Static).set_classes("reason-line -bad")
+            self.query_one("#prompt-reason", ReasonLine).bad("type a value, or Escape to cancel")
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -12,11 +12,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from overlay_core.api.schema import NetworkJson
+from overlay_core.api.schema import NetworkJson, NetworkState
 
 from .. import fmt, render
-from ..widgets.base import LiveView, show
+from ..widgets.base import show
 from ..widgets.keyed_table import Cell, Column, KeyedTable
+from ..widgets.table_view import TableView
 
 # The id and the TAP device name are identities (two TAPs may differ only in their last
 # letter): never cut. At 80 columns the least important columns are dropped instead; the
@@ -32,7 +33,10 @@ COLUMNS = [
     Column("type", "TYPE", priority=6),
     Column("mac", "MAC", priority=7),
 ]
-STATE_LABELS = {"REQUESTING_CONFIGURATION": "REQUESTING", "ACCESS_DENIED": "AWAITING APPROVAL"}
+STATE_LABELS: dict[str, str] = {
+    NetworkState.REQUESTING_CONFIGURATION: "REQUESTING",
+    NetworkState.ACCESS_DENIED: "AWAITING APPROVAL",
+}
 
 
 def network_cells(network: NetworkJson) -> tuple[Cell, ...]:
@@ -56,7 +60,7 @@ def network_detail(network: NetworkJson, my_address: str | None) -> str:
     lines: list[str] = []
     hint = render.network_hint(network, my_address)
     if hint is not None:
-        if network["state"] == "ACCESS_DENIED" and my_address == render.controller_of(
+        if network["state"] == NetworkState.ACCESS_DENIED and my_address == render.controller_of(
             network["nwid"]
         ):
             hint += " — this node hosts it: approve it on tab 3 with a"
@@ -85,8 +89,9 @@ class NetworksTable(KeyedTable):
     BINDINGS = [Binding("enter", "select_cursor", "Edit")]
 
 
-class NetworksView(LiveView):
+class NetworksView(TableView):
     TOPICS = frozenset({"networks", "status"})
+    TABLE_ID = "networks-table"
     BINDINGS = [
         Binding("j", "join", "Join"),
         Binding("l", "leave", "Leave"),
@@ -97,19 +102,12 @@ class NetworksView(LiveView):
         yield NetworksTable(COLUMNS, id="networks-table")
         yield Static(id="network-detail", classes="detail")
 
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#networks-table", KeyedTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
-
     def refresh_view(self) -> None:
         networks = sorted(self.store.networks.values(), key=lambda n: n["nwid"])
         self.table.sync([(n["nwid"], network_cells(n)) for n in networks])
-        self._show_detail()
+        self.show_detail()
 
-    def _show_detail(self) -> None:
+    def show_detail(self) -> None:
         detail = self.query_one("#network-detail", Static)
         nwid = self.table.selected_key
         network = self.store.networks.get(nwid) if nwid else None
@@ -118,10 +116,6 @@ class NetworksView(LiveView):
             return
         status = self.store.status
         show(detail, network_detail(network, status["address"] if status else None))
-
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self._show_detail()
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:

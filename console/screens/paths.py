@@ -39,7 +39,7 @@ from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from overlay_core.api.schema import PathMemberJson, PathPairJson, PathsJson
+from overlay_core.api.schema import PairLink, PathMemberJson, PathPairJson, PathsJson
 
 from ..widgets.base import show
 from ..widgets.header import NodeHeader
@@ -120,7 +120,7 @@ class PairMatrix(DataTable[Text]):
 
         def link(row: str, column: str) -> str:
             a, b = sorted((row, column))
-            return links.get(f"{a}/{b}", "UNKNOWN")
+            return links.get(f"{a}/{b}", PairLink.UNKNOWN)
 
         names = [label[a] for a in order]
         if order != self.order or names != self._names:

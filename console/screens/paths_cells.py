@@ -15,7 +15,13 @@ from collections.abc import Iterable
 from rich.cells import cell_len
 from rich.text import Text
 
-from overlay_core.api.schema import PathMemberJson, PathPairJson, PathSideJson, PathsJson
+from overlay_core.api.schema import (
+    PairLink,
+    PathMemberJson,
+    PathPairJson,
+    PathSideJson,
+    PathsJson,
+)
 
 from .. import fmt
 from ..render import printable
@@ -23,15 +29,21 @@ from ..render import printable
 LABEL_MAX = 12  # an address is 10: a label is never wider than 12 cells
 # One character per link, readable without colour (TERM=linux, 16 colours, a screen
 # reader); the colour repeats it. Keys are overlay_core.api.schema PATH_LINKS.
-GLYPHS = {"DIRECT": "D", "RELAY": "R", "TCP": "T", "NONE": "-", "UNKNOWN": "?"}
+GLYPHS: dict[str, str] = {
+    PairLink.DIRECT: "D",
+    PairLink.RELAY: "R",
+    PairLink.TCP: "T",
+    PairLink.NONE: "-",
+    PairLink.UNKNOWN: "?",
+}
 LEGEND = (
-    ("DIRECT", "direct"),
-    ("RELAY", "relayed"),
-    ("TCP", "over TCP"),
-    ("NONE", "no contact"),
-    ("UNKNOWN", "not reported"),
+    (PairLink.DIRECT, "direct"),
+    (PairLink.RELAY, "relayed"),
+    (PairLink.TCP, "over TCP"),
+    (PairLink.NONE, "no contact"),
+    (PairLink.UNKNOWN, "not reported"),
 )
-LINK_STYLES = {**fmt.LINK_STYLES, "UNKNOWN": "bright_black"}
+LINK_STYLES = {**fmt.LINK_STYLES, PairLink.UNKNOWN: fmt.MUTED}
 SELF = "·"  # a member with itself, on the matrix's diagonal
 # A few words for each reason (overlay_core.api.schema PATH_REASONS); the pair's `why`
 # and the member's `flag_why` say it in full.
@@ -221,7 +233,7 @@ def pair_detail(pair: PathPairJson, by_address: dict[str, PathMemberJson]) -> Te
     if pair["why"]:
         text.append("\n  why: ", style="bold")
         text.append(printable(pair["why"]))
-    elif pair["link"] == "UNKNOWN":
+    elif pair["link"] == PairLink.UNKNOWN:
         text.append("\n  neither has reported the other yet")
     return text
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -59,10 +60,10 @@ def path_cells(path: PathJson) -> tuple[Cell, ...]:
     mtu = f"{path['mtu']}{'…' if path['mtu_searching'] else ''}"
     return (
         path["endpoint"],
-        fmt.state("OK", "yes") if path["preferred"] else "",
+        Text("yes", style=fmt.GOOD) if path["preferred"] else "",
         path["kind"],
         path["transport"],
-        fmt.state("OK", "alive") if path["alive"] else fmt.state("OFFLINE", "dead"),
+        Text("alive", style=fmt.GOOD) if path["alive"] else Text("dead", style=fmt.BAD),
         fmt.ms(rtt),
         mtu,
         fmt.ago(path["last_send_ago_s"]),
@@ -101,7 +102,7 @@ def summary_text(peer: PeerJson) -> str:
 def reason_text(peer: PeerJson) -> str | None:
     """Why a peer is relayed, in plain words; None for a direct peer."""
     reason = peer["relay_reason"]
-    if peer["link"] not in ("RELAY", "TCP") or reason is None:
+    if not render.is_relayed(peer) or reason is None:
         return None
     lines = [f"[b]{peer['link']} because:[/b] {reason['summary']}"]
     lines += [f"  • {detail}" for detail in reason["details"]]

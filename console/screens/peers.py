@@ -17,13 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from overlay_core.api.schema import PeerJson
+from overlay_core.api.schema import Link, PeerJson
 
 from .. import fmt, render
 from ..live import LiveStore, peer_latency_ms
-from ..widgets.base import LiveView, show
+from ..widgets.base import show
 from ..widgets.filter_bar import FilterBar
 from ..widgets.keyed_table import Cell, Column, KeyedTable
+from ..widgets.table_view import FilteredTableView
 
 # The address is the peer's identity: never cut. Its name is how people know it: every
 # other column is dropped before it is cut (`fit`). At 80 columns the least important
@@ -41,7 +42,7 @@ COLUMNS = [
     Column("version", "VER", priority=7),
     Column("path", "PREFERRED PATH", priority=4),
 ]
-LINK_ORDER = {"DIRECT": 0, "RELAY": 1, "TCP": 2, "NONE": 3}
+LINK_ORDER: dict[str, int] = {link: rank for rank, link in enumerate(Link)}  # best first
 FAR = float("inf")  # unknown values sort last
 
 SortKey = Callable[[PeerJson, LiveStore], Any]
@@ -106,10 +107,11 @@ class PeersTable(KeyedTable):
     BINDINGS = [Binding("enter", "select_cursor", "Details")]
 
 
-class PeersView(LiveView):
+class PeersView(FilteredTableView):
     """The peer table, its filter bar and a one-line summary under it."""
 
     TOPICS = frozenset({"peers"})
+    TABLE_ID = "peers-table"
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort"),
         Binding("slash", "filter", "Filter"),
@@ -119,7 +121,6 @@ class PeersView(LiveView):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.sort_index = 0
-        self.filter_text = ""
 
     def compose(self) -> ComposeResult:
         yield PeersTable(COLUMNS, id="peers-table")
@@ -128,13 +129,6 @@ class PeersView(LiveView):
         )
         yield Static(id="peers-summary", classes="summary")
 
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#peers-table", KeyedTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
-
     def refresh_view(self) -> None:
         store = self.store
         name, key = SORTS[self.sort_index]
@@ -142,7 +136,7 @@ class PeersView(LiveView):
         shown.sort(key=lambda p: key(p, store))
         self.table.sync([(p["address"], peer_cells(p, store)) for p in shown])
         total = len(store.peers)
-        relayed = sum(1 for p in store.peers.values() if p["link"] in ("RELAY", "TCP"))
+        relayed = sum(1 for p in store.peers.values() if render.is_relayed(p))
         parts = [f"{total} peers", f"{relayed} relayed", f"sorted by {name}"]
         if self.filter_text:
             parts.append(f"filter '{self.filter_text}': {len(shown)} shown")
@@ -153,18 +147,6 @@ class PeersView(LiveView):
     def action_cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.refresh_view()
-
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).open()
-
-    @on(FilterBar.FilterChanged)
-    def _filter(self, event: FilterBar.FilterChanged) -> None:
-        self.filter_text = event.text
-        self.refresh_view()
-
-    @on(FilterBar.Closed)
-    def _filter_closed(self) -> None:
-        self.table.focus()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

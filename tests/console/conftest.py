@@ -1,23 +1,24 @@
 """Fixtures for the console's Pilot and snapshot tests: a FakeNode with the NAS story, an
 app wired to it with the fake's clock, and everything that would make a frame differ
-between runs (cursor blink, animations, the local time zone) held still."""
+between runs (cursor blink, animations, the local time zone) held still; and the steps
+many tests take (wait for the first poll, open a peer, pick a member, wait for a tab's
+table)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.app import ZtuiApp
+from console.screens.peer_detail import PeerScreen
 from console.sync import Intervals
 from console.testing.fake import FakeNode
+from console.widgets.keyed_table import KeyedTable
 
 # Long enough that nothing polls on its own during a test: a test pokes or ticks instead,
 # so what a frame shows depends only on the steps the test took.
@@ -88,11 +89,31 @@ async def second_poll(pilot: Pilot[None], node: FakeNode, seconds: float = 1.0) 
     await pilot.pause()
 
 
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """Under /tmp: pytest's tmp_path can exceed the 107-byte UNIX socket limit."""
-    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+async def open_peer(pilot: Pilot[None], address: str, *keys: str) -> PeerScreen:
+    """From the Peers tab, Enter on `address`'s row, then `keys` on its detail screen."""
+    app = pilot.app
+    app.screen.query_one("#peers-table", KeyedTable).select_key(address)
+    await pilot.press("enter")
+    screen = app.screen
+    assert isinstance(screen, PeerScreen)
+    if keys:
+        await pilot.press(*keys)
+    return screen
+
+
+async def select_member(pilot: Pilot[None], nwid: str, address: str) -> KeyedTable:
+    """The Members tab (key 3), the cursor on `address` in `nwid`; the members table."""
+    await pilot.press("3")
+    table = pilot.app.screen.query_one("#members-table", KeyedTable)
+    table.select_key(f"{nwid}/{address}")
+    return table
+
+
+async def tab_table(pilot: Pilot[None], tab: str, selector: str, rows: int) -> KeyedTable:
+    """Press `tab` (a tab's number key); the table `selector` there, once it has `rows`
+    rows and has been drawn."""
+    await pilot.press(tab)
+    table = pilot.app.screen.query_one(selector, KeyedTable)
+    await wait_for(pilot, lambda: table.row_count == rows)
+    await pilot.pause()
+    return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from typing import Any, NotRequired, get_args, get_origin, get_type_hints
@@ -43,5 +44,8 @@ def assert_shape(value: object, shape: Any, where: str = "$") -> None:
             assert_shape(item, hints[key], f"{where}.{key}")
     elif shape is object:
         return
+    elif isinstance(shape, type) and issubclass(shape, enum.Enum):  # a StrEnum: one word
+        words = {member.value for member in shape}
+        assert value in words, f"{where}: {value!r} is not one of {shape.__name__} {words}"
     else:
         assert isinstance(value, shape), f"{where}: {value!r} is not {shape}"

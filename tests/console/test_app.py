@@ -15,7 +15,15 @@ from console.testing.fake import FakeNode
 from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, OFFICE_NWID, PHONE
 from console.widgets.keyed_table import KeyedTable
 
-from .conftest import loaded, make_app, second_poll, wait_for
+from .conftest import (
+    loaded,
+    make_app,
+    open_peer,
+    second_poll,
+    select_member,
+    tab_table,
+    wait_for,
+)
 
 NEW_NWID = "a1b2c3d4e5000007"
 
@@ -155,9 +163,7 @@ async def test_filter_narrows_the_peers(node: FakeNode) -> None:
 async def test_enter_opens_the_peer_detail_with_the_relay_reason(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
-        await pilot.press("enter")
-        assert isinstance(app.screen, PeerScreen)
+        await open_peer(pilot, PHONE)
         reason = text_of(app, "#peer-reason")
         assert "RELAY because:" in reason and "got 0 answers" in reason
         assert "symmetric" in reason
@@ -169,11 +175,8 @@ async def test_enter_opens_the_peer_detail_with_the_relay_reason(node: FakeNode)
 
 async def test_ping_shows_each_reply(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(120, 40)) as pilot:
-        app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(LAPTOP)
-        await pilot.press("enter", "p")
-        screen = app.screen
-        assert isinstance(screen, PeerScreen)
+        await loaded(pilot)
+        screen = await open_peer(pilot, LAPTOP, "p")
         await wait_for(pilot, lambda: "ping statistics" in _log(screen))
         # the story's laptop is named in home: the pongs say so, as ping(8) says a host name
         assert _log(screen).count("pong from laptop (10.147.17.2): ") == 4
@@ -186,8 +189,7 @@ def _log(screen: PeerScreen) -> str:
 async def test_retry_direct_and_mtu_probe_ask_the_node(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
-        await pilot.press("enter", "r", "m")
+        await open_peer(pilot, PHONE, "r", "m")
         await wait_for(pilot, lambda: "searching the path MTU" in notifications(app))
         assert f"POST /peers/{PHONE}/retry-direct" in node.requests
         assert f"POST /peers/{PHONE}/probe-mtu" in node.requests
@@ -270,9 +272,7 @@ async def test_palette_offers_the_actions(node: FakeNode) -> None:
 async def test_events_are_live_and_filterable(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("5")
-        table = app.screen.query_one("#events-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.events))
+        table = await tab_table(pilot, "5", "#events-table", len(node.state.events))
         node.set_link(LAPTOP, "RELAY")
         await wait_for(pilot, lambda: table.row_count == len(node.state.events))
         assert table.cursor_row == table.row_count - 1  # it follows the newest
@@ -284,14 +284,13 @@ async def test_events_are_live_and_filterable(node: FakeNode) -> None:
 async def test_deauthorize_asks_first(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
-        key = f"{HOME_NWID}/{LAPTOP}"
-        app.screen.query_one("#members-table", KeyedTable).select_key(key)
+        await select_member(pilot, HOME_NWID, LAPTOP)
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("escape")
         assert node.state.members[HOME_NWID][LAPTOP]["authorized"]
         await pilot.press("d", "y")
+        key = f"{HOME_NWID}/{LAPTOP}"
         await wait_for(pilot, lambda: app.store.members[key]["state"] == "deauthorized")
 
 
@@ -300,9 +299,8 @@ async def test_name_and_ips_of_a_member(node: FakeNode) -> None:
     controller, and its reason is what the notification says."""
     async with make_app(node).run_test(size=(120, 40)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
         key = f"{HOME_NWID}/{LAPTOP}"
-        app.screen.query_one("#members-table", KeyedTable).select_key(key)
+        await select_member(pilot, HOME_NWID, LAPTOP)
         await pilot.press("n", "ctrl+a", "ctrl+k", *"work laptop", "enter")
         await wait_for(pilot, lambda: app.store.members[key]["name"] == "work laptop")
         await pilot.press("i", "ctrl+a", "ctrl+k", *"10.147.17.300", "enter")

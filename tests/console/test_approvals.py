@@ -14,13 +14,12 @@ from textual.widgets import TabbedContent
 
 from console.app import ZtuiApp
 from console.screens.modals import ConfirmModal
-from console.screens.peer_detail import PeerScreen
 from console.testing.fake import FakeNode
 from console.testing.fake_data import HOME_NWID, LAPTOP, NODE, PHONE
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.requests_bar import RequestsBar
 
-from .conftest import loaded, make_app, wait_for
+from .conftest import loaded, make_app, open_peer, select_member, wait_for
 from .test_app import notifications, text_of
 
 NEWCOMER = "c0ffee0001"
@@ -110,10 +109,7 @@ async def test_a_approves_the_member_the_bar_names_from_any_tab(node: FakeNode) 
         await wait_for(pilot, lambda: node.state.members[HOME_NWID][PHONE]["authorized"])
         assert patches(node) == [f"PATCH /controller/networks/{HOME_NWID}/members/{PHONE}"]
         await wait_for(pilot, lambda: f"▶ {NEWCOMER}" in bar_text(app))
-        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
-        await pilot.press("enter")
-        assert isinstance(app.screen, PeerScreen)
-        await pilot.press("a")
+        await open_peer(pilot, PHONE, "a")
         await wait_for(pilot, lambda: node.state.members[HOME_NWID][NEWCOMER]["authorized"])
         await wait_for(pilot, lambda: not app.screen.query_one(RequestsBar).display)
         assert f"approved {NEWCOMER} on home" in notifications(app)
@@ -129,9 +125,7 @@ async def test_a_on_an_authorized_row_approves_the_member_the_bar_names(
     first = "0000000001"
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
-        table = app.screen.query_one("#members-table", KeyedTable)
-        table.select_key(f"{HOME_NWID}/{LAPTOP}")
+        table = await select_member(pilot, HOME_NWID, LAPTOP)
         node.add_pending_member(HOME_NWID, first)
         await wait_for(pilot, lambda: table.row_count == 4)
         assert table.selected_key == f"{HOME_NWID}/{LAPTOP}"
@@ -156,9 +150,7 @@ async def test_a_on_a_pending_row_approves_that_row(node: FakeNode) -> None:
         app = await loaded(pilot)
         node.add_pending_member(HOME_NWID, NEWCOMER)
         await wait_for(pilot, lambda: NEWCOMER in bar_text(app))
-        await pilot.press("3")
-        table = app.screen.query_one("#members-table", KeyedTable)
-        table.select_key(f"{HOME_NWID}/{NEWCOMER}")
+        await select_member(pilot, HOME_NWID, NEWCOMER)
         assert f"▶ {PHONE}" in bar_text(app)
         assert "a approves the row" in text_of(app, "#members-detail")
         await pilot.press("a")
@@ -173,8 +165,8 @@ async def test_a_on_an_authorized_row_with_no_request_shown_says_so(node: FakeNo
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
         await wait_for(pilot, lambda: PHONE in bar_text(app))
-        await pilot.press("x", "3")
-        app.screen.query_one("#members-table", KeyedTable).select_key(f"{HOME_NWID}/{LAPTOP}")
+        await pilot.press("x")
+        await select_member(pilot, HOME_NWID, LAPTOP)
         app.clear_notifications()
         await pilot.press("a")
         await pilot.pause()
@@ -300,9 +292,7 @@ async def test_enter_and_escape_on_the_bar(node: FakeNode) -> None:
 async def test_remove_asks_naming_the_member_then_deletes_it(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
-        key = f"{HOME_NWID}/{LAPTOP}"
-        app.screen.query_one("#members-table", KeyedTable).select_key(key)
+        await select_member(pilot, HOME_NWID, LAPTOP)
         await pilot.press("D")
         assert isinstance(app.screen, ConfirmModal)
         question = text_of(app, ".dialog-body")
@@ -313,7 +303,7 @@ async def test_remove_asks_naming_the_member_then_deletes_it(node: FakeNode) -> 
         await pilot.press("n")
         assert LAPTOP in node.state.members[HOME_NWID]
         await pilot.press("delete", "y")
-        await wait_for(pilot, lambda: key not in app.store.members)
+        await wait_for(pilot, lambda: f"{HOME_NWID}/{LAPTOP}" not in app.store.members)
         assert f"DELETE /controller/networks/{HOME_NWID}/members/{LAPTOP}" in node.requests
         assert f"removed {LAPTOP} from home" in notifications(app)
 
@@ -324,8 +314,7 @@ async def test_removing_this_node_says_it_is_let_in_again(node: FakeNode) -> Non
     instead of promising it will need approval."""
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
-        app.screen.query_one("#members-table", KeyedTable).select_key(f"{HOME_NWID}/{NODE}")
+        await select_member(pilot, HOME_NWID, NODE)
         await pilot.press("D")
         assert isinstance(app.screen, ConfirmModal)
         question = " ".join(text_of(app, ".dialog-body").split())  # unwrapped

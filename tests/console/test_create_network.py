@@ -16,7 +16,8 @@ from console.api import AsyncApiClient
 from console.app import ZtuiApp
 from console.connection import ApiError
 from console.screens.create_network import CreateNetworkModal
-from console.testing.fake import HOME_NWID, FakeNode
+from console.testing.fake import FakeNode
+from console.testing.fake_data import HOME_NWID
 
 from .conftest import loaded, make_app, wait_for
 

@@ -28,8 +28,8 @@ from console.doctor.facts import (
     KernelLink,
     KernelRoute,
     NetcheckFacts,
+    NetcheckRoot,
     NodeFacts,
-    RootLink,
     SocketFacts,
     TunFacts,
 )
@@ -76,8 +76,8 @@ def healthy() -> Facts:
                 udp=True,
                 tunneled=False,
                 roots=(
-                    RootLink("aaaaaaaaaa", "UDP", "198.18.1.10:9993", 30.0),
-                    RootLink("bbbbbbbbbb", "UDP", "198.18.1.11:9993", 12.0),
+                    NetcheckRoot("aaaaaaaaaa", "UDP", "198.18.1.10:9993", 30.0),
+                    NetcheckRoot("bbbbbbbbbb", "UDP", "198.18.1.11:9993", 12.0),
                 ),
             ),
             networks=(network,),
@@ -358,7 +358,9 @@ def test_roots_none_configured_fails_with_roots_set() -> None:
 def links(*kinds: str, uptime_s: float = 3600.0) -> CheckResult:
     facts = healthy()
     roots = tuple(
-        RootLink(f"{i:010x}", kind, f"{'tcp://' if kind == 'TCP' else ''}198.18.1.{i}:9993", None)
+        NetcheckRoot(
+            f"{i:010x}", kind, f"{'tcp://' if kind == 'TCP' else ''}198.18.1.{i}:9993", None
+        )
         for i, kind in enumerate(kinds, start=10)
     )
     status = facts.daemon.status

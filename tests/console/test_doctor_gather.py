@@ -10,9 +10,6 @@ import json
 import os
 import socket
 import stat
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +29,8 @@ from console.doctor.facts import (
     networks_from_json,
 )
 from overlay_core.lab.loopback import LoopbackOverlay
+from tests.cli_run import ztui
 
-REPO = Path(__file__).resolve().parents[2]
 NWID = "8056c2e21c000001"
 
 
@@ -217,23 +214,11 @@ def test_doctor_usage_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str
     assert len(err.strip().splitlines()) == 1 and "--bogus" in err
 
 
-@pytest.fixture
-async def overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    async with LoopbackOverlay(short_tmp) as net:
-        yield net
-
-
 async def doctor_json(home: Path) -> tuple[int, dict[str, dict[str, Any]]]:
     """The real `ztui doctor --json` in a subprocess, off the loop the daemons run on."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ZTUI_HOME", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console", "--home", str(home), "doctor", "--json",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None, err
-    return proc.returncode, {r["check"]: r for r in json.loads(out)}
+    code, out, err = await ztui("--home", str(home), "doctor", "--json")
+    assert out, err
+    return code, {r["check"]: r for r in json.loads(out)}
 
 
 async def test_doctor_against_real_daemons(overlay: LoopbackOverlay) -> None:

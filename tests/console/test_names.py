@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from console import render
 from console.cli import UsageError, ping_target
-from console.screens.peer_detail import PeerScreen, name_line
+from console.screens.peer_detail import name_line
 from console.screens.peers import SORTS, peer_matches
 from console.testing.fake import FakeNode
 from console.testing.fake_data import (
@@ -27,7 +28,7 @@ from console.testing.fake_data import (
 from console.widgets.keyed_table import Column, KeyedTable
 from overlay_core.api.schema import EchoJson, NetworkJson, PeerJson, PeerNameJson
 
-from .conftest import loaded, make_app, second_poll, wait_for
+from .conftest import loaded, make_app, open_peer, second_poll, wait_for
 from .test_app import text_of
 from .test_approvals import bar_text
 from .test_readable import table_lines
@@ -198,14 +199,20 @@ def name_node(node: FakeNode, address: str, *entries: PeerNameJson) -> None:
     node.state.peers[address]["names"] = list(entries)
 
 
+async def shown_peers(pilot: Pilot[None], node: FakeNode) -> KeyedTable:
+    """The Peers table, once the first poll has landed and every peer of `node` is a row."""
+    app = await loaded(pilot)
+    table = app.screen.query_one("#peers-table", KeyedTable)
+    await wait_for(pilot, lambda: table.row_count == len(node.state.peers))
+    await pilot.pause()
+    return table
+
+
 async def test_peers_tab_shows_names_at_80_columns(node: FakeNode) -> None:
     """The story's laptop is `laptop (10.147.17.2)` beside its address; the roots and the
     unnamed peers show their address alone; nothing runs off the edge."""
     async with make_app(node).run_test(size=(80, 24)) as pilot:
-        app = await loaded(pilot)
-        table = app.screen.query_one("#peers-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.peers))
-        await pilot.pause()
+        table = await shown_peers(pilot, node)
         lines = table_lines(table)
         assert lines[0].split()[:3] == ["ADDRESS", "NAME", "LINK"]
         row = next(line for line in lines if LAPTOP in line)
@@ -224,10 +231,7 @@ async def test_a_long_name_drops_other_columns_before_it_is_cut(node: FakeNode) 
     they come back beside it."""
     name_node(node, LAPTOP, entry(HOME_NWID, "home", LONG, ["10.147.17.2"]))
     async with make_app(node).run_test(size=(80, 24)) as pilot:
-        app = await loaded(pilot)
-        table = app.screen.query_one("#peers-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.peers))
-        await pilot.pause()
+        table = await shown_peers(pilot, node)
         assert f"{LAPTOP}  {LONG} (10.147.17.2)" in "\n".join(table_lines(table))
         assert table.shown_columns[:2] == ["address", "name"]
         assert "link" not in table.shown_columns
@@ -245,10 +249,7 @@ async def test_a_name_too_long_for_the_screen_is_cut_last_and_marked(node: FakeN
     name = "n" * 64
     name_node(node, LAPTOP, entry(HOME_NWID, "home", name, ["fd7a:115c:a1e0::2"]))
     async with make_app(node).run_test(size=(80, 24)) as pilot:
-        app = await loaded(pilot)
-        table = app.screen.query_one("#peers-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.peers))
-        await pilot.pause()
+        table = await shown_peers(pilot, node)
         assert table.shown_columns == ["address", "name"]
         row = next(line for line in table_lines(table) if LAPTOP in line)
         # 79 cells (ztui.tcss's scrollbar takes 1), the address 10 + 2 of padding: 67 for
@@ -269,9 +270,7 @@ async def test_peer_screen_lists_every_network_s_name(node: FakeNode) -> None:
     )
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(LAPTOP)
-        await pilot.press("enter")
-        assert isinstance(app.screen, PeerScreen)
+        await open_peer(pilot, LAPTOP)
         summary = text_of(app, "#peer-summary")
         assert f"in home ({HOME_NWID}) as laptop: 10.147.17.2, fd00::2" in summary
         assert f"in office ({OFFICE_NWID}) as [b]alice[/b]: no IP" in summary
@@ -281,8 +280,7 @@ async def test_peer_screen_lists_every_network_s_name(node: FakeNode) -> None:
 async def test_peer_screen_of_a_root_has_no_name_lines(node: FakeNode) -> None:
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(ROOT_A)
-        await pilot.press("enter")
+        await open_peer(pilot, ROOT_A)
         summary = text_of(app, "#peer-summary")
         assert " in " not in summary and summary.startswith(f"{ROOT_A}  ROOT")
 

@@ -5,51 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from console import cli, render
-from console.testing.fake import ROOT_A, ROOT_B, FakeNode
-from console.testing.fake_data import NAT_SYMMETRIC
+from console.testing.fake import FakeNode
+from console.testing.fake_data import NAT_SYMMETRIC, ROOT_A, ROOT_B
 from console.testing.fake_data import netcheck as fake_netcheck
 from overlay_core.api.schema import NetcheckJson
 from overlay_core.io.daemon import Daemon
 from overlay_core.lab.loopback import LoopbackOverlay
 from overlay_core.proto.netcheck import MAPPING_NONE
+from tests.cli_run import ztui
 
-REPO = Path(__file__).resolve().parents[2]
 REPORT_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-async def overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    async with LoopbackOverlay(short_tmp) as net:
-        yield net
-
-
-async def ztui(*args: str) -> tuple[int, str, str]:
-    """The real `ztui` in a subprocess, without blocking the loop the daemons run on."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("ZTUI_HOME", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console", *args,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def get_json(daemon: Daemon, method: str = "GET") -> tuple[int, object]:

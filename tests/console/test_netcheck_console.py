@@ -11,8 +11,8 @@ from textual.widgets import Static
 from console.app import ZtuiApp
 from console.palette import commands
 from console.screens.netcheck import NetcheckScreen
-from console.testing.fake import ROOT_A, ROOT_B, FakeNode
-from console.testing.fake_data import PHONE
+from console.testing.fake import FakeNode
+from console.testing.fake_data import PHONE, ROOT_A, ROOT_B
 
 from .conftest import STILL, loaded, make_app, second_poll, wait_for
 from .test_approvals import bar_text

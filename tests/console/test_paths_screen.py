@@ -17,9 +17,8 @@ from console.sync import PATHS_LIMIT
 from console.testing.fake import FakeNode
 from console.testing.fake_data import DESKTOP, HOME_NWID, LAPTOP, NODE, OFFSITE, PHONE
 from console.testing.fakenode.paths import MESH_NWID
-from console.widgets.keyed_table import KeyedTable
 
-from .conftest import loaded, make_app, wait_for
+from .conftest import loaded, make_app, select_member, wait_for
 from .test_app import notifications, text_of
 
 
@@ -27,8 +26,7 @@ async def open_paths(pilot: Pilot[None], nwid: str, member: str) -> PathsScreen:
     """From Members, with `member` of `nwid` highlighted, press p; wait for the view."""
     app = pilot.app
     assert isinstance(app, ZtuiApp)
-    await pilot.press("3")
-    app.screen.query_one("#members-table", KeyedTable).select_key(f"{nwid}/{member}")
+    await select_member(pilot, nwid, member)
     await pilot.press("p")
     screen = app.screen
     assert isinstance(screen, PathsScreen)

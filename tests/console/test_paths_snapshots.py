@@ -13,9 +13,8 @@ from console.screens.paths import PathsScreen
 from console.testing.fake import FakeNode
 from console.testing.fake_data import HOME_NWID, LAPTOP
 from console.testing.fakenode.paths import MESH_NWID
-from console.widgets.keyed_table import KeyedTable
 
-from .conftest import loaded, make_app, wait_for
+from .conftest import loaded, make_app, select_member, wait_for
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
@@ -32,8 +31,7 @@ def _open(nwid: str, member: str):  # type: ignore[no-untyped-def]
     async def run_before(pilot: Pilot[None]) -> None:
         app = await loaded(pilot)
         app.clear_notifications()
-        await pilot.press("3")
-        app.screen.query_one("#members-table", KeyedTable).select_key(f"{nwid}/{member}")
+        await select_member(pilot, nwid, member)
         await pilot.press("p")
         screen = app.screen
         assert isinstance(screen, PathsScreen)

@@ -11,12 +11,11 @@ from pathlib import Path
 from rich.cells import cell_len
 
 from console.screens.help import HelpScreen
-from console.screens.peer_detail import PeerScreen
 from console.testing.fake import FakeNode
 from console.testing.fake_data import HOME_NWID, NODE, PHONE, configure, hosted, member, network
 from console.widgets.keyed_table import KeyedTable
 
-from .conftest import loaded, make_app, wait_for
+from .conftest import loaded, make_app, open_peer, tab_table, wait_for
 from .test_app import text_of
 
 LAB_NWID = HOME_NWID[:-1] + "2"  # differs from home's id in the last digit only
@@ -73,10 +72,7 @@ async def test_members_show_whole_network_ids(node: FakeNode) -> None:
     add_homelab(node)
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("3")
-        table = app.screen.query_one("#members-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == 4)
-        await pilot.pause()
+        table = await tab_table(pilot, "3", "#members-table", 4)
         lines = "\n".join(table_lines(table))
         assert HOME_NWID in lines and LAB_NWID in lines
         row = next(line for line in lines.splitlines() if LAB_NWID in line)
@@ -91,10 +87,7 @@ async def test_networks_show_whole_device_names(node: FakeNode) -> None:
     add_homelab(node)
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("2")
-        table = app.screen.query_one("#networks-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == 3)
-        await pilot.pause()
+        table = await tab_table(pilot, "2", "#networks-table", 3)
         lines = "\n".join(table_lines(table))
         assert "zto3fhch5haaaac" in lines and "zto3fhch5haaaae" in lines
         assert "device zto3fhch5haaaac · MAC" in text_of(app, "#network-detail")
@@ -104,10 +97,7 @@ async def test_a_ping_shows_its_result_without_scrolling(node: FakeNode) -> None
     """The phone's relay reason is long; at 80x24 the ping log sat below the fold."""
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        app.screen.query_one("#peers-table", KeyedTable).select_key(PHONE)
-        await pilot.press("enter", "p")
-        screen = app.screen
-        assert isinstance(screen, PeerScreen)
+        screen = await open_peer(pilot, PHONE, "p")
         log = screen.query_one("#ping-log")
         await wait_for(pilot, lambda: "0% loss" in "\n".join(x.text for x in log.lines))
         await pilot.pause()
@@ -121,9 +111,7 @@ async def test_repeated_events_are_one_row_and_shown_in_full(node: FakeNode) -> 
     with a count. The highlighted event's whole message is under the table."""
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("5")
-        table = app.screen.query_one("#events-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.events))
+        table = await tab_table(pilot, "5", "#events-table", len(node.state.events))
         before = table.row_count
         message = (
             f"c0ffee0001 asks to join home ({HOME_NWID}) from 198.51.100.61:9993; approve it? "
@@ -201,9 +189,7 @@ async def test_a_repeat_does_not_move_a_cursor_parked_elsewhere(node: FakeNode) 
     """Reading an older event while a request repeats: the cursor stays on that event."""
     async with make_app(node).run_test(size=(80, 24)) as pilot:
         app = await loaded(pilot)
-        await pilot.press("5")
-        table = app.screen.query_one("#events-table", KeyedTable)
-        await wait_for(pilot, lambda: table.row_count == len(node.state.events))
+        table = await tab_table(pilot, "5", "#events-table", len(node.state.events))
         await wait_for(pilot, lambda: app.focused is table)
         await pilot.press("home")
         parked = table.selected_key
