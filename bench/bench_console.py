@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
-import json
 import os
-import platform
 import selectors
 import shutil
 import struct
@@ -55,6 +53,8 @@ from textual.widgets import Static
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from record import run_header, write_result
+
 from console.app import ZtuiApp
 from console.messages import HostedPolled, NodePolled
 from console.screens.paths import PathsScreen
@@ -65,7 +65,6 @@ from console.widgets.keyed_table import KeyedTable
 from overlay_core.lab.processes import stop_processes
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
 SIZE = (120, 40)
 # (a) polls only when the bench posts a result; (b) polls as the console always does.
 STILL = Intervals(node_s=3600, networks_s=3600, hosted_s=3600)
@@ -431,10 +430,7 @@ def main() -> None:
 
     print(f"FakeNode.large(peers={args.peers}, members={args.members}), {SIZE[0]}x{SIZE[1]}")
     result: dict[str, Any] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        **run_header(),
         "args": vars(args),
     }
     if "a" in args.parts:
@@ -443,9 +439,7 @@ def main() -> None:
         result["idle_cpu_per_s"] = part_b(args)
     if "c" in args.parts:
         result["terminal_idle"] = part_c(args)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "console.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS / 'console.json'}")
+    print(f"\nwrote {write_result('console', result)}")
 
 
 if __name__ == "__main__":

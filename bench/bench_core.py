@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sys
@@ -44,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # bench/core is imported as `core`: Python puts this script's directory first on
 # sys.path when it runs as `python bench/bench_core.py`.
 from core import batched
+from record import run_header, write_result
 
 from overlay_core.lab.loopback import LoopbackOverlay
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # At most this many datagrams in flight (sent, not yet received): asyncio reads one
 # datagram per loop iteration, so an unpaced sender only measures socket-buffer overflow.
 WINDOW = 64
@@ -290,11 +289,8 @@ async def main() -> None:
     )
     print(f"session AEAD suite, overlay DIRECT: {over_suite}")
     _print_batched(batch, base, args.size)
-    RESULTS.mkdir(exist_ok=True)
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
+        **run_header(),
         "size": args.size,
         "bare_udp": base | {"rtt_p50_ms": _ms(base_rtt, 0.5), "rtt_p90_ms": _ms(base_rtt, 0.9)},
         "overlay_direct": over
@@ -307,8 +303,7 @@ async def main() -> None:
         "bare_udp_gso_gro": batch["bare_gso_gro"],
         "batched_proto": batch["proto"],
     }
-    (RESULTS / "core.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'core.json'}")
+    print(f"wrote {write_result('core', result)}")
 
 
 if __name__ == "__main__":

@@ -63,9 +63,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
 import random
 import resource
 import shutil
@@ -95,7 +92,6 @@ from hostile.attacks import (
 from hostile.daemons import (
     HOST,
     MB,
-    REPO,
     Api,
     Daemon,
     Processes,
@@ -107,12 +103,10 @@ from hostile.daemons import (
 from hostile.legit import LegitNode
 from hostile.measure import Bench, run_phase, take_snapshot
 from hostile.report import checks, code_label, report
+from record import run_header, write_result
 
 from overlay_core.proto.effects import udp
 from overlay_core.proto.identity import Identity
-
-RESULTS = REPO / "bench" / "results"
-
 
 # --------------------------------------------------------------------------- setup
 
@@ -339,21 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     doc = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_header(),
         "code": code,
-        "machine": platform.machine(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
         "duration_s": round(time.monotonic() - started, 1),
         "config": {k: v for k, v in vars(args).items() if k != "keep"},
         **doc,
     }
     doc["checks"] = checks(doc)
     report(doc)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "hostile.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_result("hostile", doc)
     print(f"\ncode: {code}; whole run {doc['duration_s']:g} s; written to {out}"
           + (f"; homes and logs kept in {base}" if args.keep else ""))  # fmt: skip
     return 0

@@ -33,9 +33,6 @@ goes DIRECT at once, ~25 s more per run that never does.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import signal
 import statistics
 import sys
@@ -45,11 +42,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from record import run_header, write_result
+
 from overlay_core.lab.netns import RigError, unavailable_reason
 from overlay_core.lab.world import OverlayWorld, WorldError
 from overlay_core.testing.nat_pairs import ECHO_INTERVAL_S, PAIRINGS, DirectTiming, NatPairs
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_PAIRINGS = ("a", "b", "c", "fw")
 ONLINE_TIMEOUT_S = 20.0
 
@@ -178,21 +176,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print_table(rows, args.runs, args.cap)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "nat.json"
     doc = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        **run_header(),
         "runs_per_pairing": args.runs,
         "cap_s": args.cap,
         "echo_interval_s": ECHO_INTERVAL_S,
         "wall_seconds": round(time.monotonic() - started, 1),
         "pairings": rows,
     }
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_result("nat", doc)
     print(f"\nwritten to {out} ({doc['wall_seconds']:.0f} s)")
     return 0
 

@@ -54,9 +54,6 @@ measures the rest and says so.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -90,11 +87,11 @@ from overlay.tinc import (
     TincNet,
     tinc_version,
 )
+from record import run_header, write_result
 
 from overlay_core.lab.netns import unavailable_reason
 from overlay_core.lab.world import OverlayNode, OverlayWorld
 
-RESULTS = Path(__file__).resolve().parent / "results"
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
@@ -359,14 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     print_matrix(rows, args.seconds, args.pings)
     print_ratios(ratios)
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "overlay.json"
     doc = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
+        **run_header(),
         "iperf3_seconds": args.seconds,
         "pings": args.pings,
         "loss_pct": args.loss,
@@ -383,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "ratios": ratios,
     }
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_result("overlay", doc)
     print(f"\nwritten to {out} ({doc['wall_seconds']:.0f} s)")
     return 0
 

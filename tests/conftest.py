@@ -2,14 +2,22 @@
 
 Tests marked `netns` need root, network namespaces and TAP devices; on other machines they
 are skipped with a reason instead of failing, so `make test` works for every developer.
+
+The fixtures tests/daemon and tests/console share are here too: a short temporary
+directory, and overlays of real daemons on 127.0.0.1 in it, removed however a test ends.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+
+from overlay_core.lab.loopback import LoopbackOverlay
 
 NEEDS_ROOT_REASON = "needs root for network namespaces and TAP devices"
 
@@ -37,3 +45,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("netns") is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temp dir under /tmp: pytest's tmp_path can exceed the 107-byte UNIX socket limit."""
+    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
+    """Daemons on 127.0.0.1 (add them with add_root/add_leaf), stopped at teardown."""
+    async with LoopbackOverlay(short_tmp) as net:
+        yield net
+
+
+@pytest.fixture
+async def tap_overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
+    """An overlay whose nodes open MemoryTaps (net.taps[name]), so networks need no root."""
+    async with LoopbackOverlay(short_tmp, memory_taps=True) as net:
+        yield net

@@ -122,7 +122,7 @@ class LegitNode:
 
     def seal_echo(self, dest: int, packet_id: int) -> bytes | None:
         """An ECHO to `dest` sealed under our current session with it, with the packet id
-        we choose (what outbound.py's `_emit` builds, minus its counter)."""
+        we choose (what outbound.py's `Outbound.seal` builds)."""
         assert self.node is not None
         peer = self.node.peers.get(dest)
         session = peer.tx_session if peer is not None else None

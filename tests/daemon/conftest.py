@@ -1,53 +1,17 @@
-"""Fixtures for daemon tests: real Daemons on 127.0.0.1, cleaned up even when a test fails."""
+"""Fixtures for daemon tests: overlayd processes, each stopped by its own PID at teardown.
+Real Daemons on 127.0.0.1 in this process (`overlay`, `tap_overlay`) and `short_tmp` are
+in tests/conftest.py, shared with tests/console; running ztui and overlayd as commands is
+tests/cli_run.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from overlay_core.lab.loopback import LoopbackOverlay
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A temp dir under /tmp: pytest's tmp_path can exceed the 107-byte UNIX socket limit."""
-    path = Path(tempfile.mkdtemp(prefix="zt-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-async def overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    async with LoopbackOverlay(short_tmp) as net:
-        yield net
-
-
-def subprocess_env() -> dict[str, str]:
-    """Run the entry points from this checkout, whether or not it is pip-installed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("ZTUI_HOME", None)
-    return env
-
-
-def overlayd_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "overlay_core.io.cli", *args]
-
-
-def ztui_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "console", *args]
+from overlay_core.lab.world import child_env
 
 
 class Processes:
@@ -62,7 +26,7 @@ class Processes:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=subprocess_env(),
+            env=child_env(),
         )
         self.started.append(proc)
         return proc
@@ -81,10 +45,3 @@ def processes() -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-@pytest.fixture
-async def tap_overlay(short_tmp: Path) -> AsyncIterator[LoopbackOverlay]:
-    """An overlay whose nodes open MemoryTaps (net.taps[name]), so networks need no root."""
-    async with LoopbackOverlay(short_tmp, memory_taps=True) as net:
-        yield net

@@ -1,4 +1,5 @@
-"""Helpers for the virtual-network daemon tests: API clients, polling, a ready network."""
+"""Helpers for the virtual-network daemon tests: API clients, polling, a ready network, and
+the steps its stories share (both members approved, a frame delivered, a member cut off)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,50 @@ class Story:
 
     async def mac(self, name: str) -> bytes:
         return mac_bytes((await network_state(self.api[name], self.nwid))["mac"])
+
+    async def approve_both(self) -> None:
+        """Approve `a` and `b`, once both are denied, and wait until each sees both."""
+        await wait_state(self.api["a"], self.nwid, "ACCESS_DENIED", 5)
+        await wait_state(self.api["b"], self.nwid, "ACCESS_DENIED", 5)
+        await self.approve(self.a)
+        await self.approve(self.b)
+        for name in ("a", "b"):
+
+            async def sees_both(name: str = name) -> bool:
+                data = await network_state(self.api[name], self.nwid)
+                return data["state"] == "OK" and data["members"] == 2
+
+            await until(sees_both, 2, f"{name} OK with both members")
+
+    async def deliver(self, sender: str, receiver: str, frame: bytes, timeout_s: float) -> None:
+        """Inject `frame` at `sender` until it comes out of `receiver`'s TAP (the first one
+        may be dropped while certificates of membership are exchanged)."""
+
+        async def check() -> bool:
+            if frame in self.tap(receiver).take_written():
+                return True
+            self.tap(sender).inject(frame)
+            await asyncio.sleep(0.05)
+            return frame in self.tap(receiver).written
+
+        await until(check, timeout_s, f"frame from {sender} at {receiver}", step_s=0.1)
+
+    async def cut_off(self, member: str, other: str, frame: bytes) -> None:
+        """`member`, deauthorized or removed, is shut out within 5 s: it is ACCESS_DENIED
+        and `other` counts one member; then `frame`, injected at `member`'s TAP three
+        times, never comes out of `other`'s (the other end drops what `member` still sends)."""
+
+        async def shut_out() -> bool:
+            own = await network_state(self.api[member], self.nwid)
+            seen = await network_state(self.api[other], self.nwid)
+            return own["state"] == "ACCESS_DENIED" and seen["members"] == 1
+
+        await until(shut_out, 5, f"{member} cut off")
+        self.tap(other).take_written()
+        for _ in range(3):
+            self.tap(member).inject(frame)
+            await asyncio.sleep(0.1)
+        assert frame not in self.tap(other).written
 
 
 @asynccontextmanager

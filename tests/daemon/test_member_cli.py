@@ -7,9 +7,9 @@ import json
 
 from overlay_core.io.daemon import Daemon
 from overlay_core.lab.loopback import LoopbackOverlay
+from tests.cli_run import ztui, ztui_sync
 
 from .netstory import story
-from .test_ztui_cli import ztui, ztui_sync
 
 
 async def controller(net: LoopbackOverlay) -> Daemon:

@@ -12,10 +12,11 @@ from pathlib import Path
 from overlay_core.io.cli import build_parser, daemon_config, merge_settings
 from overlay_core.io.home import Home
 from overlay_core.lab.loopback import LoopbackOverlay
+from tests.cli_run import overlayd
 
 from .conftest import Processes
 from .netstory import unix_client, until, wait_state
-from .test_overlayd_options import get, overlayd, start_node
+from .test_overlayd_options import get, start_node
 
 
 async def test_a_join_request_runs_the_hook_once_with_the_request(

@@ -3,7 +3,6 @@ approval, frames between MemoryTaps, deauthorization, restarts. No root: MemoryT
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import time
@@ -15,35 +14,7 @@ from overlay_core.io.tap import TapError, tap_name
 from overlay_core.lab.loopback import LoopbackOverlay
 from tests.core.frames import arp_request, dhcp_discover, icmp_echo_v4
 
-from .netstory import POOL, Story, network_state, story, unix_client, until, wait_state
-
-
-async def approved(s: Story) -> None:
-    await wait_state(s.api["a"], s.nwid, "ACCESS_DENIED", 5)
-    await wait_state(s.api["b"], s.nwid, "ACCESS_DENIED", 5)
-    await s.approve(s.a)
-    await s.approve(s.b)
-    for name in ("a", "b"):
-
-        async def sees_both(name: str = name) -> bool:
-            data = await network_state(s.api[name], s.nwid)
-            return data["state"] == "OK" and data["members"] == 2
-
-        await until(sees_both, 2, f"{name} OK with both members")
-
-
-async def delivered(s: Story, sender: str, receiver: str, frame: bytes, timeout_s: float) -> None:
-    """Inject `frame` at `sender` until it comes out of `receiver`'s TAP (the first one may
-    be dropped while certificates of membership are exchanged)."""
-
-    async def check() -> bool:
-        if frame in s.tap(receiver).take_written():
-            return True
-        s.tap(sender).inject(frame)
-        await asyncio.sleep(0.05)
-        return frame in s.tap(receiver).written
-
-    await until(check, timeout_s, f"frame from {sender} at {receiver}", step_s=0.1)
+from .netstory import POOL, network_state, story, unix_client, until, wait_state
 
 
 async def test_join_private_network_waits_for_approval_then_gets_an_address(
@@ -84,10 +55,10 @@ async def test_frames_cross_between_approved_members(tap_overlay: LoopbackOverla
     """A broadcast ARP request injected into A's TAP comes out of B's, and so does a
     unicast frame to B's MAC; the TAP counters count them."""
     async with story(tap_overlay) as s:
-        await approved(s)
+        await s.approve_both()
         mac_a, mac_b = await s.mac("a"), await s.mac("b")
-        await delivered(s, "a", "b", arp_request(mac_a, "10.147.17.1", "10.147.17.2"), 2)
-        await delivered(s, "a", "b", icmp_echo_v4(mac_a, mac_b), 2)
+        await s.deliver("a", "b", arp_request(mac_a, "10.147.17.1", "10.147.17.2"), 2)
+        await s.deliver("a", "b", icmp_echo_v4(mac_a, mac_b), 2)
         data = await network_state(s.api["b"], s.nwid)
         assert data["counters"]["rx_frames"] >= 2
         assert data["port_counters"]["frames_written"] >= 2
@@ -97,24 +68,13 @@ async def test_deauthorized_member_is_cut_off_and_readmitted(tap_overlay: Loopba
     """Deauthorizing B reaches everyone within 5 s: B is ACCESS_DENIED, A's config drops B,
     and B's frames no longer arrive at A. Approving B again restores it all."""
     async with story(tap_overlay) as s:
-        await approved(s)
+        await s.approve_both()
         mac_a, mac_b = await s.mac("a"), await s.mac("b")
-        await delivered(s, "b", "a", icmp_echo_v4(mac_b, mac_a), 2)
+        await s.deliver("b", "a", icmp_echo_v4(mac_b, mac_a), 2)
 
         await s.approve(s.b, authorized=False)
-
-        async def cut_off() -> bool:
-            a_view = await network_state(s.api["a"], s.nwid)
-            b_view = await network_state(s.api["b"], s.nwid)
-            return a_view["members"] == 1 and b_view["state"] == "ACCESS_DENIED"
-
-        await until(cut_off, 5, "B cut off")
-        s.tap("a").take_written()
         frame = icmp_echo_v4(mac_b, mac_a)
-        for _ in range(3):
-            s.tap("b").inject(frame)
-            await asyncio.sleep(0.1)
-        assert frame not in s.tap("a").written
+        await s.cut_off("b", "a", frame)
         member = (
             await s.api["ctl"].get(
                 f"/controller/networks/{s.nwid}/members/{s.b.identity.address_text}"
@@ -124,7 +84,7 @@ async def test_deauthorized_member_is_cut_off_and_readmitted(tap_overlay: Loopba
 
         await s.approve(s.b)
         await wait_state(s.api["b"], s.nwid, "OK", 2)
-        await delivered(s, "b", "a", frame, 3)
+        await s.deliver("b", "a", frame, 3)
 
 
 async def test_controller_restart_keeps_networks_members_and_approvals(
@@ -133,7 +93,7 @@ async def test_controller_restart_keeps_networks_members_and_approvals(
     """The controller's SQLite store survives a restart with the same home: the network,
     its members, their approvals and addresses; a member re-asking is let straight in."""
     async with story(tap_overlay) as s:
-        await approved(s)
+        await s.approve_both()
         before = (await s.api["ctl"].get(f"/controller/networks/{s.nwid}/members")).json()
         await s.api["ctl"].aclose()
         port = s.ctl.udp_port
@@ -323,7 +283,7 @@ async def test_metrics_count_network_frames_and_rule_drops(tap_overlay: Loopback
             f"/controller/networks/{s.nwid}", json={"presets": ["block-dhcp"]}
         )
         assert response.status_code == 200, response.text
-        await approved(s)
+        await s.approve_both()
 
         async def has_rules() -> bool:
             data = await network_state(s.api["a"], s.nwid)

@@ -13,15 +13,11 @@ import httpx
 
 from overlay_core.io.cli import build_parser, merge_settings
 from overlay_core.io.home import Home
+from overlay_core.lab.world import overlayd_argv
 from overlay_core.proto.roots import parse_roots
+from tests.cli_run import overlayd
 
-from .conftest import Processes, overlayd_cmd, subprocess_env
-
-
-def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        overlayd_cmd(*args), capture_output=True, text=True, env=subprocess_env(), timeout=timeout
-    )
+from .conftest import Processes
 
 
 def free_udp_port() -> int:
@@ -42,7 +38,7 @@ def test_roots_entry_prints_a_parseable_line(short_tmp: Path) -> None:
     """`overlayd roots-entry --endpoint` prints one roots-file line for this node's identity,
     creating the identity on first use; the same identity is used by the daemon later."""
     home = short_tmp / "root"
-    result = run("--home", str(home), "roots-entry", "--endpoint", "127.0.0.1:9993")
+    result = overlayd("--home", str(home), "roots-entry", "--endpoint", "127.0.0.1:9993")
     assert result.returncode == 0, result.stderr
     (entry,) = parse_roots(result.stdout)
     assert entry.identity.address_text == (home / "identity.public").read_text()[:10]
@@ -51,7 +47,7 @@ def test_roots_entry_prints_a_parseable_line(short_tmp: Path) -> None:
 
 def test_roots_entry_defaults_to_the_bound_address(short_tmp: Path) -> None:
     """Without --endpoint, roots-entry uses --bind and --port."""
-    result = run(
+    result = overlayd(
         "--home", str(short_tmp / "r"), "--bind", "127.0.0.1", "--port", "4242", "roots-entry"
     )
     assert result.returncode == 0, result.stderr
@@ -64,7 +60,7 @@ def test_port_in_use_is_one_line_exit_1(short_tmp: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = str(taken.getsockname()[1])
-        result = run("--home", str(short_tmp / "n"), "--bind", "127.0.0.1", "--port", port)
+        result = overlayd("--home", str(short_tmp / "n"), "--bind", "127.0.0.1", "--port", port)
     last = assert_one_line_failure(result, 1)
     assert "in use" in last and port in last
 
@@ -72,17 +68,17 @@ def test_port_in_use_is_one_line_exit_1(short_tmp: Path) -> None:
 def test_unreadable_roots_file_is_one_line_exit_1(short_tmp: Path) -> None:
     """A roots file that is missing (or malformed) is named in a one-line error, exit 1."""
     missing = short_tmp / "nope.roots"
-    result = run("--home", str(short_tmp / "n"), "--roots", str(missing), "--port", "0")
+    result = overlayd("--home", str(short_tmp / "n"), "--roots", str(missing), "--port", "0")
     assert str(missing) in assert_one_line_failure(result, 1)
     bad = short_tmp / "bad.roots"
     bad.write_text("garbage 1.2.3.4:9993\n")
-    result = run("--home", str(short_tmp / "n"), "--roots", str(bad), "--port", "0")
+    result = overlayd("--home", str(short_tmp / "n"), "--roots", str(bad), "--port", "0")
     assert "line 1" in assert_one_line_failure(result, 1)
 
 
 def test_bad_arguments_exit_2() -> None:
     """argparse rejects a bad option value with a usage line and exit code 2."""
-    result = run("--port", "99999")
+    result = overlayd("--port", "99999")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
@@ -94,7 +90,7 @@ def test_overlayd_answers_then_exits_cleanly_on_sigterm(
     control.sock (so the next start does not trip over it)."""
     home = short_tmp / "d"
     proc = processes.start(
-        overlayd_cmd("--home", str(home), "--bind", "127.0.0.1", "--port", str(free_udp_port()))
+        overlayd_argv("--home", str(home), "--bind", "127.0.0.1", "--port", str(free_udp_port()))
     )
     sock = home / "control.sock"
     deadline = time.monotonic() + 20
@@ -120,10 +116,12 @@ def test_options_are_remembered_for_the_next_start(short_tmp: Path, processes: P
     home = short_tmp / "n"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        run("--home", str(home), "--bind", "127.0.0.1", "--port", str(taken.getsockname()[1]))
+        overlayd("--home", str(home), "--bind", "127.0.0.1", "--port", str(taken.getsockname()[1]))
     assert not (home / "settings.json").exists()
     port = str(free_udp_port())
-    proc = processes.start(overlayd_cmd("--home", str(home), "--bind", "127.0.0.1", "--port", port))
+    proc = processes.start(
+        overlayd_argv("--home", str(home), "--bind", "127.0.0.1", "--port", port)
+    )
     deadline = time.monotonic() + 20
     while not (home / "settings.json").exists():
         assert proc.poll() is None, proc.communicate()
@@ -131,7 +129,7 @@ def test_options_are_remembered_for_the_next_start(short_tmp: Path, processes: P
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
-    result = run("--home", str(home), "roots-entry")
+    result = overlayd("--home", str(home), "roots-entry")
     (entry,) = parse_roots(result.stdout)
     assert [str(e) for e in entry.endpoints] == [f"127.0.0.1:{port}"]
 
@@ -160,8 +158,8 @@ def test_api_group_opens_the_socket_to_a_group(short_tmp: Path, processes: Proce
     group = grp.getgrgid(os.getgid()).gr_name
     home = short_tmp / "node"
     proc = processes.start(
-        overlayd_cmd("--home", str(home), "--port", "0", "--bind", "127.0.0.1",
-                     "--api-group", group)
+        overlayd_argv("--home", str(home), "--port", "0", "--bind", "127.0.0.1",
+                      "--api-group", group)
     )  # fmt: skip
     sock = home / "control.sock"
     deadline = time.monotonic() + 15
@@ -171,10 +169,7 @@ def test_api_group_opens_the_socket_to_a_group(short_tmp: Path, processes: Proce
     assert stat.S_IMODE(home.stat().st_mode) == 0o750
     assert sock.stat().st_gid == os.getgid()
     assert stat.S_IMODE((home / "identity.secret").stat().st_mode) == 0o600
-    bad = subprocess.run(
-        overlayd_cmd("--home", str(short_tmp / "other"), "--port", "0", "--bind", "127.0.0.1",
-                     "--api-group", "no-such-group-zt"),
-        capture_output=True, text=True, env=subprocess_env(), timeout=30,
-    )  # fmt: skip
+    bad = overlayd("--home", str(short_tmp / "other"), "--port", "0", "--bind", "127.0.0.1",
+                   "--api-group", "no-such-group-zt")  # fmt: skip
     assert bad.returncode == 1
     assert "no such group" in bad.stderr and "Traceback" not in bad.stderr

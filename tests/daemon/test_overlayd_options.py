@@ -21,25 +21,21 @@ import httpx
 from overlay_core.io.home import Home
 from overlay_core.io.roots_live import save_roots
 from overlay_core.lab.loopback import LoopbackOverlay
+from overlay_core.lab.world import overlayd_argv
 from overlay_core.proto.effects import udp
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.roots import RootEntry, parse_roots
+from tests.cli_run import overlayd
 
-from .conftest import Processes, overlayd_cmd, subprocess_env
+from .conftest import Processes
 
 LINK_WAIT_S = 15.0
-
-
-def overlayd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        overlayd_cmd(*args), capture_output=True, text=True, env=subprocess_env(), timeout=60
-    )
 
 
 def start_node(processes: Processes, home: Path, *args: str) -> subprocess.Popen[str]:
     """A real overlayd process on loopback, once its control socket answers."""
     proc = processes.start(
-        overlayd_cmd("--home", str(home), "--port", "0", "--bind", "127.0.0.1", *args)
+        overlayd_argv("--home", str(home), "--port", "0", "--bind", "127.0.0.1", *args)
     )
     deadline = time.monotonic() + 20
     while True:

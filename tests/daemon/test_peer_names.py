@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from overlay_core.lab.loopback import LoopbackOverlay
+from overlay_core.lab.world import child_env, ztui_argv
+from tests.cli_run import ztui
 
-from .conftest import subprocess_env, ztui_cmd
 from .netstory import Story, story, until, wait_state
-from .test_ztui_cli import ztui
 
 CONFIG_S = 10.0  # for a config push and a first echo on a loaded machine
 CONSOLE_S = 45.0  # Textual's first frame on a loaded machine (as test_terminal_gone)
@@ -47,17 +47,23 @@ class Named:
     ip: str  # b's overlay IP
 
 
+async def approve_and_name_b_nas(s: Story) -> str:
+    """Approve `a` and `b`, and name b "nas" the admin's way: through the real CLI, not
+    the API. b's address."""
+    nas = s.b.identity.address_text
+    await s.approve(s.a)
+    await s.approve(s.b)
+    code, out, err = await ztui("--home", str(s.ctl.home.path), "member", s.nwid, nas,
+                                "--name", "nas")  # fmt: skip
+    assert code == 0, err
+    assert "name     nas" in out, out
+    return nas
+
+
 @pytest.fixture
 async def named(tap_overlay: LoopbackOverlay) -> AsyncIterator[Named]:
     async with story(tap_overlay) as s:
-        nas = s.b.identity.address_text
-        await s.approve(s.a)
-        await s.approve(s.b)
-        # The admin's way, through the real CLI, not the API.
-        code, out, err = await ztui("--home", str(s.ctl.home.path), "member", s.nwid, nas,
-                                    "--name", "nas")  # fmt: skip
-        assert code == 0, err
-        assert "name     nas" in out, out
+        nas = await approve_and_name_b_nas(s)
         for name in ("a", "b"):
             await wait_state(s.api[name], s.nwid, "OK", CONFIG_S)
         b_net = (await s.api["b"].get(f"/networks/{s.nwid}")).json()
@@ -113,12 +119,7 @@ async def test_ping_by_name_reaches_a_member_never_talked_to(
     the network's config names every member (GET /networks' roster), and the first echo
     is what starts the conversation."""
     async with story(tap_overlay) as s:
-        nas = s.b.identity.address_text
-        await s.approve(s.a)
-        await s.approve(s.b)
-        code, _, err = await ztui("--home", str(s.ctl.home.path), "member", s.nwid, nas,
-                                  "--name", "nas")  # fmt: skip
-        assert code == 0, err
+        nas = await approve_and_name_b_nas(s)
 
         async def a_has_the_roster() -> bool:
             network = (await s.api["a"].get(f"/networks/{s.nwid}")).json()
@@ -151,7 +152,7 @@ class Tmux:
         argv = ["tmux", "-S", str(self.socket), "-f", str(self.conf), *args]
         proc = await asyncio.to_thread(
             subprocess.run, argv, capture_output=True, text=True, timeout=10,
-            env=subprocess_env(), check=False,
+            env=child_env(), check=False,
         )  # fmt: skip
         if proc.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)}: {proc.stderr.strip()}")
@@ -212,7 +213,7 @@ async def test_the_real_console_shows_the_name_on_the_peers_tab(named: Named, tm
     """`ztui --home <a>` at 80x24: on the Peers tab b's row reads `<address>  nas (IP)`,
     followed by its link; Enter shows its name in home; q ends the console with 0."""
     s = named.s
-    await tmux.start(ztui_cmd("--home", str(s.a.home.path)))
+    await tmux.start(ztui_argv("--home", str(s.a.home.path)))
     await tmux.see(rf"ztui\s+{s.a.identity.address_text}\s+● ONLINE", CONSOLE_S)
     await tmux.run("send-keys", "-t", "names", "1")
     ip = re.escape(named.ip)

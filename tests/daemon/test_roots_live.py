@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -24,8 +23,8 @@ from overlay_core.io.home import Home
 from overlay_core.lab.loopback import LOOPBACK, LoopbackOverlay
 from overlay_core.proto.identity import Identity
 from overlay_core.proto.roots import parse_roots
+from tests.cli_run import ztui_sync
 
-from .conftest import subprocess_env, ztui_cmd
 from .test_api_hostile import assert_4xx_with_reason, assert_no_traceback_logged
 from .test_daemon_api import unix_client
 
@@ -199,17 +198,6 @@ async def test_bad_roots_bodies_are_4xx_and_change_nothing(
 # --------------------------------------------------------------------------- ztui roots
 
 
-def ztui(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ztui_cmd(*args),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=60,
-    )
-
-
 async def test_ztui_roots_set_and_show_with_their_exit_codes(
     overlay: LoopbackOverlay, short_tmp: Path
 ) -> None:
@@ -222,16 +210,16 @@ async def test_ztui_roots_set_and_show_with_their_exit_codes(
     good = overlay.write_roots_file(short_tmp / "roots.txt")
     address = root.identity.address_text
 
-    done = await asyncio.to_thread(ztui, "--home", home, "roots", "set", str(good))
+    done = await asyncio.to_thread(ztui_sync, "--home", home, "roots", "set", str(good))
     assert done.returncode == 0, done.stderr
     assert "1 root in use" in done.stdout and f"added {address}" in done.stdout
     assert f"{address}  UDP" in done.stdout  # it waited for the root to answer
 
-    shown = await asyncio.to_thread(ztui, "--home", home, "roots", "--json")
+    shown = await asyncio.to_thread(ztui_sync, "--home", home, "roots", "--json")
     assert shown.returncode == 0, shown.stderr
     assert [r["address"] for r in json.loads(shown.stdout)["roots"]] == [address]
     again = await asyncio.to_thread(
-        ztui, "--home", home, "roots", "set", "-", "--json", stdin=good.read_text()
+        ztui_sync, "--home", home, "roots", "set", "-", "--json", stdin=good.read_text()
     )
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["added"] == []
@@ -246,7 +234,7 @@ async def test_ztui_roots_set_and_show_with_their_exit_codes(
         (("--home", str(short_tmp / "no-node"), "roots", "set", str(good)), 1, "not running"),
         (("--home", str(short_tmp / "no-node"), "roots"), 1, "not running"),
     ):
-        result = await asyncio.to_thread(ztui, "--home", home, *args)
+        result = await asyncio.to_thread(ztui_sync, "--home", home, *args)
         assert result.returncode == code, (args, result)
         assert "Traceback" not in result.stderr
         (message,) = result.stderr.strip().splitlines()

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from overlay_core import __version__
 from overlay_core.lab.loopback import LoopbackOverlay
-
-from .conftest import overlayd_cmd, subprocess_env, ztui_cmd
-
-
-async def ztui(
-    *args: str, timeout_s: float = 30, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """Run ztui without blocking the event loop (the daemon under test runs on it); `env`
-    adds to the environment."""
-    proc = await asyncio.create_subprocess_exec(
-        *ztui_cmd(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**subprocess_env(), **(env or {})},
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def ztui_sync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ztui_cmd(*args), capture_output=True, text=True, env=subprocess_env(), timeout=30
-    )
+from tests.cli_run import overlayd, ztui, ztui_sync
 
 
 def test_no_daemon_is_one_line_and_nonzero(short_tmp: Path) -> None:
@@ -60,10 +30,7 @@ def test_version_is_the_packages() -> None:
     exit 0, no daemon needed."""
     result = ztui_sync("--version")
     assert (result.returncode, result.stdout, result.stderr) == (0, f"ztui {__version__}\n", "")
-    overlayd = subprocess.run(
-        overlayd_cmd("--version"), capture_output=True, text=True, env=subprocess_env()
-    )
-    assert overlayd.stdout.split() == ["overlayd", __version__]
+    assert overlayd("--version").stdout.split() == ["overlayd", __version__]
 
 
 async def test_mistyped_address_is_usage_error(overlay: LoopbackOverlay) -> None:

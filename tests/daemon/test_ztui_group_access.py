@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from overlay_core.lab.world import overlayd_argv
 from tests.nonroot import (
     Accounts,
     as_user,
@@ -26,7 +27,7 @@ from tests.nonroot import (
     unavailable_reason,
 )
 
-from .conftest import Processes, overlayd_cmd
+from .conftest import Processes
 
 SOCKET_WAIT_S = 20.0
 
@@ -46,7 +47,7 @@ def daemon_home(
 ) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """A real overlayd as root in `short_tmp`, sharing its socket with the group."""
     proc = processes.start(
-        overlayd_cmd("--home", str(short_tmp), "--port", "0", "--api-group", accounts.group)
+        overlayd_argv("--home", str(short_tmp), "--port", "0", "--api-group", accounts.group)
     )
     socket_path = short_tmp / "control.sock"
     deadline = time.monotonic() + SOCKET_WAIT_S

@@ -10,9 +10,9 @@ import pytest
 
 from overlay_core.io.tap_contract import TapError
 from overlay_core.lab.loopback import LoopbackOverlay
+from tests.cli_run import ztui, ztui_sync
 
 from .netstory import POOL, story, unix_client, wait_state
-from .test_ztui_cli import ztui, ztui_sync
 
 
 @pytest.mark.parametrize(
