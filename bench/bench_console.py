@@ -439,7 +439,7 @@ def main() -> None:
         result["idle_cpu_per_s"] = part_b(args)
     if "c" in args.parts:
         result["terminal_idle"] = part_c(args)
-    print(f"\nwrote {write_result('console', result)}")
+    write_result("console", result)
 
 
 if __name__ == "__main__":

@@ -303,7 +303,7 @@ async def main() -> None:
         "bare_udp_gso_gro": batch["bare_gso_gro"],
         "batched_proto": batch["proto"],
     }
-    print(f"wrote {write_result('core', result)}")
+    write_result("core", result)
 
 
 if __name__ == "__main__":

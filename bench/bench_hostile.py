@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     doc["checks"] = checks(doc)
     report(doc)
-    out = write_result("hostile", doc)
-    print(f"\ncode: {code}; whole run {doc['duration_s']:g} s; written to {out}"
+    write_result("hostile", doc)
+    print(f"code: {code}; whole run {doc['duration_s']:g} s"
           + (f"; homes and logs kept in {base}" if args.keep else ""))  # fmt: skip
     return 0
 

@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
         "pairings": rows,
     }
-    out = write_result("nat", doc)
-    print(f"\nwritten to {out} ({doc['wall_seconds']:.0f} s)")
+    write_result("nat", doc)
     return 0
 
 

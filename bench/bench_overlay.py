@@ -374,8 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "ratios": ratios,
     }
-    out = write_result("overlay", doc)
-    print(f"\nwritten to {out} ({doc['wall_seconds']:.0f} s)")
+    write_result("overlay", doc)
     return 0
 
 

@@ -30,8 +30,11 @@ def run_header() -> dict[str, Any]:
 
 
 def write_result(name: str, doc: dict[str, Any]) -> Path:
-    """`doc` as bench/results/`name`.json (indented, one trailing newline); its path."""
+    """`doc` as bench/results/`name`.json (indented, one trailing newline), said on stdout
+    with the run's length when `doc` has `wall_seconds`; its path."""
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{name}.json"
     out.write_text(json.dumps(doc, indent=2) + "\n")
+    took = f" ({doc['wall_seconds']:.0f} s)" if "wall_seconds" in doc else ""
+    print(f"\nwritten to {out}{took}")
     return out

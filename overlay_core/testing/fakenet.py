@@ -28,28 +28,8 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from ..controller import Controller, Denied
-from ..proto.effects import (
-    ClosePort,
-    CloseTcp,
-    ConfigRequest,
-    ConfigurePort,
-    Deliver,
-    DeliverFrame,
-    DeliverFrames,
-    EchoFailed,
-    EchoReply,
-    Effect,
-    Endpoint,
-    Event,
-    OpenPort,
-    OpenTcp,
-    PathReportIn,
-    Send,
-    SendMany,
-    Transport,
-    tcp,
-    udp,
-)
+from ..proto import effects as fx
+from ..proto.effects import Effect, Endpoint, Transport, tcp, udp
 from ..proto.identity import Identity
 from ..proto.node import TICK_S, Node, NodeConfig
 from ..proto.roots import RootEntry
@@ -98,13 +78,13 @@ class Host:
     node: Node
     endpoint: Endpoint  # inside address
     nat: Nat | None
-    delivered: list[Deliver] = field(default_factory=list)
-    echoes: list[EchoReply] = field(default_factory=list)
-    frames: list[DeliverFrame] = field(default_factory=list)  # written to its TAPs
-    ports: dict[int, ConfigurePort | None] = field(default_factory=dict)  # nwid -> settings
+    delivered: list[fx.Deliver] = field(default_factory=list)
+    echoes: list[fx.EchoReply] = field(default_factory=list)
+    frames: list[fx.DeliverFrame] = field(default_factory=list)  # written to its TAPs
+    ports: dict[int, fx.ConfigurePort | None] = field(default_factory=dict)  # nwid -> settings
     controller: Controller | None = None
-    failed: list[EchoFailed] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    failed: list[fx.EchoFailed] = field(default_factory=list)
+    events: list[fx.Event] = field(default_factory=list)
     icmp: list[IcmpError] = field(default_factory=list)  # ICMP errors that reached it
     reports: Counter[str] = field(default_factory=Counter)  # path reports: kept / refused
 
@@ -248,43 +228,43 @@ class FakeNet:
     def _apply(self, host: Host, effects: list[Effect]) -> None:
         for effect in effects:
             match effect:
-                case Send():
+                case fx.Send():
                     self._send(host, effect)
-                case SendMany(endpoint, datagrams):
+                case fx.SendMany(endpoint, datagrams):
                     for data in datagrams:
-                        self._send(host, Send(endpoint, data))
-                case Deliver():
+                        self._send(host, fx.Send(endpoint, data))
+                case fx.Deliver():
                     host.delivered.append(effect)
-                case EchoReply():
+                case fx.EchoReply():
                     host.echoes.append(effect)
-                case EchoFailed():
+                case fx.EchoFailed():
                     host.failed.append(effect)
-                case Event():
+                case fx.Event():
                     host.events.append(effect)
-                case DeliverFrame():
+                case fx.DeliverFrame():
                     host.frames.append(effect)
-                case DeliverFrames(nwid, frames):
-                    host.frames += [DeliverFrame(nwid, frame) for frame in frames]
-                case OpenPort(nwid):
+                case fx.DeliverFrames(nwid, frames):
+                    host.frames += [fx.DeliverFrame(nwid, frame) for frame in frames]
+                case fx.OpenPort(nwid):
                     host.ports[nwid] = None
-                case ConfigurePort(nwid):
+                case fx.ConfigurePort(nwid):
                     host.ports[nwid] = effect
-                case ClosePort(nwid):
+                case fx.ClosePort(nwid):
                     host.ports.pop(nwid, None)
-                case ConfigRequest():
+                case fx.ConfigRequest():
                     self._config_request(host, effect)
-                case PathReportIn(report):
+                case fx.PathReportIn(report):
                     if host.controller is not None:
                         refused = host.controller.store_report(report, self.now)
                         host.reports[refused or "kept"] += 1
-                case OpenTcp(endpoint):
+                case fx.OpenTcp(endpoint):
                     self._open_tcp(host, endpoint)
-                case CloseTcp(endpoint):
+                case fx.CloseTcp(endpoint):
                     self._tcp = {k: v for k, v in self._tcp.items() if v != (host, endpoint)}
                 case _:
                     assert_never(effect)
 
-    def _config_request(self, host: Host, request: ConfigRequest) -> None:
+    def _config_request(self, host: Host, request: fx.ConfigRequest) -> None:
         """What the daemon's ControllerLink does: the host's controller answers at once."""
         if host.controller is None:
             return
@@ -310,7 +290,7 @@ class FakeNet:
             for member in controller.members_to_notify(nwid):
                 self._answer(host, nwid, member, controller.build_config(nwid, member, self.now))
 
-    def _send(self, host: Host, send: Send) -> None:
+    def _send(self, host: Host, send: fx.Send) -> None:
         dest = send.endpoint
         if dest.transport is Transport.TCP:
             self._send_tcp(host, dest, send.data)

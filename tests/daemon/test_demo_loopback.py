@@ -17,16 +17,7 @@ import pytest
 
 from console import demo as console_demo
 from overlay_core.demo import NOTICE, loopback_notice
-from tests.demo_run import (
-    SUMMARY_END,
-    DemoRun,
-    kill_pid,
-    leftovers,
-    read_state,
-    started_processes,
-    wait_gone,
-    ztui_json,
-)
+from tests import demo_run
 
 pytestmark = pytest.mark.timeout(120)
 # --loopback as root says so; without root it is the plain "not root" notice.
@@ -44,9 +35,9 @@ def demo_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def runs(demo_dir: Path) -> Iterator[list[DemoRun]]:
+def runs(demo_dir: Path) -> Iterator[list[demo_run.DemoRun]]:
     """Demo processes a test starts; stopped (by PID) however the test ends."""
-    started: list[DemoRun] = []
+    started: list[demo_run.DemoRun] = []
     try:
         yield started
     finally:
@@ -54,14 +45,18 @@ def runs(demo_dir: Path) -> Iterator[list[DemoRun]]:
             run.close()
 
 
-def start_world(runs: list[DemoRun], demo_dir: Path, name: str = "world") -> DemoRun:
-    run = DemoRun.world(demo_dir.parent / f"{name}.err", "--loopback",
+def start_world(
+    runs: list[demo_run.DemoRun], demo_dir: Path, name: str = "world"
+) -> demo_run.DemoRun:
+    run = demo_run.DemoRun.world(demo_dir.parent / f"{name}.err", "--loopback",
                         env={"ZTUI_DEMO_DIR": str(demo_dir)})  # fmt: skip
     runs.append(run)
     return run
 
 
-def test_simulated_world_is_real_behind_the_api(runs: list[DemoRun], demo_dir: Path) -> None:
+def test_simulated_world_is_real_behind_the_api(
+    runs: list[demo_run.DemoRun], demo_dir: Path
+) -> None:
     """The world alone: the ready line says simulated with the notice; through ctl's API
     the members are approved with addresses, guest is pending, every peer is DIRECT and
     the in-memory TAPs carry traffic; EOF on its stdin stops it and removes its directory."""
@@ -76,42 +71,42 @@ def test_simulated_world_is_real_behind_the_api(runs: list[DemoRun], demo_dir: P
     assert info["nodes"]["ctl"]["role"] == "controller"
     assert info["nodes"]["guest"]["member"] == "pending"
 
-    members = {m["name"]: m for m in ztui_json(home, "members", nwid)}
+    members = {m["name"]: m for m in demo_run.ztui_json(home, "members", nwid)}
     assert {n: m["state"] for n, m in members.items()} == {
         "ctl": "authorized", "nas": "authorized", "laptop": "authorized",
         "phone": "authorized", "guest": "pending",
     }  # fmt: skip
     assert members["nas"]["ips"] == [info["nodes"]["nas"]["overlay_ip"]]
-    [network] = ztui_json(home, "networks")
+    [network] = demo_run.ztui_json(home, "networks")
     assert network["nwid"] == nwid and network["state"] == "OK" and network["addresses"]
-    [hosted] = ztui_json(home, "net", "list")
+    [hosted] = demo_run.ztui_json(home, "net", "list")
     assert hosted["members"] == {"authorized": 4, "pending": 1, "deauthorized": 0}
 
-    peers = {p["address"]: p for p in ztui_json(home, "peers")}
+    peers = {p["address"]: p for p in demo_run.ztui_json(home, "peers")}
     for name in ("root1", "root2", "nas", "laptop", "phone"):
         assert peers[info["nodes"][name]["address"]]["link"] == "DIRECT", name
     before = network["port_counters"]
     time.sleep(2.5)
-    [network] = ztui_json(home, "networks")
+    [network] = demo_run.ztui_json(home, "networks")
     after = network["port_counters"]
     assert after["frames_read"] > before["frames_read"]  # ctl's pings
     assert after["frames_written"] > before["frames_written"]  # their replies
 
-    state = read_state(demo_dir)
+    state = demo_run.read_state(demo_dir)
     assert world.proc.stdin is not None
     world.proc.stdin.close()  # how a vanished `ztui demo` looks to it
     assert world.proc.wait(timeout=30) == 0, world.stderr
-    assert leftovers(demo_dir, state) == []
+    assert demo_run.leftovers(demo_dir, state) == []
     assert "the demo is stopped and removed" in world.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_ztui_demo_no_console_summary_and_stop(
-    runs: list[DemoRun], demo_dir: Path, sig: int
+    runs: list[demo_run.DemoRun], demo_dir: Path, sig: int
 ) -> None:
     """`ztui demo --no-console --loopback`: progress on stderr, a summary with the notice,
     every node and what to try; a signal stops it and nothing is left."""
-    run = DemoRun.ztui(demo_dir.parent / "ztui.err", "--loopback",
+    run = demo_run.DemoRun.ztui(demo_dir.parent / "ztui.err", "--loopback",
                        env={"ZTUI_DEMO_DIR": str(demo_dir)})  # fmt: skip
     runs.append(run)
     summary = "\n".join(run.wait_summary(timeout=60))
@@ -120,23 +115,23 @@ def test_ztui_demo_no_console_summary_and_stop(
         assert f"\n  {name} " in summary, name
     assert f"H={demo_dir / 'homes' / 'ctl'}" in summary and "pending approval" in summary
     assert "starting root1 and root2" in run.stderr
-    state = read_state(demo_dir)
+    state = demo_run.read_state(demo_dir)
     assert run.stop(sig) == 0, run.stderr
-    assert leftovers(demo_dir, state) == []
+    assert demo_run.leftovers(demo_dir, state) == []
     assert "stopping the demo world" in run.stderr and "stopped and removed" in run.stderr
 
 
-def test_keep_running_seconds_ends_by_itself(runs: list[DemoRun], demo_dir: Path) -> None:
-    run = DemoRun.ztui(demo_dir.parent / "ztui.err", "--loopback", "--keep-running-seconds", "1",
+def test_keep_running_seconds_ends_by_itself(runs: list[demo_run.DemoRun], demo_dir: Path) -> None:
+    run = demo_run.DemoRun.ztui(demo_dir.parent / "ztui.err", "--loopback", "--keep-running-seconds", "1",
                        env={"ZTUI_DEMO_DIR": str(demo_dir)})  # fmt: skip
     runs.append(run)
-    assert run.wait_summary(timeout=60)[-1] == SUMMARY_END
-    state = read_state(demo_dir)
+    assert run.wait_summary(timeout=60)[-1] == demo_run.SUMMARY_END
+    state = demo_run.read_state(demo_dir)
     assert run.proc.wait(timeout=30) == 0, run.stderr
-    assert leftovers(demo_dir, state) == []
+    assert demo_run.leftovers(demo_dir, state) == []
 
 
-def test_killed_world_is_cleared_by_the_next(runs: list[DemoRun], demo_dir: Path) -> None:
+def test_killed_world_is_cleared_by_the_next(runs: list[demo_run.DemoRun], demo_dir: Path) -> None:
     """A SIGKILLed world leaves its homes; the next demo says so and clears them. While
     one runs (its parent alive), another refuses to start in the same directory."""
     first = start_world(runs, demo_dir, "first")
@@ -144,19 +139,19 @@ def test_killed_world_is_cleared_by_the_next(runs: list[DemoRun], demo_dir: Path
     second = start_world(runs, demo_dir, "second")
     assert second.proc.wait(timeout=30) == 1
     assert "another ztui demo is running" in second.stderr.splitlines()[-1]
-    state = read_state(demo_dir)
-    kill_pid(first.proc.pid)
-    wait_gone(state)
+    state = demo_run.read_state(demo_dir)
+    demo_run.kill_pid(first.proc.pid)
+    demo_run.wait_gone(state)
     assert (demo_dir / "homes" / "ctl").is_dir()  # the leftovers
 
     third = start_world(runs, demo_dir, "third")
     third.wait_ready(timeout=60)
     assert "clearing what a previous demo left behind" in third.stderr
-    new_state = read_state(demo_dir)
+    new_state = demo_run.read_state(demo_dir)
     assert new_state["owner"]["pid"] == third.proc.pid
     assert third.stop() == 0, third.stderr
-    assert leftovers(demo_dir, new_state) == []
-    assert started_processes(state)[0]["pid"] == first.proc.pid
+    assert demo_run.leftovers(demo_dir, new_state) == []
+    assert demo_run.started_processes(state)[0]["pid"] == first.proc.pid
 
 
 def test_console_gets_the_home_and_the_notice(
@@ -175,8 +170,8 @@ def test_console_gets_the_home_and_the_notice(
         seen["home"] = args.home
         seen["notice"] = args.demo_notice
         seen["environ"] = dict(os.environ)
-        seen["members"] = ztui_json(args.home, "net", "list")[0]["members"]
-        seen["state"] = read_state(demo_dir)
+        seen["members"] = demo_run.ztui_json(args.home, "net", "list")[0]["members"]
+        seen["state"] = demo_run.read_state(demo_dir)
         return 0
 
     monkeypatch.setattr("console.cli.run_console", fake_console)
@@ -191,7 +186,7 @@ def test_console_gets_the_home_and_the_notice(
     assert seen["notice"] == FORCED_NOTICE
     assert seen["environ"] == environ_before and dict(os.environ) == environ_before
     assert seen["members"]["pending"] == 1
-    assert leftovers(demo_dir, seen["state"]) == []
+    assert demo_run.leftovers(demo_dir, seen["state"]) == []
 
 
 def test_usage_errors() -> None:

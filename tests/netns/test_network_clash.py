@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,14 +28,6 @@ pytestmark = [
 ]
 
 POOL = "10.147.17.0/24"
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[OverlayWorld]:
-    with OverlayWorld(log_level="debug") as w:
-        w.add_roots(1)
-        w.add_controller("ctl")
-        yield w
 
 
 def ztui(node: OverlayNode, *args: str) -> subprocess.CompletedProcess[str]:

@@ -54,14 +54,6 @@ MSS_AUTO_OVERHEAD = 20 + 1 + 8 + 16 + 14 + 40
 TAP_MTU = 2800
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[OverlayWorld]:
-    with OverlayWorld(log_level="debug") as w:
-        w.add_roots(1)
-        w.add_controller("ctl")
-        yield w
-
-
 @pytest.fixture
 def net(world: OverlayWorld) -> Iterator[OverlayWorld]:
     """The module's world; members added by the test are stopped afterwards, and the
