@@ -189,7 +189,7 @@ class NetcheckRoot:
     """A root as GET /netcheck reports it (NetcheckRootJson)."""
 
     address: str
-    link: str  # a schema RootLink word: UDP, TCP, NONE (not reached) or SELF
+    link: str  # a schema RootLink word: UDP, TCP or NONE (not reached); SELF is only in GET /roots
     endpoint: str | None
     latency_ms: float | None
 

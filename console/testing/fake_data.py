@@ -354,9 +354,13 @@ def network_change(nwid: str, was: str, now: str, name: str | None = None) -> st
 
 
 def direct_lost(endpoint: str, ago_s: int) -> str:
-    """A relay reason's summary for a direct path that stopped answering."""
+    """A relay reason's summary for a direct path that stopped answering, probed as the
+    daemon does (proto/path.py probe_interval_s): every 2 s for the first 30 s of
+    silence, then every 35 s."""
+    every = 2 if ago_s < 30 else 35
     return (
-        f"the direct path to {endpoint} stopped answering {ago_s} s ago; probing it again every 2 s"
+        f"the direct path to {endpoint} stopped answering {ago_s} s ago; "
+        f"probing it again every {every} s"
     )
 
 

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from overlay_core.controller import Controller
 from overlay_core.proto.effects import EchoReply, NetworkStatus, NodeStatus, PeerStatus
-from overlay_core.proto.identity import parse_address
 from overlay_core.proto.netcheck import NetcheckReport
 from overlay_core.proto.vnet import NetworkSettings
 
@@ -108,18 +107,11 @@ def service(request: web.Request) -> ControlService:
 
 
 def path_address(request: web.Request) -> int:
-    text = request.match_info["address"]
-    try:
-        return parse_address(text)
-    except ValueError as exc:
-        raise ApiProblem(400, "bad_address", str(exc), "address") from None
+    return int(schema.address_param(request.match_info["address"]), 16)
 
 
 def path_nwid(request: web.Request) -> int:
-    try:
-        return int(schema.check_nwid_text(request.match_info["nwid"]), 16)
-    except ValueError as exc:
-        raise ApiProblem(400, "bad_network_id", str(exc), "nwid") from None
+    return int(schema.nwid_param(request.match_info["nwid"]), 16)
 
 
 async def read_body(request: web.Request) -> object:

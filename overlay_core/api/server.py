@@ -217,9 +217,11 @@ class NodeService(ControlService, routes_node.NodeConfigService, Protocol):
 
 
 def _without_body(handler: Handler) -> Handler:
-    """The handler of a route that takes no body, refusing one first (schema/routes.py)."""
+    """The handler of a route that takes no body: its path's ids checked, then a body
+    refused, before the handler runs (schema/routes.py)."""
 
     async def refusing(request: web.Request) -> web.StreamResponse:
+        schema.check_path_params(request.match_info)
         await refuse_body(request)
         return await handler(request)
 

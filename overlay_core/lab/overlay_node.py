@@ -13,6 +13,7 @@ children too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -274,5 +275,7 @@ def stop_nodes(nodes: Sequence[OverlayNode], grace_s: float = STOP_TIMEOUT_S) ->
     """Stop these nodes' daemons side by side (lab/processes.py): at most 2 x grace_s
     however many there are, where one after the other could take that for each."""
     for node in nodes:
-        node._stopping()
+        # One node's client failing to close must not leave the others' daemons running.
+        with contextlib.suppress(Exception):
+            node._stopping()
     stop_processes([node.proc for node in nodes], grace_s)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from .effects import Endpoint, PeerName, PeerStatus, RelayReason, Transport
 from .identity import format_address
-from .path import DEAD_AFTER_S, DEAD_PROBE_S, PATH_PROBE_S
+from .path import DEAD_PROBE_S
 from .peer import LearnedFrom, Peer, Punch
 from .states import Link
 
@@ -213,13 +213,11 @@ def _no_answer(punch: Punch, learned: list[str]) -> str:
 
 
 def _reprobe_interval_s(peer: Peer, now: float) -> float:
-    """How often the lost direct path is probed now (path.needs_probe): every
-    PATH_PROBE_S while it was heard from within DEAD_AFTER_S, then every DEAD_PROBE_S, so
-    that stale NAT state on the way can expire (punch.py)."""
+    """How often the lost direct path is probed now (path.probe_interval_s); a path
+    already forgotten would be probed as a dead one if it came back."""
     endpoint = peer.punch.last_direct_endpoint
     path = peer.paths.get(endpoint) if endpoint is not None else None
-    heard = path.last_receive if path is not None else None
-    return PATH_PROBE_S if heard is not None and now - heard < DEAD_AFTER_S else DEAD_PROBE_S
+    return path.probe_interval_s(now) if path is not None else DEAD_PROBE_S
 
 
 def _ports_seen_by_roots(peer: Peer) -> tuple[str, list[int]] | None:

@@ -67,11 +67,17 @@ class Facts(Protocol):
     """What netcheck reads of a node: its configuration, the roots and peers it knows,
     where the roots see it (reporter -> endpoint), and its hop trace."""
 
-    config: NodeConfig
-    roots: dict[int, RootEntry]
-    peers: dict[int, Peer]
-    observed: dict[int, Endpoint]
-    hops: HopTrace
+    # Read-only: netcheck only reads them, and the Node offers them as views.
+    @property
+    def config(self) -> NodeConfig: ...
+    @property
+    def roots(self) -> dict[int, RootEntry]: ...
+    @property
+    def peers(self) -> dict[int, Peer]: ...
+    @property
+    def observed(self) -> dict[int, Endpoint]: ...
+    @property
+    def hops(self) -> HopTrace: ...
 
 
 @dataclass(frozen=True, slots=True)

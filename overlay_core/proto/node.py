@@ -43,18 +43,20 @@ holds the ones it uses:
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 
 from . import wire
 from .datapath import RxBatch, merge_sends, receive_batch
 from .diagnose import infer_nat, link_of, peer_status
 from .effects import Effect, Endpoint, NodeStatus, Transport
+from .hops import HopTrace
 from .identity import Identity, format_address
 from .inbound import Inbound
 from .membership import Memberships
 from .outbound import EchoWait, NodeConfig, Outbound
 from .path import PMTU_MIN
-from .peer import Learned, LearnedFrom
+from .peer import Learned, LearnedFrom, Peer
 from .punch import Punching
 from .relay import Relay
 from .reporting import Reporter
@@ -90,13 +92,47 @@ class Node:
         self.inbound = Inbound(
             out, self.timers, self.punching, self.relay, self.memberships, self.reporter
         )
-        # The core's tables, as the I/O layer, the API and tests read them (changed in
-        # place by the parts, never rebound).
-        self.identity, self.address, self.config = out.identity, out.address, out.config
-        self.peers, self.roots, self.observed = out.peers, out.roots, out.observed
-        self.counters, self.drops, self.hops = out.counters, out.drops, out.hops
         for root in out.roots.values():
             out.peer(root.identity, 0.0).is_root = True
+
+    # The core's tables, as the I/O layer, the API and tests read them: read-only views of
+    # Outbound's own, so that nothing can rebind one here and leave the parts on the old.
+
+    @property
+    def identity(self) -> Identity:
+        return self.outbound.identity
+
+    @property
+    def address(self) -> int:
+        return self.outbound.address
+
+    @property
+    def config(self) -> NodeConfig:
+        return self.outbound.config
+
+    @property
+    def peers(self) -> dict[int, Peer]:
+        return self.outbound.peers
+
+    @property
+    def roots(self) -> dict[int, RootEntry]:
+        return self.outbound.roots
+
+    @property
+    def observed(self) -> dict[int, Endpoint]:
+        return self.outbound.observed
+
+    @property
+    def counters(self) -> Counter[str]:
+        return self.outbound.counters
+
+    @property
+    def drops(self) -> Counter[str]:
+        return self.outbound.drops
+
+    @property
+    def hops(self) -> HopTrace:
+        return self.outbound.hops
 
     # ------------------------------------------------------------------ running
 

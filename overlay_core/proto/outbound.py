@@ -195,8 +195,9 @@ class Outbound:
         if endpoint is not None:
             self.observed[peer.address] = endpoint
 
-    def forget_peer(self, address: int) -> None:
-        """Drop a peer and the keys and limits kept for it here."""
+    def drop_peer(self, address: int) -> None:
+        """The core's share of forgetting a peer: it and the keys and limits kept for it
+        here. Only for Timers.forget_peer, which also clears what the other parts keep."""
         self.peers.pop(address, None)
         self._static.pop(address, None)
         self._rehandshakes.forget(address)

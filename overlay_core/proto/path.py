@@ -263,13 +263,20 @@ class Path:
             # Someone holding the key sends from here: challenge it (credit permitting).
             return now - (self.last_probe or 0.0) >= UNCONFIRMED_PROBE_S
         quiet_since = max(self.last_receive or 0.0, self.last_probe or 0.0)
-        recently = self.last_receive is not None and now - self.last_receive < DEAD_AFTER_S
-        if not recently:
+        interval = self.probe_interval_s(now)
+        if interval == DEAD_PROBE_S:
             return now - quiet_since >= DEAD_PROBE_S
         return (
-            now - quiet_since >= PATH_PROBE_S
+            now - quiet_since >= interval
             or now - (self.last_probe or self.created) >= LATENCY_PROBE_S
         )
+
+    def probe_interval_s(self, now: float) -> float:
+        """How often the path is probed while quiet: every PATH_PROBE_S while it was heard
+        from within DEAD_AFTER_S, then every DEAD_PROBE_S, so that stale NAT state on the
+        way can expire (punch.py). diagnose.py says the same to the user."""
+        heard = self.last_receive
+        return PATH_PROBE_S if heard is not None and now - heard < DEAD_AFTER_S else DEAD_PROBE_S
 
     def sent(self, size: int, now: float, packets: int = 1) -> None:
         self.last_send = now

@@ -1,5 +1,5 @@
 """The words for links and states, one StrEnum each, shared by the protocol, the API's
-JSON (api/schema.py) and the console.
+JSON (api/schema/) and the console.
 
 StrEnum members are str: they compare equal to the JSON strings the console reads and
 are written to JSON as those strings, so the wire and API stay as they were; the names

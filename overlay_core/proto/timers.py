@@ -125,7 +125,7 @@ class Timers:
 
     def forget_peer(self, address: int) -> None:
         """Drop a peer and everything kept per peer beside it, here and in the core."""
-        self._out.forget_peer(address)
+        self._out.drop_peer(address)
         self._punching.forget(address)
         self._links.pop(address, None)
 

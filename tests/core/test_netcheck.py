@@ -161,7 +161,7 @@ def test_double_nat_from_the_hop_trace() -> None:
     first, with the opener TTL; a symmetric mapping then advises the ISP, not a port
     forward, which could not pass the carrier's NAT."""
     net, leaf = world(NatKind.SYMMETRIC)
-    leaf.node.hops = traced("10.1.0.1", "100.64.0.1", None)
+    leaf.node.outbound.hops = traced("10.1.0.1", "100.64.0.1", None)
     report = check(net, leaf)
     assert report.hops_traced
     assert report.nat_hops == ("10.1.0.1", "100.64.0.1")
@@ -174,10 +174,10 @@ def test_hops_while_tracing_and_for_a_single_nat() -> None:
     """Before the trace has finished (or while nothing drives it) the report says
     "tracing" and lists no hops; one NAT hop reads "behind 1 NAT"."""
     net, leaf = world(NatKind.PORT_RESTRICTED)
-    leaf.node.hops = HopTrace()
+    leaf.node.outbound.hops = HopTrace()
     report = check(net, leaf)
     assert not report.hops_traced and report.nat_hops == () and report.hops == "tracing"
-    leaf.node.hops = traced("192.168.1.1")
+    leaf.node.outbound.hops = traced("192.168.1.1")
     report = check(net, leaf)
     assert report.hops == "behind 1 NAT (192.168.1.1)" and report.opener_ttl == 2
 
@@ -227,7 +227,7 @@ def test_describe_hops() -> None:
 def test_json_has_every_field_and_serialises() -> None:
     """`GET /netcheck`'s body: every NetcheckJson key, plain JSON types only."""
     net, leaf = world(NatKind.SYMMETRIC)
-    leaf.node.hops = traced("10.1.0.1")
+    leaf.node.outbound.hops = traced("10.1.0.1")
     body = netcheck_to_json(check(net, leaf))
     assert set(body) == set(NetcheckJson.__annotations__)
     assert json.loads(json.dumps(body)) == body

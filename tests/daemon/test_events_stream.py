@@ -133,6 +133,18 @@ async def test_since_replays_buffered_events(overlay: LoopbackOverlay) -> None:
         assert frame.data == three
 
 
+async def test_an_id_of_any_length_is_one_from_an_earlier_run(overlay: LoopbackOverlay) -> None:
+    """An id longer than this run will ever give (even past the 4,300 digits int() reads)
+    is one from an earlier run: every kept event is replayed, as for any id above the
+    last, never a 400 or a 500."""
+    a = await overlay.add_root()
+    kept = [a.events.publish("tcp", text) for text in ("one", "two")]
+    for digits in (19, 40, 5000):
+        async with events(a, f"?since={'9' * digits}") as stream:
+            replayed = [await stream.event() for _ in kept]
+        assert [f.data for f in replayed][-2:] == kept, digits
+
+
 async def test_bad_since_is_a_400(overlay: LoopbackOverlay) -> None:
     """since must be an event id; anything else is a JSON 400, not an empty stream."""
     await overlay.add_root()

@@ -14,7 +14,7 @@ A router without an input firewall takes a peer's punch that arrives before its 
 has sent anything as its own traffic; conntrack keeps an UNREPLIED entry for it, and the
 host's own packet to the peer is then masqueraded from another port: the pair never goes
 DIRECT. The "ISP hop" (a routed hop with a public address between each home and the
-internet, testing/netns_isp.py) is what lets a node open its own NAT with a low-TTL packet
+internet, lab/netns_isp.py) is what lets a node open its own NAT with a low-TTL packet
 that dies before the peer's router. The rig tests at the top check that the rig has both
 properties, without any daemon: the clash happens on it, and a low-TTL opener avoids it.
 

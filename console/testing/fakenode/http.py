@@ -11,14 +11,13 @@ import httpx
 
 from overlay_core.api.schema import (
     MAX_BODY_BYTES,
-    ApiProblem,
     MemberJson,
     RouteHandlers,
+    address_param,
     body_too_large,
-    check_nwid_text,
     check_object,
-    check_path_address,
     decode_body,
+    nwid_param,
 )
 
 if TYPE_CHECKING:
@@ -49,17 +48,11 @@ def body_of(request: httpx.Request) -> Mapping[str, Any]:
 
 
 def address_arg(args: dict[str, str]) -> str:
-    try:
-        return check_path_address(args["address"])
-    except ValueError as exc:
-        raise ApiProblem(400, "bad_address", str(exc), "address") from None
+    return address_param(args["address"])
 
 
 def nwid_arg(args: dict[str, str]) -> str:
-    try:
-        return check_nwid_text(args["nwid"])
-    except ValueError as exc:
-        raise ApiProblem(400, "bad_network_id", str(exc), "nwid") from None
+    return nwid_param(args["nwid"])
 
 
 def sorted_members(members: Mapping[str, MemberJson]) -> list[MemberJson]:

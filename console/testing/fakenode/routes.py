@@ -24,6 +24,7 @@ from overlay_core.api.schema import (
     PeerJson,
     RelayReasonJson,
     allowed_methods,
+    check_path_params,
     decode_body,
     echo_timeout,
     error_json,
@@ -266,6 +267,7 @@ def dispatch(node: FakeNode, request: httpx.Request) -> httpx.Response:
             if args is None or route.method != method:
                 continue
             if method != "GET" and not route.body:
+                check_path_params(args)
                 refuse_body(request.method, path, raw_body(request))
             return handlers.by_name[route.name](node, request, args)
         allowed = allowed_methods(path)

@@ -40,6 +40,8 @@ from .limits import (
     PATHS_LIMIT_RULE,
     SETTING_FLAGS,
     SETTING_KEYS,
+    check_nwid_text,
+    check_path_address,
 )
 
 
@@ -90,6 +92,32 @@ def decode_body(raw: bytes) -> object:
         raise ApiProblem(400, "bad_request", "the body is JSON nested too deeply") from None
     except ValueError:
         raise ApiProblem(400, "bad_request", "the body must be JSON") from None
+
+
+def nwid_param(text: str) -> str:
+    """A network id in a request path, normalised; a 400 bad_network_id otherwise."""
+    try:
+        return check_nwid_text(text)
+    except ValueError as exc:
+        raise ApiProblem(400, "bad_network_id", str(exc), "nwid") from None
+
+
+def address_param(text: str) -> str:
+    """A member or peer address in a request path, normalised; a 400 bad_address otherwise."""
+    try:
+        return check_path_address(text)
+    except ValueError as exc:
+        raise ApiProblem(400, "bad_address", str(exc), "address") from None
+
+
+def check_path_params(params: Mapping[str, str]) -> None:
+    """A route's {nwid} and {address}, checked before anything else about the request, so
+    a bad id is what a request wrong in several ways is told about first (as the daemon
+    always did for DELETE)."""
+    if "nwid" in params:
+        nwid_param(params["nwid"])
+    if "address" in params:
+        address_param(params["address"])
 
 
 def refuse_body(method: str, path: str, raw: bytes) -> None:
@@ -233,6 +261,11 @@ def event_since(text: str | None) -> int | None:
     """GET /events?since=N (or Last-Event-ID: N): the last event id the reader saw."""
     if text is None or text == "":
         return None
+    if text.isascii() and text.isdigit() and len(text) > MAX_EVENT_ID_DIGITS:
+        # Larger than any id this run will give, so it is one from an earlier run, which
+        # the bus answers with every event it kept; held here as a short number, because
+        # int() refuses past 4,300 digits.
+        return int(10**MAX_EVENT_ID_DIGITS)
     since = ascii_int(text, MAX_EVENT_ID_DIGITS)
     if since is None:
         reason = "since must be an event id (a whole number >= 0)"
