@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
+from typing import Generic, TypeVar, cast
 
 from . import wire
 from .datapath import RxBatch, merge_sends, receive_batch
@@ -74,6 +75,24 @@ IPV6_HEADER_BYTES = 40
 UDP_HEADER_BYTES = 8
 
 
+T = TypeVar("T")
+
+
+class _CoreTable(Generic[T]):
+    """A Node attribute that is Outbound's of the same name, read-only: assigning raises
+    (AttributeError), so a test or the I/O layer cannot give the Node a table the parts
+    do not share."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, node: Node, owner: type | None = None) -> T:
+        return cast(T, getattr(node.outbound, self.name))
+
+    def __set__(self, node: Node, value: T) -> None:
+        raise AttributeError(f"Node.{self.name} is Outbound's: set node.outbound.{self.name}")
+
+
 class Node:
     """One overlay node: datagrams, frames and ticks in, effects out (module docstring)."""
 
@@ -97,42 +116,15 @@ class Node:
 
     # The core's tables, as the I/O layer, the API and tests read them: read-only views of
     # Outbound's own, so that nothing can rebind one here and leave the parts on the old.
-
-    @property
-    def identity(self) -> Identity:
-        return self.outbound.identity
-
-    @property
-    def address(self) -> int:
-        return self.outbound.address
-
-    @property
-    def config(self) -> NodeConfig:
-        return self.outbound.config
-
-    @property
-    def peers(self) -> dict[int, Peer]:
-        return self.outbound.peers
-
-    @property
-    def roots(self) -> dict[int, RootEntry]:
-        return self.outbound.roots
-
-    @property
-    def observed(self) -> dict[int, Endpoint]:
-        return self.outbound.observed
-
-    @property
-    def counters(self) -> Counter[str]:
-        return self.outbound.counters
-
-    @property
-    def drops(self) -> Counter[str]:
-        return self.outbound.drops
-
-    @property
-    def hops(self) -> HopTrace:
-        return self.outbound.hops
+    identity: _CoreTable[Identity] = _CoreTable()
+    address: _CoreTable[int] = _CoreTable()
+    config: _CoreTable[NodeConfig] = _CoreTable()
+    peers: _CoreTable[dict[int, Peer]] = _CoreTable()
+    roots: _CoreTable[dict[int, RootEntry]] = _CoreTable()
+    observed: _CoreTable[dict[int, Endpoint]] = _CoreTable()
+    counters: _CoreTable[Counter[str]] = _CoreTable()
+    drops: _CoreTable[Counter[str]] = _CoreTable()
+    hops: _CoreTable[HopTrace] = _CoreTable()
 
     # ------------------------------------------------------------------ running
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from overlay_core.proto.node import NodeConfig
+import pytest
+
+from overlay_core.proto.hops import HopTrace
+from overlay_core.proto.identity import Identity
+from overlay_core.proto.node import Node, NodeConfig
 from overlay_core.proto.path import PATH_FORGET_S
 from overlay_core.proto.timers import PEER_FORGET_S
 from overlay_core.proto.wire import Verb
@@ -85,3 +89,16 @@ def test_a_root_keeps_nothing_of_leaves_that_went_away() -> None:
     assert leaves.isdisjoint(node.peers)
     assert leaves.isdisjoint(node.outbound._static)
     assert leaves.isdisjoint(node.timers._links)
+
+
+def test_the_nodes_tables_are_the_cores_and_cannot_be_replaced() -> None:
+    """node.peers, node.hops, ... are Outbound's own objects; assigning one on the Node
+    raises instead of leaving the parts on the old table (netcheck read the node's,
+    punching the core's, when a test once replaced node.hops)."""
+    node = Node(Identity.generate(), NodeConfig())
+    for name in ("identity", "address", "config", "peers", "roots", "observed", "counters"):
+        assert getattr(node, name) is getattr(node.outbound, name), name
+    assert node.drops is node.outbound.drops and node.hops is node.outbound.hops
+    with pytest.raises(AttributeError, match=r"node\.outbound\.hops"):
+        node.hops = HopTrace()
+    assert node.hops is node.outbound.hops
