@@ -29,6 +29,9 @@ PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+WAIT_SLICE_S = 0.2  # how late a stop asked by a later signal is noticed, at most
+
+
 class Interrupted(BaseException):
     """A stop signal arrived while the namespace world was being built or running."""
 
@@ -85,8 +88,16 @@ def stop_on_stdin_eof() -> None:
 
 
 class SyncStop:
+    """Signals for the synchronous namespace world: the first raises Interrupted in the
+    main thread; after `shield()`, and for later ones, they only ask to stop.
+
+    The handler only assigns: it runs between two bytecodes of the main thread, which may
+    be inside a lock at that moment (a threading.Event's, while it waits on one), and a
+    handler that took the same lock would wait for itself forever. That once hung a demo
+    whose stdin closed and SIGTERM arrived together, until `ztui demo` killed it."""
+
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.asked = False
         self.raised = False
 
     def install(self) -> None:
@@ -94,7 +105,7 @@ class SyncStop:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
+        self.asked = True
         if not self.raised:
             self.raised = True
             raise Interrupted(signal.Signals(signum).name)
@@ -104,7 +115,15 @@ class SyncStop:
         self.raised = True
 
     def wait(self, timeout: float) -> bool:
-        return self.event.wait(timeout)
+        """True once a stop was asked; False after `timeout` without. Sleeps in short
+        slices (no lock), and a signal that raises cuts the sleep short."""
+        deadline = time.monotonic() + timeout
+        while not self.asked:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, WAIT_SLICE_S))
+        return True
 
 
 def run_netns(state: DemoState, stopper: SyncStop) -> None:
