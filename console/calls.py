@@ -21,7 +21,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from overlay_core.api.schema import (
     ECHO_TIMEOUT_DEFAULT_S,
-    ROUTES,
+    ROUTE_BY_NAME,
     ControllerNetworkJson,
     DeletedJson,
     EchoJson,
@@ -44,7 +44,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 ECHO_HTTP_SLACK_S = 2.0  # the daemon waits timeout_s for the reply; HTTP waits this longer
-ROUTE_BY_NAME = {route.name: route for route in ROUTES}
 
 
 def to(

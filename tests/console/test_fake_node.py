@@ -16,6 +16,8 @@ from console.connection import ApiError
 from console.testing import fake_data as story
 from console.testing.fake import FakeNode
 from overlay_core.api import schema
+from overlay_core.proto.effects import udp
+from overlay_core.proto.path import Path
 
 from .shapes import assert_shape
 
@@ -352,3 +354,13 @@ def test_sync_client_works_on_the_fake_too() -> None:
         node.go_down()
         with pytest.raises(ApiError, match="overlayd is not running"):
             client.peers()
+
+
+@pytest.mark.parametrize("ago_s", [0, 29, 30, 120])
+def test_the_fake_says_the_daemons_probe_interval(ago_s: int) -> None:
+    """fake_data.direct_lost may not import proto, so it spells the intervals out: held
+    here to path.probe_interval_s, what the daemon's own sentence says."""
+    path = Path(udp("203.0.113.50", 9993), created=0.0)
+    path.last_receive = 1000.0
+    every = path.probe_interval_s(1000.0 + ago_s)
+    assert story.direct_lost("203.0.113.50:9993", ago_s).endswith(f"every {every:.0f} s")

@@ -3,7 +3,7 @@
 Its handler once set a threading.Event: a signal landing while the main thread was inside
 that Event's wait (holding its lock) made the handler wait for the lock forever, and the
 demo hung until `ztui demo` killed it, its namespaces left behind. These run SyncStop in a
-child process and pelt it with signals, so a hang is a timeout here, not a stuck suite.
+child process, so a hang is a timeout here, not a stuck suite.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 
+from overlay_core.demo.__main__ import SyncStop
 from overlay_core.lab.world import child_env
 
 CHILD = textwrap.dedent(
@@ -37,15 +38,20 @@ CHILD = textwrap.dedent(
         sys.exit("no Interrupted")
     except Interrupted:
         pass
-    # 2. Shielded (the cleanup runs), hundreds more only ask to stop, even mid-wait.
+    # 2. Shielded (the cleanup runs), later ones only ask to stop, wherever they land.
+    # A signal runs its handler between two lines of the main thread: this tracer runs it
+    # at every line wait reaches, the library's too. The Event-based handler deadlocked
+    # here at once (inside Event.wait, the Event's lock held); a timeout in the test.
     stopper.shield()
-    for _ in range(20):
-        stopper.asked = False
-        pelter = threading.Thread(target=pelt, args=(50,))
-        pelter.start()
-        while not stopper.wait(0.001):
-            pass
-        pelter.join()
+    stopper.asked = False
+    def land_here(frame, event, arg):
+        if event == "line":
+            stopper._on_signal(signal.SIGTERM, None)
+        return land_here
+    sys.settrace(land_here)
+    asked = stopper.wait(0.05)
+    sys.settrace(None)
+    assert asked is True
     # 3. Unasked, wait gives up after its timeout.
     stopper.asked = False
     started = time.monotonic()
@@ -68,8 +74,6 @@ def test_signals_during_the_wait_never_hang_the_demo() -> None:
 def test_the_stop_handler_holds_nothing_a_lock_guards() -> None:
     """What the handler touches is plain attributes: no Event, Condition or lock, whose
     lock the interrupted main thread may hold (the hang above)."""
-    from overlay_core.demo.__main__ import SyncStop
-
     stopper = SyncStop()
     lock_types = (threading.Event, threading.Condition, type(threading.Lock()))
     assert not [k for k, v in vars(stopper).items() if isinstance(v, lock_types)]

@@ -144,6 +144,7 @@ from .limits import (
 )
 from .prometheus import LINK_STATES, NODE_STATES, metrics_text
 from .routes import (
+    ROUTE_BY_NAME,
     ROUTE_NAMES,
     ROUTES,
     Route,
@@ -205,6 +206,7 @@ __all__ = [
     "PATH_REASONS",
     "ROOTS_FIELD",
     "ROUTES",
+    "ROUTE_BY_NAME",
     "ROUTE_NAMES",
     "SETTING_FLAGS",
     "SETTING_KEYS",

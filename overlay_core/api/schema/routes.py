@@ -76,7 +76,8 @@ ROUTES: tuple[Route, ...] = (
     Route("update_member", "PATCH", _MEMBER, "MemberJson", body=True),
     Route("delete_member", "DELETE", _MEMBER, "DeletedJson"),
 )
-ROUTE_NAMES = frozenset(route.name for route in ROUTES)
+ROUTE_BY_NAME: dict[str, Route] = {route.name: route for route in ROUTES}
+ROUTE_NAMES = frozenset(ROUTE_BY_NAME)
 
 
 class RouteHandlers(Generic[H]):
