@@ -31,8 +31,9 @@ from .udp_contract import BatchHandler, BindLike, BindOpener, ErrorHandler
 
 DEFAULT_BINDS = ("0.0.0.0", "::")
 TCP_FALLBACK_MODES = ("auto", "force", "off")
-# auto: TAP offloads and UDP GSO/GRO where the kernel has them; tap: TAP offloads only (what
-# a kernel before 4.18 can do, e.g. a NAS's 4.4); off: one frame per datagram per syscall.
+# auto: TAP offloads and UDP GSO/GRO where the kernel has them; tap: TAP offloads, and
+# sendmmsg/recvmmsg instead of GSO/GRO (what a kernel before 4.18 can do, e.g. a NAS's 4.4);
+# off: one frame per datagram per syscall.
 OFFLOAD_MODES = ("auto", "tap", "off")
 EPHEMERAL_PORT_TRIES = 5  # port 0 roots also need TCP on the same number; retry if taken
 
@@ -79,6 +80,7 @@ async def open_sockets(
             on_error=on_error,
             on_batch=on_batch,
             offload=config.offload == "auto",
+            batch=config.offload != "off",
         )
         if not config.is_root:
             return bound

@@ -5,6 +5,8 @@ BindError, the handlers, are in udp_contract and re-exported here). How it keeps
 - Each socket is read with loop.add_reader and recvmsg, so a GRO read (udp_offload.py)
   arrives whole and is handed to on_batch as one run; `send_many` sends runs of equal size
   with one UDP GSO sendmsg each, and falls back to single sends where the route can't.
+- Where the kernel has no GSO / GRO (before 4.18 / 5.0), runs go out with one sendmmsg
+  and come in with one recvmmsg each (udp_mmsg.py) instead of a call per datagram.
 - IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port.
 - ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
   kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
@@ -27,9 +29,7 @@ import errno
 import ipaddress
 import logging
 import socket
-import struct
 from collections import Counter
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -41,8 +41,10 @@ from .udp_contract import (
     BindOpener,
     DatagramHandler,
     ErrorHandler,
-    IcmpError,
 )
+from .udp_contract import IcmpError as IcmpError  # re-exported: the error-queue record
+from .udp_errors import parse_recverr
+from .udp_mmsg import MESSAGES, Batcher, sockaddr, source_of
 from .udp_offload import (
     GRO_CMSG_SPACE,
     enable_gro,
@@ -61,80 +63,12 @@ _SOL_IPV6 = socket.IPPROTO_IPV6
 _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 _MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
-SO_EE_ORIGIN_LOCAL = 1
-SO_EE_ORIGIN_ICMP = 2
-SO_EE_ORIGIN_ICMP6 = 3
-# struct sock_extended_err: u32 ee_errno; u8 ee_origin, ee_type, ee_code, ee_pad;
-# u32 ee_info, ee_data; host byte order. The offender's sockaddr follows it.
-_EXTENDED_ERR = struct.Struct("=IBBBBII")
-
-
-@dataclass(frozen=True, slots=True)
-class _IcmpCodes:
-    """Where one ICMP version puts what we read: "too big" and "unreachable"."""
-
-    too_big: int  # ICMP dest-unreachable / ICMPv6 packet-too-big type...
-    too_big_codes: range  # ...and the codes that mean "too big" (v6: the type says it)
-    unreachable: int  # the destination-unreachable type
-    port_unreachable: int  # its port-unreachable code
-    time_exceeded: int  # TTL / hop limit ran out on the way
-
-
-_ICMP_CODES = {
-    SO_EE_ORIGIN_ICMP: _IcmpCodes(3, range(4, 5), 3, port_unreachable=3, time_exceeded=11),
-    SO_EE_ORIGIN_ICMP6: _IcmpCodes(2, range(256), 1, port_unreachable=4, time_exceeded=3),
-}
-# The offender's address follows the extended error (SO_EE_OFFENDER): a sockaddr_in or
-# sockaddr_in6, family AF_UNSPEC when the kernel does not know it.
-_SOCKADDR_FAMILY = struct.Struct("=H")
 # IP_TTL / IPV6_UNICAST_HOPS value that means "the system default" again.
 _DEFAULT_TTL = -1
 # Entries read per call; the rest wait for the next turn of the loop (call_soon), so an
 # ICMP flood cannot keep the loop in here.
 ERRQUEUE_DRAIN_MAX = 32
 _CMSG_SPACE = 512
-
-
-def parse_recverr(
-    level: int, kind: int, data: bytes, dest: tuple[str | int, ...]
-) -> IcmpError | None:
-    """One IP_RECVERR / IPV6_RECVERR control message (`level`, `kind` = cmsg_type,
-    `data`) of an error-queue entry whose msg_name was `dest`; None for anything else."""
-    if not (
-        (level == _SOL_IP and kind == _IP_RECVERR) or (level == _SOL_IPV6 and kind == _IPV6_RECVERR)
-    ):
-        return None
-    if len(data) < _EXTENDED_ERR.size or len(dest) < 2:
-        return None
-    err, origin, icmp_type, code, _pad, info, _data = _EXTENDED_ERR.unpack_from(data)
-    mtu: int | None = None
-    codes = _ICMP_CODES.get(origin)
-    if codes is None:
-        what = "local" if origin == SO_EE_ORIGIN_LOCAL else "other"
-    elif icmp_type == codes.too_big and code in codes.too_big_codes and err == errno.EMSGSIZE:
-        what, mtu = "mtu", info
-    elif icmp_type == codes.unreachable:
-        what = "port_unreachable" if code == codes.port_unreachable else "unreachable"
-    elif icmp_type == codes.time_exceeded:
-        what = "ttl_exceeded"
-    else:
-        what = "other"
-    endpoint = udp(str(dest[0]), int(dest[1]))
-    offender = _offender(data[_EXTENDED_ERR.size :])
-    return IcmpError(what, endpoint, err, origin, icmp_type, code, mtu, offender)
-
-
-def _offender(raw: bytes) -> str | None:
-    """The address in a sockaddr_in / sockaddr_in6 (SO_EE_OFFENDER); None if absent."""
-    if len(raw) < _SOCKADDR_FAMILY.size:
-        return None
-    (family,) = _SOCKADDR_FAMILY.unpack_from(raw)
-    if family == socket.AF_INET and len(raw) >= 8:
-        return socket.inet_ntop(socket.AF_INET, raw[4:8])
-    if family == socket.AF_INET6 and len(raw) >= 24:
-        return socket.inet_ntop(socket.AF_INET6, raw[8:24])
-    return None
-
 
 # Bigger kernel buffers absorb bursts while the event loop is busy running the node.
 SOCKET_BUFFER_BYTES = 4 << 20
@@ -178,6 +112,7 @@ class _Socket:
         on_error: ErrorHandler | None,
         counters: Counter[str],
         offload: bool,
+        batch: bool,
     ) -> None:
         self.sock = sock
         self.family = family
@@ -186,6 +121,7 @@ class _Socket:
         self._counters = counters
         self.gso = offload and probe_gso(sock)
         self.gro = offload and enable_gro(sock)
+        self.mmsg = Batcher.open(sock) if batch else None
         self._view = memoryview(bytearray(RECV_BUFFER_BYTES))
         self._cmsg = GRO_CMSG_SPACE if self.gro else 0
         self._drain_scheduled = False
@@ -196,6 +132,9 @@ class _Socket:
     def readable(self) -> None:
         """Read what is waiting; consecutive datagrams from one source go to on_batch
         together (a GRO read is such a run already), so the node handles them as a batch."""
+        if self.mmsg is not None and not self.gro:
+            self._read_batched(self.mmsg)
+            return
         batch: list[bytes] = []
         source: Endpoint | None = None
         for _ in range(MAX_READS_PER_WAKEUP):
@@ -223,6 +162,38 @@ class _Socket:
             if len(batch) >= MAX_BATCH_DATAGRAMS:
                 self._deliver(batch, source)
                 batch = []
+        if batch:
+            self._deliver(batch, source)
+
+    def _read_batched(self, mmsg: Batcher) -> None:
+        """`readable` without GRO: one recvmmsg takes what is waiting, up to as many
+        datagrams as MAX_READS_PER_WAKEUP recvmsg calls would; the loop calls again."""
+        try:
+            received = mmsg.receive()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # a pending ICMP error, as in readable()
+            self._counters["udp_icmp_errors"] += 1
+            self.drain_errors()
+            return
+        if self.closed:
+            return
+        self._counters["udp_mmsg_reads"] += 1
+        batch: list[bytes] = []
+        source: Endpoint | None = None
+        last: bytes = b""
+        for data, raw in received:
+            if raw != last:
+                address = source_of(raw)
+                if address is None:  # not an IP sockaddr: never on our sockets
+                    self._counters["udp_unknown_source"] += 1
+                    continue
+                here = _endpoint(*address)
+                if here != source and batch:
+                    self._deliver(batch, source)
+                    batch = []
+                source, last = here, raw
+            batch.append(data)
         if batch:
             self._deliver(batch, source)
 
@@ -306,9 +277,10 @@ class _Socket:
         return False
 
     def send_many(self, address: tuple[str, int], datagrams: list[bytes]) -> int:
-        """Send in order, runs of equal size with one GSO call each; how many were sent."""
+        """Send in order, runs of equal size with one GSO call each (without GSO, runs
+        of any size with one sendmmsg each); how many were sent."""
         if not self.gso:
-            return sum(self.send(address, d) for d in datagrams)
+            return self._send_batched(address, datagrams)
         sent = 0
         for run in gso_runs(datagrams):
             if len(run) == 1 or not self.gso:
@@ -330,11 +302,45 @@ class _Socket:
                 else:  # most likely an earlier datagram's ICMP error, as in send()
                     self._counters["udp_icmp_errors"] += 1
                     self.drain_errors()
-            sent += sum(self.send(address, d) for d in run)
+            sent += self._send_batched(address, run)
+        return sent
+
+    def _send_batched(self, address: tuple[str, int], datagrams: list[bytes]) -> int:
+        """Send in order with sendmmsg, MESSAGES a call; one by one where it is missing.
+        A failing datagram is treated as `_send` treats one: the error queue is read and it
+        is tried once more, then dropped and counted, and the rest go on."""
+        raw = sockaddr(self.family, address[0], address[1]) if self.mmsg is not None else None
+        if raw is None or len(datagrams) == 1 or self.mmsg is None:
+            return sum(self.send(address, d) for d in datagrams)
+        sent = at = 0
+        retried = False
+        while at < len(datagrams):
+            try:
+                took = self.mmsg.send(raw, datagrams[at : at + MESSAGES])
+            except (BlockingIOError, InterruptedError):
+                self._counters["udp_send_dropped_full"] += len(datagrams) - at
+                break
+            except OSError:
+                if retried:  # this datagram failed twice: drop it alone
+                    self._counters["udp_send_failed"] += 1
+                    at += 1
+                    retried = False
+                    continue
+                self._counters["udp_icmp_errors"] += 1
+                self._counters["udp_send_retried"] += 1
+                self.drain_errors()
+                retried = True
+                continue
+            self._counters["udp_mmsg_sends"] += 1
+            sent += took
+            at += took
+            retried = False
         return sent
 
     def close(self) -> None:
         self.closed = True
+        if self.mmsg is not None:
+            self.mmsg.close()
         self.sock.close()
 
 
@@ -357,10 +363,12 @@ class UdpSockets:
         *,
         on_batch: BatchHandler | None = None,
         offload: bool = True,
+        batch: bool = True,
     ) -> UdpSockets:
         """Bind; each received datagram goes to `on_datagram(data, source)`, or runs of
         them from one source to `on_batch(datagrams, source)`. `offload`: use UDP GSO and
-        GRO where the kernel has them (module udp_offload)."""
+        GRO where the kernel has them (module udp_offload); `batch`: where they are not
+        used, sendmmsg / recvmmsg (udp_mmsg); without either, one call per datagram."""
         if on_batch is None:
             if on_datagram is None:
                 raise ValueError("give on_datagram or on_batch")
@@ -382,7 +390,7 @@ class UdpSockets:
                 if sock is None:
                     continue
                 port = sock.getsockname()[1]  # later sockets share the port this one got
-                bound = _Socket(sock, family, on_batch, on_error, self.counters, offload)
+                bound = _Socket(sock, family, on_batch, on_error, self.counters, offload, batch)
                 self._sockets.append(bound)
                 loop.add_reader(sock.fileno(), bound.readable)
         except BaseException:
@@ -400,9 +408,14 @@ class UdpSockets:
 
     @property
     def offloads(self) -> dict[str, bool]:
-        """Which offloads the sockets got (all of them: the first decides what is shown)."""
+        """Which offloads the sockets got (all of them: the first decides what is shown);
+        "mmsg": sendmmsg / recvmmsg, used where GSO / GRO are not."""
         first = self._sockets[0] if self._sockets else None
-        return {"gso": bool(first and first.gso), "gro": bool(first and first.gro)}
+        return {
+            "gso": bool(first and first.gso),
+            "gro": bool(first and first.gro),
+            "mmsg": bool(first and first.mmsg),
+        }
 
     def local_addresses(self) -> list[tuple[str, int]]:
         return [s.sock.getsockname()[:2] for s in self._sockets]

@@ -82,7 +82,8 @@ class BindLike(Protocol):
     def has_ipv6(self) -> bool: ...
     @property
     def offloads(self) -> dict[str, bool]:
-        """{"gso": ..., "gro": ...}: which UDP offloads the sockets got."""
+        """{"gso": ..., "gro": ..., "mmsg": ...}: which UDP offloads the sockets got
+        (mmsg: sendmmsg / recvmmsg, what is used where GSO / GRO are not)."""
 
     @property
     def counters(self) -> Mapping[str, int]: ...
@@ -106,4 +107,5 @@ class BindOpener(Protocol):
         *,
         on_batch: BatchHandler | None = None,
         offload: bool = True,
+        batch: bool = True,
     ) -> Awaitable[BindLike]: ...

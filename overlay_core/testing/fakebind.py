@@ -115,9 +115,10 @@ class LossyBindFactory:
         *,
         on_batch: BatchHandler | None = None,
         offload: bool = True,
+        batch: bool = True,
     ) -> LossyBind:
         inner = await self._opener(
-            binds, port, on_datagram, on_error, on_batch=on_batch, offload=offload
+            binds, port, on_datagram, on_error, on_batch=on_batch, offload=offload, batch=batch
         )
         bind = LossyBind(inner)
         self.opened.append(bind)

@@ -99,8 +99,14 @@ async def test_started_line_says_what_the_daemon_got() -> None:
     """Role, sockets, the offloads granted (or the mode that asked for none), the root's TCP
     port, API endpoints, roots; that a hook is set, never its command (it may hold a
     token)."""
-    bound = await UdpSockets.open([LOOPBACK], 0, lambda data, source: None, offload=False)
+    bound = await UdpSockets.open(
+        [LOOPBACK], 0, lambda data, source: None, offload=False, batch=False
+    )
+    batched = await UdpSockets.open([LOOPBACK], 0, lambda data, source: None, offload=False)
     try:
+        # --offload tap on a kernel without GSO/GRO: the batch calls are what it got
+        tap = started_line("a1b2c3d4e5", DaemonConfig(Path("/h")), batched, (None, None), False)
+        assert "(offloads: MMSG)" in tap
         root = DaemonConfig(Path("/h"), is_root=True, offload="off", on_member_request="x")
         line = started_line("a1b2c3d4e5", root, bound, (Path("/h/control.sock"), 4242), True)
         assert line == (
@@ -112,3 +118,4 @@ async def test_started_line_says_what_the_daemon_got() -> None:
         assert "started as leaf" in leaf and "TCP fallback" not in leaf and "API" not in leaf
     finally:
         bound.close()
+        batched.close()

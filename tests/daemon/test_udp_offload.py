@@ -39,13 +39,19 @@ def test_split_gro_keeps_a_short_tail() -> None:
 
 
 async def _pair(
-    offload: bool,
+    offload: bool, batch: bool = True
 ) -> tuple[UdpSockets, UdpSockets, asyncio.Queue[tuple[list[bytes], Endpoint]]]:
     got: asyncio.Queue[tuple[list[bytes], Endpoint]] = asyncio.Queue()
     receiver = await UdpSockets.open(
-        ["127.0.0.1"], 0, on_batch=lambda d, s: got.put_nowait((d, s)), offload=offload
+        ["127.0.0.1"],
+        0,
+        on_batch=lambda d, s: got.put_nowait((d, s)),
+        offload=offload,
+        batch=batch,
     )
-    sender = await UdpSockets.open(["127.0.0.1"], 0, on_batch=lambda d, s: None, offload=offload)
+    sender = await UdpSockets.open(
+        ["127.0.0.1"], 0, on_batch=lambda d, s: None, offload=offload, batch=batch
+    )
     return sender, receiver, got
 
 
@@ -57,22 +63,25 @@ async def _collect(got: asyncio.Queue[tuple[list[bytes], Endpoint]], count: int)
     return out
 
 
-@pytest.mark.parametrize("offload", [True, False])
-async def test_send_many_arrives_whole_and_in_order(offload: bool) -> None:
-    sender, receiver, got = await _pair(offload)
+# --offload auto, tap and off: GSO/GRO; sendmmsg/recvmmsg; one call per datagram.
+MODES = {"auto": (True, True), "tap": (False, True), "off": (False, False)}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_send_many_arrives_whole_and_in_order(mode: str) -> None:
+    offload, batch = MODES[mode]
+    sender, receiver, got = await _pair(offload, batch)
     try:
         datagrams = [bytes([i]) * 1400 for i in range(40)] + [b"tail"]
         sender.send_many(udp("127.0.0.1", receiver.port), datagrams)
         assert await _collect(got, len(datagrams)) == datagrams
         assert sender.counters["udp_datagrams_sent"] == len(datagrams)
-        if offload:
-            assert sender.offloads == {"gso": True, "gro": True}
-            assert sender.counters["udp_gso_sends"] == 1
-            assert receiver.counters["udp_gro_reads"] >= 1
-        else:
-            assert sender.offloads == {"gso": False, "gro": False}
-            assert sender.counters["udp_gso_sends"] == 0
-            assert receiver.counters["udp_gro_reads"] == 0
+        assert sender.offloads == {"gso": offload, "gro": offload, "mmsg": batch}
+        assert sender.counters["udp_gso_sends"] == (1 if offload else 0)
+        assert (receiver.counters["udp_gro_reads"] >= 1) is offload
+        # without GSO the 41 datagrams went in one sendmmsg, and came in with few recvmmsg
+        assert sender.counters["udp_mmsg_sends"] == (1 if mode == "tap" else 0)
+        assert (1 <= receiver.counters["udp_mmsg_reads"] <= 41) is (mode == "tap")
     finally:
         sender.close()
         receiver.close()

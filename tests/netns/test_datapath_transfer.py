@@ -10,6 +10,8 @@ the hashes must match. What varies, one test each:
   datagram in the wrong design would turn into a stall;
 * mixed peers: pc2 on `--offload off` (a kernel or version without offloads, so it never
   takes FRAME_PARTIAL: pc1 must finish every checksum for it), both directions;
+* no UDP offloads on either side (`--offload tap`, a 4.4 kernel's data path: TAP offloads,
+  sendmmsg / recvmmsg instead of GSO / GRO), at 1% loss, both directions;
 * relayed through the root (the routers drop UDP between the homes);
 * a 1280-byte underlay (a fresh world), where segments must fit a small path MTU.
 
@@ -184,6 +186,34 @@ def test_mixed_peers_one_without_offloads(pair: Pair) -> None:
         pair.check(pair.pc2, pair.pc1)
     finally:
         pair.set_offload(pair.pc2, "auto")
+    pair.wait_link("DIRECT")
+
+
+def io_counter(node: OverlayNode, name: str) -> int:
+    """One of the daemon's socket-level counters, from its /metrics."""
+    prefix = f'ztui_io_counter_total{{name="{name}"}} '
+    for line in node.metrics().splitlines():
+        if line.startswith(prefix):
+            return int(float(line[len(prefix) :]))
+    return 0
+
+
+def test_batched_syscalls_without_udp_offloads(pair: Pair) -> None:
+    for node in (pair.pc1, pair.pc2):
+        pair.set_offload(node, "tap")
+    try:
+        pair.wait_link("DIRECT")
+        with router_rules(loss([pair.site(pair.pc1), pair.site(pair.pc2)], 1.0)):
+            pair.check(pair.pc1, pair.pc2)
+            pair.check(pair.pc2, pair.pc1)
+        for node in (pair.pc1, pair.pc2):
+            # the segments went out by sendmmsg and came in by recvmmsg, never by GSO/GRO
+            assert io_counter(node, "udp_mmsg_sends") > SIZE // (64 * 1500)
+            assert io_counter(node, "udp_mmsg_reads") > 0
+            assert io_counter(node, "udp_gso_sends") == io_counter(node, "udp_gro_reads") == 0
+    finally:
+        for node in (pair.pc1, pair.pc2):
+            pair.set_offload(node, "auto")
     pair.wait_link("DIRECT")
 
 

@@ -1,0 +1,180 @@
+"""sendmmsg / recvmmsg (io/udp_mmsg.py, and udp.py's use of it) on real loopback sockets.
+
+The batch path of kernels without UDP GSO/GRO (`--offload tap`): many datagrams per call,
+each still its own datagram on the wire, with sources, sizes and order kept, and a failing
+datagram dropped alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from overlay_core.io.udp import UdpSockets
+from overlay_core.io.udp_mmsg import MESSAGES, Batcher, sockaddr, source_of
+from overlay_core.proto.effects import Endpoint, udp
+
+
+def _bound(family: int, host: str) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # hold a whole test's worth
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+@pytest.fixture(params=[(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")], ids=["v4", "v6"])
+def pair(request: pytest.FixtureRequest) -> Iterator[tuple[socket.socket, socket.socket]]:
+    family, host = request.param
+    try:
+        a, b = _bound(family, host), _bound(family, host)
+    except OSError as exc:  # a host without IPv6
+        pytest.skip(f"no {host}: {exc.strerror}")
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _drain(batcher: Batcher) -> list[tuple[bytes, bytes]]:
+    got: list[tuple[bytes, bytes]] = []
+    while True:
+        try:
+            got += batcher.receive()
+        except BlockingIOError:
+            return got
+
+
+def test_batches_keep_sizes_order_and_sources(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    sender, receiver = Batcher.open(a), Batcher.open(b)
+    assert sender is not None and receiver is not None
+    try:
+        with pytest.raises(BlockingIOError):
+            receiver.receive()  # nothing waiting: EAGAIN, as recvmsg says it
+        host, port = b.getsockname()[:2]
+        # more than one call's worth, every size different, one as long as UDP allows
+        datagrams = [bytes([i % 251]) * (1 + i * 37) for i in range(MESSAGES + 6)]
+        datagrams[3] = b"\x07" * (65507 if a.family == socket.AF_INET else 65527)
+        target = sockaddr(a.family, host, port)
+        assert target is not None
+        assert sender.send(target, datagrams) == MESSAGES  # one call takes MESSAGES
+        got = _drain(receiver)
+        assert sender.send(target, datagrams[MESSAGES:]) == 6
+        got += _drain(receiver)
+        assert [data for data, _ in got] == datagrams
+        assert {source_of(raw) for _, raw in got} == {a.getsockname()[:2]}
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_a_short_send_never_shortens_the_next_receive(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """One Batcher both sends and receives on a socket: the lengths a send gives its
+    datagrams must not become the room a later receive offers (that truncated HELLOs)."""
+    a, b = pair
+    here, there = Batcher.open(a), Batcher.open(b)
+    assert here is not None and there is not None
+    try:
+        to_b = sockaddr(a.family, *b.getsockname()[:2])
+        to_a = sockaddr(b.family, *a.getsockname()[:2])
+        assert to_b is not None and to_a is not None
+        assert here.send(to_b, [b"s"] * MESSAGES) == MESSAGES
+        long = [bytes([i]) * 1400 for i in range(MESSAGES)]
+        assert there.send(to_a, long) == MESSAGES
+        assert [data for data, _ in _drain(here)] == long
+    finally:
+        here.close()
+        there.close()
+
+
+def test_a_datagram_no_udp_can_carry_is_refused_alone(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    sender, receiver = Batcher.open(a), Batcher.open(b)
+    assert sender is not None and receiver is not None
+    try:
+        target = sockaddr(a.family, *b.getsockname()[:2])
+        assert target is not None
+        # the call stops before the oversized one...
+        assert sender.send(target, [b"one", b"x" * 70000, b"three"]) == 1
+        # ...which fails on its own, as a sendto of it would
+        with pytest.raises(OSError):
+            sender.send(target, [b"x" * 70000, b"three"])
+        assert [data for data, _ in _drain(receiver)] == [b"one"]
+    finally:
+        sender.close()
+        receiver.close()
+
+
+def test_socket_addresses_both_ways() -> None:
+    v4 = sockaddr(socket.AF_INET, "198.18.1.2", 9993)
+    assert v4 is not None and len(v4) == 16
+    assert source_of(v4) == ("198.18.1.2", 9993)
+    v6 = sockaddr(socket.AF_INET6, "2001:db8::1", 443)
+    assert v6 is not None and len(v6) == 28
+    assert source_of(v6) == ("2001:db8::1", 443)
+    # what sendto would have to resolve is left to it
+    assert sockaddr(socket.AF_INET6, "fe80::1%lo", 1) is None
+    assert sockaddr(socket.AF_INET, "example.org", 1) is None
+    assert source_of(b"\x00" * 4) is None
+
+
+async def test_sources_interleaved_split_into_runs() -> None:
+    """Without GRO (--offload tap) one recvmmsg may hold several senders' datagrams: each
+    consecutive run from one source is handed on as one batch, in arrival order."""
+    got: list[tuple[list[bytes], Endpoint]] = []
+    receiver = await UdpSockets.open(
+        ["127.0.0.1"], 0, on_batch=lambda d, s: got.append((d, s)), offload=False
+    )
+    one, two = _bound(socket.AF_INET, "127.0.0.1"), _bound(socket.AF_INET, "127.0.0.1")
+    try:
+        # queue everything before the loop reads, so one recvmmsg sees it all
+        for sock, tag in ((one, b"a"), (one, b"b"), (two, b"c"), (one, b"d")):
+            sock.sendto(tag, ("127.0.0.1", receiver.port))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if sum(len(d) for d, _ in got) == 4:
+                break
+        ends = {s: udp(*s.getsockname()) for s in (one, two)}
+        assert got == [([b"a", b"b"], ends[one]), ([b"c"], ends[two]), ([b"d"], ends[one])]
+        assert receiver.counters["udp_mmsg_reads"] == 1
+    finally:
+        receiver.close()
+        one.close()
+        two.close()
+
+
+async def test_a_failing_datagram_is_dropped_alone_and_the_rest_go() -> None:
+    """A pending ICMP error (port unreachable for an earlier datagram) fails the next call:
+    the error queue is read and the call made again, nothing lost; a datagram that fails
+    twice (too long for UDP) is dropped and counted, the ones after it still go."""
+    got: list[bytes] = []
+    receiver = await UdpSockets.open(
+        ["127.0.0.1"], 0, on_batch=lambda d, s: got.extend(d), offload=False
+    )
+    sender = await UdpSockets.open(["127.0.0.1"], 0, on_batch=lambda d, s: None, offload=False)
+    closed = _bound(socket.AF_INET, "127.0.0.1")
+    nobody = closed.getsockname()[1]
+    closed.close()
+    try:
+        sender.send_many(udp("127.0.0.1", nobody), [b"lost"] * 3)  # ICMP port unreachable
+        await asyncio.sleep(0.05)
+        datagrams = [b"first", b"x" * 70000, b"second", b"third"]
+        sender.send_many(udp("127.0.0.1", receiver.port), datagrams)
+        for _ in range(100):
+            if len(got) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert got == [b"first", b"second", b"third"]
+        assert sender.counters["udp_send_failed"] == 1
+        assert sender.counters["udp_errqueue_port_unreachable"] >= 1
+        assert sender.counters["udp_datagrams_sent"] == 3 + 3
+    finally:
+        sender.close()
+        receiver.close()
