@@ -1,7 +1,7 @@
 """TCP throughput, RTT and daemon cost: ztui beside tinc 1.0 and the bare underlay, in namespaces.
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
-        [--loss 0 1] [--paths direct relay] [--impl underlay tinc ztui]
+        [--loss 0 1] [--paths direct relay] [--impl underlay udp tinc ztui ztui-nogso]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
 
@@ -24,6 +24,16 @@ DIRECT (both NATs in the path, nothing in between):
   same links, MTUs and NAT/conntrack work, minus only the overlay: a port forward is the
   one thing a user behind NAT would set up to reach pc2 without an overlay. With a 1280
   underlay the bare TCP learns the path MTU from the routers' ICMP.
+* udp: bare UDP, no overlay, the same way through a UDP port forward on home2
+  (bench/overlay/bare_udp.py): a Python sender in pc1 and receiver in pc2, datagrams of
+  the path MTU ztui probed (the size ztui sends), --seconds each of one `sendto` per
+  datagram (the calls of a kernel without GSO) and of UDP_SEGMENT sends of up to 64 with
+  UDP_GRO receives (ztui's calls). Why: every userspace VPN's datagrams cross both NATs on
+  the same two cores, so this kernel-only rate is the ceiling any overlay on this rig has,
+  and a goal for ztui's Gbit/s reads against it. It gives UDP payload Gbit/s received and
+  the datagrams lost, not TCP, so it is no line of the full table but a column ("bare
+  UDP 1/send | GSO Gbit/s") on each DIRECT line of the same MTU and loss, and its own
+  lines under the table.
 * tinc: pc1 ConnectTo pc2 through a UDP+TCP port forward of 655 on home2, as a NAS owner
   sets up for tinc; data over UDP between the homes.
 * ztui: to pc2's overlay address: Ethernet in the overlay, Python at both ends; it carries
@@ -35,20 +45,22 @@ RELAY (the homes' routers drop UDP between their public addresses, so nobody pun
   the homes, tinc 1.0 sends every packet through it: pc1 -> hub -> pc2, over UDP.
 * ztui: relayed through root1, which the daemons fall back to by themselves.
 
-Every measurement (bench/overlay/measure.py) gives: TCP Gbit/s (iperf3, one stream,
+Every other measurement (bench/overlay/measure.py) gives: TCP Gbit/s (iperf3, one stream,
 --seconds), RTT idle and under load (ping beside iperf3), the daemons' CPU seconds per
 Gbit (both ends, plus the relay when relayed: overlayd or tincd, by PID) and their RSS,
 and on each ztui line the ratio ztui/tinc of the same MTU, loss and path.
 
 Output: the earlier table (DIRECT at 0 % loss, overlay beside underlay), the full table,
 the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `results`,
-`ratios` and `tinc` are new). Numbers are what this machine gives in this run; the ratios
-are the point. Benchmarks never fail on speed; the default run takes ~5 minutes on two
-cores (--mtu, --loss, --paths and --impl choose a subset). Everything the run creates (namespaces,
-daemons, iptables rules, homes and tinc directories under /tmp) is removed at the end, also
-on error or Ctrl-C; only processes started here are ever signalled, by their PID. As
-non-root (or without iperf3) it prints one line saying why and exits 0; without tincd it
-measures the rest and says so.
+`ratios` and `tinc` are new; the udp rows of `results` hold both bare-UDP measurements
+under `bare_udp`, every other DIRECT row their Gbit/s as `bare_udp_gbit_per_s`). Numbers
+are what this machine gives in this run; the ratios are the point. Benchmarks never fail
+on speed; the default run takes ~10 minutes on two cores (the udp lines ~1.5 of them;
+--mtu, --loss, --paths and --impl choose a subset). Everything the run creates
+(namespaces, daemons, iptables rules, homes and tinc directories under /tmp) is removed at
+the end, also on error or Ctrl-C; only processes started here are ever signalled, by their
+PID. As non-root (or without iperf3) it prints one line saying why and exits 0; without
+tincd it measures the rest and says so.
 """
 
 from __future__ import annotations
@@ -66,6 +78,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # bench/overlay is imported as `overlay`: Python puts this script's directory first on
 # sys.path when it runs as `python bench/bench_overlay.py`.
+from overlay.bare_udp import MODES as BARE_UDP_MODES
+from overlay.bare_udp import PORT as BARE_UDP_PORT
+from overlay.bare_udp import measure_bare_udp
 from overlay.measure import (
     IPERF_PORT,
     dropped,
@@ -77,7 +92,7 @@ from overlay.measure import (
     ping,
     router_rules,
 )
-from overlay.report import add_ratios, print_legacy, print_matrix, print_ratios
+from overlay.report import add_bare_udp, add_ratios, print_legacy, print_matrix, print_ratios
 from overlay.tinc import (
     DIRECT_PORT,
     DIRECT_SUBNET,
@@ -95,9 +110,11 @@ from overlay_core.lab.world import OverlayNode, OverlayWorld
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
-IMPLS = ("underlay", "tinc", "ztui", "ztui-nogso")
+IMPLS = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
+# Measured without an overlay, hence only on DIRECT: the relayed path has no port forward.
+UNDERLAY_ONLY = ("underlay", "udp")
 # overlayd --offload per impl: ztui-nogso is the data path of a kernel without UDP GSO/GRO
-# (before 4.18, as a Synology DSM 7 NAS's 4.4): TAP offloads, one syscall per datagram.
+# (before 4.18, as a Synology DSM 7 NAS's 4.4): TAP offloads, sendmmsg/recvmmsg (io/udp_mmsg.py).
 OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap"}
 
 
@@ -143,6 +160,7 @@ class Bench:
         world.wait_link(self.a, self.b, "DIRECT")
         world.wait_link(self.b, self.a, "DIRECT")
         path_mtu = (world.wait_path_mtu(self.a, self.b), world.wait_path_mtu(self.b, self.a))
+        self.datagram_bytes = path_mtu[0]  # what ztui sends pc1 -> pc2: the bare UDP's size
         assert self.a.site is not None and self.b.site is not None
         self.home1, self.home2 = self.a.site, self.b.site
         self.hosts = [self.a.host, self.b.host, self.root.host]
@@ -150,7 +168,12 @@ class Bench:
         forward_ports(
             self.home2,
             self.b.host,
-            [("tcp", IPERF_PORT), ("udp", DIRECT_PORT), ("tcp", DIRECT_PORT)],
+            [
+                ("tcp", IPERF_PORT),
+                ("udp", BARE_UDP_PORT),
+                ("udp", DIRECT_PORT),
+                ("tcp", DIRECT_PORT),
+            ],
             icmp=True,
         )
         return {
@@ -218,7 +241,27 @@ class Bench:
             world.wait_path_mtu(self.a, self.b)
             world.wait_path_mtu(self.b, self.a)
 
+    def _bare_udp(self, loss: float) -> dict[str, Any]:
+        """Bare UDP, pc1 -> home2's UDP port forward -> pc2: one measurement per mode."""
+        target, size = self.home2.addr, self.datagram_bytes
+        say(f"  MTU {self.mtu}, loss {loss:g}%, DIRECT: udp ({size}-byte datagrams) -> "
+            f"{target}:{BARE_UDP_PORT}")  # fmt: skip
+        row: dict[str, Any] = {"underlay_mtu": self.mtu, "loss_pct": loss, "path": "DIRECT",
+                               "impl": "udp", "target": target, "datagram_bytes": size}  # fmt: skip
+        row["bare_udp"] = {
+            mode: measure_bare_udp(self.a.host, self.b.host, target, size=size,
+                                   seconds=self.args.seconds, mode=mode)
+            for mode in BARE_UDP_MODES
+        }  # fmt: skip
+        for result in row["bare_udp"].values():
+            if "error" in result or "note" in result:
+                say(f"  udp {result['mode']}: {result.get('error') or result['note']}")
+        self.rows.append(row)
+        return row
+
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
+        if impl == "udp":
+            return self._bare_udp(loss)
         relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1"}
         pids: dict[str, int | None]
         if impl == "underlay":
@@ -276,7 +319,7 @@ class Bench:
                 tinc.stop()
 
     def relayed(self, impls: list[str]) -> None:
-        impls = [i for i in impls if i != "underlay"]
+        impls = [i for i in impls if i not in UNDERLAY_ONLY]
         if not impls:
             return
         with router_rules(no_direct_udp_rules(self.home1, self.home2)):
@@ -351,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     rows = [row for run in runs for row in run.pop("rows")]
     ratios = add_ratios(rows)
+    add_bare_udp(rows)
 
     print_legacy(runs, args.seconds, args.pings)
     print_matrix(rows, args.seconds, args.pings)

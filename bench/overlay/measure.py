@@ -29,8 +29,8 @@ deleted again when the measurement (or phase) that needed them ends, also on err
   pair of NATs that cannot be punched through, so ztui relays through its root, and
   tinc, whose probes to the other home go unanswered, through its hub.
 * port forwards (nat PREROUTING on home2's WAN, DNAT to pc2): TCP to the iperf3 port and
-  ICMP echo for the bare-underlay measurement, UDP and TCP 655 for tinc. These stay for the
-  world's life and go with its namespaces.
+  ICMP echo for the bare-underlay measurement, UDP to bare_udp.PORT for the bare-UDP one,
+  UDP and TCP 655 for tinc. These stay for the world's life and go with its namespaces.
 """
 
 from __future__ import annotations

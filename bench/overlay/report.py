@@ -1,11 +1,16 @@
-"""The tables bench-overlay prints, and the ztui/tinc ratios in its results."""
+"""The tables bench-overlay prints, and what its results add to the rows: the ztui/tinc
+ratios, and on each DIRECT row the bare-UDP ceiling of its MTU and loss."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-IMPL_ORDER = ("underlay", "tinc", "ztui", "ztui-nogso")
+IMPL_ORDER = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
+# The bare-UDP rows (bench/overlay/bare_udp.py) are no lines of the full table: their
+# numbers are a column on every DIRECT line, and lines of their own below it.
+BARE_UDP = "udp"
+BARE_MODES = ("single", "gso")
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, str]:
@@ -36,6 +41,66 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return ratios
+
+
+def add_bare_udp(rows: list[dict[str, Any]]) -> None:
+    """Put the bare-UDP Gbit/s (one datagram per send, GSO) of the same MTU and loss on
+    each DIRECT row of another impl, as `bare_udp_gbit_per_s` (None where that mode failed):
+    the ceiling that row's datagrams had on this rig."""
+    bare = {_key(r): r["bare_udp"] for r in rows if r["impl"] == BARE_UDP}
+    for row in rows:
+        if row["impl"] == BARE_UDP or row["path"] != "DIRECT" or _key(row) not in bare:
+            continue
+        got = bare[_key(row)]
+        row["bare_udp_gbit_per_s"] = {
+            mode: got.get(mode, {}).get("gbit_per_s") for mode in BARE_MODES
+        }
+
+
+def _bare_cell(row: dict[str, Any]) -> str:
+    if row["path"] != "DIRECT":
+        return "—"  # the relayed path has no port forward, hence no bare-UDP line
+    gbit = row.get("bare_udp_gbit_per_s")
+    if gbit is None:
+        return "-"
+    return " | ".join(
+        f"{gbit[mode]:.3f}" if gbit.get(mode) is not None else "error" for mode in BARE_MODES
+    )
+
+
+def _bare_text(result: dict[str, Any] | None, mode: str) -> str:
+    """One mode of a bare-UDP row, for the lines under the table."""
+    if not result:
+        return f"{mode}: -"
+    if mode == "gso":
+        label = f"GSO {result['datagrams_per_send']}/send + " + (
+            "GRO" if result.get("receive_gro", True) else "plain recv"
+        )
+    else:
+        label = "1/send"
+    if "gbit_per_s" not in result:
+        return f"{label} error ({result.get('error', '?')})"
+    return (
+        f"{label} {result['gbit_per_s']:.3f} Gbit/s "
+        f"({result['loss_pct']:.2f}% of {result['sent']:,} lost)"
+    )
+
+
+def print_bare_udp(rows: Sequence[dict[str, Any]]) -> None:
+    """The bare-UDP rows, one line each: both modes' Gbit/s and datagrams lost."""
+    bare = [r for r in rows if r["impl"] == BARE_UDP]
+    if not bare:
+        return
+    print(
+        "bare UDP (no overlay: pc1 -> home2's UDP port forward -> pc2 on the DIRECT path, "
+        "Python at both ends, datagrams of ztui's path MTU): the ceiling of any userspace "
+        "VPN's datagrams on this rig; Gbit/s of UDP payload received"
+    )
+    for row in bare:
+        got = row["bare_udp"]
+        texts = "; ".join(_bare_text(got.get(mode), mode) for mode in BARE_MODES)
+        print(f"  MTU {row['underlay_mtu']}, loss {row['loss_pct']:g}%, "
+              f"{row['datagram_bytes']}-byte datagrams: {texts}")  # fmt: skip
 
 
 def _rtt(ping: dict[str, Any] | None) -> str:
@@ -74,24 +139,43 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
 HEADERS = ["MTU", "loss", "path", "impl", "Gbit/s", "retr", "RTT idle", "RTT load",
            "CPU s/Gbit", "RSS MB", "ztui/tinc"]  # fmt: skip
 RIGHT = {0, 1, 4, 5, 6, 7, 8}
+BARE_HEADER = "bare UDP 1/send | GSO Gbit/s"
 
 
 def print_matrix(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:
+    """The full table, one line per measurement except the bare-UDP ones: those are a
+    column on the DIRECT lines (see add_bare_udp) and lines of their own under it."""
+    lines = [r for r in rows if r["impl"] != BARE_UDP]
+    if lines:
+        _print_table(lines, seconds, pings)
+    print_bare_udp(rows)
+    _print_notes(rows)
+
+
+def _print_table(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:
+    bare = any("bare_udp_gbit_per_s" in r for r in rows)
+    headers = [*HEADERS, BARE_HEADER] if bare else HEADERS
+    right = RIGHT | {len(HEADERS)}
     print(
         f"\nEvery run: pc1 -> pc2, iperf3 1 TCP stream {seconds} s (Gbit/s received, "
         f"retransmits); RTT avg ms (ping loss) idle ({pings} pings) and under load (ping "
         "beside iperf3); CPU: user+system seconds of the daemons (both ends, and the relay "
         "when relayed) per Gbit received; RSS: each daemon's, pc1/pc2[/relay]; ztui/tinc: "
         "throughput ratio, same MTU, loss and path."
+        + (" bare UDP: the kernel-only ceiling of the same MTU and loss (below)." if bare else "")
     )
-    table = [HEADERS] + [_row_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    table = [headers] + [_row_cells(r) + ([_bare_cell(r)] if bare else []) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
     for n, line in enumerate(table):
         if n > 1 and rows[n - 2]["underlay_mtu"] != rows[n - 1]["underlay_mtu"]:
             print()
-        cells = [c.rjust(w) if i in RIGHT else c.ljust(w)
+        cells = [c.rjust(w) if i in right else c.ljust(w)
                  for i, (c, w) in enumerate(zip(line, widths, strict=True))]  # fmt: skip
         print("  ".join(cells).rstrip())
+
+
+def _print_notes(rows: Sequence[dict[str, Any]]) -> None:
+    """What the relay carried, what the loss rules dropped, ztui links that moved."""
     relayed = [r for r in rows if "relay_traffic" in r]
     if relayed:
         udp = sum(r["relay_traffic"]["udp_in"] for r in relayed)

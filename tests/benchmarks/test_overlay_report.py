@@ -1,0 +1,126 @@
+"""The full table of bench-overlay (bench/overlay/report.py) with bare-UDP rows in it.
+
+Rows are built here the way bench/bench_overlay.py records them; the table is read back
+from what print_matrix prints. What is pinned down: the bare-UDP numbers of an MTU and
+loss go on each DIRECT row of that MTU and loss (in the results and as a column), relayed
+lines get a dash, the bare-UDP rows are lines under the table rather than in it, and a
+run without them prints the table as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.overlay.report import BARE_HEADER, add_bare_udp, print_matrix
+
+
+def tcp_row(impl: str, path: str = "DIRECT", mtu: int = 1500, loss: float = 0.0,
+            gbit: float = 1.25) -> dict[str, Any]:  # fmt: skip
+    return {
+        "underlay_mtu": mtu, "loss_pct": loss, "path": path, "impl": impl, "target": "x",
+        "tcp": {"gbit_per_s": gbit, "mbit_per_s": gbit * 1e3, "retransmits": 7},
+        "ping_idle": {"avg_ms": 0.1, "loss_pct": 0.0},
+        "ping_load": {"avg_ms": 0.5, "loss_pct": 0.0},
+        "cpu": {"seconds_per_gbit": 3.0}, "rss_mb": {"pc1": 40.0, "pc2": 41.0},
+    }  # fmt: skip
+
+
+def mode(name: str, gbit: float | None, segments: int = 1) -> dict[str, Any]:
+    result: dict[str, Any] = {"mode": name, "datagram_bytes": 1432,
+                              "datagrams_per_send": segments}  # fmt: skip
+    if gbit is None:
+        return {**result, "error": "sender: this kernel has no UDP_SEGMENT"}
+    return {**result, "gbit_per_s": gbit, "sent": 600_000, "received": 594_000,
+            "loss_pct": 1.0, "receive_gro": name == "gso", "seconds": 6.0}  # fmt: skip
+
+
+def udp_row(single: float | None, gso: float | None, mtu: int = 1500,
+            loss: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    return {
+        "underlay_mtu": mtu, "loss_pct": loss, "path": "DIRECT", "impl": "udp",
+        "target": "198.18.1.12", "datagram_bytes": 1432,
+        "bare_udp": {"single": mode("single", single), "gso": mode("gso", gso, 45)},
+    }  # fmt: skip
+
+
+def table_lines(out: str) -> dict[tuple[str, str, str, str], str]:
+    """Each table line by (MTU, loss, path, impl), from what print_matrix printed."""
+    lines = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if len(cells) > 4 and cells[0].isdigit() and cells[2] in ("DIRECT", "RELAY"):
+            lines[(cells[0], cells[1], cells[2], cells[3])] = line
+    return lines
+
+
+def test_add_bare_udp_same_mtu_and_loss_direct_only() -> None:
+    """Each DIRECT row gets the bare-UDP Gbit/s of its own MTU and loss (None for a mode
+    that failed); relayed rows, rows of an MTU or loss without bare UDP, and the bare-UDP
+    rows themselves get nothing."""
+    rows = [
+        tcp_row("underlay"), tcp_row("ztui"), udp_row(1.01, 2.05),
+        tcp_row("ztui", loss=1.0), udp_row(0.98, None, loss=1.0),
+        tcp_row("ztui", path="RELAY"),
+        tcp_row("ztui", mtu=1280),
+    ]  # fmt: skip
+    add_bare_udp(rows)
+    assert rows[0]["bare_udp_gbit_per_s"] == {"single": 1.01, "gso": 2.05}
+    assert rows[1]["bare_udp_gbit_per_s"] == {"single": 1.01, "gso": 2.05}
+    assert rows[3]["bare_udp_gbit_per_s"] == {"single": 0.98, "gso": None}
+    for untouched in (rows[2], rows[4], rows[5], rows[6]):
+        assert "bare_udp_gbit_per_s" not in untouched
+
+
+def test_table_has_the_bare_udp_column(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        tcp_row("underlay", gbit=3.5), udp_row(1.012, 2.051), tcp_row("ztui"),
+        tcp_row("ztui", path="RELAY"),
+        tcp_row("ztui", loss=1.0), udp_row(0.981, None, loss=1.0),
+    ]  # fmt: skip
+    add_bare_udp(rows)
+    print_matrix(rows, seconds=6, pings=20)
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("MTU"))
+    assert header.rstrip().endswith(BARE_HEADER)
+    lines = table_lines(out)
+    assert lines[("1500", "0%", "DIRECT", "underlay")].endswith("1.012 | 2.051")
+    assert lines[("1500", "0%", "DIRECT", "ztui")].endswith("1.012 | 2.051")
+    assert lines[("1500", "1%", "DIRECT", "ztui")].endswith("0.981 | error")
+    assert lines[("1500", "0%", "RELAY", "ztui")].endswith("—")
+    # The bare-UDP rows are no lines of the table, but lines of their own under it.
+    assert not any(key[3] == "udp" for key in lines)
+    below = [line.strip() for line in out.splitlines() if line.startswith("  MTU ")]
+    assert below == [
+        "MTU 1500, loss 0%, 1432-byte datagrams: 1/send 1.012 Gbit/s (1.00% of 600,000 "
+        "lost); GSO 45/send + GRO 2.051 Gbit/s (1.00% of 600,000 lost)",
+        "MTU 1500, loss 1%, 1432-byte datagrams: 1/send 0.981 Gbit/s (1.00% of 600,000 "
+        "lost); GSO 45/send + GRO error (sender: this kernel has no UDP_SEGMENT)",
+    ]
+    # The column is as wide as its header, and the numbers line up at its right edge.
+    width = len(header.rstrip())
+    assert all(len(lines[key].rstrip()) == width for key in lines)
+
+
+def test_table_without_bare_udp_is_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    """No udp rows (--impl without udp): no column, no lines about bare UDP."""
+    rows = [tcp_row("underlay"), tcp_row("ztui"), tcp_row("ztui", path="RELAY")]
+    add_bare_udp(rows)
+    print_matrix(rows, seconds=6, pings=20)
+    out = capsys.readouterr().out
+    assert "bare UDP" not in out
+    assert next(line for line in out.splitlines() if line.lstrip().startswith("MTU")).endswith(
+        "ztui/tinc"
+    )
+    assert len(table_lines(out)) == 3
+
+
+def test_only_bare_udp_prints_its_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """--impl udp alone: no empty table, just the bare-UDP lines."""
+    rows = [udp_row(1.0, 2.0)]
+    add_bare_udp(rows)
+    print_matrix(rows, seconds=6, pings=20)
+    out = capsys.readouterr().out
+    assert not any(line.startswith("MTU") for line in out.splitlines())
+    assert "1/send 1.000 Gbit/s" in out and "GSO 45/send + GRO 2.000 Gbit/s" in out
