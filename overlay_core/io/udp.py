@@ -2,11 +2,12 @@
 
 `UdpSockets` is the real `BindLike` (the contract, and the types it hands on: IcmpError,
 BindError, the handlers, are in udp_contract and re-exported here). How it keeps it:
-- Each socket is read with loop.add_reader and recvmsg, so a GRO read (udp_offload.py)
-  arrives whole and is handed to on_batch as one run; `send_many` sends runs of equal size
-  with one UDP GSO sendmsg each, and falls back to single sends where the route can't.
-- Where the kernel has no GSO / GRO (before 4.18 / 5.0), runs go out with one sendmmsg
-  and come in with one recvmmsg each (udp_mmsg.py) instead of a call per datagram.
+- Each socket is read with loop.add_reader and recvmmsg (udp_mmsg.py; recvmsg where the
+  C library lacks it), and what one read brings, a GRO run (udp_offload.py) split back
+  into datagrams too, is handed to on_batch in runs of one source.
+- `send_many` sends runs of equal size with one UDP GSO sendmsg each; where the kernel
+  (before 4.18) or the route can't, runs go out with one sendmmsg each, and one call per
+  datagram only where even that is missing (or `batch` is off: --offload off).
 - IPv6 sockets set IPV6_V6ONLY so the IPv4 socket owns IPv4 traffic on the same port.
 - ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
   kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
@@ -121,7 +122,7 @@ class _Socket:
         self._counters = counters
         self.gso = offload and probe_gso(sock)
         self.gro = offload and enable_gro(sock)
-        self.mmsg = Batcher.open(sock) if batch else None
+        self.mmsg = Batcher.open(sock, self.gro) if batch else None
         self._view = memoryview(bytearray(RECV_BUFFER_BYTES))
         self._cmsg = GRO_CMSG_SPACE if self.gro else 0
         self._drain_scheduled = False
@@ -132,7 +133,7 @@ class _Socket:
     def readable(self) -> None:
         """Read what is waiting; consecutive datagrams from one source go to on_batch
         together (a GRO read is such a run already), so the node handles them as a batch."""
-        if self.mmsg is not None and not self.gro:
+        if self.mmsg is not None:
             self._read_batched(self.mmsg)
             return
         batch: list[bytes] = []
@@ -166,8 +167,9 @@ class _Socket:
             self._deliver(batch, source)
 
     def _read_batched(self, mmsg: Batcher) -> None:
-        """`readable` without GRO: one recvmmsg takes what is waiting, up to as many
-        datagrams as MAX_READS_PER_WAKEUP recvmsg calls would; the loop calls again."""
+        """`readable` with recvmmsg: one call takes what is waiting, up to as many
+        receives as MAX_READS_PER_WAKEUP recvmsg calls would (GRO runs come split); the
+        loop calls again if more is."""
         try:
             received = mmsg.receive()
         except (BlockingIOError, InterruptedError):
@@ -179,6 +181,8 @@ class _Socket:
         if self.closed:
             return
         self._counters["udp_mmsg_reads"] += 1
+        if mmsg.coalesced:
+            self._counters["udp_gro_reads"] += mmsg.coalesced
         batch: list[bytes] = []
         source: Endpoint | None = None
         last: bytes = b""
@@ -194,6 +198,9 @@ class _Socket:
                     batch = []
                 source, last = here, raw
             batch.append(data)
+            if len(batch) >= MAX_BATCH_DATAGRAMS:
+                self._deliver(batch, source)
+                batch = []
         if batch:
             self._deliver(batch, source)
 

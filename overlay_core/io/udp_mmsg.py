@@ -6,6 +6,12 @@ have sendmmsg (3.0) and recvmmsg (2.6.33), the batch path wireguard-go takes on 
 kernels; Python's socket module offers neither, so they are called from the C library
 through ctypes (which releases the GIL around the call, like any socket call).
 
+With UDP_GRO on the socket (kernel 5.0+), a receive may hold a run of datagrams glued
+together, as a recvmsg's would; each receive has room for the control message that gives
+the run's segment size, and the run is split back into its datagrams. recvmmsg is used
+then too: GRO only coalesces where the receiving device does GRO (a physical NIC's NAPI;
+not a veth without it, where every recvmsg returns one datagram).
+
 Measured on the bench rig (pc1 to pc2 through two NAT routers, 1432-byte datagrams, Python
 sender and receiver, bench/overlay/bare_udp.py): one sendto each moves ~1.0 Gbit/s,
 sendmmsg of 44 ~1.25 Gbit/s; the kernel still routes each datagram alone, only the calls
@@ -33,12 +39,16 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
+from .udp_offload import SOL_UDP, UDP_GRO
+
 # Datagrams per call: as many as a GSO send carries (udp_offload.MAX_SEGMENTS), and as
 # many as udp.py reads per wakeup.
 MESSAGES = 64
 SLOT_BYTES = 65536  # more than any UDP payload (65,507 bytes over IPv4)
 # A sockaddr_in6 is 28 bytes; 32 keeps each one aligned.
 NAME_BYTES = 32
+# Room for one control message holding an int (UDP_GRO's segment size), aligned.
+CONTROL_BYTES = socket.CMSG_SPACE(4) + 8
 _MSG_DONTWAIT = socket.MSG_DONTWAIT
 
 
@@ -70,6 +80,13 @@ _U32 = ctypes.sizeof(ctypes.c_uint32)
 _LEN_WORD = _Mmsghdr.len.offset // _U32
 _NAMELEN_WORD = _Msghdr.namelen.offset // _U32
 _STRIDE_WORDS = _MMSGHDR_BYTES // _U32
+# A receive's msg_controllen as a pointer-sized word (size_t), and the control message's
+# header: cmsg_len (size_t), cmsg_level, cmsg_type (int each); native order.
+_LONG = ctypes.sizeof(ctypes.c_void_p)
+_CONTROLLEN_LONG = _Msghdr.controllen.offset // _LONG
+_STRIDE_LONGS = _MMSGHDR_BYTES // _LONG
+_CMSGHDR = struct.Struct("=" + ("Q" if _LONG == 8 else "I") + "ii")
+_INT = struct.Struct("=i")
 # An iovec as two pointer-sized words (size_t is as wide on Linux): base, then length.
 _IOV_WORDS = ctypes.sizeof(_Iovec) // ctypes.sizeof(ctypes.c_size_t)
 
@@ -112,9 +129,11 @@ class Batcher:
     """One socket's sendmmsg / recvmmsg, with its fixed buffers (module docstring).
     Build with `Batcher.open(sock)`, which says None where the kernel or C library can't."""
 
-    def __init__(self, sock: socket.socket, calls: _Calls) -> None:
+    def __init__(self, sock: socket.socket, calls: _Calls, gro: bool) -> None:
         self._fd = sock.fileno()
         self._calls = calls
+        # Receives that came in coalesced (GRO), counted for the caller's counters.
+        self.coalesced = 0
         # Sends and receives each have their own slots and iovecs: a send sets its iovecs'
         # lengths to its datagrams', and a receive must offer whole slots.
         self._send_area = mmap.mmap(-1, MESSAGES * SLOT_BYTES)
@@ -141,19 +160,31 @@ class Batcher:
                 msgs[i].hdr.iovlen = 1
                 msgs[i].hdr.name = ctypes.addressof(name) + i * name_step
                 msgs[i].hdr.namelen = NAME_BYTES
-        # Word views the per-datagram loops index: the send iovecs' lengths, and the
-        # received lengths.
+        # With UDP_GRO on the socket a message may be a run of datagrams glued together,
+        # its segment size in a control message: each receive gets room for one.
+        self._control_bytes = CONTROL_BYTES if gro else 0
+        self._control = ctypes.create_string_buffer(MESSAGES * CONTROL_BYTES)
+        self._control_view = memoryview(self._control).cast("B")
+        for i in range(MESSAGES):
+            self._recv_msgs[i].hdr.control = ctypes.addressof(self._control) + i * CONTROL_BYTES
+            self._recv_msgs[i].hdr.controllen = self._control_bytes
+        # Word views the per-datagram loops index: the send iovecs' lengths, the received
+        # lengths, and the receives' control lengths (which the kernel shrinks to what it
+        # wrote, so they are set back before the next call).
         self._iov_words = memoryview(self._send_iov).cast("B").cast("P")
         self._recv_words = memoryview(self._recv_msgs).cast("B").cast("I")
+        self._recv_longs = memoryview(self._recv_msgs).cast("B").cast("P")
+        self._used_controls = 0
 
     @classmethod
-    def open(cls, sock: socket.socket) -> Batcher | None:
+    def open(cls, sock: socket.socket, gro: bool = False) -> Batcher | None:
         """A Batcher for `sock`, or None without sendmmsg/recvmmsg (no such C function, or
-        ENOSYS from the kernel). Probed with zero messages: nothing is sent or consumed."""
+        ENOSYS from the kernel). Probed with zero messages: nothing is sent or consumed.
+        `gro`: the socket has UDP_GRO on, so receives may come coalesced."""
         calls = _calls()
         if calls is None:
             return None
-        batcher = cls(sock, calls)
+        batcher = cls(sock, calls, gro)
         send = calls.sendmmsg(batcher._fd, ctypes.addressof(batcher._send_msgs), 0, 0)
         recv = calls.recvmmsg(batcher._fd, ctypes.addressof(batcher._recv_msgs), 0, 0, None)
         if send < 0 or recv < 0:
@@ -190,34 +221,59 @@ class Batcher:
         return int(sent)
 
     def receive(self) -> list[tuple[bytes, bytes]]:
-        """What is waiting, up to MESSAGES datagrams: (payload, raw sockaddr) each, in
-        arrival order. Raises BlockingIOError when nothing is, OSError for a pending error
-        (an ICMP error queued by IP_RECVERR fails the next receive, as recvmsg's would)."""
+        """What is waiting, up to MESSAGES receives: (payload, raw sockaddr) for each
+        datagram, in arrival order (a coalesced receive split back into its datagrams).
+        Raises BlockingIOError when nothing is, OSError for a pending error (an ICMP error
+        queued by IP_RECVERR fails the next receive, as recvmsg's would)."""
+        longs, control_bytes = self._recv_longs, self._control_bytes
+        if control_bytes:
+            for i in range(self._used_controls):
+                longs[i * _STRIDE_LONGS + _CONTROLLEN_LONG] = control_bytes
         # The slots were set to full length once; the kernel only writes msg_len.
         got = self._calls.recvmmsg(
             self._fd, ctypes.addressof(self._recv_msgs), MESSAGES, _MSG_DONTWAIT, None
         )
         if got < 0:
+            self._used_controls = 0  # nothing was written
             raise _error()
+        self._used_controls = got
         view, words, names = self._recv_view, self._recv_words, self._names_view
         out = []
+        coalesced = 0
         for i in range(got):
             at = i * _STRIDE_WORDS
             size = words[at + _LEN_WORD]
             namelen = min(words[at + _NAMELEN_WORD], NAME_BYTES)
             start = i * SLOT_BYTES
             name_at = i * NAME_BYTES
-            out.append(
-                (bytes(view[start : start + size]), bytes(names[name_at : name_at + namelen]))
-            )
+            name = bytes(names[name_at : name_at + namelen])
+            segment = 0
+            if control_bytes and longs[i * _STRIDE_LONGS + _CONTROLLEN_LONG]:
+                segment = self._segment_size(i)
+            if 0 < segment < size:
+                coalesced += 1
+                end = start + size
+                for piece in range(start, end, segment):
+                    out.append((bytes(view[piece : min(piece + segment, end)]), name))
+            else:
+                out.append((bytes(view[start : start + size]), name))
+        self.coalesced = coalesced
         return out
+
+    def _segment_size(self, i: int) -> int:
+        """The UDP_GRO segment size in receive i's control message; 0 if none."""
+        at = i * CONTROL_BYTES
+        length, level, kind = _CMSGHDR.unpack_from(self._control_view, at)
+        if level != SOL_UDP or kind != UDP_GRO or length < _CMSGHDR.size + _INT.size:
+            return 0
+        return int(_INT.unpack_from(self._control_view, at + _CMSGHDR.size)[0])
 
     def close(self) -> None:
         """Let go of the buffers (the socket is the caller's to close)."""
-        for view in (self.view, self._recv_view, self._names_view):
+        for view in (self.view, self._recv_view, self._names_view, self._control_view):
             view.release()
-        self._iov_words.release()
-        self._recv_words.release()
+        for words in (self._iov_words, self._recv_words, self._recv_longs):
+            words.release()
         # The ctypes objects that exported the mmaps' buffers (for their addresses) are
         # gone by now, so the mmaps can close; if anything still holds one, the GC will.
         for area in (self._send_area, self._recv_area):

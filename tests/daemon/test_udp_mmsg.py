@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from overlay_core.io import udp_offload
 from overlay_core.io.udp import UdpSockets
 from overlay_core.io.udp_mmsg import MESSAGES, Batcher, sockaddr, source_of
 from overlay_core.proto.effects import Endpoint, udp
@@ -178,3 +179,35 @@ async def test_a_failing_datagram_is_dropped_alone_and_the_rest_go() -> None:
     finally:
         sender.close()
         receiver.close()
+
+
+def test_coalesced_receives_come_split_call_after_call() -> None:
+    """With UDP_GRO on, a GSO send over loopback arrives as one coalesced receive: it is
+    split back into its datagrams; the room for the segment-size control message is given
+    back before each call (the kernel shrinks it), so the third call still sees it."""
+    a, b = _bound(socket.AF_INET, "127.0.0.1"), _bound(socket.AF_INET, "127.0.0.1")
+    if not (udp_offload.probe_gso(a) and udp_offload.enable_gro(b)):
+        a.close()
+        b.close()
+        pytest.skip("this kernel has no UDP GSO/GRO")
+    receiver = Batcher.open(b, gro=True)
+    assert receiver is not None
+    try:
+        run = [bytes([i]) * 1000 for i in range(10)] + [b"tail"]
+        where = b.getsockname()
+        for round_ in range(3):
+            if round_ == 1:  # plain datagrams between the coalesced ones
+                for data in run[:3]:
+                    a.sendto(data, where)
+                assert [d for d, _ in _drain(receiver)] == run[:3]
+                assert receiver.coalesced == 0
+                continue
+            a.sendmsg(run, udp_offload.gso_control(1000), 0, where)
+            got = receiver.receive()
+            assert [d for d, _ in got] == run
+            assert receiver.coalesced == 1
+            assert {source_of(raw) for _, raw in got} == {a.getsockname()}
+    finally:
+        receiver.close()
+        a.close()
+        b.close()
