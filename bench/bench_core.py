@@ -12,7 +12,8 @@ Then the batched data path (bench/core/batched.py): TCPv4 super-frames of ~64 KB
 TAP with offloads, in at one member (Node.receive_frames) and out at the other
 (Node.receive_datagrams -> DeliverFrames, coalesced), with
 - datagrams/s and Gbit/s of TCP payload over real UDP sockets on 127.0.0.1 with UDP
-  GSO/GRO, and without (offload=False: the path of kernels before 4.18, Synology DSM 7);
+  GSO/GRO; without (offload=False: sendmmsg/recvmmsg, the path of kernels before 4.18,
+  Synology DSM 7, `--offload tap`); and with one system call per datagram (`--offload off`);
 - beside them a bare UDP GSO/GRO socket pair (sendmsg with UDP_SEGMENT of 1400-byte
   datagrams, UDP_GRO reads) and the bare per-datagram pair above;
 - the proto alone, no sockets: microseconds per super-frame on the sending and on the
@@ -211,6 +212,8 @@ def _ms(values: list[float], q: float) -> float:
 def _print_batched(batch: dict[str, Any], base: dict[str, float], size: int) -> None:
     setup, proto = batch["setup"], batch["proto"]
     gso, plain, bare = batch["overlay_gso_gro"], batch["overlay_no_offload"], batch["bare_gso_gro"]
+    singly = batch["overlay_singly"]
+    width = 48
     print()
     print(
         f"batched path: TCPv4 super-frames of {setup['payload_per_super_frame']:,} B payload"
@@ -219,26 +222,29 @@ def _print_batched(batch: dict[str, Any], base: dict[str, float], size: int) -> 
         f" {gso['super_frames']} super-frames per run, at most"
         f" {setup['window_super_frames']} in flight"
     )
-    print(f"{'':40}{'datagrams/s':>12}{'Gbit/s':>8}{'loss %':>8}{'TAP writes/SF':>15}")
+    print(f"{'':{width}}{'datagrams/s':>12}{'Gbit/s':>8}{'loss %':>8}{'TAP writes/SF':>15}")
     for name, rate in (
         ("overlay batched, UDP GSO/GRO", gso),
         ("overlay batched, no GSO/GRO", plain),
+        ("overlay batched, one call a datagram", singly),
     ):
+        # the calls it got: gso, gro, mmsg (sendmmsg/recvmmsg where not GSO/GRO)
         offloads = "+".join(k for k, v in rate["offloads"].items() if v) or "none"
         print(
-            f"{name + f' [{offloads}]':40}{rate['packets_per_s']:>12.0f}{rate['gbit_per_s']:>8.2f}"
-            f"{rate['segment_loss_pct']:>8.2f}{rate['tap_writes_per_super_frame']:>15.2f}"
+            f"{name + f' [{offloads}]':{width}}{rate['packets_per_s']:>12.0f}"
+            f"{rate['gbit_per_s']:>8.2f}{rate['segment_loss_pct']:>8.2f}"
+            f"{rate['tap_writes_per_super_frame']:>15.2f}"
         )
     if bare["available"]:
         label = f"bare UDP GSO/GRO ({bare['segments_per_send']} x {size} B per send)"
         print(
-            f"{label:40}{bare['packets_per_s']:>12.0f}{bare['gbit_per_s']:>8.2f}"
+            f"{label:{width}}{bare['packets_per_s']:>12.0f}{bare['gbit_per_s']:>8.2f}"
             f"{bare['loss_pct']:>8.2f}"
         )
     else:
-        print(f"{'bare UDP GSO/GRO':40}unavailable (gso {bare['gso']}, gro {bare['gro']})")
+        print(f"{'bare UDP GSO/GRO':{width}}unavailable (gso {bare['gso']}, gro {bare['gro']})")
     print(
-        f"{f'bare UDP per datagram ({size} B, above)':40}{base['packets_per_s']:>12.0f}"
+        f"{f'bare UDP per datagram ({size} B, above)':{width}}{base['packets_per_s']:>12.0f}"
         f"{base['mbit_per_s'] / 1000:>8.2f}{base['loss_pct']:>8.2f}"
     )
     print(
@@ -247,7 +253,11 @@ def _print_batched(batch: dict[str, Any], base: dict[str, float], size: int) -> 
         f" = {proto['total_us_per_super_frame']:.0f} us:"
         f" {proto['super_frames_per_s']:,.0f} super-frames/s, {proto['gbit_per_s']:.2f} Gbit/s"
     )
-    ratios = [f"overlay with / without GSO/GRO {gso['gbit_per_s'] / plain['gbit_per_s']:.2f}x"]
+    ratios = [
+        f"overlay with / without GSO/GRO {gso['gbit_per_s'] / plain['gbit_per_s']:.2f}x",
+        f"sendmmsg/recvmmsg / one call a datagram "
+        f"{plain['gbit_per_s'] / singly['gbit_per_s']:.2f}x",
+    ]
     if bare["available"]:
         ratios.append(
             f"bare GSO/GRO / per datagram {bare['packets_per_s'] / base['packets_per_s']:.1f}x"
@@ -300,6 +310,7 @@ async def main() -> None:
         "batched_setup": batch["setup"],
         "batched_overlay_gso_gro": batch["overlay_gso_gro"],
         "batched_overlay_no_offload": batch["overlay_no_offload"],
+        "batched_overlay_singly": batch["overlay_singly"],
         "bare_udp_gso_gro": batch["bare_gso_gro"],
         "batched_proto": batch["proto"],
     }

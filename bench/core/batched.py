@@ -11,9 +11,10 @@ searched) and the credentials. Then the FakeNet is left alone, its clock standin
   of its SendMany -> b.receive_datagrams(all of them, one batch) -> DeliverFrames; each
   side timed on its own, no sockets.
 - `overlay_sockets`: the same, with a's datagrams sent through a real UdpSockets on
-  127.0.0.1 (`send_many`: UDP GSO when offload=True) to b's, whose on_batch (GRO reads
-  when offload=True) hands them to b.receive_datagrams, as the daemon does. b is told they
-  come from a's FakeNet endpoint, the path it knows (as if a NAT were in between).
+  127.0.0.1 (`send_many`: UDP GSO when offload=True, else sendmmsg, or one sendto each
+  with batch=False) to b's, whose on_batch (recvmmsg reads, GRO runs when offload=True)
+  hands them to b.receive_datagrams, as the daemon does. b is told they come from a's
+  FakeNet endpoint, the path it knows (as if a NAT were in between).
 - `bare_gso`: a socket pair with the same offloads and no overlay: sendmsg with
   UDP_SEGMENT, recvmsg on a UDP_GRO socket, the datagrams counted, not even split.
 
@@ -293,9 +294,10 @@ async def _pace(in_flight: Callable[[], int], limit: int) -> bool:
 
 
 async def overlay_sockets(
-    members: Members, raw: bytes, count: int, offload: bool
+    members: Members, raw: bytes, count: int, offload: bool, batch: bool = True
 ) -> dict[str, Any]:
-    """`count` super-frames: a.receive_frames -> UdpSockets -> b.receive_datagrams."""
+    """`count` super-frames: a.receive_frames -> UdpSockets -> b.receive_datagrams.
+    `offload`, `batch`: UdpSockets.open's (GSO/GRO; sendmmsg/recvmmsg where not)."""
     a, b, nwid, now = members.sender, members.receiver, members.nwid, members.now
     source = members.a.endpoint
     rx = Delivered()
@@ -310,8 +312,8 @@ async def overlay_sockets(
         nonlocal stray
         stray += len(datagrams)
 
-    b_socks = await UdpSockets.open([LOOPBACK], 0, on_batch=on_b, offload=offload)
-    a_socks = await UdpSockets.open([LOOPBACK], 0, on_batch=on_a, offload=offload)
+    b_socks = await UdpSockets.open([LOOPBACK], 0, on_batch=on_b, offload=offload, batch=batch)
+    a_socks = await UdpSockets.open([LOOPBACK], 0, on_batch=on_a, offload=offload, batch=batch)
     try:
         target = udp(LOOPBACK, b_socks.port)
         sent = written_off = per_frame = 0
@@ -465,6 +467,7 @@ async def measure(super_frames: int, bare_size: int) -> dict[str, Any]:
         proto = proto_cost(members, raw, super_frames)
         with_offload = await overlay_sockets(members, raw, super_frames, offload=True)
         without = await overlay_sockets(members, raw, super_frames, offload=False)
+        singly = await overlay_sockets(members, raw, super_frames, offload=False, batch=False)
     # 16 times the bytes of an overlay run: GSO is that much faster, a short run is noise.
     sends = 16 * super_frames * payload // (bare_size * min(64, MAX_GSO_BYTES // bare_size))
     bare = await bare_gso(sends, bare_size)
@@ -473,5 +476,6 @@ async def measure(super_frames: int, bare_size: int) -> dict[str, Any]:
         "proto": proto,
         "overlay_gso_gro": with_offload,
         "overlay_no_offload": without,
+        "overlay_singly": singly,
         "bare_gso_gro": bare,
     }

@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--offload",
         choices=OFFLOAD_MODES,
         help="data-path offloads: TAP TSO and UDP GSO/GRO where the kernel has them (auto), "
-        "TAP only (tap, as on kernels before 4.18), or none (off)",
+        "TAP TSO and UDP by sendmmsg/recvmmsg (tap, as on kernels before 4.18), or none and "
+        "one datagram per system call (off)",
     )
     parser.add_argument(
         "--api-tcp",
