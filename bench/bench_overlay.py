@@ -27,13 +27,15 @@ DIRECT (both NATs in the path, nothing in between):
 * udp: bare UDP, no overlay, the same way through a UDP port forward on home2
   (bench/overlay/bare_udp.py): a Python sender in pc1 and receiver in pc2, datagrams of
   the path MTU ztui probed (the size ztui sends), --seconds each of one `sendto` per
-  datagram (the calls of a kernel without GSO) and of UDP_SEGMENT sends of up to 64 with
-  UDP_GRO receives (ztui's calls). Why: every userspace VPN's datagrams cross both NATs on
-  the same two cores, so this kernel-only rate is the ceiling any overlay on this rig has,
-  and a goal for ztui's Gbit/s reads against it. It gives UDP payload Gbit/s received and
-  the datagrams lost, not TCP, so it is no line of the full table but a column ("bare
-  UDP 1/send | GSO Gbit/s") on each DIRECT line of the same MTU and loss, and its own
-  lines under the table.
+  datagram (overlayd's calls with --offload off), of sendmmsg runs of up to 64 with
+  recvmmsg receives (its calls with --offload tap, ztui-nogso's, as on kernels before
+  4.18) and of UDP_SEGMENT sends of up to 64 with UDP_GRO receives (ztui's calls). Why:
+  every userspace VPN's datagrams cross both NATs on the same two cores, so this
+  kernel-only rate is the ceiling any overlay on this rig has, and a goal for ztui's
+  Gbit/s (ztui-nogso's: the mmsg number) reads against it. It gives UDP payload Gbit/s
+  received and the datagrams lost, not TCP, so it is no line of the full table but a
+  column ("bare UDP 1/send | mmsg | GSO Gbit/s") on each DIRECT line of the same MTU and
+  loss, and its own lines under the table.
 * tinc: pc1 ConnectTo pc2 through a UDP+TCP port forward of 655 on home2, as a NAS owner
   sets up for tinc; data over UDP between the homes.
 * ztui: to pc2's overlay address: Ethernet in the overlay, Python at both ends; it carries
@@ -52,15 +54,15 @@ and on each ztui line the ratio ztui/tinc of the same MTU, loss and path.
 
 Output: the earlier table (DIRECT at 0 % loss, overlay beside underlay), the full table,
 the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `results`,
-`ratios` and `tinc` are new; the udp rows of `results` hold both bare-UDP measurements
-under `bare_udp`, every other DIRECT row their Gbit/s as `bare_udp_gbit_per_s`). Numbers
-are what this machine gives in this run; the ratios are the point. Benchmarks never fail
-on speed; the default run takes ~10 minutes on two cores (the udp lines ~1.5 of them;
---mtu, --loss, --paths and --impl choose a subset). Everything the run creates
-(namespaces, daemons, iptables rules, homes and tinc directories under /tmp) is removed at
-the end, also on error or Ctrl-C; only processes started here are ever signalled, by their
-PID. As non-root (or without iperf3) it prints one line saying why and exits 0; without
-tincd it measures the rest and says so.
+`ratios` and `tinc` are new; the udp rows of `results` hold the three bare-UDP
+measurements under `bare_udp`, every other DIRECT row their Gbit/s as
+`bare_udp_gbit_per_s`). Numbers are what this machine gives in this run; the ratios are
+the point. Benchmarks never fail on speed; the default run takes ~11 minutes on two cores
+(the udp lines ~2 of them; --mtu, --loss, --paths and --impl choose a subset). Everything
+the run creates (namespaces, daemons, iptables rules, homes and tinc directories under
+/tmp) is removed at the end, also on error or Ctrl-C; only processes started here are ever
+signalled, by their PID. As non-root (or without iperf3) it prints one line saying why and
+exits 0; without tincd it measures the rest and says so.
 """
 
 from __future__ import annotations

@@ -6,12 +6,19 @@ for datagrams of that size with no overlay at all. This module measures that cei
 sender in pc1's namespace sends datagrams of the overlay's probed path MTU for --seconds to
 home2's public address, whose router forwards the port to pc2 (DNAT), where a receiver
 counts them. Both ends are Python, like overlayd, so the ceiling includes what any
-Python program pays per system call, and nothing else. Two ways of sending:
+Python program pays per system call, and nothing else. Three ways of sending, one for each
+data path overlayd has:
 
-* single: one `sendto` per datagram, one `recvmsg` per datagram: the data path of a
-  kernel without GSO/GRO (ztui-nogso's).
+* single: one `sendto` per datagram, one `recvmsg` per datagram: overlayd with
+  `--offload off`, every datagram its own system call at both ends.
+* mmsg: one `sendmmsg` per run of as many datagrams as a GSO send carries (the same
+  runs as gso, so the two compare), received with `recvmmsg` on a non-blocking socket
+  woken by poll, both through overlay_core/io/udp_mmsg.py: overlayd with `--offload tap`
+  (ztui-nogso in the bench), the calls it makes on kernels before 4.18 (a NAS's 4.4),
+  which have neither UDP GSO nor GRO. The kernel still routes every datagram on its own;
+  only the calls are fewer.
 * gso: one `sendmsg` with UDP_SEGMENT per run of as many datagrams as one UDP send can
-  carry (at most 64), received with UDP_GRO: the system calls ztui itself makes.
+  carry (at most 64), received with UDP_GRO: the system calls ztui makes by default.
 
 The receiver reports the UDP payload it received (Gbit/s from its first datagram to its
 last, so start-up and the idle wait do not count) and how many datagrams; the sender how
@@ -22,7 +29,8 @@ Each end is this module run as a program in its host's namespace (`python -m
 overlay.bare_udp recv|send ...`), printing one JSON line. The receiver says it is ready
 once bound and stops after IDLE_S without a datagram; the parent waits for both and kills
 by PID whatever is still running when it leaves, also on errors. A kernel without
-UDP_SEGMENT (before 4.18) or UDP_GRO (before 5.0) gives a result that says so.
+UDP_SEGMENT (before 4.18) or UDP_GRO (before 5.0), or a C library or kernel without
+sendmmsg / recvmmsg, gives a result that says so.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from overlay_core.io.udp_mmsg import Batcher, sockaddr
 from overlay_core.io.udp_offload import (
     GRO_CMSG_SPACE,
     MAX_GSO_BYTES,
@@ -54,7 +63,7 @@ if TYPE_CHECKING:
     from overlay_core.lab.netns import Host
 
 PORT = 5299
-MODES = ("single", "gso")
+MODES = ("single", "mmsg", "gso")
 # What overlayd asks for on its UDP socket (overlay_core/io/udp.py SOCKET_BUFFER_BYTES);
 # the kernel caps it at net.core.{r,w}mem_max either way.
 SOCKET_BUFFER_BYTES = 4 << 20
@@ -62,6 +71,7 @@ RECV_BUFFER_BYTES = 65536
 # The receiver ends this long after its last datagram (the sender has stopped by then).
 IDLE_S = 2.0
 READY_TIMEOUT_S = 15.0
+NO_MMSG = "no sendmmsg / recvmmsg here (C library or kernel)"
 # The peers run as `python -m overlay.bare_udp` from bench/, with the repository on the
 # path for overlay_core, whatever the caller's working directory.
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -78,6 +88,11 @@ def gso_segments(size: int) -> int:
     if size <= 0:
         raise ValueError(f"datagram size must be positive, not {size}")
     return max(1, min(MAX_SEGMENTS, MAX_GSO_BYTES // size))
+
+
+def segments_for(mode: str, size: int) -> int:
+    """Datagrams per send call in `mode`: mmsg sends the runs gso does, so the two compare."""
+    return 1 if mode == "single" else gso_segments(size)
 
 
 def datagrams_in(nbytes: int, segment: int) -> int:
@@ -101,6 +116,9 @@ def summarize(
     span = float(got["seconds"])
     result.update(
         sent=sent_n,
+        # Sends the kernel took: sent / calls is the run it really took per call (mmsg's
+        # can fall short of datagrams_per_send when the kernel takes part of a run).
+        calls=int(sent["calls"]),
         received=received,
         loss_pct=round(100.0 * (sent_n - received) / sent_n, 3) if sent_n else None,
         sent_gbit_per_s=round(sent_n * size * 8 / float(sent["seconds"]) / 1e9, 4)
@@ -123,14 +141,28 @@ def summarize(
 # ---- the two programs (run in the hosts' namespaces) --------------------------------------
 
 
-def receive(port: int, gro: bool, first_wait_s: float, idle_s: float) -> dict[str, Any]:
+def receive(port: int, mode: str, first_wait_s: float, idle_s: float) -> dict[str, Any]:
     """Count datagrams arriving on `port` until idle_s passes without one (or first_wait_s
-    before the first); prints a ready line once bound, so the sender can start."""
+    before the first); prints a ready line once bound, so the sender can start. gso turns
+    UDP_GRO on; mmsg reads with recvmmsg (receive_batched)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with contextlib.suppress(OSError):  # capped by rmem_max; the default works too
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
-    gro_on = enable_gro(sock) if gro else False
+    gro_on = enable_gro(sock) if mode == "gso" else False
     sock.bind(("0.0.0.0", port))
+    if mode == "mmsg":
+        sock.setblocking(False)  # as overlayd's: recvmmsg until EAGAIN, then wait
+        batcher = Batcher.open(sock)
+        if batcher is None:
+            sock.close()
+            return {"error": NO_MMSG}  # before the ready line: the parent reports it
+        print(json.dumps({"ready": True}), flush=True)
+        try:
+            counts = receive_batched(sock, batcher, first_wait_s, idle_s)
+        finally:
+            batcher.close()
+            sock.close()
+        return {**counts, "gro": False}
     print(json.dumps({"ready": True}), flush=True)
     buf = bytearray(RECV_BUFFER_BYTES)
     datagrams = nbytes = reads = 0
@@ -151,12 +183,60 @@ def receive(port: int, gro: bool, first_wait_s: float, idle_s: float) -> dict[st
             "seconds": last - first, "gro": gro_on}  # fmt: skip
 
 
-def send(target: str, port: int, size: int, segments: int, seconds: float) -> dict[str, Any]:
+def receive_batched(
+    sock: socket.socket, batcher: Batcher, first_wait_s: float, idle_s: float
+) -> dict[str, Any]:
+    """receive's counting with recvmmsg on non-blocking `sock`: take what is waiting until
+    nothing is, then poll, with the same first and idle waits as a blocking recvmsg's."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    wait_ms = first_wait_s * 1000
+    datagrams = nbytes = reads = 0
+    first = last = 0.0
+    while True:
+        try:
+            got = batcher.receive()
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(wait_ms):
+                break
+            continue
+        last = time.monotonic()
+        if not reads:
+            first = last
+            wait_ms = idle_s * 1000
+        reads += 1
+        datagrams += len(got)
+        nbytes += sum(len(payload) for payload, _source in got)
+    return {"datagrams": datagrams, "bytes": nbytes, "reads": reads, "seconds": last - first}
+
+
+def send(
+    target: str, port: int, size: int, segments: int, seconds: float, mode: str
+) -> dict[str, Any]:
     """Send `size`-byte datagrams to target:port for `seconds`, `segments` per system call
-    (UDP_SEGMENT when more than one); how many the kernel took."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+    (UDP_SEGMENT in gso, sendmmsg in mmsg); how many the kernel took."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
+        if mode == "mmsg":
+            return _send_mmsg(sock, target, port, size, segments, seconds)
+        return _send_plain(sock, target, port, size, segments if mode == "gso" else 1, seconds)
+
+
+def _busy(exc: OSError, busy: dict[str, int]) -> bool:
+    """Count a send the kernel dropped for want of room (not sent; the sender goes on);
+    False for any other error, which ends the measurement."""
+    if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+        return False
+    name = errno.errorcode[exc.errno]
+    busy[name] = busy.get(name, 0) + 1
+    return True
+
+
+def _send_plain(
+    sock: socket.socket, target: str, port: int, size: int, segments: int, seconds: float
+) -> dict[str, Any]:
+    """single (one sendto a datagram) and gso (one UDP_SEGMENT sendmsg a run)."""
     if segments > 1 and not probe_gso(sock):
         return {"error": "this kernel has no UDP_SEGMENT (GSO, Linux 4.18+)"}
     payload = bytes(size * segments)
@@ -174,16 +254,51 @@ def send(target: str, port: int, size: int, segments: int, seconds: float) -> di
             else:
                 sock.sendto(payload, dst)
         except OSError as exc:
-            if exc.errno in (errno.ENOBUFS, errno.EAGAIN):  # the kernel dropped it: not sent
-                name = errno.errorcode[exc.errno]
-                busy[name] = busy.get(name, 0) + 1
+            if _busy(exc, busy):
                 continue
             # EIO: a device that cannot segment; EINVAL: a run the route can't carry.
             what = "GSO send" if control else "send"
             return {"error": f"{what} failed: {exc.strerror} (errno {exc.errno})"}
         calls += 1
-    sock.close()
     return {"datagrams": calls * segments, "calls": calls,
+            "seconds": time.monotonic() - start, "send_errors": busy}  # fmt: skip
+
+
+def _send_mmsg(
+    sock: socket.socket, target: str, port: int, size: int, segments: int, seconds: float
+) -> dict[str, Any]:
+    """mmsg: each run of `segments` datagrams with one Batcher.send (sendmmsg), as
+    overlayd's sender without GSO; a call the kernel takes only part of is followed by
+    one for the rest, so every run goes out whole unless time runs out."""
+    batcher = Batcher.open(sock)
+    if batcher is None:
+        return {"error": NO_MMSG}
+    raw = sockaddr(socket.AF_INET, target, port)
+    if raw is None:
+        batcher.close()
+        return {"error": f"not an IPv4 address: {target!r}"}
+    run = [bytes(size)] * segments
+    datagrams = calls = 0
+    busy: dict[str, int] = {}
+    start = time.monotonic()
+    end = start + seconds
+    try:
+        while time.monotonic() < end:
+            taken = 0
+            while taken < segments:
+                try:
+                    taken += batcher.send(raw, run[taken:] if taken else run)
+                except OSError as exc:
+                    if not _busy(exc, busy):
+                        return {"error": f"sendmmsg failed: {exc.strerror} (errno {exc.errno})"}
+                    if time.monotonic() >= end:  # a buffer that stays full can't hold us
+                        break
+                    continue
+                calls += 1
+            datagrams += taken
+    finally:
+        batcher.close()
+    return {"datagrams": datagrams, "calls": calls,
             "seconds": time.monotonic() - start, "send_errors": busy}  # fmt: skip
 
 
@@ -192,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="role", required=True)
     recv = sub.add_parser("recv")
     recv.add_argument("--port", type=int, default=PORT)
-    recv.add_argument("--gro", action="store_true")
+    recv.add_argument("--mode", choices=MODES, default="single")
     recv.add_argument("--first-wait", type=float, required=True)
     recv.add_argument("--idle", type=float, default=IDLE_S)
     snd = sub.add_parser("send")
@@ -200,12 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     snd.add_argument("--port", type=int, default=PORT)
     snd.add_argument("--size", type=int, required=True)
     snd.add_argument("--segments", type=int, default=1)
+    snd.add_argument("--mode", choices=MODES, default="single")
     snd.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
     if args.role == "recv":
-        out = receive(args.port, args.gro, args.first_wait, args.idle)
+        out = receive(args.port, args.mode, args.first_wait, args.idle)
     else:
-        out = send(args.target, args.port, args.size, args.segments, args.seconds)
+        out = send(args.target, args.port, args.size, args.segments, args.seconds, args.mode)
     print(json.dumps(out), flush=True)
     return 0
 
@@ -244,6 +360,10 @@ def _wait_ready(proc: subprocess.Popen[Any]) -> str | None:
     if '"ready"' in line:
         return None
     _, err = _finish(proc, 5)
+    with contextlib.suppress(ValueError):  # it may have said why it can't measure (NO_MMSG)
+        said = json.loads(line)
+        if isinstance(said, dict) and "error" in said:
+            return str(said["error"])
     return f"receiver failed to start: {(err or line).strip()[-300:]}"
 
 
@@ -259,13 +379,14 @@ def _finish(proc: subprocess.Popen[Any], timeout: float) -> tuple[str, str]:
 
 
 def _send(
-    host: Host, target: str, port: int, size: int, segments: int, seconds: float,
+    host: Host, target: str, port: int, size: int, segments: int, seconds: float, mode: str,
     cwd: str, env: dict[str, str],
 ) -> dict[str, Any]:  # fmt: skip
     """Run the sender to its end in host's namespace (subprocess.run kills it by its PID
     if it overruns); its report."""
     argv = _peer("send", target, "--port", str(port), "--size", str(size),
-                 "--segments", str(segments), "--seconds", str(seconds))  # fmt: skip
+                 "--segments", str(segments), "--seconds", str(seconds),
+                 "--mode", mode)  # fmt: skip
     try:
         proc = host.run(argv, timeout=seconds + 30, cwd=cwd, env=env)
     except subprocess.TimeoutExpired:
@@ -289,12 +410,11 @@ def measure_bare_udp(
     the result, with "error" if it failed."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    segments = gso_segments(size) if mode == "gso" else 1
+    segments = segments_for(mode, size)
     env, cwd = _peer_env(), str(BENCH_DIR)
     first_wait = seconds + 15.0  # the sender's start-up, however loaded the cores are
-    recv_args = ["--port", str(port), "--first-wait", str(first_wait), "--idle", str(idle_s)]
-    if mode == "gso":
-        recv_args.append("--gro")
+    recv_args = ["--port", str(port), "--first-wait", str(first_wait), "--idle", str(idle_s),
+                 "--mode", mode]  # fmt: skip
     proc = receiver.popen(
         _peer("recv", *recv_args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -304,7 +424,7 @@ def measure_bare_udp(
         why = _wait_ready(proc)
         if why is not None:
             return summarize(mode, size, segments, {}, {"error": why})
-        sent = _send(sender, target, port, size, segments, seconds, cwd, env)
+        sent = _send(sender, target, port, size, segments, seconds, mode, cwd, env)
         # A sender that failed sends nothing more: don't wait out the receiver's first wait.
         timeout = 0.5 if "error" in sent else first_wait + idle_s + 10
         out, err = _finish(proc, timeout)

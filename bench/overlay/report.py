@@ -10,7 +10,8 @@ IMPL_ORDER = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
 # The bare-UDP rows (bench/overlay/bare_udp.py) are no lines of the full table: their
 # numbers are a column on every DIRECT line, and lines of their own below it.
 BARE_UDP = "udp"
-BARE_MODES = ("single", "gso")
+# bare_udp.MODES, in the column's order; a results file from before mmsg lacks that mode.
+BARE_MODES = ("single", "mmsg", "gso")
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, str]:
@@ -44,16 +45,17 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_bare_udp(rows: list[dict[str, Any]]) -> None:
-    """Put the bare-UDP Gbit/s (one datagram per send, GSO) of the same MTU and loss on
-    each DIRECT row of another impl, as `bare_udp_gbit_per_s` (None where that mode failed):
-    the ceiling that row's datagrams had on this rig."""
+    """Put the bare-UDP Gbit/s (one datagram per send, sendmmsg, GSO) of the same MTU and
+    loss on each DIRECT row of another impl, as `bare_udp_gbit_per_s` (None where that mode
+    failed, no key where the udp row has no such mode, as one from before mmsg): the
+    ceiling that row's datagrams had on this rig."""
     bare = {_key(r): r["bare_udp"] for r in rows if r["impl"] == BARE_UDP}
     for row in rows:
         if row["impl"] == BARE_UDP or row["path"] != "DIRECT" or _key(row) not in bare:
             continue
         got = bare[_key(row)]
         row["bare_udp_gbit_per_s"] = {
-            mode: got.get(mode, {}).get("gbit_per_s") for mode in BARE_MODES
+            mode: got[mode].get("gbit_per_s") for mode in BARE_MODES if mode in got
         }
 
 
@@ -63,19 +65,30 @@ def _bare_cell(row: dict[str, Any]) -> str:
     gbit = row.get("bare_udp_gbit_per_s")
     if gbit is None:
         return "-"
-    return " | ".join(
-        f"{gbit[mode]:.3f}" if gbit.get(mode) is not None else "error" for mode in BARE_MODES
-    )
+    return " | ".join(_bare_number(gbit, mode) for mode in BARE_MODES)
+
+
+def _bare_number(gbit: dict[str, float | None], mode: str) -> str:
+    if mode not in gbit:
+        return "-"  # not measured: a row from before this mode existed
+    value = gbit[mode]
+    return f"{value:.3f}" if value is not None else "error"
+
+
+# How the lines under the table name each mode (with its datagrams per send, when known).
+BARE_LABELS = {"single": "1/send", "mmsg": "mmsg", "gso": "GSO"}
 
 
 def _bare_text(result: dict[str, Any] | None, mode: str) -> str:
     """One mode of a bare-UDP row, for the lines under the table."""
     if not result:
-        return f"{mode}: -"
+        return f"{BARE_LABELS[mode]} -"
     if mode == "gso":
         label = f"GSO {result['datagrams_per_send']}/send + " + (
             "GRO" if result.get("receive_gro", True) else "plain recv"
         )
+    elif mode == "mmsg":
+        label = f"mmsg {result['datagrams_per_send']}/send + recvmmsg"
     else:
         label = "1/send"
     if "gbit_per_s" not in result:
@@ -87,7 +100,7 @@ def _bare_text(result: dict[str, Any] | None, mode: str) -> str:
 
 
 def print_bare_udp(rows: Sequence[dict[str, Any]]) -> None:
-    """The bare-UDP rows, one line each: both modes' Gbit/s and datagrams lost."""
+    """The bare-UDP rows, one line each: every mode's Gbit/s and datagrams lost."""
     bare = [r for r in rows if r["impl"] == BARE_UDP]
     if not bare:
         return
@@ -139,7 +152,7 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
 HEADERS = ["MTU", "loss", "path", "impl", "Gbit/s", "retr", "RTT idle", "RTT load",
            "CPU s/Gbit", "RSS MB", "ztui/tinc"]  # fmt: skip
 RIGHT = {0, 1, 4, 5, 6, 7, 8}
-BARE_HEADER = "bare UDP 1/send | GSO Gbit/s"
+BARE_HEADER = "bare UDP 1/send | mmsg | GSO Gbit/s"
 
 
 def print_matrix(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:

@@ -1,23 +1,33 @@
 """The bare-UDP ceiling of bench-overlay (bench/overlay/bare_udp.py), without the rig.
 
 The pure parts: how many datagrams one GSO send carries (the same runs ztui's sender
-makes), how many datagrams a coalesced receive held, and how the two ends' reports become
-a result. Then both programs for real over 127.0.0.1, through the same parent code the
-bench runs, with a stand-in for the rig's Host that runs commands here instead of in a
-namespace.
+makes, and the mmsg mode's sendmmsg), how many datagrams a coalesced receive held, and how
+the two ends' reports become a result. Then both programs for real over 127.0.0.1 in each
+mode, through the same parent code the bench runs, with a stand-in for the rig's Host that
+runs commands here instead of in a namespace; and what either end says without
+sendmmsg / recvmmsg.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from bench.overlay import bare_udp
-from bench.overlay.bare_udp import datagrams_in, gso_segments, measure_bare_udp, summarize
+from bench.overlay.bare_udp import (
+    NO_MMSG,
+    datagrams_in,
+    gso_segments,
+    measure_bare_udp,
+    segments_for,
+    summarize,
+)
 from overlay_core.io.udp_offload import MAX_SEGMENTS, gso_runs
 
 
@@ -38,6 +48,14 @@ def test_gso_segments_limits() -> None:
     assert gso_segments(70000) == 1
     with pytest.raises(ValueError):
         gso_segments(0)
+
+
+@pytest.mark.parametrize("size", [1432, 1200, 100])
+def test_mmsg_sends_the_runs_gso_sends(size: int) -> None:
+    """mmsg's sendmmsg carries as many datagrams as gso's UDP_SEGMENT send, so the two
+    modes differ only in the call; single sends one."""
+    assert segments_for("mmsg", size) == segments_for("gso", size) == gso_segments(size)
+    assert segments_for("single", size) == 1
 
 
 @pytest.mark.parametrize(
@@ -71,6 +89,7 @@ def test_summarize_rate_and_loss() -> None:
     assert result["gbit_per_s"] == round(990_000 * 1432 * 8 / 5.5 / 1e9, 4)
     assert result["loss_pct"] == 1.0
     assert result["sent"] == 1_000_000 and result["received"] == 990_000
+    assert result["calls"] == 1_000_000 // 45
     assert result["sent_gbit_per_s"] == round(1_000_000 * 1432 * 8 / 6.0 / 1e9, 4)
     assert result["datagrams_per_send"] == 45 and result["receive_gro"] is True
     assert "error" not in result and "note" not in result
@@ -112,18 +131,62 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def test_modes_are_the_three_data_paths() -> None:
+    """One mode per overlayd data path, in the report's column order."""
+    assert bare_udp.MODES == ("single", "mmsg", "gso")
+
+
 @pytest.mark.parametrize("mode", bare_udp.MODES)
 def test_both_programs_over_loopback(mode: str) -> None:
     """The parent starts the receiver, waits for it, runs the sender and collects both:
-    over 127.0.0.1 datagrams arrive, the counts agree with the rate, and the GSO mode
-    sends runs of 45 (GSO and GRO exist on this test machine's kernel, as on the rig's)."""
+    over 127.0.0.1 datagrams arrive, the counts agree with the rate, and the GSO and mmsg
+    modes send runs of 45 (GSO, GRO, sendmmsg and recvmmsg exist on this test machine's
+    kernel, as on the rig's); only gso receives with GRO."""
     host: Any = LocalHost()
     result = measure_bare_udp(host, host, "127.0.0.1", size=1432, seconds=0.3, mode=mode,
                               port=_free_udp_port(), idle_s=0.3)  # fmt: skip
     assert "error" not in result, result
-    assert result["datagrams_per_send"] == (45 if mode == "gso" else 1)
+    assert result["datagrams_per_send"] == (1 if mode == "single" else 45)
     assert 0 < result["received"] <= result["sent"]
     assert result["gbit_per_s"] == pytest.approx(
         result["received"] * 1432 * 8 / result["seconds"] / 1e9, rel=0.05
     )
     assert result["receive_gro"] is (mode == "gso")
+    if mode == "mmsg":
+        # Runs go out together (a call may take part of one, then the rest follows).
+        assert result["calls"] < result["sent"] <= result["calls"] * 45
+    else:
+        assert result["sent"] == result["calls"] * result["datagrams_per_send"]
+
+
+def test_without_mmsg_both_ends_say_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where Batcher.open finds no sendmmsg / recvmmsg, the sender sends nothing and the
+    receiver says so instead of its ready line: an error, as gso's without UDP_SEGMENT."""
+    monkeypatch.setattr(bare_udp.Batcher, "open", classmethod(lambda cls, sock, gro=False: None))
+    port = _free_udp_port()
+    assert bare_udp.send("127.0.0.1", port, 1432, 45, 0.2, "mmsg") == {"error": NO_MMSG}
+    assert bare_udp.receive(port, "mmsg", 0.2, 0.1) == {"error": NO_MMSG}
+    assert "ready" not in capsys.readouterr().out
+
+
+class NoMmsgReceiverHost(LocalHost):
+    """A receiver's host where recvmmsg is missing: its peer prints what bare_udp's
+    receiver prints then (and no ready line); a sender must never be started."""
+
+    def run(self, cmd: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        raise AssertionError("the sender ran although the receiver could not start")
+
+    def popen(self, cmd: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
+        said = json.dumps({"error": NO_MMSG})
+        return super().popen([sys.executable, "-c", f"print({said!r})"], **kw)
+
+
+def test_receiver_without_mmsg_is_the_results_error() -> None:
+    """The parent reads the receiver's error line as the reason, not as a crash."""
+    host: Any = NoMmsgReceiverHost()
+    result = measure_bare_udp(host, host, "127.0.0.1", size=1432, seconds=0.3, mode="mmsg",
+                              port=_free_udp_port(), idle_s=0.3)  # fmt: skip
+    assert result == {"mode": "mmsg", "datagram_bytes": 1432, "datagrams_per_send": 45,
+                      "error": f"receiver: {NO_MMSG}"}  # fmt: skip

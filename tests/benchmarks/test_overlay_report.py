@@ -3,8 +3,9 @@
 Rows are built here the way bench/bench_overlay.py records them; the table is read back
 from what print_matrix prints. What is pinned down: the bare-UDP numbers of an MTU and
 loss go on each DIRECT row of that MTU and loss (in the results and as a column), relayed
-lines get a dash, the bare-UDP rows are lines under the table rather than in it, and a
-run without them prints the table as before.
+lines get a dash, the bare-UDP rows are lines under the table rather than in it, a row
+from a results file of before the mmsg mode prints with a dash for it, and a run without
+them prints the table as before.
 """
 
 from __future__ import annotations
@@ -36,13 +37,21 @@ def mode(name: str, gbit: float | None, segments: int = 1) -> dict[str, Any]:
             "loss_pct": 1.0, "receive_gro": name == "gso", "seconds": 6.0}  # fmt: skip
 
 
-def udp_row(single: float | None, gso: float | None, mtu: int = 1500,
+def udp_row(single: float | None, mmsg: float | None, gso: float | None, mtu: int = 1500,
             loss: float = 0.0) -> dict[str, Any]:  # fmt: skip
     return {
         "underlay_mtu": mtu, "loss_pct": loss, "path": "DIRECT", "impl": "udp",
         "target": "198.18.1.12", "datagram_bytes": 1432,
-        "bare_udp": {"single": mode("single", single), "gso": mode("gso", gso, 45)},
+        "bare_udp": {"single": mode("single", single), "mmsg": mode("mmsg", mmsg, 45),
+                     "gso": mode("gso", gso, 45)},
     }  # fmt: skip
+
+
+def old_udp_row(single: float, gso: float, **kw: Any) -> dict[str, Any]:
+    """A udp row as bench-overlay recorded it before the mmsg mode: no "mmsg" key."""
+    row = udp_row(single, None, gso, **kw)
+    del row["bare_udp"]["mmsg"]
+    return row
 
 
 def table_lines(out: str) -> dict[tuple[str, str, str, str], str]:
@@ -60,47 +69,72 @@ def test_add_bare_udp_same_mtu_and_loss_direct_only() -> None:
     that failed); relayed rows, rows of an MTU or loss without bare UDP, and the bare-UDP
     rows themselves get nothing."""
     rows = [
-        tcp_row("underlay"), tcp_row("ztui"), udp_row(1.01, 2.05),
-        tcp_row("ztui", loss=1.0), udp_row(0.98, None, loss=1.0),
+        tcp_row("underlay"), tcp_row("ztui"), udp_row(1.01, 1.25, 2.05),
+        tcp_row("ztui", loss=1.0), udp_row(0.98, None, None, loss=1.0),
         tcp_row("ztui", path="RELAY"),
         tcp_row("ztui", mtu=1280),
+        tcp_row("ztui-nogso", mtu=9000), old_udp_row(1.1, 2.2, mtu=9000),
     ]  # fmt: skip
     add_bare_udp(rows)
-    assert rows[0]["bare_udp_gbit_per_s"] == {"single": 1.01, "gso": 2.05}
-    assert rows[1]["bare_udp_gbit_per_s"] == {"single": 1.01, "gso": 2.05}
-    assert rows[3]["bare_udp_gbit_per_s"] == {"single": 0.98, "gso": None}
-    for untouched in (rows[2], rows[4], rows[5], rows[6]):
+    assert rows[0]["bare_udp_gbit_per_s"] == {"single": 1.01, "mmsg": 1.25, "gso": 2.05}
+    assert rows[1]["bare_udp_gbit_per_s"] == {"single": 1.01, "mmsg": 1.25, "gso": 2.05}
+    assert rows[3]["bare_udp_gbit_per_s"] == {"single": 0.98, "mmsg": None, "gso": None}
+    # A udp row from before mmsg: no mmsg key, rather than a failed (None) measurement.
+    assert rows[7]["bare_udp_gbit_per_s"] == {"single": 1.1, "gso": 2.2}
+    for untouched in (rows[2], rows[4], rows[5], rows[6], rows[8]):
         assert "bare_udp_gbit_per_s" not in untouched
 
 
 def test_table_has_the_bare_udp_column(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [
-        tcp_row("underlay", gbit=3.5), udp_row(1.012, 2.051), tcp_row("ztui"),
+        tcp_row("underlay", gbit=3.5), udp_row(1.012, 1.253, 2.051), tcp_row("ztui"),
         tcp_row("ztui", path="RELAY"),
-        tcp_row("ztui", loss=1.0), udp_row(0.981, None, loss=1.0),
+        tcp_row("ztui", loss=1.0), udp_row(0.981, 1.204, None, loss=1.0),
     ]  # fmt: skip
     add_bare_udp(rows)
     print_matrix(rows, seconds=6, pings=20)
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.lstrip().startswith("MTU"))
-    assert header.rstrip().endswith(BARE_HEADER)
+    assert header.rstrip().endswith("bare UDP 1/send | mmsg | GSO Gbit/s") and BARE_HEADER in header
     lines = table_lines(out)
-    assert lines[("1500", "0%", "DIRECT", "underlay")].endswith("1.012 | 2.051")
-    assert lines[("1500", "0%", "DIRECT", "ztui")].endswith("1.012 | 2.051")
-    assert lines[("1500", "1%", "DIRECT", "ztui")].endswith("0.981 | error")
+    assert lines[("1500", "0%", "DIRECT", "underlay")].endswith("  1.012 | 1.253 | 2.051")
+    assert lines[("1500", "0%", "DIRECT", "ztui")].endswith("  1.012 | 1.253 | 2.051")
+    assert lines[("1500", "1%", "DIRECT", "ztui")].endswith("  0.981 | 1.204 | error")
     assert lines[("1500", "0%", "RELAY", "ztui")].endswith("—")
     # The bare-UDP rows are no lines of the table, but lines of their own under it.
     assert not any(key[3] == "udp" for key in lines)
     below = [line.strip() for line in out.splitlines() if line.startswith("  MTU ")]
     assert below == [
         "MTU 1500, loss 0%, 1432-byte datagrams: 1/send 1.012 Gbit/s (1.00% of 600,000 "
-        "lost); GSO 45/send + GRO 2.051 Gbit/s (1.00% of 600,000 lost)",
+        "lost); mmsg 45/send + recvmmsg 1.253 Gbit/s (1.00% of 600,000 lost); "
+        "GSO 45/send + GRO 2.051 Gbit/s (1.00% of 600,000 lost)",
         "MTU 1500, loss 1%, 1432-byte datagrams: 1/send 0.981 Gbit/s (1.00% of 600,000 "
-        "lost); GSO 45/send + GRO error (sender: this kernel has no UDP_SEGMENT)",
+        "lost); mmsg 45/send + recvmmsg 1.204 Gbit/s (1.00% of 600,000 lost); "
+        "GSO 45/send + GRO error (sender: this kernel has no UDP_SEGMENT)",
     ]
     # The column is as wide as its header, and the numbers line up at its right edge.
     width = len(header.rstrip())
     assert all(len(lines[key].rstrip()) == width for key in lines)
+
+
+def test_rows_from_before_mmsg_still_print(capsys: pytest.CaptureFixture[str]) -> None:
+    """An older results file: its udp rows have no "mmsg", and its DIRECT rows carry
+    bare_udp_gbit_per_s with only single and gso (as written then, not recomputed). Both
+    print, with a dash where mmsg would be, never "error" (nothing failed)."""
+    stored = tcp_row("ztui", mtu=1280)
+    stored["bare_udp_gbit_per_s"] = {"single": 0.95, "gso": 1.9}
+    rows = [tcp_row("ztui"), old_udp_row(1.012, 2.051), stored]
+    add_bare_udp(rows)
+    print_matrix(rows, seconds=6, pings=20)
+    out = capsys.readouterr().out
+    lines = table_lines(out)
+    assert lines[("1500", "0%", "DIRECT", "ztui")].endswith("  1.012 | - | 2.051")
+    assert lines[("1280", "0%", "DIRECT", "ztui")].endswith("  0.950 | - | 1.900")
+    below = [line.strip() for line in out.splitlines() if line.startswith("  MTU ")]
+    assert below == [
+        "MTU 1500, loss 0%, 1432-byte datagrams: 1/send 1.012 Gbit/s (1.00% of 600,000 "
+        "lost); mmsg -; GSO 45/send + GRO 2.051 Gbit/s (1.00% of 600,000 lost)",
+    ]
 
 
 def test_table_without_bare_udp_is_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,9 +152,10 @@ def test_table_without_bare_udp_is_unchanged(capsys: pytest.CaptureFixture[str])
 
 def test_only_bare_udp_prints_its_lines(capsys: pytest.CaptureFixture[str]) -> None:
     """--impl udp alone: no empty table, just the bare-UDP lines."""
-    rows = [udp_row(1.0, 2.0)]
+    rows = [udp_row(1.0, 1.25, 2.0)]
     add_bare_udp(rows)
     print_matrix(rows, seconds=6, pings=20)
     out = capsys.readouterr().out
     assert not any(line.startswith("MTU") for line in out.splitlines())
     assert "1/send 1.000 Gbit/s" in out and "GSO 45/send + GRO 2.000 Gbit/s" in out
+    assert "mmsg 45/send + recvmmsg 1.250 Gbit/s" in out
