@@ -164,20 +164,29 @@ def receive(port: int, mode: str, first_wait_s: float, idle_s: float) -> dict[st
             sock.close()
         return {**counts, "gro": False}
     print(json.dumps({"ready": True}), flush=True)
+    # Non-blocking, waiting in poll only when nothing is left, as overlayd reads: a socket
+    # timeout would make CPython poll before every recvmsg, a call per datagram more.
+    sock.setblocking(False)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    wait_ms = first_wait_s * 1000
     buf = bytearray(RECV_BUFFER_BYTES)
     datagrams = nbytes = reads = 0
     first = last = 0.0
-    sock.settimeout(first_wait_s)
-    with contextlib.suppress(TimeoutError):
-        while True:
+    while True:
+        try:
             n, ancdata, _flags, _addr = sock.recvmsg_into([buf], GRO_CMSG_SPACE)
-            last = time.monotonic()
-            if not reads:
-                first = last
-                sock.settimeout(idle_s)
-            reads += 1
-            nbytes += n
-            datagrams += datagrams_in(n, gro_size(ancdata))
+        except (BlockingIOError, InterruptedError):
+            if not poller.poll(wait_ms):
+                break
+            continue
+        last = time.monotonic()
+        if not reads:
+            first = last
+            wait_ms = idle_s * 1000
+        reads += 1
+        nbytes += n
+        datagrams += datagrams_in(n, gro_size(ancdata))
     sock.close()
     return {"datagrams": datagrams, "bytes": nbytes, "reads": reads,
             "seconds": last - first, "gro": gro_on}  # fmt: skip

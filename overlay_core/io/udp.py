@@ -12,7 +12,9 @@ BindError, the handlers, are in udp_contract and re-exported here). How it keeps
 - ICMP errors for our own datagrams: every socket sets IP_RECVERR / IPV6_RECVERR, so the
   kernel queues them on the socket's error queue (even in IP_PMTUDISC_PROBE mode) and
   reports the first as a pending socket error, which fails whichever call comes first, a
-  receive or a send; a failed send is tried once more.
+  receive or a send; a failed send is tried once more. (Inside one sendmmsg a later
+  datagram may take that error silently: the entry stays queued and the socket polls as
+  errored, so a wakeup that finds nothing to read drains the queue too.)
   Then the queue is drained (at most ERRQUEUE_DRAIN_MAX entries per turn of the loop),
   each entry parsed by `parse_recverr` into an `IcmpError` and passed to `on_error`, and
   counted by kind (`udp_errqueue_<kind>`); nothing is logged per packet. The daemon turns
@@ -138,10 +140,12 @@ class _Socket:
             return
         batch: list[bytes] = []
         source: Endpoint | None = None
-        for _ in range(MAX_READS_PER_WAKEUP):
+        for attempt in range(MAX_READS_PER_WAKEUP):
             try:
                 n, ancdata, _flags, addr = self.sock.recvmsg_into([self._view], self._cmsg)
             except (BlockingIOError, InterruptedError):
+                if not attempt:  # woken with nothing to read: an error queued (docstring)
+                    self.drain_errors()
                 break
             except OSError:
                 # The pending error of an ICMP for an earlier send (IP_RECVERR): counted,
@@ -173,6 +177,7 @@ class _Socket:
         try:
             received = mmsg.receive()
         except (BlockingIOError, InterruptedError):
+            self.drain_errors()  # woken with nothing to read: an error queued (docstring)
             return
         except OSError:  # a pending ICMP error, as in readable()
             self._counters["udp_icmp_errors"] += 1
@@ -206,6 +211,8 @@ class _Socket:
 
     def _deliver(self, batch: list[bytes], source: Endpoint | None) -> None:
         assert source is not None
+        if self.closed:  # a handler closed the sockets: nothing more is delivered
+            return
         try:
             self._on_batch(batch, source)
         except Exception:  # one bad batch must not unregister the reader
@@ -305,7 +312,7 @@ class _Socket:
                 self._counters["udp_gso_fallbacks"] += 1
                 if exc.errno == errno.EIO:  # this device can't segment: never again here
                     self.gso = False
-                    log.info("UDP GSO is unavailable on this route (EIO); sending singly")
+                    log.info("UDP GSO is unavailable on this route (EIO); sending without it")
                 else:  # most likely an earlier datagram's ICMP error, as in send()
                     self._counters["udp_icmp_errors"] += 1
                     self.drain_errors()
@@ -332,6 +339,7 @@ class _Socket:
                     self._counters["udp_send_failed"] += 1
                     at += 1
                     retried = False
+                    self.drain_errors()  # its own error (EMSGSIZE, ...) is queued too
                     continue
                 self._counters["udp_icmp_errors"] += 1
                 self._counters["udp_send_retried"] += 1

@@ -17,10 +17,10 @@ fakebind, real sockets behind a switchable cut) both satisfy `BindLike` and are 
    soon as open() returns. An exception in the handler is logged; the socket reads on.
 3. `send(endpoint, data)` sends one datagram from a socket of the endpoint's address
    family; `send_many(endpoint, datagrams)` sends several, in order (with UDP GSO where
-   the kernel has it: `offloads` says which of GSO and GRO the sockets got). Neither
-   raises nor blocks: UDP is lossy anyway, so a datagram that cannot go out (a full
-   socket buffer, no socket of that family, a hostname instead of an IP) is counted and
-   dropped; `send` says whether it went out.
+   the kernel has it, else sendmmsg: `offloads` says which of GSO, GRO and the mmsg calls
+   the sockets got). Neither raises nor blocks: UDP is lossy anyway, so a datagram that
+   cannot go out (a full socket buffer, no socket of that family, a hostname instead of
+   an IP) is counted and dropped; `send` says whether it went out.
 4. `counters` counts what happened by name (`udp_datagrams_sent`, `udp_send_*` drops,
    `udp_gso_sends`, `udp_errqueue_<kind>`, ...); the daemon shows them in io_counters.
 5. ICMP errors for datagrams we sent (fragmentation needed / packet too big, port

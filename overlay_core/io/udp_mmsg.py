@@ -132,7 +132,7 @@ class Batcher:
     Build with `Batcher.open(sock)`, which says None where the kernel or C library can't."""
 
     def __init__(self, sock: socket.socket, calls: _Calls, gro: bool) -> None:
-        self._fd = sock.fileno()
+        self._fd = sock.fileno()  # -1 once closed: the buffers are gone then
         self._calls = calls
         # Receives that came in coalesced (GRO), counted for the caller's counters.
         self.coalesced = 0
@@ -186,7 +186,10 @@ class Batcher:
         calls = _calls()
         if calls is None:
             return None
-        batcher = cls(sock, calls, gro)
+        try:
+            batcher = cls(sock, calls, gro)
+        except (OSError, ValueError):  # no memory for the buffers (a small NAS): go singly
+            return None
         send = calls.sendmmsg(batcher._fd, ctypes.addressof(batcher._send_msgs), 0, 0)
         recv = calls.recvmmsg(batcher._fd, ctypes.addressof(batcher._recv_msgs), 0, 0, None)
         if send < 0 or recv < 0:
@@ -196,8 +199,13 @@ class Batcher:
 
     def send(self, sockaddr: bytes, datagrams: Sequence[bytes]) -> int:
         """Send up to MESSAGES datagrams to one `sockaddr` (see `sockaddr`); how many the
-        kernel took, which may be fewer (then the next one failed, and will again). Raises
-        OSError when the first fails: BlockingIOError for a full buffer, else its error."""
+        kernel took, which may be fewer: the next one failed (the kernel keeps no error for
+        a call that sent some; the caller's next call tells). Raises OSError when the first
+        fails: BlockingIOError for a full buffer, else its error."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "closed")
+        if len(sockaddr) > NAME_BYTES:
+            raise ValueError(f"a sockaddr of {len(sockaddr)} bytes")
         count = min(len(datagrams), MESSAGES)
         ctypes.memmove(self._send_name, sockaddr, len(sockaddr))
         namelen = len(sockaddr)
@@ -227,11 +235,15 @@ class Batcher:
         datagram, in arrival order (a coalesced receive split back into its datagrams).
         Raises BlockingIOError when nothing is, OSError for a pending error (an ICMP error
         queued by IP_RECVERR fails the next receive, as recvmsg's would)."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "closed")
         longs, control_bytes = self._recv_longs, self._control_bytes
         if control_bytes:
             for i in range(self._used_controls):
                 longs[i * _STRIDE_LONGS + _CONTROLLEN_LONG] = control_bytes
-        # The slots were set to full length once; the kernel only writes msg_len.
+        # The slots were set to full length once. The kernel writes msg_len, msg_flags,
+        # msg_controllen (given back above) and msg_namelen, which stays what it was: one
+        # address family per socket (IPv6 ones are V6ONLY).
         got = self._calls.recvmmsg(
             self._fd, ctypes.addressof(self._recv_msgs), MESSAGES, _MSG_DONTWAIT, None
         )
@@ -271,7 +283,8 @@ class Batcher:
         return int(_INT.unpack_from(self._control_view, at + _CMSGHDR.size)[0])
 
     def close(self) -> None:
-        """Let go of the buffers (the socket is the caller's to close)."""
+        """Let go of the buffers (the socket is the caller's to close); later calls raise."""
+        self._fd = -1
         for view in (self.view, self._recv_view, self._names_view, self._control_view):
             view.release()
         for words in (self._iov_words, self._recv_words, self._recv_longs):

@@ -9,10 +9,10 @@ Gbit/s with one send each, 29 Gbit/s with GSO/GRO.
 
 Both are Linux-only and newer than the kernels some NAS vendors ship: UDP_SEGMENT came in
 4.18, UDP_GRO in 5.0 (Synology DSM 7 runs 4.4). Each is probed per socket at start;
-without it every datagram gets its own call, as before. A GSO send can still fail at
-run time: EIO where the outgoing device has no checksum offload (the kernel can't
-segment there), EINVAL for a run the route's MTU can't carry; the caller falls back to
-one datagram per call (for EIO, for good).
+without them datagrams go by sendmmsg / recvmmsg, many per call (udp_mmsg.py). A GSO
+send can still fail at run time: EIO where the outgoing device has no checksum offload
+(the kernel can't segment there), EINVAL for a run the route's MTU can't carry; the
+caller falls back to sendmmsg (for EIO, for good).
 
 Python's socket module has neither constant (linux/udp.h: SOL_UDP 17, UDP_SEGMENT 103,
 UDP_GRO 104).

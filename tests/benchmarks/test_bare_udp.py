@@ -148,8 +148,11 @@ def test_both_programs_over_loopback(mode: str) -> None:
     assert "error" not in result, result
     assert result["datagrams_per_send"] == (1 if mode == "single" else 45)
     assert 0 < result["received"] <= result["sent"]
-    assert result["gbit_per_s"] == pytest.approx(
-        result["received"] * 1432 * 8 / result["seconds"] / 1e9, rel=0.05
+    # the rate is from the receiver's own span, which the result rounds to 0.01 s
+    bits = result["received"] * 1432 * 8
+    span = result["seconds"]
+    assert (
+        bits / (span + 0.006) / 1e9 <= result["gbit_per_s"] <= bits / max(span - 0.006, 1e-3) / 1e9
     )
     assert result["receive_gro"] is (mode == "gso")
     if mode == "mmsg":

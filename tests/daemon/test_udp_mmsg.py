@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from overlay_core.io import udp_offload
+from overlay_core.io import udp_mmsg, udp_offload
 from overlay_core.io.udp import UdpSockets
 from overlay_core.io.udp_mmsg import MESSAGES, Batcher, sockaddr, source_of
 from overlay_core.proto.effects import Endpoint, udp
@@ -152,9 +152,11 @@ async def test_sources_interleaved_split_into_runs() -> None:
 
 
 async def test_a_failing_datagram_is_dropped_alone_and_the_rest_go() -> None:
-    """A pending ICMP error (port unreachable for an earlier datagram) fails the next call:
-    the error queue is read and the call made again, nothing lost; a datagram that fails
-    twice (too long for UDP) is dropped and counted, the ones after it still go."""
+    """A pending ICMP error (port unreachable for an earlier datagram: on loopback it is
+    queued before sendto returns) fails the next sendmmsg: the error queue is read and the
+    call made again, nothing lost. A datagram the kernel refuses (one byte over UDP's
+    IPv4 limit) ends a call part-way, fails on its own twice and is dropped and counted;
+    the ones after it still go, and its queued error is read too."""
     got: list[bytes] = []
     receiver = await UdpSockets.open(
         ["127.0.0.1"], 0, on_batch=lambda d, s: got.extend(d), offload=False
@@ -164,21 +166,64 @@ async def test_a_failing_datagram_is_dropped_alone_and_the_rest_go() -> None:
     nobody = closed.getsockname()[1]
     closed.close()
     try:
-        sender.send_many(udp("127.0.0.1", nobody), [b"lost"] * 3)  # ICMP port unreachable
-        await asyncio.sleep(0.05)
-        datagrams = [b"first", b"x" * 70000, b"second", b"third"]
+        assert sender.send(udp("127.0.0.1", nobody), b"lost")  # ICMP port unreachable
+        # no await in between: the sender's reader can't take the pending error first
+        datagrams = [b"first", b"x" * 65508, b"second", b"third"]
         sender.send_many(udp("127.0.0.1", receiver.port), datagrams)
+        counters = sender.counters
+        assert counters["udp_send_retried"] == 2  # the ICMP's error, then the big one's
+        assert counters["udp_errqueue_port_unreachable"] == 1
+        assert counters["udp_send_failed"] == 1
+        assert counters["udp_datagrams_sent"] == 1 + 3
         for _ in range(100):
             if len(got) == 3:
                 break
             await asyncio.sleep(0.01)
         assert got == [b"first", b"second", b"third"]
-        assert sender.counters["udp_send_failed"] == 1
-        assert sender.counters["udp_errqueue_port_unreachable"] >= 1
-        assert sender.counters["udp_datagrams_sent"] == 3 + 3
+        # the big one's EMSGSIZE was queued too (the kernel files it as a "too big"), and read
+        queued = sum(v for k, v in counters.items() if k.startswith("udp_errqueue_"))
+        assert queued >= 2
     finally:
         sender.close()
         receiver.close()
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["recvmmsg", "recvmsg"])
+async def test_a_queued_error_nobody_reported_is_read_not_spun_on(batch: bool) -> None:
+    """An error-queue entry whose pending error was taken by someone else (a later
+    datagram of a sendmmsg; here SO_ERROR) leaves the socket polling as errored: the
+    reader, woken with nothing to read, drains the queue instead of being woken forever."""
+    icmp: list[str] = []
+    bound = await UdpSockets.open(
+        ["127.0.0.1"],
+        0,
+        on_batch=lambda d, s: None,
+        on_error=lambda e: icmp.append(e.kind),
+        offload=False,
+        batch=batch,
+    )
+    socket_ = bound._sockets[0]
+    calls = 0
+    if socket_.mmsg is not None:  # count the wakeups (the recvmsg path's can't be wrapped)
+        receive = socket_.mmsg.receive
+
+        def counted() -> list[tuple[bytes, bytes]]:
+            nonlocal calls
+            calls += 1
+            return receive()
+
+        socket_.mmsg.receive = counted  # type: ignore[method-assign]
+    closed = _bound(socket.AF_INET, "127.0.0.1")
+    nobody = closed.getsockname()[1]
+    closed.close()
+    try:
+        socket_.sock.sendto(b"lost", ("127.0.0.1", nobody))
+        assert socket_.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # taken here
+        await asyncio.sleep(0.2)
+        assert icmp == ["port_unreachable"]
+        assert calls <= 3, f"woken {calls} times in 0.2 s"
+    finally:
+        bound.close()
 
 
 def test_coalesced_receives_come_split_call_after_call() -> None:
@@ -211,3 +256,27 @@ def test_coalesced_receives_come_split_call_after_call() -> None:
         receiver.close()
         a.close()
         b.close()
+
+
+def test_a_closed_batcher_refuses_and_no_memory_means_none(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After close() the buffers are gone, so nothing may reach the kernel with their
+    addresses; and where the buffers can't be had (a small NAS), open() says None and
+    the socket goes one datagram per call."""
+    a, b = pair
+    batcher = Batcher.open(a)
+    assert batcher is not None
+    target = sockaddr(a.family, *b.getsockname()[:2])
+    assert target is not None
+    batcher.close()
+    with pytest.raises(OSError):
+        batcher.send(target, [b"late"])
+    with pytest.raises(OSError):
+        batcher.receive()
+
+    def no_memory(*args: object) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(udp_mmsg.mmap, "mmap", no_memory)
+    assert Batcher.open(a) is None

@@ -82,7 +82,7 @@ async def test_send_many_arrives_whole_and_in_order(mode: str) -> None:
         # without GSO the 41 datagrams went in one sendmmsg; with batching on they came in
         # with few recvmmsg (with GRO: one coalesced receive, split back into datagrams)
         assert sender.counters["udp_mmsg_sends"] == (1 if mode == "tap" else 0)
-        assert (1 <= receiver.counters["udp_mmsg_reads"] <= 41) is batch
+        assert receiver.counters["udp_mmsg_reads"] == (1 if batch else 0)
     finally:
         sender.close()
         receiver.close()
@@ -109,7 +109,7 @@ async def test_eio_turns_gso_off_and_loses_nothing() -> None:
         datagrams = [bytes([i]) * 1000 for i in range(10)]
         target = udp("127.0.0.1", receiver.port)
         sender.send_many(target, datagrams)
-        sender.send_many(target, datagrams)  # the second goes singly from the start
+        sender.send_many(target, datagrams)  # the second goes without GSO from the start
         assert await _collect(got, 20) == datagrams * 2
         assert bound.gso is False
         assert sender.counters["udp_gso_fallbacks"] == 1
