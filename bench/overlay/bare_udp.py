@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,59 +145,64 @@ def summarize(
 def receive(port: int, mode: str, first_wait_s: float, idle_s: float) -> dict[str, Any]:
     """Count datagrams arriving on `port` until idle_s passes without one (or first_wait_s
     before the first); prints a ready line once bound, so the sender can start. gso turns
-    UDP_GRO on; mmsg reads with recvmmsg (receive_batched)."""
+    UDP_GRO on; mmsg reads with recvmmsg (count_received with _mmsg_reader)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with contextlib.suppress(OSError):  # capped by rmem_max; the default works too
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
     gro_on = enable_gro(sock) if mode == "gso" else False
     sock.bind(("0.0.0.0", port))
+    # Non-blocking, waiting in poll only when nothing is left, as overlayd reads: a socket
+    # timeout would make CPython poll before every recvmsg, a call per datagram more.
+    sock.setblocking(False)
     if mode == "mmsg":
-        sock.setblocking(False)  # as overlayd's: recvmmsg until EAGAIN, then wait
         batcher = Batcher.open(sock)
         if batcher is None:
             sock.close()
             return {"error": NO_MMSG}  # before the ready line: the parent reports it
         print(json.dumps({"ready": True}), flush=True)
         try:
-            counts = receive_batched(sock, batcher, first_wait_s, idle_s)
+            counts = count_received(sock, _mmsg_reader(batcher), first_wait_s, idle_s)
         finally:
             batcher.close()
             sock.close()
         return {**counts, "gro": False}
     print(json.dumps({"ready": True}), flush=True)
-    # Non-blocking, waiting in poll only when nothing is left, as overlayd reads: a socket
-    # timeout would make CPython poll before every recvmsg, a call per datagram more.
-    sock.setblocking(False)
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    wait_ms = first_wait_s * 1000
+    try:
+        counts = count_received(sock, _plain_reader(sock), first_wait_s, idle_s)
+    finally:
+        sock.close()
+    return {**counts, "gro": gro_on}
+
+
+Reader = Callable[[], tuple[int, int]]
+
+
+def _plain_reader(sock: socket.socket) -> Reader:
+    """One recvmsg: (datagrams, bytes), a GRO read counted as the datagrams it holds."""
     buf = bytearray(RECV_BUFFER_BYTES)
-    datagrams = nbytes = reads = 0
-    first = last = 0.0
-    while True:
-        try:
-            n, ancdata, _flags, _addr = sock.recvmsg_into([buf], GRO_CMSG_SPACE)
-        except (BlockingIOError, InterruptedError):
-            if not poller.poll(wait_ms):
-                break
-            continue
-        last = time.monotonic()
-        if not reads:
-            first = last
-            wait_ms = idle_s * 1000
-        reads += 1
-        nbytes += n
-        datagrams += datagrams_in(n, gro_size(ancdata))
-    sock.close()
-    return {"datagrams": datagrams, "bytes": nbytes, "reads": reads,
-            "seconds": last - first, "gro": gro_on}  # fmt: skip
+
+    def read() -> tuple[int, int]:
+        n, ancdata, _flags, _addr = sock.recvmsg_into([buf], GRO_CMSG_SPACE)
+        return datagrams_in(n, gro_size(ancdata)), n
+
+    return read
 
 
-def receive_batched(
-    sock: socket.socket, batcher: Batcher, first_wait_s: float, idle_s: float
+def _mmsg_reader(batcher: Batcher) -> Reader:
+    """One recvmmsg: (datagrams, bytes)."""
+
+    def read() -> tuple[int, int]:
+        got = batcher.receive()
+        return len(got), sum(len(payload) for payload, _source in got)
+
+    return read
+
+
+def count_received(
+    sock: socket.socket, read: Reader, first_wait_s: float, idle_s: float
 ) -> dict[str, Any]:
-    """receive's counting with recvmmsg on non-blocking `sock`: take what is waiting until
-    nothing is, then poll, with the same first and idle waits as a blocking recvmsg's."""
+    """Call `read` on non-blocking `sock` until it finds nothing (BlockingIOError), then
+    poll: up to first_wait_s for the first datagram, idle_s for each later one."""
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     wait_ms = first_wait_s * 1000
@@ -204,7 +210,7 @@ def receive_batched(
     first = last = 0.0
     while True:
         try:
-            got = batcher.receive()
+            got, size = read()
         except (BlockingIOError, InterruptedError):
             if not poller.poll(wait_ms):
                 break
@@ -214,8 +220,8 @@ def receive_batched(
             first = last
             wait_ms = idle_s * 1000
         reads += 1
-        datagrams += len(got)
-        nbytes += sum(len(payload) for payload, _source in got)
+        datagrams += got
+        nbytes += size
     return {"datagrams": datagrams, "bytes": nbytes, "reads": reads, "seconds": last - first}
 
 
