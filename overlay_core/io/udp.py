@@ -297,8 +297,8 @@ class _Socket:
             return self._send_batched(address, datagrams)
         sent = 0
         for run in gso_runs(datagrams):
-            if len(run) == 1 or not self.gso:
-                sent += sum(self.send(address, d) for d in run)
+            if len(run) == 1 or not self.gso:  # GSO gone (EIO) partway: the rest in runs too
+                sent += self._send_batched(address, run)
                 continue
             try:
                 self.sock.sendmsg(run, gso_control(len(run[0])), 0, address)
@@ -323,14 +323,15 @@ class _Socket:
         """Send in order with sendmmsg, MESSAGES a call; one by one where it is missing.
         A failing datagram is treated as `_send` treats one: the error queue is read and it
         is tried once more, then dropped and counted, and the rest go on."""
-        raw = sockaddr(self.family, address[0], address[1]) if self.mmsg is not None else None
-        if raw is None or len(datagrams) == 1 or self.mmsg is None:
+        mmsg = self.mmsg
+        raw = sockaddr(self.family, *address) if mmsg is not None and len(datagrams) > 1 else None
+        if mmsg is None or raw is None:
             return sum(self.send(address, d) for d in datagrams)
         sent = at = 0
         retried = False
         while at < len(datagrams):
             try:
-                took = self.mmsg.send(raw, datagrams[at : at + MESSAGES])
+                took = mmsg.send(raw, datagrams[at : at + MESSAGES])
             except (BlockingIOError, InterruptedError):
                 self._counters["udp_send_dropped_full"] += len(datagrams) - at
                 break

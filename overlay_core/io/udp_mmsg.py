@@ -41,7 +41,7 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
-from .udp_offload import SOL_UDP, UDP_GRO
+from .udp_offload import SOL_UDP, UDP_GRO, split_gro
 
 # Datagrams per call: as many as a GSO send carries (udp_offload.MAX_SEGMENTS), and as
 # many as udp.py reads per wakeup.
@@ -140,7 +140,7 @@ class Batcher:
         # lengths to its datagrams', and a receive must offer whole slots.
         self._send_area = mmap.mmap(-1, MESSAGES * SLOT_BYTES)
         self._recv_area = mmap.mmap(-1, MESSAGES * SLOT_BYTES)
-        self.view = memoryview(self._send_area)
+        self._send_view = memoryview(self._send_area)
         self._recv_view = memoryview(self._recv_area)
         # Sends: every message names one destination; receives: each its own source.
         self._send_name = ctypes.create_string_buffer(NAME_BYTES)
@@ -209,7 +209,7 @@ class Batcher:
         count = min(len(datagrams), MESSAGES)
         ctypes.memmove(self._send_name, sockaddr, len(sockaddr))
         namelen = len(sockaddr)
-        view, words = self.view, self._iov_words
+        view, words = self._send_view, self._iov_words
         for i in range(count):
             data = datagrams[i]
             size = len(data)
@@ -266,9 +266,8 @@ class Batcher:
                 segment = self._segment_size(i)
             if 0 < segment < size:
                 coalesced += 1
-                end = start + size
-                for piece in range(start, end, segment):
-                    out.append((bytes(view[piece : min(piece + segment, end)]), name))
+                run = split_gro(view[start : start + size], segment)
+                out += [(datagram, name) for datagram in run]
             else:
                 out.append((bytes(view[start : start + size]), name))
         self.coalesced = coalesced
@@ -285,7 +284,7 @@ class Batcher:
     def close(self) -> None:
         """Let go of the buffers (the socket is the caller's to close); later calls raise."""
         self._fd = -1
-        for view in (self.view, self._recv_view, self._names_view, self._control_view):
+        for view in (self._send_view, self._recv_view, self._names_view, self._control_view):
             view.release()
         for words in (self._iov_words, self._recv_words, self._recv_longs):
             words.release()
