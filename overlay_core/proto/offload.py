@@ -44,7 +44,8 @@ remainder is the sum of the 16-bit words with end-around carry, computed in C. M
 with timeit (CPython 3.11, this 2-core machine): 2.5 us per 1400 bytes (110 us per 64 KB);
 `segment` of a 64 KB super-frame into 45 segments 210 us (4.7 us per segment) for IPv4,
 175 us (3.9) for IPv6, with full checksums; 75 us (1.7) and 42 us (0.9) without, the
-checksum being most of the cost; `coalesce` of 45 segments 85-95 us (about 2 us each),
+checksum being most of the cost; `coalesce` of 49 segments 46 us (under 1 us each, its
+run's state in local variables while the segments follow one another: 59 us before),
 `validate` 1 us.
 """
 
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 VNET_HDR_BYTES = 10
@@ -321,7 +323,7 @@ class _Run:
         self.psh = psh
         # The headers as one integer, and which of their bits must be equal in every
         # segment (all but lengths, IPv4 id and checksum, seq, flags and TCP checksum):
-        # _continues compares a frame with the run's first in two C operations.
+        # _extend compares a frame with the run's first in two C operations.
         self.head = int.from_bytes(frame[:hdrs], "big")
         self.mask = _header_mask(v6, l4, hdrs)
         self.df = v6 or bool(frame[20] & _IPV4_DF)
@@ -378,17 +380,14 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
     limit = min(max_bytes, 0xFFFF)
     out: list[bytes | _Run] = []
     runs: dict[bytes, _Run] = {}
-    last: _Run | None = None  # the run the previous frame joined or started
-    for frame in frames:
-        # The short way: the next segment of the previous frame's run (no parsing, no
-        # lookup); anything else is parsed and its flow's run looked up.
-        if last is not None and last.open and _continues(last, frame, limit):
-            continue
-        last = None
+    pending = iter(frames)
+    frame = next(pending, None)
+    while frame is not None:
         try:
             v6, l4, thl, end = _parse_tcp(frame, exact=False)
         except OffloadError:
             out.append(NO_OFFLOAD + frame)
+            frame = next(pending, None)
             continue
         hdrs = l4 + thl
         flow = frame[22:54] + frame[l4 : l4 + 4] if v6 else frame[26:34] + frame[l4 : l4 + 4]
@@ -396,47 +395,70 @@ def coalesce(frames: list[bytes], max_bytes: int = 65535) -> list[bytes]:
         if size == 0 or flags & ~TCP_PSH != TCP_ACK:
             runs.pop(flow, None)
             out.append(_single(frame, v6, l4, hdrs, end))
+            frame = next(pending, None)
             continue
         run = runs.get(flow)
-        if run is not None and run.open and _continues(run, frame, limit):
-            last = run
-            continue
+        if run is not None:
+            joined, frame = _extend(run, frame, pending, limit)
+            if joined:
+                continue
+            assert frame is not None  # the frame that did not join is handled below
         seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
         run = _Run(frame, v6, l4, hdrs, end, seq, bool(flags & TCP_PSH))
         runs[flow] = run
         out.append(run)
-        last = run
+        frame = _extend(run, None, pending, limit)[1]
     return [item if isinstance(item, bytes) else _merged(item) for item in out]
 
 
-def _continues(run: _Run, frame: bytes, limit: int) -> bool:
-    """Append `frame` to `run` if it is the run's next segment (the rule in coalesce())."""
-    hdrs = run.hdrs
-    n = len(frame)
-    if n <= hdrs or (int.from_bytes(frame[:hdrs], "big") ^ run.head) & run.mask:
-        return False
-    l4 = run.l4
-    if frame[l4 + 13] & ~TCP_PSH != TCP_ACK:
-        return False
-    end = (54 + ((frame[18] << 8) | frame[19])) if run.v6 else 14 + ((frame[16] << 8) | frame[17])
-    size = end - hdrs
-    if (
-        end > n
-        or size <= 0
-        or size > run.mss
-        or run.ip_len + size > limit
-        or int.from_bytes(frame[l4 + 4 : l4 + 8], "big") != run.seq
-        or not (run.df or ((frame[18] << 8) | frame[19]) == run.ip_id & 0xFFFF)
-    ):
-        return False
-    run.pieces.append(memoryview(frame)[hdrs:end])
-    run.seq = (run.seq + size) & 0xFFFFFFFF
-    run.ip_len += size
-    run.ip_id += 1
-    psh = bool(frame[l4 + 13] & TCP_PSH)
-    if psh or size < run.mss:
-        run.open, run.psh = False, psh
-    return True
+def _extend(
+    run: _Run, first: bytes | None, pending: Iterator[bytes], limit: int
+) -> tuple[bool, bytes | None]:
+    """Append to `run` the frames that continue it (the rule in coalesce()): `first`, if
+    given, then frames taken from `pending` for as long as each is the next segment.
+    Returns whether `first` joined (True without one) and the first frame taken that did
+    not join, for the caller to handle (None once `pending` is exhausted).
+
+    The short way through a batch: the run's state lives in local variables while its
+    segments follow one another (no parsing, no lookup, no attribute access per segment),
+    which is most of what coalescing a 64 KB super-frame's ~45 segments costs."""
+    if not run.open:
+        return first is None, first if first is not None else next(pending, None)
+    hdrs, head, mask, mss, df, v6 = run.hdrs, run.head, run.mask, run.mss, run.df, run.v6
+    flags_at, seq_at = run.l4 + 13, run.l4 + 4
+    seq, ip_len, ip_id = run.seq, run.ip_len, run.ip_id
+    append, from_bytes = run.pieces.append, int.from_bytes
+    joined = first is None
+    frame = first if first is not None else next(pending, None)
+    while frame is not None:
+        n = len(frame)
+        if n <= hdrs or (from_bytes(frame[:hdrs], "big") ^ head) & mask:
+            break
+        flags = frame[flags_at]
+        if flags & ~TCP_PSH != TCP_ACK:
+            break
+        end = (54 + ((frame[18] << 8) | frame[19])) if v6 else 14 + ((frame[16] << 8) | frame[17])
+        size = end - hdrs
+        if (
+            end > n
+            or size <= 0
+            or size > mss
+            or ip_len + size > limit
+            or from_bytes(frame[seq_at : seq_at + 4], "big") != seq
+            or not (df or ((frame[18] << 8) | frame[19]) == ip_id & 0xFFFF)
+        ):
+            break
+        append(memoryview(frame)[hdrs:end])
+        seq = (seq + size) & 0xFFFFFFFF
+        ip_len += size
+        ip_id += 1
+        joined = True
+        frame = next(pending, None)
+        if flags & TCP_PSH or size < mss:  # the run's last segment
+            run.open, run.psh = False, bool(flags & TCP_PSH)
+            break
+    run.seq, run.ip_len, run.ip_id = seq, ip_len, ip_id
+    return joined, frame
 
 
 def _segment_tagged(header: VnetHeader, frame: bytes, prefix: bytes) -> list[bytes]:
