@@ -1,7 +1,8 @@
 """TCP throughput, RTT and daemon cost: ztui beside tinc 1.0 and the bare underlay, in namespaces.
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
-        [--loss 0 1] [--paths direct relay] [--impl underlay udp tinc ztui ztui-nogso]
+        [--loss 0 1] [--paths direct whole relay]
+        [--impl underlay udp tinc ztui ztui-nogso]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
 
@@ -42,6 +43,25 @@ DIRECT (both NATs in the path, nothing in between):
   2800-byte frames and fragments them to its probed path MTU, MSS clamping keeping TCP
   segments whole.
 
+DIRECT-WHOLE (the same rig, right after the DIRECT lines, on tinc's same direct net; at 0 %
+loss only): UDP segmentation offload is turned back on, the veth default, on the uplinks the
+run turned it off on, for these lines only, and off again after them, also on error or
+Ctrl-C. A GSO send then crosses both NAT routers and the bridges as one packet and is split
+at pc2's socket, instead of being forwarded datagram by datagram: on this two-core rig
+that forwarding runs on the same cores as both ends, inside the sender's send calls. These
+lines show what ztui's batching gives on a path that does not charge the sender's cores per
+datagram; a random drop would take a whole batch, hence no lossy line. They do not replace
+the DIRECT lines, which stay the reference. Measured:
+* udp: bare UDP's gso mode only; one datagram per send and sendmmsg make no GSO sends, so
+  the setting cannot change them.
+* tinc: one datagram per sendto, so in principle unchanged; measured as the reference of
+  the ztui/tinc ratio under the same conditions.
+* ztui: overlayd --offload auto (restarted if the last DIRECT line left it on tap).
+Not measured: underlay (TCP, whose TSO super-packets cross the routers whole on every line
+already; the setting concerns UDP GSO only) and ztui-nogso (sendmmsg, no GSO sends). Without
+ethtool nothing was turned off, the DIRECT lines already are whole, and the path is skipped
+with a line saying so; likewise without 0 in --loss.
+
 RELAY (the homes' routers drop UDP between their public addresses, so nobody punches):
 * tinc: a third tinc node on root1 is the hub both homes ConnectTo; with no UDP between
   the homes, tinc 1.0 sends every packet through it: pc1 -> hub -> pc2, over UDP.
@@ -54,15 +74,16 @@ and on each ztui line the ratio ztui/tinc of the same MTU, loss and path.
 
 Output: the earlier table (DIRECT at 0 % loss, overlay beside underlay), the full table,
 the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `results`,
-`ratios` and `tinc` are new; the udp rows of `results` hold the three bare-UDP
-measurements under `bare_udp`, every other DIRECT row their Gbit/s as
-`bare_udp_gbit_per_s`). Numbers are what this machine gives in this run; the ratios are
-the point. Benchmarks never fail on speed; the default run takes ~11 minutes on two cores
-(the udp lines ~2 of them; --mtu, --loss, --paths and --impl choose a subset). Everything
-the run creates (namespaces, daemons, iptables rules, homes and tinc directories under
-/tmp) is removed at the end, also on error or Ctrl-C; only processes started here are ever
-signalled, by their PID. As non-root (or without iperf3) it prints one line saying why and
-exits 0; without tincd it measures the rest and says so.
+`ratios` and `tinc` are new; the udp rows of `results` hold the bare-UDP measurements
+under `bare_udp`, three on DIRECT and gso alone on DIRECT-WHOLE, and every other row of
+those paths their Gbit/s as `bare_udp_gbit_per_s`). Numbers are what this machine gives in
+this run; the ratios are the point. Benchmarks never fail on speed; the default run takes
+~12 minutes on two cores (the udp lines ~2 of them, DIRECT-WHOLE ~1.5; --mtu, --loss,
+--paths and --impl choose a subset). Everything the run creates (namespaces, daemons,
+iptables rules, homes and tinc directories under /tmp) is removed at the end, also on
+error or Ctrl-C; only processes started here are ever signalled, by their PID. As non-root
+(or without iperf3) it prints one line saying why and exits 0; without tincd it measures
+the rest and says so.
 """
 
 from __future__ import annotations
@@ -90,11 +111,20 @@ from overlay.measure import (
     loss_rules,
     measure,
     no_direct_udp_rules,
-    no_udp_segmentation_offload,
     ping,
     router_rules,
+    set_udp_segmentation_offload,
+    udp_segmentation_offload_on,
 )
-from overlay.report import add_bare_udp, add_ratios, print_legacy, print_matrix, print_ratios
+from overlay.report import (
+    DIRECT_WHOLE,
+    LINK_OF,
+    add_bare_udp,
+    add_ratios,
+    print_legacy,
+    print_matrix,
+    print_ratios,
+)
 from overlay.tinc import (
     DIRECT_PORT,
     DIRECT_SUBNET,
@@ -108,6 +138,7 @@ from record import run_header, write_result
 
 from overlay_core.lab.netns import unavailable_reason
 from overlay_core.lab.world import OverlayNode, OverlayWorld
+from overlay_core.proto.states import Link
 
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
@@ -118,6 +149,12 @@ UNDERLAY_ONLY = ("underlay", "udp")
 # overlayd --offload per impl: ztui-nogso is the data path of a kernel without UDP GSO/GRO
 # (before 4.18, as a Synology DSM 7 NAS's 4.4): TAP offloads, sendmmsg/recvmmsg (io/udp_mmsg.py).
 OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap"}
+# --paths, in the order they run: DIRECT-WHOLE on the DIRECT rig, before RELAY's rules.
+PATHS = ("direct", "whole", "relay")
+# The impls whose datagrams UDP segmentation offload can change (module docstring), and the
+# one bare-UDP mode of them: single and mmsg make no GSO sends.
+WHOLE_IMPLS = ("udp", "tinc", "ztui")
+WHOLE_BARE_UDP_MODES = ("gso",)
 
 
 def why_not() -> str | None:
@@ -159,14 +196,16 @@ class Bench:
         self.target = world.overlay_ip(self.b, nwid)
         ok = lambda: ping(self.a.host, self.target, 1).get("loss_pct") == 0.0  # noqa: E731
         world.wait("pc1 to ping pc2", ok, 15)
-        world.wait_link(self.a, self.b, "DIRECT")
-        world.wait_link(self.b, self.a, "DIRECT")
+        world.wait_link(self.a, self.b, Link.DIRECT)
+        world.wait_link(self.b, self.a, Link.DIRECT)
         path_mtu = (world.wait_path_mtu(self.a, self.b), world.wait_path_mtu(self.b, self.a))
         self.datagram_bytes = path_mtu[0]  # what ztui sends pc1 -> pc2: the bare UDP's size
         assert self.a.site is not None and self.b.site is not None
         self.home1, self.home2 = self.a.site, self.b.site
         self.hosts = [self.a.host, self.b.host, self.root.host]
-        segmentation = {h.name: no_udp_segmentation_offload(h) for h in self.hosts}
+        # Off for the world's life, but on for the DIRECT-WHOLE lines (see whole()).
+        segmentation = {h.name: set_udp_segmentation_offload(h, on=False) for h in self.hosts}
+        self.segmentation_off = segmentation
         forward_ports(
             self.home2,
             self.b.host,
@@ -223,9 +262,9 @@ class Bench:
 
     # ---- measuring ------------------------------------------------------------------------
 
-    def set_offload(self, mode: str, path: str) -> None:
+    def set_offload(self, mode: str, link: Link) -> None:
         """Restart the three daemons with `--offload mode` (same homes: same identities and
-        networks) and wait for pc1 and pc2 to be back on `path` with probed path MTUs."""
+        networks) and wait for pc1 and pc2 to be back on `link` with probed path MTUs."""
         if mode == self.offload:
             return
         say(f"  restarting the daemons with --offload {mode}")
@@ -237,23 +276,25 @@ class Bench:
         world.wait(
             "pc1 to ping pc2", lambda: ping(self.a.host, self.target, 1).get("loss_pct") == 0.0, 30
         )
-        world.wait_link(self.a, self.b, path, RELAY_WAIT_S)
-        world.wait_link(self.b, self.a, path, RELAY_WAIT_S)
-        if path == "DIRECT":
+        world.wait_link(self.a, self.b, link, RELAY_WAIT_S)
+        world.wait_link(self.b, self.a, link, RELAY_WAIT_S)
+        if link == Link.DIRECT:
             world.wait_path_mtu(self.a, self.b)
             world.wait_path_mtu(self.b, self.a)
 
-    def _bare_udp(self, loss: float) -> dict[str, Any]:
-        """Bare UDP, pc1 -> home2's UDP port forward -> pc2: one measurement per mode."""
+    def _bare_udp(self, loss: float, path: str) -> dict[str, Any]:
+        """Bare UDP, pc1 -> home2's UDP port forward -> pc2: one measurement per mode (on
+        DIRECT-WHOLE the gso mode only)."""
         target, size = self.home2.addr, self.datagram_bytes
-        say(f"  MTU {self.mtu}, loss {loss:g}%, DIRECT: udp ({size}-byte datagrams) -> "
+        modes = WHOLE_BARE_UDP_MODES if path == DIRECT_WHOLE else BARE_UDP_MODES
+        say(f"  MTU {self.mtu}, loss {loss:g}%, {path}: udp ({size}-byte datagrams) -> "
             f"{target}:{BARE_UDP_PORT}")  # fmt: skip
-        row: dict[str, Any] = {"underlay_mtu": self.mtu, "loss_pct": loss, "path": "DIRECT",
+        row: dict[str, Any] = {"underlay_mtu": self.mtu, "loss_pct": loss, "path": path,
                                "impl": "udp", "target": target, "datagram_bytes": size}  # fmt: skip
         row["bare_udp"] = {
             mode: measure_bare_udp(self.a.host, self.b.host, target, size=size,
                                    seconds=self.args.seconds, mode=mode)
-            for mode in BARE_UDP_MODES
+            for mode in modes
         }  # fmt: skip
         for result in row["bare_udp"].values():
             if "error" in result or "note" in result:
@@ -263,7 +304,7 @@ class Bench:
 
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
         if impl == "udp":
-            return self._bare_udp(loss)
+            return self._bare_udp(loss, path)
         relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1"}
         pids: dict[str, int | None]
         if impl == "underlay":
@@ -274,7 +315,8 @@ class Bench:
             target = tinc.nodes["pc2"].ip
             pids = {name: node.pid for name, node in tinc.nodes.items()}
         else:
-            self.set_offload(OFFLOAD[impl], path)
+            # The row's path names the rig; ztui's link on DIRECT-WHOLE is DIRECT.
+            self.set_offload(OFFLOAD[impl], Link(LINK_OF.get(path, path)))
             self.world.check_alive()
             target = self.target
             pids = {"pc1": self._pid(self.a), "pc2": self._pid(self.b)}
@@ -310,15 +352,41 @@ class Bench:
                     if loss > 0:
                         row["loss_dropped"] = dropped(homes)
 
-    def direct(self, impls: list[str]) -> None:
-        tinc = self.tinc_direct() if "tinc" in impls else None
+    def direct(self, impls: list[str], paths: list[str]) -> None:
+        """The DIRECT lines, then the DIRECT-WHOLE ones, as `paths` asks: one tinc net for
+        both, brought up once."""
+        direct = impls if "direct" in paths else []
+        whole = [i for i in impls if i in WHOLE_IMPLS] if "whole" in paths else []
+        tinc = self.tinc_direct() if "tinc" in direct + whole else None
         try:
             if tinc is not None and not self._tinc_up(tinc, [("pc1", "pc2"), ("pc2", "pc1")]):
-                impls = [i for i in impls if i != "tinc"]
-            self.phase("DIRECT", impls, tinc)
+                direct = [i for i in direct if i != "tinc"]
+                whole = [i for i in whole if i != "tinc"]
+            if direct:
+                self.phase("DIRECT", direct, tinc)
+            if whole:
+                self.whole(whole, tinc)
         finally:
             if tinc is not None:
                 tinc.stop()
+
+    def whole(self, impls: list[str], tinc: TincNet | None) -> None:
+        """The DIRECT-WHOLE lines (module docstring): at 0 % loss, with UDP segmentation
+        offload back on the uplinks build() turned it off on, off again after them."""
+        uplinks = [h for h in self.hosts if self.segmentation_off.get(h.name)]
+        if not uplinks:
+            say(f"{DIRECT_WHOLE} skipped: UDP segmentation offload could not be turned off "
+                "(no ethtool?), so the DIRECT lines already are whole")  # fmt: skip
+            return
+        with udp_segmentation_offload_on(uplinks) as took:
+            if not all(took.values()):
+                refused = ", ".join(name for name, ok in took.items() if not ok)
+                say(f"{DIRECT_WHOLE} skipped: ethtool would not turn UDP segmentation "
+                    f"offload back on for {refused}")  # fmt: skip
+                return
+            for impl in impls:
+                row = self._one(DIRECT_WHOLE, 0.0, impl, tinc)
+                row["udp_segmentation_offload_on"] = sorted(took)
 
     def relayed(self, impls: list[str]) -> None:
         impls = [i for i in impls if i not in UNDERLAY_ONLY]
@@ -326,8 +394,8 @@ class Bench:
             return
         with router_rules(no_direct_udp_rules(self.home1, self.home2)):
             if any(i in OFFLOAD for i in impls):
-                self.world.wait_link(self.a, self.b, "RELAY", RELAY_WAIT_S)
-                self.world.wait_link(self.b, self.a, "RELAY", RELAY_WAIT_S)
+                self.world.wait_link(self.a, self.b, Link.RELAY, RELAY_WAIT_S)
+                self.world.wait_link(self.b, self.a, Link.RELAY, RELAY_WAIT_S)
             tinc = self.tinc_relay() if "tinc" in impls else None
             try:
                 pairs = [("pc1", "hub"), ("pc2", "hub"), ("hub", "pc1"), ("hub", "pc2")]
@@ -343,8 +411,8 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
     with OverlayWorld() as world:
         bench = Bench(world, args, mtu)
         run = bench.build()
-        if "direct" in args.paths:
-            bench.direct(impls)
+        if "direct" in args.paths or "whole" in args.paths:
+            bench.direct(impls, args.paths)
         if "relay" in args.paths:
             bench.relayed(impls)
         run["tinc"] = bench.tinc
@@ -360,28 +428,48 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
         return run
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; --paths comes back deduplicated, in the order the paths run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8, help="iperf3 run length")
     parser.add_argument("--pings", type=int, default=20, help="pings per idle RTT measurement")
     parser.add_argument("--mtu", type=int, nargs="+", default=[1500, 1280], help="underlays")
     parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 1.0],
                         help="random loss in %% per direction, end to end")  # fmt: skip
-    parser.add_argument("--paths", nargs="+", choices=["direct", "relay"],
-                        default=["direct", "relay"])  # fmt: skip
+    parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
     args = parser.parse_args(argv)
+    if any(not 0 <= loss < 100 for loss in args.loss):
+        parser.error("--loss takes percentages in [0, 100)")
+    args.paths = [p for p in PATHS if p in args.paths]
+    return args
+
+
+def whole_skipped(loss: list[float], impls: list[str]) -> str | None:
+    """Why --paths whole measures nothing with this --loss and these impls, or None."""
+    if 0 not in loss:
+        return (f"{DIRECT_WHOLE} skipped: it is measured at 0% loss only (a drop would take "
+                "a whole GSO batch), and --loss has no 0")  # fmt: skip
+    if not any(i in WHOLE_IMPLS for i in impls):
+        return f"{DIRECT_WHOLE} skipped: it measures {', '.join(WHOLE_IMPLS)}, none in --impl"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     reason = why_not()
     if reason is not None:
         print(f"bench-overlay: skipped: {reason}")
         return 0
-    if any(not 0 <= loss < 100 for loss in args.loss):
-        parser.error("--loss takes percentages in [0, 100)")
     impls = [i for i in IMPLS if i in args.impl]
     version = tinc_version()
     if "tinc" in impls and version is None:
         say("tincd not found (run `make sysdeps` as root): measuring without tinc")
         impls.remove("tinc")
+    skipped = whole_skipped(args.loss, impls) if "whole" in args.paths else None
+    if skipped is not None:
+        say(skipped)
+        args.paths.remove("whole")  # the results' `paths` say what was measured
     # SIGTERM unwinds like Ctrl-C, so the worlds' cleanup runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

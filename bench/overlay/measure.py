@@ -20,7 +20,7 @@ deleted again when the measurement (or phase) that needed them ends, also on err
   each rule drops with P = 1 - sqrt(1 - loss): the end-to-end loss in each direction is
   exactly --loss (1 %), not twice that. This kernel has no netem, the usual tool. The
   rule drops what crosses the router: one UDP datagram at a time for the overlays (UDP
-  segmentation offload is off on the hosts' uplinks, see no_udp_segmentation_offload),
+  segmentation offload is off on the hosts' uplinks, see set_udp_segmentation_offload),
   but a whole TSO super-packet (tens of KB, up to ~45 segments) of the bare underlay's
   TCP, so the underlay's lossy line is a harsher loss than a wire's; the results record
   the packets and bytes each lossy run lost.
@@ -31,6 +31,15 @@ deleted again when the measurement (or phase) that needed them ends, also on err
 * port forwards (nat PREROUTING on home2's WAN, DNAT to pc2): TCP to the iperf3 port and
   ICMP echo for the bare-underlay measurement, UDP to bare_udp.PORT for the bare-UDP one,
   UDP and TCP 655 for tinc. These stay for the world's life and go with its namespaces.
+
+UDP segmentation offload: a veth offers it, and left on, a UDP GSO send (ztui's, bare
+UDP's gso mode: up to ~45 datagrams in one skb) crosses both routers as one packet and is
+split only at pc2's socket. The bench turns it off on the hosts' uplinks for the world's
+life, as on a NIC without USO (most NAS NICs): the batch is split into wire datagrams as it
+leaves pc1, each is forwarded on its own, and a loss rule drops one datagram, not a batch.
+The price on this rig is that every datagram is then forwarded one by one through both
+routers and the bridges, on the same two cores as both ends. The DIRECT-WHOLE lines turn it
+back on for their measurements only (udp_segmentation_offload_on), at 0 % loss.
 """
 
 from __future__ import annotations
@@ -112,17 +121,52 @@ def dropped(sites: Sequence[Site]) -> dict[str, int]:
     return {"packets": packets, "bytes": size}
 
 
-def no_udp_segmentation_offload(host: Host) -> bool:
-    """Turn off UDP segmentation offload on the host's uplink; False without ethtool.
-
-    A veth offers it, so a UDP GSO send (a batch of datagrams in one skb) would cross the
-    routers whole, and a random drop there would take out the whole batch at once. Off,
-    the kernel splits the batch into wire datagrams as it leaves the host, as it does for a
-    NIC without USO (most NAS NICs): each datagram is then dropped on its own."""
+def set_udp_segmentation_offload(host: Host, on: bool) -> bool:
+    """Turn UDP segmentation offload on the host's uplink on or off (see the module
+    docstring); False without ethtool, or when ethtool refused."""
     if shutil.which("ethtool") is None:
         return False
-    proc = host.run(["ethtool", "-K", host.iface, "tx-udp-segmentation", "off"])
+    state = "on" if on else "off"
+    proc = host.run(["ethtool", "-K", host.iface, "tx-udp-segmentation", state])
     return proc.returncode == 0
+
+
+def _all_off(hosts: Sequence[Host]) -> list[str]:
+    """Segmentation offload off on every host's uplink; the names where that failed.
+    Each host is tried even if one before it raised, so none is left on by accident."""
+    failed = []
+    for host in hosts:
+        try:
+            ok = set_udp_segmentation_offload(host, on=False)
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            failed.append(host.name)
+    return failed
+
+
+@contextlib.contextmanager
+def udp_segmentation_offload_on(hosts: Sequence[Host]) -> Iterator[dict[str, bool]]:
+    """UDP segmentation offload on for the block on these hosts' uplinks, off again after
+    it, also when the block raises or is interrupted (Ctrl-C, SIGTERM's SystemExit): the
+    lines measured after it would otherwise run with batches a drop takes whole.
+
+    Yields, by host name, whether turning it on took; the caller decides whether a
+    measurement is worth making when one did not. Turning it off again failing is an
+    error (RuntimeError) unless the block is already raising, whose error then wins."""
+    took: dict[str, bool] = {}
+    try:
+        for host in hosts:
+            took[host.name] = set_udp_segmentation_offload(host, on=True)
+        yield took
+    except BaseException:
+        _all_off(hosts)
+        raise
+    failed = _all_off(hosts)
+    if failed:
+        raise RuntimeError(
+            f"could not turn UDP segmentation offload off again on {', '.join(failed)}"
+        )
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The tables bench-overlay prints, and what its results add to the rows: the ztui/tinc
-ratios, and on each DIRECT row the bare-UDP ceiling of its MTU and loss."""
+ratios, and on each DIRECT and DIRECT-WHOLE row the bare-UDP ceiling of its MTU, loss and
+path."""
 
 from __future__ import annotations
 
@@ -8,10 +9,24 @@ from typing import Any
 
 IMPL_ORDER = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
 # The bare-UDP rows (bench/overlay/bare_udp.py) are no lines of the full table: their
-# numbers are a column on every DIRECT line, and lines of their own below it.
+# numbers are a column on every DIRECT (and DIRECT-WHOLE) line, and lines of their own
+# below it.
 BARE_UDP = "udp"
 # bare_udp.MODES, in the column's order; a results file from before mmsg lacks that mode.
 BARE_MODES = ("single", "mmsg", "gso")
+# The DIRECT rig with UDP segmentation offload left on the hosts' uplinks (bench_overlay.py
+# docstring). Its bare-UDP row holds the gso mode only: the others make no GSO sends.
+DIRECT_WHOLE = "DIRECT-WHOLE"
+# Paths with a bare-UDP row (the relayed path has no port forward).
+BARE_PATHS = ("DIRECT", DIRECT_WHOLE)
+# The link state ztui reports on each path (DIRECT-WHOLE is a DIRECT link).
+LINK_OF = {DIRECT_WHOLE: "DIRECT"}
+WHOLE_LEGEND = (
+    f"{DIRECT_WHOLE}: DIRECT with UDP segmentation offload left on the hosts' uplinks (the "
+    "veth default): a GSO batch crosses both routers as one packet and is split at pc2's "
+    "socket, so the routers' per-datagram forwarding, which on this rig runs on the same "
+    "two cores as both ends, drops out; 0% loss only (a drop would take a whole batch)."
+)
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, str]:
@@ -45,13 +60,13 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def add_bare_udp(rows: list[dict[str, Any]]) -> None:
-    """Put the bare-UDP Gbit/s (one datagram per send, sendmmsg, GSO) of the same MTU and
-    loss on each DIRECT row of another impl, as `bare_udp_gbit_per_s` (None where that mode
-    failed, no key where the udp row has no such mode, as one from before mmsg): the
-    ceiling that row's datagrams had on this rig."""
+    """Put the bare-UDP Gbit/s (one datagram per send, sendmmsg, GSO) of the same MTU, loss
+    and path on each DIRECT or DIRECT-WHOLE row of another impl, as `bare_udp_gbit_per_s`
+    (None where that mode failed, no key where the udp row has no such mode: one from
+    before mmsg, or a DIRECT-WHOLE one): the ceiling that row's datagrams had on this rig."""
     bare = {_key(r): r["bare_udp"] for r in rows if r["impl"] == BARE_UDP}
     for row in rows:
-        if row["impl"] == BARE_UDP or row["path"] != "DIRECT" or _key(row) not in bare:
+        if row["impl"] == BARE_UDP or row["path"] not in BARE_PATHS or _key(row) not in bare:
             continue
         got = bare[_key(row)]
         row["bare_udp_gbit_per_s"] = {
@@ -60,17 +75,20 @@ def add_bare_udp(rows: list[dict[str, Any]]) -> None:
 
 
 def _bare_cell(row: dict[str, Any]) -> str:
-    if row["path"] != "DIRECT":
+    if row["path"] not in BARE_PATHS:
         return "—"  # the relayed path has no port forward, hence no bare-UDP line
     gbit = row.get("bare_udp_gbit_per_s")
     if gbit is None:
         return "-"
-    return " | ".join(_bare_number(gbit, mode) for mode in BARE_MODES)
+    # On DIRECT-WHOLE only GSO is measured, by design ("—"); a DIRECT row lacking a mode
+    # is from before that mode existed ("-").
+    absent = "—" if row["path"] == DIRECT_WHOLE else "-"
+    return " | ".join(_bare_number(gbit, mode, absent) for mode in BARE_MODES)
 
 
-def _bare_number(gbit: dict[str, float | None], mode: str) -> str:
+def _bare_number(gbit: dict[str, float | None], mode: str, absent: str) -> str:
     if mode not in gbit:
-        return "-"  # not measured: a row from before this mode existed
+        return absent
     value = gbit[mode]
     return f"{value:.3f}" if value is not None else "error"
 
@@ -100,19 +118,27 @@ def _bare_text(result: dict[str, Any] | None, mode: str) -> str:
 
 
 def print_bare_udp(rows: Sequence[dict[str, Any]]) -> None:
-    """The bare-UDP rows, one line each: every mode's Gbit/s and datagrams lost."""
+    """The bare-UDP rows, one line each: every mode's Gbit/s and datagrams lost (on a
+    DIRECT-WHOLE row, the one mode it measures, and the path named)."""
     bare = [r for r in rows if r["impl"] == BARE_UDP]
     if not bare:
         return
+    whole = any(r["path"] == DIRECT_WHOLE for r in bare)
     print(
         "bare UDP (no overlay: pc1 -> home2's UDP port forward -> pc2 on the DIRECT path, "
         "Python at both ends, datagrams of ztui's path MTU): the ceiling of any userspace "
         "VPN's datagrams on this rig; Gbit/s of UDP payload received"
+        + (f"; on {DIRECT_WHOLE} only GSO, whose sends the offload changes" if whole else "")
     )
     for row in bare:
         got = row["bare_udp"]
-        texts = "; ".join(_bare_text(got.get(mode), mode) for mode in BARE_MODES)
-        print(f"  MTU {row['underlay_mtu']}, loss {row['loss_pct']:g}%, "
+        if row["path"] == DIRECT_WHOLE:
+            where = f"{DIRECT_WHOLE}, "
+            modes = [mode for mode in BARE_MODES if mode in got]
+        else:
+            where, modes = "", list(BARE_MODES)
+        texts = "; ".join(_bare_text(got.get(mode), mode) for mode in modes)
+        print(f"  MTU {row['underlay_mtu']}, loss {row['loss_pct']:g}%, {where}"
               f"{row['datagram_bytes']}-byte datagrams: {texts}")  # fmt: skip
 
 
@@ -152,15 +178,19 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
 HEADERS = ["MTU", "loss", "path", "impl", "Gbit/s", "retr", "RTT idle", "RTT load",
            "CPU s/Gbit", "RSS MB", "ztui/tinc"]  # fmt: skip
 RIGHT = {0, 1, 4, 5, 6, 7, 8}
-BARE_HEADER = "bare UDP 1/send | mmsg | GSO Gbit/s"
+# Its unit is in the sentence above the table: "Gbit/s" here would widen every line.
+BARE_HEADER = "bare UDP 1/send | mmsg | GSO"
 
 
 def print_matrix(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:
     """The full table, one line per measurement except the bare-UDP ones: those are a
-    column on the DIRECT lines (see add_bare_udp) and lines of their own under it."""
+    column on the DIRECT and DIRECT-WHOLE lines (see add_bare_udp) and lines of their own
+    under it, after the legend of DIRECT-WHOLE when the run has that path."""
     lines = [r for r in rows if r["impl"] != BARE_UDP]
     if lines:
         _print_table(lines, seconds, pings)
+    if any(r["path"] == DIRECT_WHOLE for r in rows):
+        print(WHOLE_LEGEND)
     print_bare_udp(rows)
     _print_notes(rows)
 
@@ -175,7 +205,12 @@ def _print_table(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> No
         "beside iperf3); CPU: user+system seconds of the daemons (both ends, and the relay "
         "when relayed) per Gbit received; RSS: each daemon's, pc1/pc2[/relay]; ztui/tinc: "
         "throughput ratio, same MTU, loss and path."
-        + (" bare UDP: the kernel-only ceiling of the same MTU and loss (below)." if bare else "")
+        + (
+            " bare UDP: Gbit/s of one datagram per send, sendmmsg and GSO, the kernel-only "
+            "ceiling of the same MTU, loss and path (lines below)."
+            if bare
+            else ""
+        )
     )
     table = [headers] + [_row_cells(r) + ([_bare_cell(r)] if bare else []) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
@@ -206,7 +241,7 @@ def _print_notes(rows: Sequence[dict[str, Any]]) -> None:
                 parts.append(f"{impl} {packets:,} (avg {size:,.0f} bytes)")
         print("lossy runs: the routers' random drops took " + ", ".join(parts))
     notes = [r for r in rows if r["impl"].startswith("ztui")
-             and r.get("link") not in (None, r["path"])]  # fmt: skip
+             and r.get("link") not in (None, LINK_OF.get(r["path"], r["path"]))]  # fmt: skip
     for r in notes:
         print(f"note: ztui's link was {r['link']} after the {r['path']} run "
               f"(MTU {r['underlay_mtu']}, loss {r['loss_pct']:g}%)")  # fmt: skip
@@ -216,18 +251,21 @@ def print_ratios(ratios: Sequence[dict[str, Any]]) -> None:
     """One line per underlay MTU, one column per (path, loss): ztui / tinc throughput."""
     if not ratios:
         return
+    # By name, the paths sort as they run: DIRECT, DIRECT-WHOLE, RELAY.
     columns = sorted({(r["path"], r["loss_pct"]) for r in ratios})
     lines = sorted({(r["underlay_mtu"], r["impl"]) for r in ratios}, key=lambda k: (-k[0], k[1]))
     by = {(r["underlay_mtu"], r["impl"], r["path"], r["loss_pct"]): r["ratio"] for r in ratios}
     names = [f"{path} {loss:g}%" for path, loss in columns]
-    print("\n(ztui)/tinc throughput" + " " * 14 + "".join(f"  {n:>10}" for n in names))
+    widths = [max(10, len(name)) for name in names]  # "DIRECT-WHOLE 0%" is 15 wide
+    print("\n(ztui)/tinc throughput" + " " * 14
+          + "".join(f"  {n:>{w}}" for n, w in zip(names, widths, strict=True)))  # fmt: skip
     for mtu, impl in lines:
         cells = []
         for path, loss in columns:
             value = by.get((mtu, impl, path, loss))
             cells.append(f"{value:.2f}x" if value is not None else "-")
         label = f"{impl}, underlay MTU {mtu}"
-        print(f"{label:<36}" + "".join(f"  {c:>10}" for c in cells))
+        print(f"{label:<36}" + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths, strict=True)))
 
 
 def print_legacy(runs: Sequence[dict[str, Any]], seconds: int, pings: int) -> None:
