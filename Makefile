@@ -66,8 +66,8 @@ bench-core: venv
 	$(BIN)/python bench/bench_core.py
 
 # ztui beside tinc 1.0 (switch mode), the bare underlay and bare UDP on the same rig, in the
-# same run: DIRECT and relayed, underlay MTU 1500 and 1280, 0% and 1% loss (~11 min on 2
-# cores).
+# same run: DIRECT and relayed, underlay MTU 1500 and 1280, 0% and 1% loss, and DIRECT-WHOLE
+# (0%: UDP GSO batches crossing the routers whole) (~12 min on 2 cores).
 # Needs root (namespaces, TAP, iptables) and iperf3; otherwise it says why and exits 0;
 # without tincd it measures the rest. BENCH_OVERLAY_ARGS: e.g. --mtu 1500 --loss 0
 # --paths direct --impl tinc ztui --seconds 10
