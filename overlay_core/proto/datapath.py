@@ -19,6 +19,7 @@ into super-frames on ports with offloads (offload.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from . import offload, wire
@@ -127,7 +128,16 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
             last = None
         return effects
 
-    for data in datagrams:
+    pending = iter(datagrams)
+    carry: bytes | None = None  # a datagram _more_frames took but left to this loop
+    while True:
+        if carry is not None:
+            data, carry = carry, None
+        else:
+            got = next(pending, None)
+            if got is None:
+                break
+            data = got
         flags = data[18] if len(data) >= _FRAME_MIN_BYTES else -1
         if flags & ~wire.HOPS_MASK == _SESSION_FLAGS and data[8:13] == me:
             key = data[13:20]
@@ -175,6 +185,14 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
                         out += flush()
                     group_key, group_peer = group, peer
                 group_frames.append(plain[9:])
+                if not hops:  # the short way's short way: see _more_frames
+                    taken, size, carry = _more_frames(
+                        session, data[8:20], group, pending, group_frames
+                    )
+                    rx_packets += taken
+                    rx_bytes += size
+                    heard_packets += taken
+                    heard_bytes += size
                 continue
         last = None  # the general way (relaying on a root, too), which may change them
         if group_frames:
@@ -187,6 +205,42 @@ def receive_batch(node: Node, datagrams: list[bytes], source: Endpoint, now: flo
     if heard is not None:
         heard_from(heard, source, heard_hops, heard_bytes, now, heard_packets)
     return out
+
+
+def _more_frames(
+    session: Session, tag: bytes, group: bytes, pending: Iterator[bytes], frames: list[bytes]
+) -> tuple[int, int, bytes | None]:
+    """After an unrelayed FRAME that receive_batch took, the datagrams that follow it for as
+    long as each is another of the kind: to us from the same peer under the same key and
+    flags (bytes 8-20 equal `tag`, so the header is the associated data), new to the replay
+    window, authentic, and a frame of the same verb and network (`group`). Their frames are
+    appended to `frames`. Returns how many were taken, their bytes, and the first datagram
+    that was not such a one (None at the end), which the caller handles from the start as
+    any other: the checks are receive_batch's, in its order, with nothing counted or
+    accepted for a datagram handed back (a forged one costs one more AEAD attempt there).
+
+    Why: in a batch from one sender nearly every datagram is such a one, and this loop does
+    only what differs between them (~10% of receiving a 64 KB super-frame)."""
+    window, open_ = session.replay, session.open
+    check, accept = window.check, window.accept
+    taken = size = 0
+    for data in pending:
+        # The AEAD would refuse any other header too (it is the associated data), but
+        # comparing 12 bytes is cheaper than an AEAD attempt and says what we expect.
+        if data[8:20] != tag or len(data) < _FRAME_MIN_BYTES:
+            return taken, size, data
+        packet_id = int.from_bytes(data[:8], "big")
+        if not check(packet_id):
+            return taken, size, data
+        head = data[:20]
+        plain = open_(head, head, data[20:])
+        if plain is None or plain[:9] != group or len(plain) < 23:
+            return taken, size, data
+        accept(packet_id)
+        frames.append(plain[9:])
+        taken += 1
+        size += len(data)
+    return taken, size, None
 
 
 def merge_sends(effects: list[Effect]) -> list[Effect]:
