@@ -180,6 +180,8 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
         self.tinc: dict[str, Any] = {}
         self.offload = "auto"
+        # Why this world measured no DIRECT-WHOLE line though --paths asked for one.
+        self.whole_skipped: str | None = None
 
     def build(self) -> dict[str, Any]:
         """Roots, controller, two homes on DIRECT with probed path MTUs; the run's header."""
@@ -375,14 +377,16 @@ class Bench:
         offload back on the uplinks build() turned it off on, off again after them."""
         uplinks = [h for h in self.hosts if self.segmentation_off.get(h.name)]
         if not uplinks:
-            say(f"{DIRECT_WHOLE} skipped: UDP segmentation offload could not be turned off "
-                "(no ethtool?), so the DIRECT lines already are whole")  # fmt: skip
+            self.whole_skipped = ("UDP segmentation offload could not be turned off (no "
+                                  "ethtool?), so the DIRECT lines already are whole")  # fmt: skip
+            say(f"{DIRECT_WHOLE} skipped: {self.whole_skipped}")
             return
         with udp_segmentation_offload_on(uplinks) as took:
             if not all(took.values()):
                 refused = ", ".join(name for name, ok in took.items() if not ok)
-                say(f"{DIRECT_WHOLE} skipped: ethtool would not turn UDP segmentation "
-                    f"offload back on for {refused}")  # fmt: skip
+                self.whole_skipped = ("ethtool would not turn UDP segmentation offload back "
+                                      f"on for {refused}")  # fmt: skip
+                say(f"{DIRECT_WHOLE} skipped: {self.whole_skipped}")
                 return
             for impl in impls:
                 row = self._one(DIRECT_WHOLE, 0.0, impl, tinc)
@@ -417,6 +421,8 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
             bench.relayed(impls)
         run["tinc"] = bench.tinc
         run["rows"] = bench.rows
+        if bench.whole_skipped is not None:
+            run["whole_skipped"] = bench.whole_skipped
         for row in bench.rows:  # the earlier keys: DIRECT, no added loss
             if (
                 row["path"] == "DIRECT"
@@ -469,7 +475,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped = whole_skipped(args.loss, impls) if "whole" in args.paths else None
     if skipped is not None:
         say(skipped)
-        args.paths.remove("whole")  # the results' `paths` say what was measured
+        # The results' `paths` say what was measured (a world that could not measure it
+        # says why under `whole_skipped`).
+        args.paths.remove("whole")
+        if not args.paths:  # nothing left: say so rather than build worlds for nothing
+            say("nothing to measure: --paths named only whole")
+            return 2
     # SIGTERM unwinds like Ctrl-C, so the worlds' cleanup runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -241,6 +241,7 @@ def test_whole_skipped_when_nothing_was_turned_off(capsys: pytest.CaptureFixture
     assert bench._one.calls == [] and hosts[0].commands == []
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and "DIRECT-WHOLE skipped" in out[0] and "already are whole" in out[0]
+    assert bench.whole_skipped is not None and "already are whole" in bench.whole_skipped
 
 
 @pytest.mark.usefixtures("ethtool")
@@ -323,3 +324,89 @@ def test_direct_alone_measures_no_whole_lines(direct_bench: tuple[Any, list[Any]
     bench, seen = direct_bench
     bench.direct(["udp", "ztui"], ["direct", "relay"])
     assert seen == [("DIRECT", ["udp", "ztui"], None)]
+
+
+# ---- the glue: Bench._one, Bench._bare_udp, main -----------------------------------------
+
+
+def _node(name: str) -> Any:
+    host = SimpleNamespace(name=name, addr=f"198.18.0.{len(name)}")
+    proc = SimpleNamespace(pid=4000 + len(name))
+    return SimpleNamespace(host=host, running=True, proc=proc, address=0x1234, site=None)
+
+
+def _measuring_bench(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any]]:
+    """A Bench whose rig is stand-ins: what set_offload, measure and measure_bare_udp
+    were asked is recorded, nothing is measured."""
+    bench = _bench([], {})
+    calls: list[Any] = []
+    bench.a, bench.b, bench.root = _node("pc1"), _node("pc2"), _node("root1")
+    bench.a.peer = lambda address: {"link": "DIRECT"}
+    bench.home2 = SimpleNamespace(addr="198.18.1.13")
+    bench.world = SimpleNamespace(check_alive=lambda: None)
+    bench.target, bench.datagram_bytes = "10.147.17.2", 1432
+    monkeypatch.setattr(
+        bench, "set_offload", lambda mode, link: calls.append(("offload", mode, link))
+    )
+    monkeypatch.setattr(bench_overlay, "measure", lambda *a, **kw: {"tcp": {"gbit_per_s": 1.0}})
+
+    def bare(*args: Any, mode: str, **kw: Any) -> dict[str, Any]:
+        calls.append(("bare", mode))
+        return {"mode": mode, "gbit_per_s": 1.0}
+
+    monkeypatch.setattr(bench_overlay, "measure_bare_udp", bare)
+    return bench, calls
+
+
+def test_ztui_on_direct_whole_waits_for_a_direct_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The row says DIRECT-WHOLE, but the link ztui must be on is DIRECT (there is no
+    DIRECT-WHOLE link state: asking for one would abort the run)."""
+    bench, calls = _measuring_bench(monkeypatch)
+    row = bench._one("DIRECT-WHOLE", 0.0, "ztui", None)
+    assert calls == [("offload", "auto", bench_overlay.Link.DIRECT)]
+    assert row["path"] == "DIRECT-WHOLE" and row["offload"] == "auto" and row["link"] == "DIRECT"
+
+
+@pytest.mark.parametrize(("path", "modes"), [("DIRECT", ["single", "mmsg", "gso"]),
+                                             ("DIRECT-WHOLE", ["gso"])])  # fmt: skip
+def test_bare_udp_on_direct_whole_is_gso_alone(
+    monkeypatch: pytest.MonkeyPatch, path: str, modes: list[str]
+) -> None:
+    bench, calls = _measuring_bench(monkeypatch)
+    row = bench._one(path, 0.0, "udp", None)
+    assert calls == [("bare", mode) for mode in modes]
+    assert row["path"] == path and list(row["bare_udp"]) == modes
+
+
+def _main_without_a_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+    built: list[Any] = []
+    written: list[Any] = []
+    monkeypatch.setattr(bench_overlay, "why_not", lambda: None)
+    monkeypatch.setattr(bench_overlay, "tinc_version", lambda: "1.0.36")
+    monkeypatch.setattr(
+        bench_overlay,
+        "measure_world",
+        lambda args, mtu, impls: built.append((mtu, list(args.paths))) or {"rows": []},
+    )
+    monkeypatch.setattr(bench_overlay, "write_result", lambda name, doc: written.append(doc))
+    monkeypatch.setattr(bench_overlay.signal, "signal", lambda *a: None)
+    return built, written
+
+
+@pytest.mark.parametrize("argv", [["--loss", "1"], ["--impl", "underlay", "ztui-nogso"]])
+def test_only_whole_and_nothing_it_measures_builds_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """No world is built and the last results are not overwritten by an empty run."""
+    built, written = _main_without_a_rig(monkeypatch)
+    assert bench_overlay.main(["--paths", "whole", "--mtu", "1500", *argv]) == 2
+    assert built == [] and written == []
+    out = capsys.readouterr().out
+    assert "DIRECT-WHOLE skipped" in out and "nothing to measure" in out
+
+
+def test_the_results_name_the_paths_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    built, written = _main_without_a_rig(monkeypatch)
+    assert bench_overlay.main(["--mtu", "1500", "--loss", "1"]) == 0
+    assert built == [(1500, ["direct", "relay"])]
+    assert [doc["paths"] for doc in written] == [["direct", "relay"]]
