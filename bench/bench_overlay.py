@@ -78,7 +78,7 @@ the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `r
 under `bare_udp`, three on DIRECT and gso alone on DIRECT-WHOLE, and every other row of
 those paths their Gbit/s as `bare_udp_gbit_per_s`). Numbers are what this machine gives in
 this run; the ratios are the point. Benchmarks never fail on speed; the default run takes
-~12 minutes on two cores (the udp lines ~2 of them, DIRECT-WHOLE ~1.5; --mtu, --loss,
+~11-12 minutes on two cores (the udp lines ~2 of them, DIRECT-WHOLE ~1; --mtu, --loss,
 --paths and --impl choose a subset). Everything the run creates (namespaces, daemons,
 iptables rules, homes and tinc directories under /tmp) is removed at the end, also on
 error or Ctrl-C; only processes started here are ever signalled, by their PID. As non-root
