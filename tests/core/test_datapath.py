@@ -33,6 +33,7 @@ import pytest
 
 from overlay_core.controller import Controller
 from overlay_core.proto import offload, wire
+from overlay_core.proto.crypto import Suite
 from overlay_core.proto.datapath import merge_sends, send_many
 from overlay_core.proto.effects import (
     DeliverFrame,
@@ -100,13 +101,15 @@ class Pair:
         b_offload: bool = True,
         relayed: bool = False,
         rules: tuple[Rule, ...] = (),
+        suites: tuple[Suite, ...] | None = None,
     ) -> None:
         self.net = net = FakeNet()
         self.root = net.add_host("root0", root=True)
         ctl = net.add_host("ctl")
         controller = ctl.controller = Controller(ctl.node.identity, tmp / "controller.db")
-        self.a = net.add_host("a", config=NodeConfig(partial_csum=a_partial))
-        self.b = net.add_host("b", config=NodeConfig(partial_csum=b_partial))
+        chosen = {} if suites is None else {"suites": suites}  # None: the CPU's choice
+        self.a = net.add_host("a", config=NodeConfig(partial_csum=a_partial, **chosen))
+        self.b = net.add_host("b", config=NodeConfig(partial_csum=b_partial, **chosen))
         if relayed:
             net.block(self.a, self.b)
         net.run(2)

@@ -3,6 +3,8 @@ are rejected and counted by reason, never delivered."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from overlay_core.proto import wire
@@ -157,3 +159,28 @@ def test_replay_window_accepts_each_counter_once_and_refuses_old_ones() -> None:
     window.accept(5 + REPLAY_WINDOW + 10)
     assert not window.check(6)  # fell out of the window
     assert window.check(5 + REPLAY_WINDOW + 9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_accept_run_is_accept_for_each_id_of_the_run(seed: int) -> None:
+    rng = random.Random(seed)
+    one, runs = ReplayWindow(), ReplayWindow()
+    for _ in range(300):
+        base = max(one.highest, -1)
+        first = base + 1 + rng.choice([0, 0, 1, 5, REPLAY_WINDOW - 3, 3 * REPLAY_WINDOW])
+        last = first + rng.choice([0, 1, 40, REPLAY_WINDOW - 1, REPLAY_WINDOW + 7])
+        for counter in range(first, last + 1):
+            one.accept(counter)
+        runs.accept_run(first, last)
+        assert (runs.highest, runs.bitmap) == (one.highest, one.bitmap)
+        late = rng.randrange(max(0, one.highest - REPLAY_WINDOW - 2), one.highest + 1)
+        assert runs.check(late) == one.check(late)
+
+
+def test_accept_run_refuses_what_is_no_run_above_the_window() -> None:
+    window = ReplayWindow()
+    window.accept(10)
+    for first, last in ((10, 12), (5, 20), (14, 13)):
+        with pytest.raises(ValueError):
+            window.accept_run(first, last)
+    assert (window.highest, window.bitmap) == (10, 1)
