@@ -65,15 +65,28 @@ def send_many(
     # A relayed packet takes the root's other leg too, whose MTU only the root knows.
     mtu = path.mtu if path is not None else PMTU_MIN
     first = session.take_ids(len(payloads))
-    addresses = wire.addr_bytes(peer.address), wire.addr_bytes(node.address)
+    # Every header is the packet id and these 12 bytes (to, from, flags, key id); hops 0
+    # and not fragmented, so it is its own associated data. The AEAD is called here
+    # directly (Session.seal's body) with the nonce from the same 8 id bytes.
+    tail = wire.HEADER_STRUCT.pack(
+        0,
+        wire.addr_bytes(peer.address),
+        wire.addr_bytes(node.address),
+        _SESSION_FLAGS,
+        session.key_id,
+    )[8:]
     verb_byte = bytes([verb])
-    key_id, seal, pack_header = session.key_id, session.seal, wire.HEADER_STRUCT.pack
+    aead, nonce_tail, seal = session.tx_aead, session.nonce_tail, session.seal
+    encrypt = aead.encrypt if aead is not None else None  # None: XCHACHA20, old peers
     datagrams: list[bytes] = []
     sent_bytes = sent = 0
-    for i, payload in enumerate(payloads):
-        # hops 0 and not fragmented: the header is its own associated data
-        head = pack_header(first + i, addresses[0], addresses[1], _SESSION_FLAGS, key_id)
-        packet = head + seal(head, head, verb_byte + payload)
+    for packet_id, payload in enumerate(payloads, first):
+        id_bytes = packet_id.to_bytes(8, "big")
+        head = id_bytes + tail
+        if encrypt is not None:
+            packet = head + encrypt(id_bytes + nonce_tail, verb_byte + payload, head)
+        else:
+            packet = head + seal(head, head, verb_byte + payload)
         if len(packet) <= mtu:
             datagrams.append(packet)
         else:

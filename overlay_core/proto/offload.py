@@ -81,7 +81,6 @@ _IPV4_DF = 0x40
 _VNET = struct.Struct("=BBHHHH")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-_U16x2 = struct.Struct("!HH")
 VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")  # 802.1Q, 802.1ad
 
 
@@ -278,26 +277,30 @@ def segment(
     total = end - hdrs
     count = max(1, -(-total // mss))
     out: list[bytes] = []
+    # What depends on the segment's length alone (IP lengths, a partial TCP checksum) is
+    # written when the length changes: for the first segment and a short last one.
+    tcp_len = ip_len = -1
     for i in range(count):
         offset = i * mss
         piece = payload[offset : offset + mss]
-        tcp_len = thl + len(piece)
-        if v6:
-            _U16.pack_into(head, 18, tcp_len)
-        else:
-            ip_len, this_id = l4 - ETH_LEN + tcp_len, (ip_id + i) & 0xFFFF
-            _U16x2.pack_into(head, 16, ip_len, this_id)
+        if thl + len(piece) != tcp_len:
+            tcp_len = thl + len(piece)
+            ip_len = l4 - ETH_LEN + tcp_len
+            _U16.pack_into(head, 18 if v6 else 16, tcp_len if v6 else ip_len)
+            if not full_checksum:
+                _U16.pack_into(head, l4 + 16, _pseudo(address_sum + tcp_len))
+        if not v6:
+            this_id = (ip_id + i) & 0xFFFF
+            _U16.pack_into(head, 18, this_id)
             _U16.pack_into(head, 24, _complement(ip_sum + ip_len + this_id))
         _U32.pack_into(head, l4 + 4, (seq + offset) & 0xFFFFFFFF)
-        f = flags if i == count - 1 else flags & ~(TCP_FIN | TCP_PSH)
-        head[l4 + 13] = f & ~TCP_CWR if i else f
+        if i < 2 or i == count - 1:  # CWR on the first only, FIN and PSH on the last only
+            f = flags if i == count - 1 else flags & ~(TCP_FIN | TCP_PSH)
+            head[l4 + 13] = f & ~TCP_CWR if i else f
         if full_checksum:
             head[l4 + 16 : l4 + 18] = b"\0\0"
             tcp_sum = _sum(memoryview(head)[l4:]) + _sum(piece)
-            check = _complement(address_sum + tcp_len + tcp_sum)
-        else:
-            check = _pseudo(address_sum + tcp_len)
-        _U16.pack_into(head, l4 + 16, check)
+            _U16.pack_into(head, l4 + 16, _complement(address_sum + tcp_len + tcp_sum))
         out.append(b"".join((prefix, head, piece)))
     return out
 
