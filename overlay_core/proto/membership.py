@@ -251,18 +251,25 @@ class Memberships:
         admitted = batch.admitted if batch is not None else set()
         delivered = batch.frames_of(network) if batch is not None else []
         finish = partial and not network.offload
+        sender = peer.address
+        rules = network.rules.evaluate if len(network.rules) else None
         out: list[Effect] = []
+        last_mac = None  # the source MAC of the frame before, when admitted in this call
         for frame in frames:
             # Only an untagged IP frame's admission depends on nothing but the key: others
             # (a runt, a VLAN tag cut short) may fail to parse where the first one didn't.
-            key = (peer.address, nwid, frame[6:12])
-            if key not in admitted or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
-                refused = self._admit(network, peer, frame, now)
-                if refused is not None:
-                    out += refused
-                    continue
-                admitted.add(key)
-            if network.rules.evaluate(frame) is not None:
+            mac = frame[6:12]
+            if mac != last_mac or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
+                key = (sender, nwid, mac)
+                if key not in admitted or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
+                    refused = self._admit(network, peer, frame, now)
+                    if refused is not None:
+                        out += refused
+                        last_mac = None
+                        continue
+                    admitted.add(key)
+                last_mac = mac
+            if rules is not None and rules(frame) is not None:
                 network.counters["drop_rule"] += 1
                 continue
             if finish:

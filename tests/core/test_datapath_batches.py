@@ -21,6 +21,7 @@ from overlay_core.proto import datapath
 from overlay_core.proto.crypto import Suite
 from overlay_core.proto.effects import DeliverFrame, DeliverFrames, Effect, Send, SendMany
 from overlay_core.proto.node import Node
+from overlay_core.proto.offload import VNET_HDR_BYTES
 from tests.core.test_datapath import MSS, Pair, as_the_kernel_reads, sealed_to
 from tests.core.test_offload import parsed
 
@@ -159,3 +160,25 @@ def test_a_clean_batch_takes_the_short_way_after_its_first_datagram(
     written = [f for e in effects if isinstance(e, DeliverFrames) for f in e.frames]
     assert len(segments_read(written)) == len(segments) == 20
     assert taken == [len(segments) - 1]
+
+
+def test_frames_refused_admission_are_each_refused_in_a_batch(tmp_path: Path) -> None:
+    """frames_in decides a source MAC's admission once per run of frames that carry it:
+    only once it was admitted. Segments from a MAC that is not a's (no bridge may send
+    it) are refused and counted one by one, also between segments of a's own."""
+    pair = Pair(tmp_path)
+    net, a, b = pair.net, pair.a, pair.b
+    spoofed = bytes.fromhex("02aabbccddee")
+    raw, _ = pair.super_frame(6 * MSS)
+    mac_at = VNET_HDR_BYTES + 6  # the source MAC, after the virtio_net_hdr
+    forged = raw[:mac_at] + spoofed + raw[mac_at + 6 :]
+    good = sealed_to(a.node.receive_frames(pair.nwid, [raw], net.now), b.endpoint)
+    bad = sealed_to(a.node.receive_frames(pair.nwid, [forged], net.now), b.endpoint)
+    assert len(good) == len(bad) == 6
+    batch = [*bad[:3], good[0], bad[3], good[1], bad[4], good[2], bad[5], *good[3:]]
+    counters = b.node.memberships.networks[pair.nwid].counters
+    before = counters["drop_bad_source"]
+    effects = b.node.receive_datagrams(batch, a.endpoint, net.now)
+    written = [f for e in effects if isinstance(e, DeliverFrames) for f in e.frames]
+    assert len(segments_read(written)) == len(good)
+    assert counters["drop_bad_source"] - before == len(bad)
