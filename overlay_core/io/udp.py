@@ -125,7 +125,8 @@ class _Socket:
         self.gso = offload and probe_gso(sock)
         self.gro = offload and enable_gro(sock)
         self.mmsg = Batcher.open(sock, self.gro) if batch else None
-        self._view = memoryview(bytearray(RECV_BUFFER_BYTES))
+        # recvmsg's buffer, for a socket without a Batcher (whose receives have slots)
+        self._view = memoryview(bytearray(RECV_BUFFER_BYTES if self.mmsg is None else 0))
         self._cmsg = GRO_CMSG_SPACE if self.gro else 0
         self._drain_scheduled = False
         self.closed = False
