@@ -22,7 +22,7 @@ from overlay_core.proto.crypto import Suite
 from overlay_core.proto.effects import DeliverFrame, DeliverFrames, Effect, Send, SendMany
 from overlay_core.proto.node import Node
 from overlay_core.proto.offload import VNET_HDR_BYTES
-from tests.core.test_datapath import MSS, Pair, as_the_kernel_reads, sealed_to
+from tests.core.datapath_pair import MSS, Pair, as_the_kernel_reads, sealed_to
 from tests.core.test_offload import parsed
 
 
