@@ -106,6 +106,7 @@ from overlay.bare_udp import PORT as BARE_UDP_PORT
 from overlay.bare_udp import measure_bare_udp
 from overlay.measure import (
     IPERF_PORT,
+    OffloadStuck,
     dropped,
     forward_ports,
     loss_rules,
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     runs = []
+    stopped: str | None = None
     try:
         for mtu in args.mtu:
             say(f"underlay MTU {mtu}: building the world and measuring ...")
@@ -493,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # the worlds have closed (with-blocks) by the time we are here
         say("interrupted; everything it made is removed, nothing written")
         return 130
+    except OffloadStuck as exc:  # what came after would drop whole batches: stop here
+        stopped = f"stopped in the MTU {mtu} world: {exc}"
+        if not runs:  # an empty run must not overwrite the last results
+            say(f"{stopped}; nothing written")
+            return 1
+        say(f"{stopped}; the worlds measured before it are written")
     rows = [row for run in runs for row in run.pop("rows")]
     ratios = add_ratios(rows)
     add_bare_udp(rows)
@@ -519,8 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "ratios": ratios,
     }
+    if stopped is not None:
+        doc["stopped"] = stopped
     write_result("overlay", doc)
-    return 0
+    return 0 if stopped is None else 1
 
 
 if __name__ == "__main__":

@@ -145,6 +145,11 @@ def _all_off(hosts: Sequence[Host]) -> list[str]:
     return failed
 
 
+class OffloadStuck(RuntimeError):
+    """UDP segmentation offload could not be turned off again: the lines measured after
+    it would lose whole GSO batches to a drop, so the run must stop there."""
+
+
 @contextlib.contextmanager
 def udp_segmentation_offload_on(hosts: Sequence[Host]) -> Iterator[dict[str, bool]]:
     """UDP segmentation offload on for the block on these hosts' uplinks, off again after
@@ -153,7 +158,7 @@ def udp_segmentation_offload_on(hosts: Sequence[Host]) -> Iterator[dict[str, boo
 
     Yields, by host name, whether turning it on took; the caller decides whether a
     measurement is worth making when one did not. Turning it off again failing is an
-    error (RuntimeError) unless the block is already raising, whose error then wins."""
+    error (OffloadStuck) unless the block is already raising, whose error then wins."""
     took: dict[str, bool] = {}
     try:
         for host in hosts:
@@ -164,7 +169,7 @@ def udp_segmentation_offload_on(hosts: Sequence[Host]) -> Iterator[dict[str, boo
         raise
     failed = _all_off(hosts)
     if failed:
-        raise RuntimeError(
+        raise OffloadStuck(
             f"could not turn UDP segmentation offload off again on {', '.join(failed)}"
         )
 

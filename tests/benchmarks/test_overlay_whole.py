@@ -156,7 +156,7 @@ def test_a_refused_off_is_an_error_but_not_over_the_blocks() -> None:
     """Left on, later lines would run under another condition: an error, after every
     other host was turned off. If the block raised, its error wins."""
     stuck, other = FakeHost("pc1", refuse=("off",)), FakeHost("pc2")
-    with pytest.raises(RuntimeError, match="off again on pc1"):
+    with pytest.raises(measure.OffloadStuck, match="off again on pc1"):
         with udp_segmentation_offload_on([stuck, other]):  # type: ignore[list-item]
             pass
     assert other.segmentation == "off"
@@ -410,3 +410,38 @@ def test_the_results_name_the_paths_measured(monkeypatch: pytest.MonkeyPatch) ->
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1"]) == 0
     assert built == [(1500, ["direct", "relay"])]
     assert [doc["paths"] for doc in written] == [["direct", "relay"]]
+
+
+def test_offload_stuck_on_stops_the_run_and_keeps_the_worlds_before_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Measuring on with batches crossing whole would make the lossy lines lie, so the run
+    stops; what the earlier worlds measured is written, with why it stopped."""
+    built, written = _main_without_a_rig(monkeypatch)
+
+    def world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[str, Any]:
+        built.append(mtu)
+        if mtu == 1280:
+            raise bench_overlay.OffloadStuck("could not turn it off again on pc1")
+        return {"rows": []}
+
+    monkeypatch.setattr(bench_overlay, "measure_world", world)
+    assert bench_overlay.main(["--mtu", "1500", "1280", "9000"]) == 1
+    assert built == [1500, 1280]
+    [doc] = written
+    assert len(doc["runs"]) == 1 and "MTU 1280" in doc["stopped"]
+    assert "the worlds measured before it are written" in capsys.readouterr().out
+
+
+def test_offload_stuck_in_the_first_world_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, written = _main_without_a_rig(monkeypatch)
+
+    def world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[str, Any]:
+        raise bench_overlay.OffloadStuck("could not turn it off again on pc2")
+
+    monkeypatch.setattr(bench_overlay, "measure_world", world)
+    assert bench_overlay.main(["--mtu", "1500", "1280"]) == 1
+    assert written == []
+    assert "nothing written" in capsys.readouterr().out
