@@ -412,36 +412,62 @@ def test_the_results_name_the_paths_measured(monkeypatch: pytest.MonkeyPatch) ->
     assert [doc["paths"] for doc in written] == [["direct", "relay"]]
 
 
-def test_offload_stuck_on_stops_the_run_and_keeps_the_worlds_before_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Measuring on with batches crossing whole would make the lossy lines lie, so the run
-    stops; what the earlier worlds measured is written, with why it stopped."""
-    built, written = _main_without_a_rig(monkeypatch)
+class _World:
+    """OverlayWorld without a rig: a context manager and nothing else."""
 
-    def world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[str, Any]:
-        built.append(mtu)
-        if mtu == 1280:
+    def __enter__(self) -> _World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _StuckBench:
+    """A Bench whose DIRECT lines are measured and whose DIRECT-WHOLE cannot turn the
+    offload off again in the MTU 1500 world; records which phases ran."""
+
+    phases: list[str] = []
+
+    def __init__(self, world: object, args: argparse.Namespace, mtu: int) -> None:
+        self.mtu, self.tinc, self.whole_skipped = mtu, None, None
+        self.rows: list[dict[str, Any]] = []
+
+    def build(self) -> dict[str, Any]:
+        return {"underlay_mtu": self.mtu}
+
+    def direct(self, impls: list[str], paths: list[str]) -> None:
+        self.rows.append(
+            {"path": "DIRECT", "loss_pct": 0, "impl": "tinc", "underlay_mtu": self.mtu}
+        )
+        self.phases.append(f"direct {self.mtu}")
+        if self.mtu == 1500:
             raise bench_overlay.OffloadStuck("could not turn it off again on pc1")
-        return {"rows": []}
 
-    monkeypatch.setattr(bench_overlay, "measure_world", world)
-    assert bench_overlay.main(["--mtu", "1500", "1280", "9000"]) == 1
-    assert built == [1500, 1280]
-    [doc] = written
-    assert len(doc["runs"]) == 1 and "MTU 1280" in doc["stopped"]
-    assert "the worlds measured before it are written" in capsys.readouterr().out
+    def relayed(self, impls: list[str]) -> None:
+        self.phases.append(f"relay {self.mtu}")
 
 
-def test_offload_stuck_in_the_first_world_writes_nothing(
+def test_offload_stuck_on_skips_that_worlds_relay_lines_and_keeps_the_rest(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Whole batches would make that world's lossy RELAY lines lie, so they are not
+    measured; its lines before stand, the next world (a rig of its own) runs whole, the
+    results say why, and the exit status says something was left out."""
+    measure_world = bench_overlay.measure_world  # the real one, over the fakes below
     _, written = _main_without_a_rig(monkeypatch)
-
-    def world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[str, Any]:
-        raise bench_overlay.OffloadStuck("could not turn it off again on pc2")
-
-    monkeypatch.setattr(bench_overlay, "measure_world", world)
+    monkeypatch.setattr(bench_overlay, "measure_world", measure_world)
+    monkeypatch.setattr(bench_overlay, "OverlayWorld", _World)
+    monkeypatch.setattr(bench_overlay, "Bench", _StuckBench)
+    monkeypatch.setattr(_StuckBench, "phases", [])
+    monkeypatch.setattr(bench_overlay, "add_bare_udp", lambda rows: None)
+    monkeypatch.setattr(bench_overlay, "print_legacy", lambda *a: None)
+    monkeypatch.setattr(bench_overlay, "print_matrix", lambda *a: None)
+    monkeypatch.setattr(bench_overlay, "print_ratios", lambda *a: None)
     assert bench_overlay.main(["--mtu", "1500", "1280"]) == 1
-    assert written == []
-    assert "nothing written" in capsys.readouterr().out
+    assert _StuckBench.phases == ["direct 1500", "direct 1280", "relay 1280"]
+    [doc] = written
+    assert [run["underlay_mtu"] for run in doc["runs"]] == [1500, 1280]
+    assert "off again on pc1" in doc["runs"][0]["stopped"]
+    assert "stopped" not in doc["runs"][1]
+    assert [row["underlay_mtu"] for row in doc["results"]] == [1500, 1280]
+    assert "not measured in the MTU 1500 world" in capsys.readouterr().out
