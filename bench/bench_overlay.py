@@ -333,7 +333,8 @@ class Bench:
         relay_host = self.root.host if path == "RELAY" else None
         row.update(
             measure(self.b.host, self.a.host, target, seconds=self.args.seconds,
-                    pings=self.args.pings, daemons=pids, relay=relay_host)
+                    pings=self.args.pings, daemons=pids, relay=relay_host,
+                    congestion=self.args.cc)
         )  # fmt: skip
         if impl in OFFLOAD:
             peer = self.a.peer(self.b.address)
@@ -452,6 +453,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="random loss in %% per direction, end to end")  # fmt: skip
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--cc", metavar="NAME",
+                        help="iperf3's TCP congestion control (e.g. cubic, a NAS's usual "
+                             "default); default: the host's")  # fmt: skip
     args = parser.parse_args(argv)
     if any(not 0 <= loss < 100 for loss in args.loss):
         parser.error("--loss takes percentages in [0, 100)")
@@ -508,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     print_legacy(runs, args.seconds, args.pings)
     print_matrix(rows, args.seconds, args.pings)
     print_ratios(ratios)
+    used = sorted({c for r in rows if (c := r.get("tcp", {}).get("congestion"))})
+    say(f"iperf3's TCP congestion control: {', '.join(used) or 'unknown'}"
+        + ("" if args.cc else " (the host's default; --cc picks one)"))  # fmt: skip
 
     doc = {
         **run_header(),
@@ -516,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "loss_pct": args.loss,
         "paths": args.paths,
         "impls": impls,
+        "tcp_congestion_control": args.cc or "the host's default",
         "tinc": {
             "version": version,
             "mode": "switch",

@@ -284,6 +284,8 @@ def _tcp_result(stdout: str, stderr: str) -> dict[str, Any]:
         "bytes": received["bytes"],
         "retransmits": end["sum_sent"].get("retransmits"),
         "seconds": received["seconds"],
+        # Under random loss this decides much: BBR barely slows for it, CUBIC halves.
+        "congestion": end.get("sender_tcp_congestion"),
     }
 
 
@@ -296,16 +298,20 @@ def measure(
     pings: int,
     daemons: dict[str, int | None],
     relay: Host | None = None,
+    congestion: str | None = None,
 ) -> dict[str, Any]:
     """Idle RTT, then TCP with RTT under load and the daemons' CPU and RSS (see above);
-    with `relay`, what that namespace received meanwhile (UDP datagrams, TCP segments)."""
+    with `relay`, what that namespace received meanwhile (UDP datagrams, TCP segments).
+    `congestion`: the sender's TCP congestion control (iperf3 -C); None: the namespace's
+    default, which is the host's (the result names the one used)."""
     idle = ping(client, target, pings)
     srv = _serve(server)
     try:
         relay_before = snmp(relay) if relay is not None else {}
         before = cpu_seconds(daemons)
+        cc = ["-C", congestion] if congestion else []
         cli = client.popen(
-            ["iperf3", "-c", target, "-p", str(IPERF_PORT), "-t", str(seconds), "-J"],
+            ["iperf3", "-c", target, "-p", str(IPERF_PORT), "-t", str(seconds), "-J", *cc],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(LOAD_PING_DELAY_S)

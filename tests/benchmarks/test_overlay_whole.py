@@ -194,7 +194,7 @@ class Recorder:
 
 
 def _bench(hosts: Sequence[FakeHost], turned_off: dict[str, bool]) -> Any:
-    args = argparse.Namespace(seconds=3, pings=5, loss=[0.0, 1.0])
+    args = argparse.Namespace(seconds=3, pings=5, loss=[0.0, 1.0], cc=None)
     bench = bench_overlay.Bench(world=None, args=args, mtu=1500)
     bench.hosts = list(hosts)
     bench.segmentation_off = turned_off
@@ -471,3 +471,30 @@ def test_offload_stuck_on_skips_that_worlds_relay_lines_and_keeps_the_rest(
     assert "stopped" not in doc["runs"][1]
     assert [row["underlay_mtu"] for row in doc["results"]] == [1500, 1280]
     assert "not measured in the MTU 1500 world" in capsys.readouterr().out
+
+
+def test_the_tcp_result_names_the_congestion_control_iperf3_used() -> None:
+    out = (
+        '{"end": {"sum_received": {"bits_per_second": 2e9, "bytes": 2000000000, '
+        '"seconds": 8}, "sum_sent": {"retransmits": 3}, "sender_tcp_congestion": "cubic"}}'
+    )
+    result = measure._tcp_result(out, "")
+    assert result["congestion"] == "cubic" and result["gbit_per_s"] == 2.0
+
+
+def test_cc_is_passed_to_iperf3_and_named_in_the_results(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_overlay.parse_args([]).cc is None
+    _, written = _main_without_a_rig(monkeypatch)
+    monkeypatch.setattr(
+        bench_overlay,
+        "measure_world",
+        lambda args, mtu, impls: {"rows": [
+            {"underlay_mtu": mtu, "loss_pct": 1.0, "path": "DIRECT", "impl": "tinc",
+             "tcp": {"gbit_per_s": 0.4, "congestion": args.cc}}
+        ]},
+    )  # fmt: skip
+    assert bench_overlay.main(["--mtu", "1500", "--loss", "1", "--cc", "cubic"]) == 0
+    assert written[0]["tcp_congestion_control"] == "cubic"
+    assert "iperf3's TCP congestion control: cubic" in capsys.readouterr().out
