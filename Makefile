@@ -70,7 +70,7 @@ bench-core: venv
 # (0%: UDP GSO batches crossing the routers whole) (~12 min on 2 cores).
 # Needs root (namespaces, TAP, iptables) and iperf3; otherwise it says why and exits 0;
 # without tincd it measures the rest. BENCH_OVERLAY_ARGS: e.g. --mtu 1500 --loss 0
-# --paths direct --impl tinc ztui --seconds 10
+# --paths direct --impl tinc ztui --seconds 10 --cc cubic (TCP congestion control; default: the host's)
 BENCH_OVERLAY_ARGS ?=
 bench-overlay: venv
 	$(BIN)/python bench/bench_overlay.py $(BENCH_OVERLAY_ARGS)

@@ -2,7 +2,7 @@
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
         [--loss 0 1] [--paths direct whole relay]
-        [--impl underlay udp tinc ztui ztui-nogso]
+        [--impl underlay udp tinc ztui ztui-nogso] [--cc cubic]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
 
@@ -68,9 +68,12 @@ RELAY (the homes' routers drop UDP between their public addresses, so nobody pun
 * ztui: relayed through root1, which the daemons fall back to by themselves.
 
 Every other measurement (bench/overlay/measure.py) gives: TCP Gbit/s (iperf3, one stream,
---seconds), RTT idle and under load (ping beside iperf3), the daemons' CPU seconds per
-Gbit (both ends, plus the relay when relayed: overlayd or tincd, by PID) and their RSS,
-and on each ztui line the ratio ztui/tinc of the same MTU, loss and path.
+--seconds, with the host's TCP congestion control or --cc's; each result names the one
+used, since under random loss it decides more than the tunnel: BBR barely slows for loss,
+CUBIC, a NAS's usual default, is held by loss and RTT), RTT idle and under load (ping
+beside iperf3), the daemons' CPU seconds per Gbit (both ends, plus the relay when
+relayed: overlayd or tincd, by PID) and their RSS, and on each ztui line the ratio
+ztui/tinc of the same MTU, loss and path.
 
 Output: the earlier table (DIRECT at 0 % loss, overlay beside underlay), the full table,
 the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `results`,
