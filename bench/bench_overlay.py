@@ -2,7 +2,7 @@
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
         [--loss 0 1] [--paths direct whole relay]
-        [--impl underlay udp tinc ztui ztui-nogso] [--cc cubic]
+        [--impl underlay udp tinc ztui ztui-nogso ztui-off] [--cc cubic]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
 
@@ -41,7 +41,9 @@ DIRECT (both NATs in the path, nothing in between):
   sets up for tinc; data over UDP between the homes.
 * ztui: to pc2's overlay address: Ethernet in the overlay, Python at both ends; it carries
   2800-byte frames and fragments them to its probed path MTU, MSS clamping keeping TCP
-  segments whole.
+  segments whole. ztui-nogso is the same with --offload tap (no UDP GSO/GRO), and
+  ztui-off, measured only when --impl names it, with --offload off: no TAP offloads, one
+  frame per datagram and one datagram per system call (the path before batching).
 
 DIRECT-WHOLE (the same rig, right after the DIRECT lines, on tinc's same direct net; at 0 %
 loss only): UDP segmentation offload is turned back on, the veth default, on the uplinks the
@@ -147,12 +149,16 @@ from overlay_core.proto.states import Link
 POOL = "10.147.17.0/24"
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
-IMPLS = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
+IMPLS = ("underlay", "udp", "tinc", "ztui", "ztui-nogso", "ztui-off")
+# What a run measures without --impl: ztui-off (the one-frame path) on request only.
+DEFAULT_IMPLS = IMPLS[:-1]
 # Measured without an overlay, hence only on DIRECT: the relayed path has no port forward.
 UNDERLAY_ONLY = ("underlay", "udp")
 # overlayd --offload per impl: ztui-nogso is the data path of a kernel without UDP GSO/GRO
 # (before 4.18, as a Synology DSM 7 NAS's 4.4): TAP offloads, sendmmsg/recvmmsg (io/udp_mmsg.py).
-OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap"}
+# ztui-off: no TAP offloads, one datagram per system call (--offload off), the data path
+# before batching, the one the issue's loss criterion compares with.
+OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap", "ztui-off": "off"}
 # --paths, in the order they run: DIRECT-WHOLE on the DIRECT rig, before RELAY's rules.
 PATHS = ("direct", "whole", "relay")
 # The impls whose datagrams UDP segmentation offload can change (module docstring), and the
@@ -311,7 +317,7 @@ class Bench:
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
         if impl == "udp":
             return self._bare_udp(loss, path)
-        relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1"}
+        relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1", "ztui-off": "root1"}
         pids: dict[str, int | None]
         if impl == "underlay":
             target, pids = self.home2.addr, {}
@@ -455,7 +461,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 1.0],
                         help="random loss in %% per direction, end to end")  # fmt: skip
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
-    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
     parser.add_argument("--cc", metavar="NAME",
                         help="iperf3's TCP congestion control (e.g. cubic, a NAS's usual "
                              "default); default: the host's")  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-IMPL_ORDER = ("underlay", "udp", "tinc", "ztui", "ztui-nogso")
+IMPL_ORDER = ("underlay", "udp", "tinc", "ztui", "ztui-nogso", "ztui-off")
 # The bare-UDP rows (bench/overlay/bare_udp.py) are no lines of the full table: their
 # numbers are a column on every DIRECT (and DIRECT-WHOLE) line, and lines of their own
 # below it.

@@ -498,3 +498,12 @@ def test_cc_is_passed_to_iperf3_and_named_in_the_results(
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1", "--cc", "cubic"]) == 0
     assert written[0]["tcp_congestion_control"] == "cubic"
     assert "iperf3's TCP congestion control: cubic" in capsys.readouterr().out
+
+
+def test_the_one_frame_path_is_measured_on_request_only() -> None:
+    """ztui-off (--offload off) is no line of the default run, which it would lengthen by
+    a line per MTU, loss and path, but --impl takes it, and it restarts the daemons so."""
+    assert "ztui-off" not in bench_overlay.parse_args([]).impl
+    assert bench_overlay.parse_args(["--impl", "tinc", "ztui-off"]).impl == ["tinc", "ztui-off"]
+    assert bench_overlay.OFFLOAD["ztui-off"] == "off"
+    assert set(bench_overlay.parse_args([]).impl) == set(bench_overlay.IMPLS) - {"ztui-off"}
