@@ -147,6 +147,7 @@ from overlay_core.lab.world import OverlayNode, OverlayWorld
 from overlay_core.proto.states import Link
 
 POOL = "10.147.17.0/24"
+CONGESTION_CONTROLS = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
 IMPLS = ("underlay", "udp", "tinc", "ztui", "ztui-nogso", "ztui-off")
@@ -468,8 +469,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(not 0 <= loss < 100 for loss in args.loss):
         parser.error("--loss takes percentages in [0, 100)")
+    known = available_congestion_controls()
+    if args.cc is not None and known and args.cc not in known:
+        parser.error(f"--cc {args.cc}: this kernel offers {', '.join(sorted(known))}")
     args.paths = [p for p in PATHS if p in args.paths]
     return args
+
+
+def available_congestion_controls() -> set[str]:
+    """The TCP congestion controls the kernel has loaded (empty if it won't say)."""
+    try:
+        return set(CONGESTION_CONTROLS.read_text().split())
+    except OSError:
+        return set()
 
 
 def whole_skipped(loss: list[float], impls: list[str]) -> str | None:

@@ -507,3 +507,16 @@ def test_the_one_frame_path_is_measured_on_request_only() -> None:
     assert bench_overlay.parse_args(["--impl", "tinc", "ztui-off"]).impl == ["tinc", "ztui-off"]
     assert bench_overlay.OFFLOAD["ztui-off"] == "off"
     assert set(bench_overlay.parse_args([]).impl) == set(bench_overlay.IMPLS) - {"ztui-off"}
+
+
+def test_an_unknown_cc_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    offered = tmp_path / "tcp_available_congestion_control"
+    offered.write_text("reno cubic bbr\n")
+    monkeypatch.setattr(bench_overlay, "CONGESTION_CONTROLS", offered)
+    assert bench_overlay.parse_args(["--cc", "cubic"]).cc == "cubic"
+    with pytest.raises(SystemExit) as exit_:
+        bench_overlay.parse_args(["--cc", "vegas"])
+    assert exit_.value.code == 2
+    assert "--cc vegas: this kernel offers bbr, cubic, reno" in capsys.readouterr().err
