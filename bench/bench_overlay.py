@@ -124,6 +124,7 @@ from overlay.measure import (
 )
 from overlay.report import (
     DIRECT_WHOLE,
+    IMPL_ORDER,
     LINK_OF,
     add_bare_udp,
     add_ratios,
@@ -150,7 +151,7 @@ POOL = "10.147.17.0/24"
 CONGESTION_CONTROLS = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
 TAP_MTU = 2800
 RELAY_WAIT_S = 30.0
-IMPLS = ("underlay", "udp", "tinc", "ztui", "ztui-nogso", "ztui-off")
+IMPLS = IMPL_ORDER  # the report prints them in this order
 # What a run measures without --impl: ztui-off (the one-frame path) on request only.
 DEFAULT_IMPLS = IMPLS[:-1]
 # Measured without an overlay, hence only on DIRECT: the relayed path has no port forward.
@@ -318,7 +319,7 @@ class Bench:
     def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
         if impl == "udp":
             return self._bare_udp(loss, path)
-        relay = {"tinc": "hub", "ztui": "root1", "ztui-nogso": "root1", "ztui-off": "root1"}
+        relay = {"tinc": "hub"} | dict.fromkeys(OFFLOAD, "root1")
         pids: dict[str, int | None]
         if impl == "underlay":
             target, pids = self.home2.addr, {}

@@ -259,9 +259,10 @@ class Memberships:
             # Only an untagged IP frame's admission depends on nothing but the key: others
             # (a runt, a VLAN tag cut short) may fail to parse where the first one didn't.
             mac = frame[6:12]
-            if mac != last_mac or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
+            untagged_ip = len(frame) >= 34 and frame[12:14] in _IP_ETHERTYPES
+            if mac != last_mac or not untagged_ip:
                 key = (sender, nwid, mac)
-                if key not in admitted or len(frame) < 34 or frame[12:14] not in _IP_ETHERTYPES:
+                if key not in admitted or not untagged_ip:
                     refused = self._admit(network, peer, frame, now)
                     if refused is not None:
                         out += refused
