@@ -1,7 +1,7 @@
 """TCP throughput, RTT and daemon cost: ztui beside tinc 1.0 and the bare underlay, in namespaces.
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
-        [--loss 0 1] [--paths direct whole relay]
+        [--loss 0 1] [--paths direct wan whole relay] [--wan-rtt-ms 20]
         [--impl underlay udp tinc ztui ztui-nogso ztui-off] [--cc cubic]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
@@ -45,11 +45,15 @@ DIRECT (both NATs in the path, nothing in between):
   ztui-off, measured only when --impl names it, with --offload off: no TAP offloads, one
   frame per datagram and one datagram per system call (the path before batching).
 
-DIRECT-WHOLE (the same rig, right after the DIRECT lines, on tinc's same direct net; at 0 %
-loss only): UDP segmentation offload is turned back on, the veth default, on the uplinks the
-run turned it off on, for these lines only, and off again after them, also on error or
-Ctrl-C. A GSO send then crosses both NAT routers and the bridges as one packet and is split
-at pc2's socket, instead of being forwarded datagram by datagram: on this two-core rig
+DIRECT-WAN (the same rig and tinc net, after the DIRECT lines; every --loss; underlay,
+tinc, ztui): every round trip --wan-rtt-ms (20) longer, as between two cities, and iperf3
+under CUBIC unless --cc names another: bench/overlay/wan.py says why and how.
+
+DIRECT-WHOLE (the same rig, after the DIRECT and DIRECT-WAN lines, on tinc's same direct
+net; at 0 % loss only): UDP segmentation offload is turned back on, the veth default, on
+the uplinks the run turned it off on, for these lines only, and off again after them, also
+on error or Ctrl-C. A GSO send then crosses both NAT routers and the bridges as one packet
+and is split at pc2's socket, instead of being forwarded datagram by datagram: on this two-core rig
 that forwarding runs on the same cores as both ends, inside the sender's send calls. These
 lines show what ztui's batching gives on a path that does not charge the sender's cores per
 datagram; a random drop would take a whole batch, hence no lossy line. They do not replace
@@ -83,12 +87,12 @@ the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `r
 under `bare_udp`, three on DIRECT and gso alone on DIRECT-WHOLE, and every other row of
 those paths their Gbit/s as `bare_udp_gbit_per_s`). Numbers are what this machine gives in
 this run; the ratios are the point. Benchmarks never fail on speed; the default run takes
-~11-12 minutes on two cores (the udp lines ~2 of them, DIRECT-WHOLE ~1; --mtu, --loss,
---paths and --impl choose a subset). Everything the run creates (namespaces, daemons,
-iptables rules, homes and tinc directories under /tmp) is removed at the end, also on
-error or Ctrl-C; only processes started here are ever signalled, by their PID. As non-root
-(or without iperf3) it prints one line saying why and exits 0; without tincd it measures
-the rest and says so.
+~13-14 minutes on two cores (the udp lines ~2 of them, DIRECT-WAN and DIRECT-WHOLE ~1
+each; --mtu, --loss, --paths and --impl choose a subset). Everything the run creates
+(namespaces, daemons, iptables rules, homes and tinc directories under /tmp) is removed at
+the end, also on error or Ctrl-C; only processes started here are ever signalled, by their
+PID. As non-root (or without iperf3) it prints one line saying why and exits 0; without
+tincd it measures the rest and says so.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ from overlay.measure import (
     udp_segmentation_offload_on,
 )
 from overlay.report import (
+    DIRECT_WAN,
     DIRECT_WHOLE,
     IMPL_ORDER,
     LINK_OF,
@@ -141,6 +146,7 @@ from overlay.tinc import (
     TincNet,
     tinc_version,
 )
+from overlay.wan import WAN_CONGESTION, WAN_RTT_MS, WanError, wan_delay
 from record import run_header, write_result
 
 from overlay_core.lab.netns import unavailable_reason
@@ -161,8 +167,11 @@ UNDERLAY_ONLY = ("underlay", "udp")
 # ztui-off: no TAP offloads, one datagram per system call (--offload off), the data path
 # before batching, the one the issue's loss criterion compares with.
 OFFLOAD = {"ztui": "auto", "ztui-nogso": "tap", "ztui-off": "off"}
-# --paths, in the order they run: DIRECT-WHOLE on the DIRECT rig, before RELAY's rules.
-PATHS = ("direct", "whole", "relay")
+# --paths, in the order they run: DIRECT-WAN and DIRECT-WHOLE on the DIRECT rig, before
+# RELAY's rules.
+PATHS = ("direct", "wan", "whole", "relay")
+# What DIRECT-WAN measures: the question it answers is the tunnels' beside the underlay's.
+WAN_IMPLS = ("underlay", "tinc", "ztui")
 # The impls whose datagrams UDP segmentation offload can change (module docstring), and the
 # one bare-UDP mode of them: single and mmsg make no GSO sends.
 WHOLE_IMPLS = ("udp", "tinc", "ztui")
@@ -194,6 +203,8 @@ class Bench:
         self.offload = "auto"
         # Why this world measured no DIRECT-WHOLE line though --paths asked for one.
         self.whole_skipped: str | None = None
+        # The delay line's counts after the DIRECT-WAN lines, or why there were none.
+        self.wan: dict[str, Any] = {}
 
     def build(self) -> dict[str, Any]:
         """Roots, controller, two homes on DIRECT with probed path MTUs; the run's header."""
@@ -316,7 +327,15 @@ class Bench:
         self.rows.append(row)
         return row
 
-    def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
+    def _one(
+        self,
+        path: str,
+        loss: float,
+        impl: str,
+        tinc: TincNet | None,
+        congestion: str | None = None,
+    ) -> dict[str, Any]:
+        """One line; `congestion` for iperf3 -C, None: --cc's (or the host's)."""
         if impl == "udp":
             return self._bare_udp(loss, path)
         relay = {"tinc": "hub"} | dict.fromkeys(OFFLOAD, "root1")
@@ -341,11 +360,13 @@ class Bench:
                                "impl": impl}  # fmt: skip
         if path == "RELAY":
             row["relay"] = relay[impl]
+        if path == DIRECT_WAN:
+            row["wan_rtt_ms"] = self.args.wan_rtt_ms
         relay_host = self.root.host if path == "RELAY" else None
         row.update(
             measure(self.b.host, self.a.host, target, seconds=self.args.seconds,
                     pings=self.args.pings, daemons=pids, relay=relay_host,
-                    congestion=self.args.cc)
+                    congestion=congestion or self.args.cc)
         )  # fmt: skip
         if impl in OFFLOAD:
             peer = self.a.peer(self.b.address)
@@ -358,32 +379,46 @@ class Bench:
     def _pid(node: OverlayNode) -> int | None:
         return node.proc.pid if node.running and node.proc is not None else None
 
-    def phase(self, path: str, impls: list[str], tinc: TincNet | None) -> None:
+    def phase(
+        self, path: str, impls: list[str], tinc: TincNet | None, congestion: str | None = None
+    ) -> None:
         homes = [self.home1, self.home2]
         for loss in self.args.loss:
             for impl in impls:
                 with router_rules(loss_rules(homes, loss)):
-                    row = self._one(path, loss, impl, tinc)
+                    row = self._one(path, loss, impl, tinc, congestion)
                     if loss > 0:
                         row["loss_dropped"] = dropped(homes)
 
     def direct(self, impls: list[str], paths: list[str]) -> None:
-        """The DIRECT lines, then the DIRECT-WHOLE ones, as `paths` asks: one tinc net for
-        both, brought up once."""
+        """The DIRECT lines, then the DIRECT-WAN and DIRECT-WHOLE ones, as `paths` asks:
+        one tinc net for all, brought up once."""
         direct = impls if "direct" in paths else []
+        wan = [i for i in impls if i in WAN_IMPLS] if "wan" in paths else []
         whole = [i for i in impls if i in WHOLE_IMPLS] if "whole" in paths else []
-        tinc = self.tinc_direct() if "tinc" in direct + whole else None
+        tinc = self.tinc_direct() if "tinc" in direct + wan + whole else None
         try:
             if tinc is not None and not self._tinc_up(tinc, [("pc1", "pc2"), ("pc2", "pc1")]):
-                direct = [i for i in direct if i != "tinc"]
-                whole = [i for i in whole if i != "tinc"]
+                direct, wan, whole = ([i for i in x if i != "tinc"] for x in (direct, wan, whole))
             if direct:
                 self.phase("DIRECT", direct, tinc)
+            if wan:
+                self.wan_lines(wan, tinc)
             if whole:
                 self.whole(whole, tinc)
         finally:
             if tinc is not None:
                 tinc.stop()
+
+    def wan_lines(self, impls: list[str], tinc: TincNet | None) -> None:
+        """The DIRECT-WAN lines (bench/overlay/wan.py): every --loss, under CUBIC unless
+        --cc names another; without them (said, and recorded) if the delay line fails."""
+        try:
+            with wan_delay(self.home2, self.args.wan_rtt_ms) as self.wan:
+                self.phase(DIRECT_WAN, impls, tinc, self.args.cc or WAN_CONGESTION)
+        except WanError as exc:
+            self.wan = {"skipped": str(exc)}
+            say(f"{DIRECT_WAN} skipped: {exc}")
 
     def whole(self, impls: list[str], tinc: TincNet | None) -> None:
         """The DIRECT-WHOLE lines (module docstring): at 0 % loss, with UDP segmentation
@@ -428,7 +463,7 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
     with OverlayWorld() as world:
         bench = Bench(world, args, mtu)
         run = bench.build()
-        if "direct" in args.paths or "whole" in args.paths:
+        if {"direct", "wan", "whole"} & set(args.paths):
             try:
                 bench.direct(impls, args.paths)
             except OffloadStuck as exc:
@@ -443,6 +478,8 @@ def measure_world(args: argparse.Namespace, mtu: int, impls: list[str]) -> dict[
         run["rows"] = bench.rows
         if bench.whole_skipped is not None:
             run["whole_skipped"] = bench.whole_skipped
+        if bench.wan:
+            run["wan_delay_line"] = bench.wan
         for row in bench.rows:  # the earlier keys: DIRECT, no added loss
             if (
                 row["path"] == "DIRECT"
@@ -464,12 +501,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="random loss in %% per direction, end to end")  # fmt: skip
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
+    parser.add_argument("--wan-rtt-ms", type=float, default=WAN_RTT_MS,
+                        help="round trip DIRECT-WAN adds (home2's router delays what it "
+                             "receives from the WAN)")  # fmt: skip
     parser.add_argument("--cc", metavar="NAME",
                         help="iperf3's TCP congestion control (e.g. cubic, a NAS's usual "
                              "default); default: the host's")  # fmt: skip
     args = parser.parse_args(argv)
     if any(not 0 <= loss < 100 for loss in args.loss):
         parser.error("--loss takes percentages in [0, 100)")
+    if not 0 < args.wan_rtt_ms <= 1000:
+        parser.error("--wan-rtt-ms takes milliseconds in (0, 1000]")
     known = available_congestion_controls()
     if args.cc is not None and known and args.cc not in known:
         parser.error(f"--cc {args.cc}: this kernel offers {', '.join(sorted(known))}")
@@ -506,6 +548,13 @@ def main(argv: list[str] | None = None) -> int:
     if "tinc" in impls and version is None:
         say("tincd not found (run `make sysdeps` as root): measuring without tinc")
         impls.remove("tinc")
+    offered = available_congestion_controls() or {WAN_CONGESTION}  # unknown: try it
+    if "wan" in args.paths and args.cc is None and WAN_CONGESTION not in offered:
+        say(f"{DIRECT_WAN} skipped: this kernel lacks {WAN_CONGESTION} (--cc picks another)")
+        args.paths.remove("wan")
+        if not args.paths:
+            say("nothing to measure: --paths named only wan")
+            return 2
     skipped = whole_skipped(args.loss, impls) if "whole" in args.paths else None
     if skipped is not None:
         say(skipped)
@@ -546,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
         "paths": args.paths,
         "impls": impls,
         "tcp_congestion_control": args.cc or "the host's default",
+        "wan_rtt_ms": args.wan_rtt_ms,
+        "wan_tcp_congestion_control": args.cc or WAN_CONGESTION,
         "tinc": {
             "version": version,
             "mode": "switch",

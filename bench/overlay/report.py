@@ -19,14 +19,29 @@ BARE_MODES = ("single", "mmsg", "gso")
 DIRECT_WHOLE = "DIRECT-WHOLE"
 # Paths with a bare-UDP row (the relayed path has no port forward).
 BARE_PATHS = ("DIRECT", DIRECT_WHOLE)
-# The link state ztui reports on each path (DIRECT-WHOLE is a DIRECT link).
-LINK_OF = {DIRECT_WHOLE: "DIRECT"}
+# The DIRECT rig with a WAN's round trip added (bench/overlay/wan.py).
+DIRECT_WAN = "DIRECT-WAN"
+# The link state ztui reports on each path (DIRECT-WHOLE and DIRECT-WAN are DIRECT links).
+LINK_OF = {DIRECT_WHOLE: "DIRECT", DIRECT_WAN: "DIRECT"}
 WHOLE_LEGEND = (
     f"{DIRECT_WHOLE}: DIRECT with UDP segmentation offload left on the hosts' uplinks (the "
     "veth default): a GSO batch crosses both routers as one packet and is split at pc2's "
     "socket, so the routers' per-datagram forwarding, which on this rig runs on the same "
     "two cores as both ends, drops out; 0% loss only (a drop would take a whole batch)."
 )
+
+
+def wan_legend(rows: Sequence[dict[str, Any]]) -> str:
+    """What the DIRECT-WAN lines are, with the round trip and congestion control used."""
+    wan = [r for r in rows if r["path"] == DIRECT_WAN]
+    added = sorted({float(r["wan_rtt_ms"]) for r in wan if r.get("wan_rtt_ms") is not None})
+    used = sorted({c for r in wan if (c := r.get("tcp", {}).get("congestion"))})
+    return (
+        f"{DIRECT_WAN}: DIRECT with {'/'.join(f'{ms:g}' for ms in added) or '?'} ms added to "
+        "every round trip, as between two cities (home2's router delays what it receives "
+        f"from the WAN: bench/overlay/wan.py), iperf3 under {', '.join(used) or '?'}. A "
+        "Python delay line: the underlay's 0% line is its ceiling, not the path's."
+    )
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, str]:
@@ -155,7 +170,9 @@ def _rtt(ping: dict[str, Any] | None) -> str:
 
 def _row_cells(row: dict[str, Any]) -> list[str]:
     tcp, cpu = row["tcp"], row.get("cpu", {})
-    gbit = f"{tcp['gbit_per_s']:.3f}" if "gbit_per_s" in tcp else "error"
+    # A lossy DIRECT-WAN line runs at a few Mbit/s: one more digit.
+    digits = 4 if tcp.get("gbit_per_s", 1) < 0.1 else 3
+    gbit = f"{tcp['gbit_per_s']:.{digits}f}" if "gbit_per_s" in tcp else "error"
     retr = str(tcp.get("retransmits", "-")) if "gbit_per_s" in tcp else "-"
     per_gbit = cpu.get("seconds_per_gbit")
     rss = [v for v in row.get("rss_mb", {}).values() if v is not None]
@@ -191,6 +208,8 @@ def print_matrix(rows: Sequence[dict[str, Any]], seconds: int, pings: int) -> No
         _print_table(lines, seconds, pings)
     if any(r["path"] == DIRECT_WHOLE for r in rows):
         print(WHOLE_LEGEND)
+    if any(r["path"] == DIRECT_WAN for r in rows):
+        print(wan_legend(rows))
     print_bare_udp(rows)
     _print_notes(rows)
 
@@ -251,7 +270,7 @@ def print_ratios(ratios: Sequence[dict[str, Any]]) -> None:
     """One line per underlay MTU, one column per (path, loss): ztui / tinc throughput."""
     if not ratios:
         return
-    # By name, the paths sort as they run: DIRECT, DIRECT-WHOLE, RELAY.
+    # By name, the paths sort as they run: DIRECT, DIRECT-WAN, DIRECT-WHOLE, RELAY.
     columns = sorted({(r["path"], r["loss_pct"]) for r in ratios})
     lines = sorted({(r["underlay_mtu"], r["impl"]) for r in ratios}, key=lambda k: (-k[0], k[1]))
     by = {(r["underlay_mtu"], r["impl"], r["path"], r["loss_pct"]): r["ratio"] for r in ratios}

@@ -82,14 +82,15 @@ def _states(hosts: Sequence[FakeHost]) -> list[str]:
 # ---- the command line -------------------------------------------------------------------
 
 
-def test_paths_default_to_all_three_in_run_order() -> None:
-    assert bench_overlay.parse_args([]).paths == ["direct", "whole", "relay"]
+def test_paths_default_to_all_four_in_run_order() -> None:
+    assert bench_overlay.parse_args([]).paths == ["direct", "wan", "whole", "relay"]
 
 
 @pytest.mark.parametrize(
     ("given", "runs"),
     [
         (["relay", "whole", "direct"], ["direct", "whole", "relay"]),
+        (["whole", "wan", "relay", "direct"], ["direct", "wan", "whole", "relay"]),
         (["whole"], ["whole"]),
         (["relay", "whole"], ["whole", "relay"]),
         (["whole", "whole"], ["whole"]),
@@ -282,22 +283,30 @@ def direct_bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[An
     monkeypatch.setattr(bench, "_tinc_up", tinc_up)
     monkeypatch.setattr(bench, "phase", lambda path, impls, net: seen.append((path, impls, net)))
     monkeypatch.setattr(bench, "whole", lambda impls, net: seen.append(("whole", impls, net)))
+    monkeypatch.setattr(bench, "wan_lines", lambda impls, net: seen.append(("wan", impls, net)))
     bench.fake_tinc = tinc
     yield bench, seen
 
 
-def test_direct_then_whole_on_one_tinc_net(direct_bench: tuple[Any, list[Any]]) -> None:
+def test_direct_then_wan_then_whole_on_one_tinc_net(direct_bench: tuple[Any, list[Any]]) -> None:
     bench, seen = direct_bench
     impls = list(bench_overlay.IMPLS)
-    bench.direct(impls, ["direct", "whole", "relay"])
+    bench.direct(impls, ["direct", "wan", "whole", "relay"])
     tinc = bench.fake_tinc
     assert seen == [
         "tinc net",
         "tinc up",
         ("DIRECT", impls, tinc),
+        ("wan", ["underlay", "tinc", "ztui"], tinc),
         ("whole", ["udp", "tinc", "ztui"], tinc),
     ]
     assert tinc.stopped == 1
+
+
+def test_wan_alone_brings_tinc_up(direct_bench: tuple[Any, list[Any]]) -> None:
+    bench, seen = direct_bench
+    bench.direct(["udp", "tinc", "ztui", "ztui-nogso"], ["wan"])
+    assert seen == ["tinc net", "tinc up", ("wan", ["tinc", "ztui"], bench.fake_tinc)]
 
 
 def test_whole_alone(direct_bench: tuple[Any, list[Any]]) -> None:
@@ -312,9 +321,10 @@ def test_tinc_that_would_not_come_up_leaves_both(
 ) -> None:
     bench, seen = direct_bench
     monkeypatch.setattr(bench, "_tinc_up", lambda net, pairs: False)
-    bench.direct(["udp", "tinc", "ztui"], ["direct", "whole"])
+    bench.direct(["udp", "tinc", "ztui"], ["direct", "wan", "whole"])
     assert seen[1:] == [
         ("DIRECT", ["udp", "ztui"], bench.fake_tinc),
+        ("wan", ["ztui"], bench.fake_tinc),
         ("whole", ["udp", "ztui"], bench.fake_tinc),
     ]
     assert bench.fake_tinc.stopped == 1
@@ -408,8 +418,8 @@ def test_only_whole_and_nothing_it_measures_builds_nothing(
 def test_the_results_name_the_paths_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     built, written = _main_without_a_rig(monkeypatch)
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1"]) == 0
-    assert built == [(1500, ["direct", "relay"])]
-    assert [doc["paths"] for doc in written] == [["direct", "relay"]]
+    assert built == [(1500, ["direct", "wan", "relay"])]
+    assert [doc["paths"] for doc in written] == [["direct", "wan", "relay"]]
 
 
 class _World:
@@ -431,6 +441,7 @@ class _StuckBench:
     def __init__(self, world: object, args: argparse.Namespace, mtu: int) -> None:
         self.mtu, self.tinc, self.whole_skipped = mtu, None, None
         self.rows: list[dict[str, Any]] = []
+        self.wan: dict[str, Any] = {}
 
     def build(self) -> dict[str, Any]:
         return {"underlay_mtu": self.mtu}
