@@ -1,7 +1,7 @@
 """TCP throughput, RTT and daemon cost: ztui beside tinc 1.0 and the bare underlay, in namespaces.
 
     sudo python bench/bench_overlay.py [--seconds 8] [--pings 20] [--mtu 1500 1280]
-        [--loss 0 1] [--paths direct wan whole relay] [--wan-rtt-ms 20]
+        [--loss 0 1] [--paths direct wan whole relay] [--wan-rtt-ms 20] [--wan-seconds 20]
         [--impl underlay udp tinc ztui ztui-nogso ztui-off] [--cc cubic]
 
 For each underlay MTU, a fresh world (overlay_core/lab/world.py) is built:
@@ -46,8 +46,8 @@ DIRECT (both NATs in the path, nothing in between):
   frame per datagram and one datagram per system call (the path before batching).
 
 DIRECT-WAN (the same rig and tinc net, after the DIRECT lines; every --loss; underlay,
-tinc, ztui): every round trip --wan-rtt-ms (20) longer, as between two cities, and iperf3
-under CUBIC unless --cc names another: bench/overlay/wan.py says why and how.
+tinc, ztui): every round trip --wan-rtt-ms (20) longer, as between two cities, iperf3 for
+--wan-seconds (20) under CUBIC unless --cc names another: bench/overlay/wan.py says why.
 
 DIRECT-WHOLE (the same rig, after the DIRECT and DIRECT-WAN lines, on tinc's same direct
 net; at 0 % loss only): UDP segmentation offload is turned back on, the veth default, on
@@ -146,7 +146,7 @@ from overlay.tinc import (
     TincNet,
     tinc_version,
 )
-from overlay.wan import WAN_CONGESTION, WAN_RTT_MS, WanError, wan_delay
+from overlay.wan import WAN_CONGESTION, WAN_RTT_MS, WAN_SECONDS, WanError, wan_delay
 from record import run_header, write_result
 
 from overlay_core.lab.netns import unavailable_reason
@@ -327,15 +327,7 @@ class Bench:
         self.rows.append(row)
         return row
 
-    def _one(
-        self,
-        path: str,
-        loss: float,
-        impl: str,
-        tinc: TincNet | None,
-        congestion: str | None = None,
-    ) -> dict[str, Any]:
-        """One line; `congestion` for iperf3 -C, None: --cc's (or the host's)."""
+    def _one(self, path: str, loss: float, impl: str, tinc: TincNet | None) -> dict[str, Any]:
         if impl == "udp":
             return self._bare_udp(loss, path)
         relay = {"tinc": "hub"} | dict.fromkeys(OFFLOAD, "root1")
@@ -360,13 +352,15 @@ class Bench:
                                "impl": impl}  # fmt: skip
         if path == "RELAY":
             row["relay"] = relay[impl]
-        if path == DIRECT_WAN:
-            row["wan_rtt_ms"] = self.args.wan_rtt_ms
+        seconds, congestion = self.args.seconds, self.args.cc
+        if path == DIRECT_WAN:  # bench/overlay/wan.py: longer lines (few losses), CUBIC
+            seconds, congestion = self.args.wan_seconds, self.args.cc or WAN_CONGESTION
+            row.update(wan_rtt_ms=self.args.wan_rtt_ms, iperf3_seconds=seconds)
         relay_host = self.root.host if path == "RELAY" else None
         row.update(
-            measure(self.b.host, self.a.host, target, seconds=self.args.seconds,
+            measure(self.b.host, self.a.host, target, seconds=seconds,
                     pings=self.args.pings, daemons=pids, relay=relay_host,
-                    congestion=congestion or self.args.cc)
+                    congestion=congestion)
         )  # fmt: skip
         if impl in OFFLOAD:
             peer = self.a.peer(self.b.address)
@@ -379,14 +373,12 @@ class Bench:
     def _pid(node: OverlayNode) -> int | None:
         return node.proc.pid if node.running and node.proc is not None else None
 
-    def phase(
-        self, path: str, impls: list[str], tinc: TincNet | None, congestion: str | None = None
-    ) -> None:
+    def phase(self, path: str, impls: list[str], tinc: TincNet | None) -> None:
         homes = [self.home1, self.home2]
         for loss in self.args.loss:
             for impl in impls:
                 with router_rules(loss_rules(homes, loss)):
-                    row = self._one(path, loss, impl, tinc, congestion)
+                    row = self._one(path, loss, impl, tinc)
                     if loss > 0:
                         row["loss_dropped"] = dropped(homes)
 
@@ -411,11 +403,12 @@ class Bench:
                 tinc.stop()
 
     def wan_lines(self, impls: list[str], tinc: TincNet | None) -> None:
-        """The DIRECT-WAN lines (bench/overlay/wan.py): every --loss, under CUBIC unless
-        --cc names another; without them (said, and recorded) if the delay line fails."""
+        """The DIRECT-WAN lines (bench/overlay/wan.py): every --loss, --wan-seconds each,
+        under CUBIC unless --cc names another; none (said, and recorded) if the delay line
+        fails."""
         try:
             with wan_delay(self.home2, self.args.wan_rtt_ms) as self.wan:
-                self.phase(DIRECT_WAN, impls, tinc, self.args.cc or WAN_CONGESTION)
+                self.phase(DIRECT_WAN, impls, tinc)
         except WanError as exc:
             self.wan = {"skipped": str(exc)}
             say(f"{DIRECT_WAN} skipped: {exc}")
@@ -504,6 +497,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wan-rtt-ms", type=float, default=WAN_RTT_MS,
                         help="round trip DIRECT-WAN adds (home2's router delays what it "
                              "receives from the WAN)")  # fmt: skip
+    parser.add_argument("--wan-seconds", type=int, default=WAN_SECONDS,
+                        help="iperf3 run length on DIRECT-WAN (at 1%% loss and 20 ms, 8 s "
+                             "see ~45 losses: too few to compare)")  # fmt: skip
     parser.add_argument("--cc", metavar="NAME",
                         help="iperf3's TCP congestion control (e.g. cubic, a NAS's usual "
                              "default); default: the host's")  # fmt: skip
@@ -512,6 +508,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--loss takes percentages in [0, 100)")
     if not 0 < args.wan_rtt_ms <= 1000:
         parser.error("--wan-rtt-ms takes milliseconds in (0, 1000]")
+    if args.wan_seconds < 1 or args.seconds < 1:
+        parser.error("--seconds and --wan-seconds take at least 1")
     known = available_congestion_controls()
     if args.cc is not None and known and args.cc not in known:
         parser.error(f"--cc {args.cc}: this kernel offers {', '.join(sorted(known))}")
@@ -596,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         "impls": impls,
         "tcp_congestion_control": args.cc or "the host's default",
         "wan_rtt_ms": args.wan_rtt_ms,
+        "wan_iperf3_seconds": args.wan_seconds,
         "wan_tcp_congestion_control": args.cc or WAN_CONGESTION,
         "tinc": {
             "version": version,

@@ -36,11 +36,13 @@ def wan_legend(rows: Sequence[dict[str, Any]]) -> str:
     wan = [r for r in rows if r["path"] == DIRECT_WAN]
     added = sorted({float(r["wan_rtt_ms"]) for r in wan if r.get("wan_rtt_ms") is not None})
     used = sorted({c for r in wan if (c := r.get("tcp", {}).get("congestion"))})
+    seconds = sorted({int(r["iperf3_seconds"]) for r in wan if r.get("iperf3_seconds")})
     return (
         f"{DIRECT_WAN}: DIRECT with {'/'.join(f'{ms:g}' for ms in added) or '?'} ms added to "
         "every round trip, as between two cities (home2's router delays what it receives "
-        f"from the WAN: bench/overlay/wan.py), iperf3 under {', '.join(used) or '?'}. A "
-        "Python delay line: the underlay's 0% line is its ceiling, not the path's."
+        f"from the WAN: bench/overlay/wan.py), iperf3 under {', '.join(used) or '?'}"
+        + (f" for {'/'.join(map(str, seconds))} s" if seconds else "")
+        + ". A Python delay line: the underlay's 0% line is its ceiling, not the path's."
     )
 
 

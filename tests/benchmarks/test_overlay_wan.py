@@ -40,13 +40,15 @@ def _wan_bench(
 ) -> tuple[Any, list[Any]]:
     """A Bench over stand-ins whose wan_delay records when it was in place."""
     bench, calls = _measuring_bench(monkeypatch)
-    bench.args = argparse.Namespace(seconds=3, pings=5, loss=[0.0, 1.0], cc=cc, wan_rtt_ms=20.0)
+    bench.args = argparse.Namespace(
+        seconds=3, pings=5, loss=[0.0, 1.0], cc=cc, wan_rtt_ms=20.0, wan_seconds=21
+    )
     bench.home1 = object()
     monkeypatch.setattr(bench_overlay, "loss_rules", lambda homes, loss: [])
     monkeypatch.setattr(bench_overlay, "dropped", lambda homes: {"packets": 0, "bytes": 0})
 
     def measure(*args: Any, **kw: Any) -> dict[str, Any]:
-        calls.append(("measure", kw["congestion"]))
+        calls.append(("measure", kw["congestion"], kw["seconds"]))
         return {"tcp": {"gbit_per_s": 0.006, "congestion": kw["congestion"]}}
 
     monkeypatch.setattr(bench_overlay, "measure", measure)
@@ -68,27 +70,29 @@ def _wan_bench(
 
 
 @pytest.mark.parametrize(("cc", "used"), [(None, "cubic"), ("bbr", "bbr")])
-def test_wan_lines_run_under_cubic_unless_cc_says(
+def test_wan_lines_run_longer_under_cubic_unless_cc_says(
     monkeypatch: pytest.MonkeyPatch, cc: str | None, used: str
 ) -> None:
     bench, calls = _wan_bench(monkeypatch, cc)
     bench.wan_lines(["underlay", "ztui"], None)
     assert calls[0] == ("delay on", bench.home2, 20.0) and calls[-1] == "delay off"
     measured = [c for c in calls if c[0] == "measure"]
-    assert measured == [("measure", used)] * 4  # 2 losses x 2 impls, all inside the delay
+    assert measured == [("measure", used, 21)] * 4  # 2 losses x 2 impls, inside the delay
     assert ("offload", "auto", bench_overlay.Link.DIRECT) in calls  # ztui on a DIRECT link
     assert [(r["path"], r["loss_pct"], r["impl"]) for r in bench.rows] == [
         (DIRECT_WAN, 0.0, "underlay"), (DIRECT_WAN, 0.0, "ztui"),
         (DIRECT_WAN, 1.0, "underlay"), (DIRECT_WAN, 1.0, "ztui"),
     ]  # fmt: skip
-    assert all(r["wan_rtt_ms"] == 20.0 for r in bench.rows)
+    assert all(r["wan_rtt_ms"] == 20.0 and r["iperf3_seconds"] == 21 for r in bench.rows)
     assert bench.wan == {"delay_ms": 20.0, "forwarded": 1234}
 
 
-def test_other_paths_keep_the_hosts_congestion_control(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_paths_keep_seconds_and_the_hosts_congestion_control(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bench, calls = _wan_bench(monkeypatch, None)
-    bench._one("DIRECT", 1.0, "underlay", None)
-    assert calls == [("measure", None)]
+    row = bench._one("DIRECT", 1.0, "underlay", None)
+    assert calls == [("measure", None, 3)] and "iperf3_seconds" not in row
 
 
 def test_a_delay_line_that_will_not_start_is_recorded(
@@ -126,14 +130,26 @@ def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
     assert ("DIRECT-WAN skipped" in capsys.readouterr().out) == ("wan" not in paths)
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "1001"])
-def test_wan_rtt_must_be_a_sane_delay(value: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_overlay.parse_args([]).wan_rtt_ms == 20.0
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--wan-rtt-ms", "0"], "--wan-rtt-ms takes milliseconds"),
+        (["--wan-rtt-ms", "-5"], "--wan-rtt-ms takes milliseconds"),
+        (["--wan-rtt-ms", "1001"], "--wan-rtt-ms takes milliseconds"),
+        (["--wan-seconds", "0"], "take at least 1"),
+        (["--seconds", "0"], "take at least 1"),
+    ],
+)
+def test_wan_options_must_be_sane(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    default = bench_overlay.parse_args([])
+    assert (default.wan_rtt_ms, default.wan_seconds) == (20.0, 20)
     assert bench_overlay.parse_args(["--wan-rtt-ms", "35"]).wan_rtt_ms == 35.0
     with pytest.raises(SystemExit) as exit_:
-        bench_overlay.parse_args(["--wan-rtt-ms", value])
+        bench_overlay.parse_args(argv)
     assert exit_.value.code == 2
-    assert "--wan-rtt-ms takes milliseconds" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
 
 
 # ---- the table ----------------------------------------------------------------------------
@@ -141,7 +157,7 @@ def test_wan_rtt_must_be_a_sane_delay(value: str, capsys: pytest.CaptureFixture[
 
 def _wan_row(impl: str, loss: float, gbit: float) -> dict[str, Any]:
     row = tcp_row(impl, path=DIRECT_WAN, loss=loss, gbit=gbit)
-    row["wan_rtt_ms"] = 20.0
+    row.update(wan_rtt_ms=20.0, iperf3_seconds=20)
     row["tcp"]["congestion"] = "cubic"
     return row
 
@@ -159,7 +175,7 @@ def test_wan_lines_in_the_table_with_their_legend(capsys: pytest.CaptureFixture[
     assert re.search(r"\b0\.0075\b.*1\.48x$", lines[("1500", "1%", "DIRECT", "ztui")])
     assert " 2.500 " in lines[("1500", "0%", "DIRECT", "ztui")]
     assert "DIRECT-WAN: DIRECT with 20 ms added to every round trip" in out
-    assert "iperf3 under cubic" in out
+    assert "iperf3 under cubic for 20 s." in out
     print_ratios(ratios)
     header = capsys.readouterr().out.splitlines()[1]
     assert header.index("DIRECT 0%") < header.index("DIRECT-WAN 1%")
