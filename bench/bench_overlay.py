@@ -87,10 +87,10 @@ the ratios, and bench/results/overlay.json (its `runs` keep the earlier keys; `r
 under `bare_udp`, three on DIRECT and gso alone on DIRECT-WHOLE, and every other row of
 those paths their Gbit/s as `bare_udp_gbit_per_s`). Numbers are what this machine gives in
 this run; the ratios are the point. Benchmarks never fail on speed; the default run takes
-~13-14 minutes on two cores (the udp lines ~2 of them, DIRECT-WAN and DIRECT-WHOLE ~1
-each; --mtu, --loss, --paths and --impl choose a subset). Everything the run creates
-(namespaces, daemons, iptables rules, homes and tinc directories under /tmp) is removed at
-the end, also on error or Ctrl-C; only processes started here are ever signalled, by their
+~15-16 minutes on two cores (the udp lines ~2 of them, DIRECT-WAN ~5, DIRECT-WHOLE ~1;
+--mtu, --loss, --paths and --impl choose a subset). Everything the run creates (namespaces,
+daemons, iptables rules, homes and tinc directories under /tmp) is removed at the end, also
+on error or Ctrl-C; only processes started here are ever signalled, by their
 PID. As non-root (or without iperf3) it prints one line saying why and exits 0; without
 tincd it measures the rest and says so.
 """
@@ -502,7 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "see ~45 losses: too few to compare)")  # fmt: skip
     parser.add_argument("--cc", metavar="NAME",
                         help="iperf3's TCP congestion control (e.g. cubic, a NAS's usual "
-                             "default); default: the host's")  # fmt: skip
+                             "default); default: the host's, and cubic on DIRECT-WAN")  # fmt: skip
     args = parser.parse_args(argv)
     if any(not 0 <= loss < 100 for loss in args.loss):
         parser.error("--loss takes percentages in [0, 100)")
@@ -582,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     print_matrix(rows, args.seconds, args.pings)
     print_ratios(ratios)
     used = sorted({c for r in rows if (c := r.get("tcp", {}).get("congestion"))})
+    wan = f", {WAN_CONGESTION} on {DIRECT_WAN}" if "wan" in args.paths else ""
     say(f"iperf3's TCP congestion control: {', '.join(used) or 'unknown'}"
-        + ("" if args.cc else " (the host's default; --cc picks one)"))  # fmt: skip
+        + ("" if args.cc else f" (the host's default{wan}; --cc picks one)"))  # fmt: skip
 
     doc = {
         **run_header(),

@@ -127,7 +127,11 @@ def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1", *argv]) == 0
     assert built == [(1500, paths)]
     assert written[0]["wan_tcp_congestion_control"] == (argv[1] if argv else "cubic")
-    assert ("DIRECT-WAN skipped" in capsys.readouterr().out) == ("wan" not in paths)
+    out = capsys.readouterr().out
+    assert ("DIRECT-WAN skipped" in out) == ("wan" not in paths)
+    # Which congestion control ran where: the host's, or --cc's everywhere.
+    named = "cubic on DIRECT-WAN; --cc picks one" in out
+    assert named == ("wan" in paths and not argv)
 
 
 @pytest.mark.parametrize(
