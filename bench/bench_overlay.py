@@ -53,11 +53,11 @@ DIRECT-WHOLE (the same rig, after the DIRECT and DIRECT-WAN lines, on tinc's sam
 net; at 0 % loss only): UDP segmentation offload is turned back on, the veth default, on
 the uplinks the run turned it off on, for these lines only, and off again after them, also
 on error or Ctrl-C. A GSO send then crosses both NAT routers and the bridges as one packet
-and is split at pc2's socket, instead of being forwarded datagram by datagram: on this two-core rig
-that forwarding runs on the same cores as both ends, inside the sender's send calls. These
-lines show what ztui's batching gives on a path that does not charge the sender's cores per
-datagram; a random drop would take a whole batch, hence no lossy line. They do not replace
-the DIRECT lines, which stay the reference. Measured:
+and is split at pc2's socket, instead of being forwarded datagram by datagram: on this
+two-core rig that forwarding runs on the same cores as both ends, inside the sender's send
+calls. These lines show what ztui's batching gives on a path that does not charge the
+sender's cores per datagram; a random drop would take a whole batch, hence no lossy line.
+They do not replace the DIRECT lines, which stay the reference. Measured:
 * udp: bare UDP's gso mode only; one datagram per send and sendmmsg make no GSO sends, so
   the setting cannot change them.
 * tinc: one datagram per sendto, so in principle unchanged; measured as the reference of
@@ -90,9 +90,9 @@ this run; the ratios are the point. Benchmarks never fail on speed; the default 
 ~15-16 minutes on two cores (the udp lines ~2 of them, DIRECT-WAN ~5, DIRECT-WHOLE ~1;
 --mtu, --loss, --paths and --impl choose a subset). Everything the run creates (namespaces,
 daemons, iptables rules, homes and tinc directories under /tmp) is removed at the end, also
-on error or Ctrl-C; only processes started here are ever signalled, by their
-PID. As non-root (or without iperf3) it prints one line saying why and exits 0; without
-tincd it measures the rest and says so.
+on error or Ctrl-C; only processes started here are ever signalled, by their PID. As
+non-root (or without iperf3) it prints one line saying why and exits 0; without tincd it
+measures the rest and says so.
 """
 
 from __future__ import annotations
