@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from overlay_core.lab.netns import Site
+from overlay_core.lab.netns import RigError, Site
 
 DELAY_LINE = Path(__file__).with_name("delay_line.py")
 WAN_RTT_MS = 20.0
@@ -56,7 +56,8 @@ NOTRACK = ["PREROUTING", "-i", "dl1", "-j", "NOTRACK"]
 
 
 class WanError(RuntimeError):
-    """The delay line would not start or could not be routed through."""
+    """The delay line would not start or could not be routed through: the lines are
+    skipped and the run goes on, rather than losing every line measured so far."""
 
 
 def _rp_filter(site: Site, iface: str) -> str:
@@ -93,6 +94,21 @@ def _stop(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return {}
 
 
+def _route_through(site: Site, undo: list[list[str]], rp_all: str) -> None:
+    """The routing of the module docstring; each step's undo goes on `undo` as it lands."""
+    site.ip("link", "set", "dl0", "txqueuelen", TXQUEUELEN, "up")
+    site.ip("link", "set", "dl1", "up")
+    site.ip("route", "add", "default", "dev", "dl0", "table", TABLE)
+    site.ip("rule", "add", "iif", Site.WAN_IF, "lookup", TABLE, "priority", RULE_PRIORITY)
+    undo.append(["ip", "rule", "del", "priority", RULE_PRIORITY])
+    site.run(["iptables", "-t", "raw", "-I", *NOTRACK], check=True)
+    undo.append(["iptables", "-t", "raw", "-D", *NOTRACK])
+    # The effective value is the larger of all's and the device's: both go to 0.
+    site.sysctl("net.ipv4.conf.all.rp_filter", 0)
+    undo.append(["sh", "-c", f"echo {rp_all} > /proc/sys/net/ipv4/conf/all/rp_filter"])
+    site.sysctl("net.ipv4.conf.dl1.rp_filter", 0)
+
+
 @contextlib.contextmanager
 def wan_delay(site: Site, delay_ms: float) -> Iterator[dict[str, Any]]:
     """Everything `site`'s router receives on its WAN is delayed by `delay_ms` for the
@@ -103,17 +119,10 @@ def wan_delay(site: Site, delay_ms: float) -> Iterator[dict[str, Any]]:
     rp_all = _rp_filter(site, "all")
     proc = _start(site, delay_ms)
     try:
-        site.ip("link", "set", "dl0", "txqueuelen", TXQUEUELEN, "up")
-        site.ip("link", "set", "dl1", "up")
-        site.ip("route", "add", "default", "dev", "dl0", "table", TABLE)
-        site.ip("rule", "add", "iif", Site.WAN_IF, "lookup", TABLE, "priority", RULE_PRIORITY)
-        undo.append(["ip", "rule", "del", "priority", RULE_PRIORITY])
-        site.run(["iptables", "-t", "raw", "-I", *NOTRACK], check=True)
-        undo.append(["iptables", "-t", "raw", "-D", *NOTRACK])
-        # The effective value is the larger of all's and the device's: both go to 0.
-        site.sysctl("net.ipv4.conf.all.rp_filter", 0)
-        undo.append(["sh", "-c", f"echo {rp_all} > /proc/sys/net/ipv4/conf/all/rp_filter"])
-        site.sysctl("net.ipv4.conf.dl1.rp_filter", 0)
+        try:
+            _route_through(site, undo, rp_all)
+        except (RigError, subprocess.SubprocessError, OSError) as exc:
+            raise WanError(f"could not route through the delay line: {exc}") from exc
         yield stats
     finally:
         for cmd in reversed(undo):

@@ -23,7 +23,7 @@ import pytest
 
 from bench.overlay import delay_line
 from bench.overlay.report import DIRECT_WAN, print_matrix, print_ratios
-from bench.overlay.wan import wan_delay
+from bench.overlay.wan import WanError, wan_delay
 from overlay_core.lab.netns import Rig, unavailable_reason
 from tests.benchmarks.test_overlay_report import table_lines, tcp_row
 from tests.benchmarks.test_overlay_whole import (
@@ -263,6 +263,22 @@ def test_delay_line_undone_when_the_block_raises() -> None:
             with wan_delay(home, 5):
                 assert home.run(["ip", "link", "show", "dl1"]).returncode == 0
                 raise RuntimeError("measurement failed")
+        assert "lookup 100" not in home.run(["ip", "rule"]).stdout
+        assert "NOTRACK" not in home.run(["iptables", "-t", "raw", "-S"]).stdout
+        assert home.run(["ip", "link", "show", "dl0"]).returncode != 0
+
+
+@pytest.mark.netns
+@netns
+def test_a_route_that_will_not_go_in_is_a_wan_error_and_nothing_stays() -> None:
+    """Bench.wan_lines skips its lines on a WanError and keeps the run's other lines; a
+    RigError would end the run. Here table 100 already has a default route."""
+    with Rig() as rig:
+        home = rig.add_nat_site("home1")
+        home.ip("route", "add", "default", "dev", "lan0", "table", "100")
+        with pytest.raises(WanError, match="could not route through the delay line"):
+            with wan_delay(home, 5):
+                pytest.fail("the block ran without the delay in place")
         assert "lookup 100" not in home.run(["ip", "rule"]).stdout
         assert "NOTRACK" not in home.run(["iptables", "-t", "raw", "-S"]).stdout
         assert home.run(["ip", "link", "show", "dl0"]).returncode != 0
