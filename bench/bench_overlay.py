@@ -535,6 +535,15 @@ def whole_skipped(loss: list[float], impls: list[str]) -> str | None:
     return None
 
 
+def wan_skipped(cc: str | None) -> str | None:
+    """Why --paths wan measures nothing (it runs under CUBIC, which --cc may replace), or
+    None."""
+    offered = available_congestion_controls() or {WAN_CONGESTION}  # unknown: try it
+    if cc is None and WAN_CONGESTION not in offered:
+        return f"{DIRECT_WAN} skipped: this kernel lacks {WAN_CONGESTION} (--cc picks another)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     reason = why_not()
@@ -546,22 +555,16 @@ def main(argv: list[str] | None = None) -> int:
     if "tinc" in impls and version is None:
         say("tincd not found (run `make sysdeps` as root): measuring without tinc")
         impls.remove("tinc")
-    offered = available_congestion_controls() or {WAN_CONGESTION}  # unknown: try it
-    if "wan" in args.paths and args.cc is None and WAN_CONGESTION not in offered:
-        say(f"{DIRECT_WAN} skipped: this kernel lacks {WAN_CONGESTION} (--cc picks another)")
-        args.paths.remove("wan")
-        if not args.paths:
-            say("nothing to measure: --paths named only wan")
-            return 2
-    skipped = whole_skipped(args.loss, impls) if "whole" in args.paths else None
-    if skipped is not None:
-        say(skipped)
-        # The results' `paths` say what was measured (a world that could not measure it
-        # says why under `whole_skipped`).
-        args.paths.remove("whole")
-        if not args.paths:  # nothing left: say so rather than build worlds for nothing
-            say("nothing to measure: --paths named only whole")
-            return 2
+    skipped = {"wan": wan_skipped(args.cc), "whole": whole_skipped(args.loss, impls)}
+    for path, why in skipped.items():
+        if path in args.paths and why is not None:
+            say(why)
+            # The results' `paths` say what was measured (a world that could not measure
+            # one says why, under `whole_skipped` or `wan_delay_line`).
+            args.paths.remove(path)
+    if not args.paths:  # nothing left: say so rather than build worlds for nothing
+        say("nothing to measure: no path --paths named can run here")
+        return 2
     # SIGTERM unwinds like Ctrl-C, so the worlds' cleanup runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 

@@ -1,15 +1,15 @@
 """A delay line for the bench rig: every IP packet routed into TUN `dl0` comes out of TUN
 `dl1` DELAY_MS later, in order, to be routed on by the kernel.
 
-    python3 delay_line.py DELAY_MS [QUEUE_CAP]
+    python3 delay_line.py DELAY_MS
 
 Run inside a router's namespace by bench/overlay/wan.py, which routes the packets in and
 out. This kernel has no netem, which is how one would add delay with `tc`; the Python
 forwarder is the part that can be written in a page. It prints "ready" once both TUNs
 exist, and on SIGTERM or SIGINT one JSON line of what it did, then exits; the TUNs go
-with it. It holds at most QUEUE_CAP packets (default 100,000; a TCP line at the rates
-this forwarder can carry holds a few thousand at 20 ms) and counts what it had to drop
-beyond that, so a delay line that fell behind says so rather than looking like loss.
+with it. It holds at most MAX_HELD packets (a TCP line at the rates this forwarder can
+carry holds a few thousand at 20 ms) and counts what it had to drop beyond that, so a
+delay line that fell behind says so rather than looking like loss.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 READS_PER_WAKEUP = 256
 MAX_PACKET = 65536
+MAX_HELD = 100_000
 
 
 def open_tun(name: str) -> int:
@@ -46,7 +47,7 @@ def _stop(*_: object) -> None:
     raise Stop
 
 
-def run(delay_s: float, cap: int) -> dict[str, int]:
+def run(delay_s: float) -> dict[str, int]:
     rx, tx = open_tun("dl0"), open_tun("dl1")
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -73,7 +74,7 @@ def run(delay_s: float, cap: int) -> dict[str, int]:
                     packet = os.read(rx, MAX_PACKET)
                 except BlockingIOError:
                     break
-                if len(held) >= cap:
+                if len(held) >= MAX_HELD:
                     counts["dropped_full"] += 1
                     continue
                 held.append((due, packet))
@@ -83,10 +84,10 @@ def run(delay_s: float, cap: int) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
-        print("usage: python3 delay_line.py DELAY_MS [QUEUE_CAP]", file=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python3 delay_line.py DELAY_MS", file=sys.stderr)
         return 2
-    counts = run(float(argv[1]) / 1000, int(argv[2]) if len(argv) == 3 else 100_000)
+    counts = run(float(argv[1]) / 1000)
     print(json.dumps(counts), flush=True)
     return 0
 

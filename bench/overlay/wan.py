@@ -36,7 +36,7 @@ import json
 import select
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,12 @@ RULE_PRIORITY = "100"
 READY_TIMEOUT_S = 10.0
 TXQUEUELEN = "10000"  # dl0's queue: a scheduling hiccup of the delay line is no loss
 NOTRACK = ["PREROUTING", "-i", "dl1", "-j", "NOTRACK"]
+RP_FILTER_ALL = "/proc/sys/net/ipv4/conf/all/rp_filter"
 
 
 class WanError(RuntimeError):
     """The delay line would not start or could not be routed through: the lines are
     skipped and the run goes on, rather than losing every line measured so far."""
-
-
-def _rp_filter(site: Site, iface: str) -> str:
-    return str(site.run(["cat", f"/proc/sys/net/ipv4/conf/{iface}/rp_filter"]).stdout).strip()
 
 
 def _start(site: Site, delay_ms: float) -> subprocess.Popen[str]:
@@ -88,24 +85,27 @@ def _stop(proc: subprocess.Popen[str]) -> dict[str, Any]:
         proc.kill()
         proc.communicate(timeout=5)
         return {}
-    with contextlib.suppress(ValueError):
-        counts: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    lines = out.strip().splitlines()
+    with contextlib.suppress(ValueError):  # killed mid-line, or it printed no counts
+        counts: dict[str, Any] = json.loads(lines[-1]) if lines else {}
         return counts
     return {}
 
 
-def _route_through(site: Site, undo: list[list[str]], rp_all: str) -> None:
-    """The routing of the module docstring; each step's undo goes on `undo` as it lands."""
+def _route_through(site: Site, undo: list[Callable[[], object]]) -> None:
+    """The routing of the module docstring; each step's undo goes on `undo` as it lands
+    (the TUNs' own settings and route go with them)."""
     site.ip("link", "set", "dl0", "txqueuelen", TXQUEUELEN, "up")
     site.ip("link", "set", "dl1", "up")
     site.ip("route", "add", "default", "dev", "dl0", "table", TABLE)
     site.ip("rule", "add", "iif", Site.WAN_IF, "lookup", TABLE, "priority", RULE_PRIORITY)
-    undo.append(["ip", "rule", "del", "priority", RULE_PRIORITY])
+    undo.append(lambda: site.ip("rule", "del", "priority", RULE_PRIORITY))
     site.run(["iptables", "-t", "raw", "-I", *NOTRACK], check=True)
-    undo.append(["iptables", "-t", "raw", "-D", *NOTRACK])
+    undo.append(lambda: site.run(["iptables", "-t", "raw", "-D", *NOTRACK], timeout=30))
     # The effective value is the larger of all's and the device's: both go to 0.
+    was = str(site.run(["cat", RP_FILTER_ALL]).stdout).strip()
     site.sysctl("net.ipv4.conf.all.rp_filter", 0)
-    undo.append(["sh", "-c", f"echo {rp_all} > /proc/sys/net/ipv4/conf/all/rp_filter"])
+    undo.append(lambda: site.sysctl("net.ipv4.conf.all.rp_filter", was))
     site.sysctl("net.ipv4.conf.dl1.rp_filter", 0)
 
 
@@ -115,17 +115,16 @@ def wan_delay(site: Site, delay_ms: float) -> Iterator[dict[str, Any]]:
     block (module docstring). Yields a dict that holds, after the block, the delay
     line's counts (forwarded, dropped_full, write_errors, most_held)."""
     stats: dict[str, Any] = {"delay_ms": delay_ms}
-    undo: list[list[str]] = []
-    rp_all = _rp_filter(site, "all")
+    undo: list[Callable[[], object]] = []
     proc = _start(site, delay_ms)
     try:
         try:
-            _route_through(site, undo, rp_all)
+            _route_through(site, undo)
         except (RigError, subprocess.SubprocessError, OSError) as exc:
             raise WanError(f"could not route through the delay line: {exc}") from exc
         yield stats
     finally:
-        for cmd in reversed(undo):
+        for step in reversed(undo):
             with contextlib.suppress(Exception):
-                site.run(cmd, timeout=30)
+                step()
         stats.update(_stop(proc))

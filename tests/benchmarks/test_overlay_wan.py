@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bench.overlay import delay_line
+from bench.overlay import delay_line, wan
 from bench.overlay.report import DIRECT_WAN, print_matrix, print_ratios
 from bench.overlay.wan import WanError, wan_delay
 from overlay_core.lab.netns import Rig, unavailable_reason
@@ -132,6 +132,29 @@ def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
     # Which congestion control ran where: the host's, or --cc's everywhere.
     named = "cubic on DIRECT-WAN; --cc picks one" in out
     assert named == ("wan" in paths and not argv)
+
+
+def test_only_wan_without_cubic_measures_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "cc").write_text("reno bbr\n")
+    monkeypatch.setattr(bench_overlay, "CONGESTION_CONTROLS", tmp_path / "cc")
+    built, written = _main_without_a_rig(monkeypatch)
+    assert bench_overlay.main(["--mtu", "1500", "--paths", "wan"]) == 2
+    assert built == [] and written == []
+    out = capsys.readouterr().out
+    assert "DIRECT-WAN skipped" in out and "nothing to measure" in out
+
+
+def test_a_delay_line_that_printed_no_counts_gives_none() -> None:
+    """Stopped before it could print its counts (or killed): {} and no error that would
+    hide the measurement's own."""
+    silent = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert wan._stop(silent) == {}
+    assert silent.returncode is not None
 
 
 @pytest.mark.parametrize(
