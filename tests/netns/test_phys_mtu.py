@@ -16,12 +16,19 @@ import pytest
 pytestmark = pytest.mark.netns
 REPO = Path(__file__).resolve().parents[2]
 # Runs in the namespace: holds the TAP open as overlayd does (a TAP nobody has open has no
-# carrier and looks down anyway), checks that it is up, then asks for the MTUs.
+# carrier and looks down anyway), waits until it and the veth pair are up and running, then
+# asks for the MTUs. The wait matters: the kernel's linkwatch marks a new carrier's
+# operstate (and so IFF_RUNNING, which psutil's isup reads) asynchronously, up to a second
+# later, so asking at once raced (CI failed on it once, 2026-11-24).
 PROBE = """
-import fcntl, os, struct, psutil
+import fcntl, os, struct, time, psutil
 fd = os.open("/dev/net/tun", os.O_RDWR)
 fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"ztmtutap", 0x0002 | 0x1000))  # TUNSETIFF
-assert psutil.net_if_stats()["ztmtutap"].isup, "the TAP should be up and running"
+want = {"ztmtutap", "lan0", "lan1"}
+deadline = time.monotonic() + 10
+while not want <= {n for n, s in psutil.net_if_stats().items() if s.isup}:
+    assert time.monotonic() < deadline, f"not up and running after 10 s: {psutil.net_if_stats()}"
+    time.sleep(0.02)
 from overlay_core.io.interfaces import interface_mtus, phys_mtu_from
 mtus = interface_mtus()
 print(sorted(mtus), phys_mtu_from(mtus))
