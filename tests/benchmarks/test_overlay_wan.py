@@ -29,6 +29,7 @@ from tests.benchmarks.test_overlay_report import table_lines, tcp_row
 from tests.benchmarks.test_overlay_whole import (
     _main_without_a_rig,
     _measuring_bench,
+    bench_options,
     bench_overlay,
 )
 
@@ -122,7 +123,7 @@ def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
     paths: list[str],
 ) -> None:
     (tmp_path / "cc").write_text(offered + "\n")
-    monkeypatch.setattr(bench_overlay, "CONGESTION_CONTROLS", tmp_path / "cc")
+    monkeypatch.setattr(bench_options, "CONGESTION_CONTROLS", tmp_path / "cc")
     built, written = _main_without_a_rig(monkeypatch)
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1", *argv]) == 0
     assert built == [(1500, paths)]
@@ -138,7 +139,7 @@ def test_only_wan_without_cubic_measures_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     (tmp_path / "cc").write_text("reno bbr\n")
-    monkeypatch.setattr(bench_overlay, "CONGESTION_CONTROLS", tmp_path / "cc")
+    monkeypatch.setattr(bench_options, "CONGESTION_CONTROLS", tmp_path / "cc")
     built, written = _main_without_a_rig(monkeypatch)
     assert bench_overlay.main(["--mtu", "1500", "--paths", "wan"]) == 2
     assert built == [] and written == []

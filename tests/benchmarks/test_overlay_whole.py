@@ -42,6 +42,9 @@ def _load_bench_overlay() -> ModuleType:
 
 
 bench_overlay = _load_bench_overlay()
+# Its command line, as bench_overlay imported it (`overlay.options`, not `bench.overlay.options`:
+# a second copy of the module would not see a monkeypatch).
+bench_options = sys.modules["overlay.options"]
 
 
 class FakeHost:
@@ -525,7 +528,7 @@ def test_an_unknown_cc_is_a_usage_error(
 ) -> None:
     offered = tmp_path / "tcp_available_congestion_control"
     offered.write_text("reno cubic bbr\n")
-    monkeypatch.setattr(bench_overlay, "CONGESTION_CONTROLS", offered)
+    monkeypatch.setattr(bench_options, "CONGESTION_CONTROLS", offered)
     assert bench_overlay.parse_args(["--cc", "cubic"]).cc == "cubic"
     with pytest.raises(SystemExit) as exit_:
         bench_overlay.parse_args(["--cc", "vegas"])
