@@ -86,10 +86,11 @@ def _stop(proc: subprocess.Popen[str]) -> dict[str, Any]:
         proc.communicate(timeout=5)
         return {}
     lines = out.strip().splitlines()
-    with contextlib.suppress(ValueError):  # killed mid-line, or it printed no counts
+    try:
         counts: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        return counts
-    return {}
+    except ValueError:  # killed mid-line
+        return {}
+    return counts
 
 
 def _route_through(site: Site, undo: list[Callable[[], object]]) -> None:

@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +28,6 @@ from tests.benchmarks.test_overlay_report import table_lines, tcp_row
 from tests.benchmarks.test_overlay_whole import (
     _main_without_a_rig,
     _measuring_bench,
-    bench_options,
     bench_overlay,
 )
 
@@ -117,14 +115,11 @@ def test_a_delay_line_that_will_not_start_is_recorded(
 def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
     offered: str,
     argv: list[str],
     paths: list[str],
 ) -> None:
-    (tmp_path / "cc").write_text(offered + "\n")
-    monkeypatch.setattr(bench_options, "CONGESTION_CONTROLS", tmp_path / "cc")
-    built, written = _main_without_a_rig(monkeypatch)
+    built, written = _main_without_a_rig(monkeypatch, offered)
     assert bench_overlay.main(["--mtu", "1500", "--loss", "1", *argv]) == 0
     assert built == [(1500, paths)]
     assert written[0]["wan_tcp_congestion_control"] == (argv[1] if argv else "cubic")
@@ -136,11 +131,9 @@ def test_without_cubic_the_wan_lines_are_skipped_unless_cc_names_one(
 
 
 def test_only_wan_without_cubic_measures_nothing(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "cc").write_text("reno bbr\n")
-    monkeypatch.setattr(bench_options, "CONGESTION_CONTROLS", tmp_path / "cc")
-    built, written = _main_without_a_rig(monkeypatch)
+    built, written = _main_without_a_rig(monkeypatch, "reno bbr")
     assert bench_overlay.main(["--mtu", "1500", "--paths", "wan"]) == 2
     assert built == [] and written == []
     out = capsys.readouterr().out

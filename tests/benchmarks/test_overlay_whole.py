@@ -391,9 +391,16 @@ def test_bare_udp_on_direct_whole_is_gso_alone(
     assert row["path"] == path and list(row["bare_udp"]) == modes
 
 
-def _main_without_a_rig(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+def _main_without_a_rig(
+    monkeypatch: pytest.MonkeyPatch, offered: str = "reno cubic bbr"
+) -> tuple[list[Any], list[Any]]:
+    """main() with stand-ins for the rig, the results file and the kernel's congestion
+    controls (`offered`), so what it decides does not depend on this machine's kernel."""
     built: list[Any] = []
     written: list[Any] = []
+    monkeypatch.setattr(
+        bench_options, "available_congestion_controls", lambda: set(offered.split())
+    )
     monkeypatch.setattr(bench_overlay, "why_not", lambda: None)
     monkeypatch.setattr(bench_overlay, "tinc_version", lambda: "1.0.36")
     monkeypatch.setattr(
